@@ -1,0 +1,641 @@
+//! `SqliteStore`: the `Store` on one SQLite file (WAL, `synchronous=FULL`, foreign keys on,
+//! schema versioned in code). The one place a store is opened, so encryption at rest can later
+//! be added here alone.
+//!
+//! Records are stored one row each, their registers encoded with postcard in one blob; the
+//! columns beside the blob (`day`, `conflict`) exist only to be indexed. Deliberately not here:
+//! deciding what to write (that is `write_local`'s caller) or any network code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
+};
+use uuid::Uuid;
+
+use super::{ApplySummary, Identity, LocalAction, Store, StoreError, StoreStats};
+use crate::clock::WallMs;
+use crate::hlc::{Hlc, HlcGen};
+use crate::limits::{
+    APPLY_BATCH_CHANGES_MAX, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX, STORE_BUSY_WAIT_MS,
+};
+use crate::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
+use crate::record::{check_scope, Change, Record};
+use crate::time::{day_key, paris_date};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: records, outbox, bookkeeping.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value ANY
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE records (
+         id       BLOB PRIMARY KEY,
+         kind     INTEGER NOT NULL,
+         scope    TEXT NOT NULL,
+         day      INTEGER,
+         conflict INTEGER NOT NULL DEFAULT 0,
+         state    BLOB NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX records_day ON records(kind, day) WHERE day IS NOT NULL;
+     CREATE INDEX records_conflict ON records(conflict) WHERE conflict = 1;
+     CREATE TABLE outbox (
+         seq    INTEGER PRIMARY KEY,
+         change BLOB NOT NULL
+     ) STRICT;
+     CREATE TABLE rejected (
+         seq    INTEGER PRIMARY KEY,
+         reason TEXT NOT NULL,
+         change BLOB NOT NULL
+     ) STRICT;",
+];
+
+/// Schema version this program writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const META_DEVICE: &str = "device";
+const META_UNIT: &str = "unit";
+const META_TERRITORY: &str = "territory";
+const META_HLC: &str = "hlc";
+const META_LAST_SEQ: &str = "last_seq";
+const META_ACKED_SEQ: &str = "acked_seq";
+const META_CURSOR: &str = "cursor";
+
+/// How strongly commits reach the disk. `Full` is the only setting for real data; `Normal`
+/// exists so the power-cut harness can show what it loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit that returned survives power loss.
+    Full,
+    /// `synchronous=NORMAL`: faster; the last commits can vanish on power loss.
+    Normal,
+}
+
+/// A store on one SQLite file. Owns its connection; not shared between threads.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+    identity: Option<Identity>,
+}
+
+fn kind_code(kind: Kind) -> i64 {
+    Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(-1, |i| i as i64)
+}
+
+fn kind_from_code(code: i64) -> Result<Kind, StoreError> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| Kind::ALL.get(i).copied())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "record kind",
+            detail: format!("code {code}"),
+        })
+}
+
+fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    if bytes.len() > RECORD_STATE_BYTES_MAX {
+        return Err(StoreError::Corrupt {
+            what,
+            detail: format!("{} bytes exceeds {RECORD_STATE_BYTES_MAX}", bytes.len()),
+        });
+    }
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+/// The indexed day of a record: appointment start day or passage date, in Paris.
+fn record_day(record: &Record) -> Option<i64> {
+    match record.kind {
+        Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+        Kind::Passage => record
+            .text(Field::Date)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .map(day_key),
+        _ => None,
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store at `path` with full durability.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Open with an explicit durability (tests and the power-cut harness only).
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path).map_err(|e| map_err(&shown, e))?;
+        Self::setup(conn, shown, durability)
+    }
+
+    /// A private in-memory store, for tests and simulations.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Self::setup(conn, ":memory:".to_owned(), Durability::Full)
+    }
+
+    fn setup(conn: Connection, path: String, durability: Durability) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_millis(STORE_BUSY_WAIT_MS))
+            .map_err(|e| map_err(&path, e))?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;"
+        ))
+        .map_err(|e| map_err(&path, e))?;
+        let mut store = Self {
+            conn,
+            path,
+            identity: None,
+        };
+        store.migrate()?;
+        store.identity = store.load_identity()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&path, e))?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(())
+    }
+
+    fn load_identity(&self) -> Result<Option<Identity>, StoreError> {
+        let device: Option<i64> = meta_get(&self.conn, META_DEVICE)?;
+        let Some(device) = device else {
+            return Ok(None);
+        };
+        let unit: Option<String> = meta_get(&self.conn, META_UNIT)?;
+        let territory: Option<String> = meta_get(&self.conn, META_TERRITORY)?;
+        Ok(Some(Identity {
+            device: u32::try_from(device).map_err(|_| StoreError::Corrupt {
+                what: "device id",
+                detail: device.to_string(),
+            })?,
+            unit: unit.unwrap_or_default(),
+            territory: territory.unwrap_or_default(),
+        }))
+    }
+
+    /// The database file's path as shown in messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn require_identity(&self) -> Result<&Identity, StoreError> {
+        self.identity
+            .as_ref()
+            .ok_or_else(|| StoreError::NotInitialized {
+                path: self.path.clone(),
+            })
+    }
+
+    /// Run `PRAGMA integrity_check`; `Ok(())` when SQLite reports "ok".
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                what: "database file",
+                detail: verdict,
+            })
+        }
+    }
+
+    /// Bytes the database occupies (pages in use × page size), for the storage benchmark.
+    pub fn bytes_used(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(u64::try_from((pages - free) * size).unwrap_or(0))
+    }
+
+    /// Drop acknowledged outbox entries (sync acks them; the benchmark uses it to measure the
+    /// store as it stands after a sync).
+    pub fn prune_acked(&mut self, acked: u64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&path, e))?;
+        let prev: Option<i64> = meta_get(&tx, META_ACKED_SEQ)?;
+        let acked = i64::try_from(acked)
+            .unwrap_or(i64::MAX)
+            .max(prev.unwrap_or(0));
+        tx.execute("DELETE FROM outbox WHERE seq <= ?1", [acked])?;
+        meta_set(&tx, META_ACKED_SEQ, acked)?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(())
+    }
+
+    /// Rebuild the file to its minimal size (after bulk loads, for measurements).
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM")?;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&path, e))
+    }
+}
+
+fn map_err(path: &str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy {
+            path: path.to_owned(),
+        },
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull {
+            path: path.to_owned(),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+fn meta_get<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn meta_set<T: rusqlite::types::ToSql>(
+    conn: &Connection,
+    key: &str,
+    value: T,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    let v: Option<i64> = meta_get(conn, key)?;
+    Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+}
+
+fn load_record(conn: &Connection, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let row: Option<(i64, String, Vec<u8>)> = conn
+        .prepare_cached("SELECT kind, scope, state FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes().as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    row.map(|(kind, scope, state)| row_to_record(id, kind, &scope, &state))
+        .transpose()
+}
+
+fn row_to_record(id: Uuid, kind: i64, scope: &str, state: &[u8]) -> Result<Record, StoreError> {
+    let kind = kind_from_code(kind)?;
+    let scope = Scope::from_key(scope).ok_or_else(|| StoreError::Corrupt {
+        what: "record scope",
+        detail: scope.to_owned(),
+    })?;
+    Ok(Record {
+        id,
+        kind,
+        scope,
+        fields: decode("record state", state)?,
+    })
+}
+
+fn save_record(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+    let state = encode("record state", &record.fields)?;
+    let conflict = i64::from(!record.conflicts().is_empty());
+    conn.prepare_cached(
+        "INSERT INTO records(id, kind, scope, day, conflict, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET day = excluded.day, conflict = excluded.conflict, state = excluded.state",
+    )?
+    .execute(params![
+        record.id.as_bytes().as_slice(),
+        kind_code(record.kind),
+        record.scope.key(),
+        record_day(record),
+        conflict,
+        state
+    ])?;
+    Ok(())
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Record>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: Vec<u8> = r.get(0)?;
+        let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
+            what: "record id",
+            detail: e.to_string(),
+        })?;
+        let kind: i64 = r.get(1)?;
+        let scope: String = r.get(2)?;
+        let state: Vec<u8> = r.get(3)?;
+        out.push(row_to_record(id, kind, &scope, &state)?);
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn identity(&self) -> Result<Option<Identity>, StoreError> {
+        Ok(self.identity.clone())
+    }
+
+    fn set_identity(&mut self, identity: &Identity) -> Result<(), StoreError> {
+        if let Some(have) = &self.identity {
+            return Err(StoreError::AlreadyInitialized {
+                path: self.path.clone(),
+                device: have.device,
+                unit: have.unit.clone(),
+            });
+        }
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        meta_set(&tx, META_DEVICE, i64::from(identity.device))?;
+        meta_set(&tx, META_UNIT, &identity.unit)?;
+        meta_set(&tx, META_TERRITORY, &identity.territory)?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        self.identity = Some(identity.clone());
+        Ok(())
+    }
+
+    fn record(&self, id: Uuid) -> Result<Option<Record>, StoreError> {
+        load_record(&self.conn, id)
+    }
+
+    fn write_local(
+        &mut self,
+        now: WallMs,
+        action: &LocalAction,
+    ) -> Result<Vec<Change>, StoreError> {
+        let count: usize = action.edits.iter().map(|e| e.sets.len()).sum();
+        if count > LOCAL_ACTION_CHANGES_MAX {
+            return Err(StoreError::TooBig {
+                what: "local action",
+                count,
+                max: LOCAL_ACTION_CHANGES_MAX,
+            });
+        }
+        let me = self.require_identity()?.device;
+        let ctx = Some(ValidationCtx { now });
+        for edit in &action.edits {
+            check_scope(edit.kind, &edit.scope)?;
+            for (field, value) in &edit.sets {
+                check_value(edit.kind, *field, value, ctx)?;
+            }
+        }
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
+        let mut seq = meta_u64(&tx, META_LAST_SEQ)?;
+        let mut changes = Vec::with_capacity(count);
+        for edit in &action.edits {
+            let existing = load_record(&tx, edit.id)?;
+            let mut record = match existing {
+                Some(r) if edit.create => {
+                    return Err(StoreError::Exists {
+                        kind: r.kind,
+                        id: r.id,
+                    })
+                }
+                Some(r) => r,
+                None if edit.create => Record::new(edit.id, edit.kind, edit.scope.clone()),
+                None => {
+                    return Err(StoreError::NotFound {
+                        kind: edit.kind,
+                        id: edit.id,
+                    })
+                }
+            };
+            for (field, value) in &edit.sets {
+                let reg = record.fields.get(field).cloned().unwrap_or_default();
+                if record.kind == Kind::Appointment && *field == Field::Status {
+                    check_status_forward(reg.siblings(), value)?;
+                }
+                let change = Change {
+                    record: record.id,
+                    kind: record.kind,
+                    scope: record.scope.clone(),
+                    field: *field,
+                    write: reg.prepare(me, hlc.tick(now), value.clone()),
+                };
+                record.apply_change(change.clone())?;
+                seq += 1;
+                tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")?
+                    .execute(params![
+                        i64::try_from(seq).unwrap_or(i64::MAX),
+                        encode("change", &change)?
+                    ])?;
+                changes.push(change);
+            }
+            save_record(&tx, &record)?;
+        }
+        meta_set(
+            &tx,
+            META_HLC,
+            i64::try_from(hlc.last().0).unwrap_or(i64::MAX),
+        )?;
+        meta_set(&tx, META_LAST_SEQ, i64::try_from(seq).unwrap_or(i64::MAX))?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(changes)
+    }
+
+    fn apply_remote(
+        &mut self,
+        changes: &[Change],
+        cursor: Option<u64>,
+    ) -> Result<ApplySummary, StoreError> {
+        if changes.len() > APPLY_BATCH_CHANGES_MAX {
+            return Err(StoreError::TooBig {
+                what: "remote batch",
+                count: changes.len(),
+                max: APPLY_BATCH_CHANGES_MAX,
+            });
+        }
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
+        let mut touched: HashMap<Uuid, (Record, bool)> = HashMap::new();
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut summary = ApplySummary::default();
+        for change in changes {
+            check_value(change.kind, change.field, &change.write.value, None)?;
+            if !touched.contains_key(&change.record) {
+                let record = match load_record(&tx, change.record)? {
+                    Some(r) => r,
+                    None => Record::for_change(change)?,
+                };
+                touched.insert(change.record, (record, false));
+                order.push(change.record);
+            }
+            let Some((record, dirty)) = touched.get_mut(&change.record) else {
+                continue;
+            };
+            if record.apply_change(change.clone())? {
+                *dirty = true;
+                summary.applied += 1;
+            } else {
+                summary.already_seen += 1;
+            }
+            hlc.observe(change.write.hlc);
+        }
+        for id in order {
+            if let Some((record, true)) = touched.get(&id) {
+                save_record(&tx, record)?;
+            }
+        }
+        meta_set(
+            &tx,
+            META_HLC,
+            i64::try_from(hlc.last().0).unwrap_or(i64::MAX),
+        )?;
+        if let Some(c) = cursor {
+            let prev = meta_u64(&tx, META_CURSOR)?;
+            meta_set(
+                &tx,
+                META_CURSOR,
+                i64::try_from(c.max(prev)).unwrap_or(i64::MAX),
+            )?;
+        }
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(summary)
+    }
+
+    fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, change FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let bytes: Vec<u8> = r.get(1)?;
+            out.push((
+                u64::try_from(seq).unwrap_or(0),
+                decode("outbox change", &bytes)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn records_on(&self, kind: Kind, day: NaiveDate) -> Result<Vec<Record>, StoreError> {
+        let recs = query_records(
+            &self.conn,
+            "SELECT id, kind, scope, state FROM records WHERE kind = ?1 AND day = ?2",
+            params![kind_code(kind), day_key(day)],
+        )?;
+        Ok(recs.into_iter().filter(|r| !r.is_deleted()).collect())
+    }
+
+    fn conflicted(&self) -> Result<Vec<Record>, StoreError> {
+        query_records(
+            &self.conn,
+            "SELECT id, kind, scope, state FROM records WHERE conflict = 1 ORDER BY id",
+            [],
+        )
+    }
+
+    fn for_each_record(
+        &self,
+        scopes: Option<&[Scope]>,
+        f: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let keys: Option<Vec<String>> = scopes.map(|s| s.iter().map(Scope::key).collect());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, kind, scope, state FROM records ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let scope: String = r.get(2)?;
+            if let Some(keys) = &keys {
+                if !keys.contains(&scope) {
+                    continue;
+                }
+            }
+            let id: Vec<u8> = r.get(0)?;
+            let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
+                what: "record id",
+                detail: e.to_string(),
+            })?;
+            let kind: i64 = r.get(1)?;
+            let state: Vec<u8> = r.get(3)?;
+            f(row_to_record(id, kind, &scope, &state)?)?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        let last_seq = meta_u64(&self.conn, META_LAST_SEQ)?;
+        let acked_seq = meta_u64(&self.conn, META_ACKED_SEQ)?;
+        Ok(StoreStats {
+            records: count("SELECT count(*) FROM records")?,
+            last_seq,
+            acked_seq,
+            pending: last_seq.saturating_sub(acked_seq),
+            conflicted_records: count("SELECT count(*) FROM records WHERE conflict = 1")?,
+            rejected: count("SELECT count(*) FROM rejected")?,
+            cursor: meta_u64(&self.conn, META_CURSOR)?,
+        })
+    }
+}
