@@ -1,1 +1,262 @@
-fn main() {}
+//! `tournee-agent`: the command line a conseiller's laptop runs — record appointments, requests
+//! and passage outcomes offline, review conflicts, export and digest the local store.
+//!
+//! Exit status: 0 on success, 1 on a user error (one line on stderr), 2 on a usage error.
+//! Deliberately not here yet: sync and the daemon (they arrive with the QUIC transport).
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use output::Format;
+
+/// Tournée agent: offline-first records of a France Services mobile unit.
+#[derive(Debug, Parser)]
+#[command(name = "tournee-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory of this laptop's store (default: $TOURNEE_DATA, else the platform data dir).
+    #[arg(long, global = true, env = "TOURNEE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this laptop's store for a device of a unit.
+    Init(InitArgs),
+    /// Record, change and list appointments.
+    #[command(subcommand)]
+    Appointment(AppointmentCmd),
+    /// Record requests (demandes) made at an appointment or a passage.
+    #[command(subcommand)]
+    Request(RequestCmd),
+    /// The round's passages: list a day, record held / cancelled and actual times.
+    #[command(subcommand)]
+    Passage(PassageCmd),
+    /// List fields with concurrent values (conflicts).
+    Conflicts(FormatArg),
+    /// Resolve a conflict: write a value that replaces every concurrent one.
+    Resolve(ResolveArgs),
+    /// Pending changes, last sync, clock offset, rejected changes, conflicts.
+    Status(FormatArg),
+    /// Canonical state of this device's scope, as JSON.
+    Export(ExportArgs),
+    /// One line: hex SHA-256 of the canonical export.
+    Digest,
+}
+
+/// `--format`.
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Actor number of this device, as assigned by the server.
+    #[arg(long, value_name = "N")]
+    pub device_id: u32,
+    /// Unit this laptop belongs to.
+    #[arg(long, value_name = "ID")]
+    pub unit: String,
+    /// Territory (département code) of the unit.
+    #[arg(long, value_name = "CODE")]
+    pub territory: String,
+}
+
+/// `appointment …`.
+#[derive(Debug, Subcommand)]
+pub enum AppointmentCmd {
+    /// Record a new appointment; prints its id.
+    Add(AppointmentAdd),
+    /// Change an appointment (status, time, duration, note).
+    Set(AppointmentSet),
+    /// Appointments of a day.
+    List(DayList),
+    /// One appointment with every field, and the competing values of conflicting fields.
+    Show(ShowArgs),
+}
+
+/// `appointment add`.
+#[derive(Debug, Args)]
+pub struct AppointmentAdd {
+    /// Start: RFC 3339 or YYYY-MM-DDTHH:MM (Europe/Paris).
+    #[arg(long)]
+    pub start: String,
+    /// Duration in minutes (1 to 720).
+    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
+    pub duration: String,
+    /// Where: arret, domicile or telephone.
+    #[arg(long)]
+    pub location: String,
+    /// INSEE code of the commune (e.g. 80021).
+    #[arg(long, value_name = "INSEE")]
+    pub commune: String,
+    /// Citizen's display name (kept minimal).
+    #[arg(long, value_name = "NAME")]
+    pub citizen: Option<String>,
+    /// Passage this appointment belongs to.
+    #[arg(long, value_name = "ID")]
+    pub passage: Option<String>,
+    /// Free-text note.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// `appointment set`.
+#[derive(Debug, Args)]
+pub struct AppointmentSet {
+    /// Appointment id.
+    pub id: String,
+    /// unknown, seen, excused, revoked or noshow (an outcome never goes back to unknown).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// New start: RFC 3339 or YYYY-MM-DDTHH:MM.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// New duration in minutes.
+    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
+    pub duration: Option<String>,
+    /// New note.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// A day listing.
+#[derive(Debug, Args)]
+pub struct DayList {
+    /// Day YYYY-MM-DD (default: today, Europe/Paris).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `… show ID`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Record id.
+    pub id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `request …`.
+#[derive(Debug, Subcommand)]
+pub enum RequestCmd {
+    /// Record a request; prints its id.
+    Add(RequestAdd),
+}
+
+/// `request add`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("link").required(true).args(["appointment", "passage"])))]
+pub struct RequestAdd {
+    /// The appointment the request was made at.
+    #[arg(long, value_name = "ID")]
+    pub appointment: Option<String>,
+    /// The passage (walk-in at a stop).
+    #[arg(long, value_name = "ID")]
+    pub passage: Option<String>,
+    /// Partner code (caf, assurance_maladie, france_travail, dgfip, …).
+    #[arg(long, value_name = "CODE")]
+    pub partner: String,
+    /// Theme code (logement, social_sante, papiers_citoyennete, …).
+    #[arg(long, value_name = "CODE")]
+    pub theme: String,
+    /// information, accompagnement or orientation.
+    #[arg(long)]
+    pub level: String,
+    /// resolue_sur_place, orientee_operateur, en_attente_operateur or non_resolue.
+    #[arg(long)]
+    pub outcome: String,
+    /// Minutes spent.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub minutes: Option<String>,
+}
+
+/// `passage …`.
+#[derive(Debug, Subcommand)]
+pub enum PassageCmd {
+    /// The day's round, in order, with stops and communes.
+    List(DayList),
+    /// Record a passage as held (effectue) or cancelled (annule, with a cause), and actual times.
+    Set(PassageSet),
+}
+
+/// `passage set`.
+#[derive(Debug, Args)]
+pub struct PassageSet {
+    /// Passage id.
+    pub id: String,
+    /// effectue or annule.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Why it was cancelled: panne, meteo, absence_conseiller or autre.
+    #[arg(long)]
+    pub cause: Option<String>,
+    /// Actual start: RFC 3339 or YYYY-MM-DDTHH:MM.
+    #[arg(long, value_name = "TIME")]
+    pub actual_start: Option<String>,
+    /// Actual end: RFC 3339 or YYYY-MM-DDTHH:MM.
+    #[arg(long, value_name = "TIME")]
+    pub actual_end: Option<String>,
+}
+
+/// `resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Record id.
+    pub record_id: String,
+    /// Field name (as listed by `conflicts`).
+    pub field: String,
+    /// The value to keep (times as RFC 3339 or YYYY-MM-DDTHH:MM).
+    #[arg(long)]
+    pub value: String,
+}
+
+/// Export format: JSON only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Canonical JSON.
+    Json,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tournee-agent: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A reader that closed our stdout early (`export | head`) is not an error worth a message.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

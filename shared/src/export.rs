@@ -13,24 +13,17 @@ use sha2::{Digest, Sha256};
 use crate::model::Scope;
 use crate::store::{Store, StoreError};
 
-fn io_err(e: std::io::Error) -> StoreError {
-    StoreError::Corrupt {
-        what: "export output",
-        detail: e.to_string(),
-    }
-}
-
 /// Write the canonical export of the records in `scopes` (all when `None`) to `out`.
 pub fn write_export(
     store: &dyn Store,
     scopes: Option<&[Scope]>,
     out: &mut dyn Write,
 ) -> Result<(), StoreError> {
-    out.write_all(b"{\"records\":[").map_err(io_err)?;
+    out.write_all(b"{\"records\":[")?;
     let mut first = true;
     store.for_each_record(scopes, &mut |record| {
         if !first {
-            out.write_all(b",").map_err(io_err)?;
+            out.write_all(b",")?;
         }
         first = false;
         serde_json::to_writer(&mut *out, &record.canonical_json()).map_err(|e| {
@@ -40,7 +33,7 @@ pub fn write_export(
             }
         })
     })?;
-    out.write_all(b"]}\n").map_err(io_err)?;
+    out.write_all(b"]}\n")?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //!
 //! This crate does no network I/O and never reads the clock on its own (see `clock`).
 
+pub mod actions;
 pub mod clock;
 pub mod export;
 pub mod hlc;

@@ -157,12 +157,11 @@ impl Record {
     pub fn apply_change(&mut self, change: Change) -> Result<bool, RecordError> {
         self.validate_change(&change)?;
         let reg = self.fields.entry(change.field).or_default();
-        Ok(reg
-            .try_apply(change.write)
+        reg.try_apply(change.write)
             .map_err(|source| RecordError::Register {
                 field: change.field,
                 source,
-            })?)
+            })
     }
 
     /// Join another replica's state of the same record.

@@ -170,7 +170,7 @@ impl<V: Clone + PartialEq> Register<V> {
             }
             let mut joined = self.clock.clone();
             joined.merge(write.ctx.clone());
-            joined.apply(write.dot.clone());
+            joined.apply(write.dot);
             if joined.dots.len() > FIELD_CLOCK_ACTORS_MAX {
                 return Err(RegisterError::ClockTooWide {
                     max: FIELD_CLOCK_ACTORS_MAX,
@@ -206,7 +206,7 @@ impl<V: Clone + PartialEq> Register<V> {
         }
         self.siblings.retain(|s| !covers(&write.ctx, &s.dot));
         self.clock.merge(write.ctx);
-        self.clock.apply(write.dot.clone());
+        self.clock.apply(write.dot);
         let sibling = Sibling {
             dot: write.dot,
             hlc: write.hlc,

@@ -173,6 +173,9 @@ pub enum StoreError {
     /// A change refused by the record.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// Writing an export or listing failed (closed pipe, full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
     /// Any other SQLite failure.
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -514,16 +514,16 @@ impl Store for SqliteStore {
         let mut summary = ApplySummary::default();
         for change in changes {
             check_value(change.kind, change.field, &change.write.value, None)?;
-            if !touched.contains_key(&change.record) {
-                let record = match load_record(&tx, change.record)? {
-                    Some(r) => r,
-                    None => Record::for_change(change)?,
-                };
-                touched.insert(change.record, (record, false));
-                order.push(change.record);
-            }
-            let Some((record, dirty)) = touched.get_mut(&change.record) else {
-                continue;
+            let (record, dirty) = match touched.entry(change.record) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let record = match load_record(&tx, change.record)? {
+                        Some(r) => r,
+                        None => Record::for_change(change)?,
+                    };
+                    order.push(change.record);
+                    e.insert((record, false))
+                }
             };
             if record.apply_change(change.clone())? {
                 *dirty = true;

@@ -1,0 +1,520 @@
+//! The agent's commands: each opens the store, does one thing, prints the result.
+//!
+//! Validation and record building live in `tournee_shared::actions`; this module only parses
+//! what a person typed and shows results. No network here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+use serde_json::json;
+use tournee_shared::actions::{
+    self, add_appointment, add_request, conflict_views, require_kind, set_fields, NewAppointment,
+    NewRequest, PassageUpdate,
+};
+use tournee_shared::clock::{Clock, SystemClock};
+use tournee_shared::export;
+use tournee_shared::model::{
+    check_admin_id, check_territory, AppointmentStatus, CancelCause, Field, Kind, Level, Location,
+    ModelError, Outcome, PassageStatus, Value,
+};
+use tournee_shared::record::Record;
+use tournee_shared::refdata::RefData;
+use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_shared::time::{paris_date, parse_date, parse_time, show_local, show_rfc3339};
+use uuid::Uuid;
+
+use crate::output::{print_json, print_pairs, print_table, Format};
+use crate::{AppointmentCmd, Cli, Command, PassageCmd, RequestCmd};
+
+/// File name of the agent's store inside the data directory.
+pub const STORE_FILE: &str = "agent.sqlite";
+
+fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
+    match cli_data {
+        Some(d) => Ok(d),
+        None => dirs::data_dir()
+            .map(|d| d.join("tournee-agent"))
+            .context("no data directory: pass --data DIR or set TOURNEE_DATA"),
+    }
+}
+
+fn open_existing(dir: &Path) -> Result<SqliteStore> {
+    let file = dir.join(STORE_FILE);
+    if !file.exists() {
+        bail!(
+            "no Tournée agent store in {}: run `tournee-agent init` first (or pass the right --data)",
+            dir.display()
+        );
+    }
+    let store = SqliteStore::open(&file)?;
+    if store.identity()?.is_none() {
+        bail!("{} is not initialised: run `tournee-agent init`", dir.display());
+    }
+    Ok(store)
+}
+
+fn identity(store: &SqliteStore) -> Result<Identity> {
+    store
+        .identity()?
+        .context("store is not initialised: run `tournee-agent init`")
+}
+
+fn parse_id(what: &'static str, s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| {
+        ModelError::BadFormat {
+            field: what,
+            value: s.to_owned(),
+            expected: "record id (UUID, as printed by `add` or `list`)",
+        }
+        .into()
+    })
+}
+
+fn parse_int(what: &'static str, s: &str) -> Result<i64> {
+    s.trim().parse::<i64>().map_err(|_| {
+        ModelError::BadFormat {
+            field: what,
+            value: s.to_owned(),
+            expected: "whole number",
+        }
+        .into()
+    })
+}
+
+fn today(now_ms: u64) -> NaiveDate {
+    paris_date(i64::try_from(now_ms / 1000).unwrap_or(0)).unwrap_or_default()
+}
+
+fn day_arg(date: Option<&str>, now_ms: u64) -> Result<NaiveDate> {
+    match date {
+        Some(d) => Ok(parse_date("date", d)?),
+        None => Ok(today(now_ms)),
+    }
+}
+
+/// Run one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let clock = SystemClock;
+    let dir = data_dir(cli.data)?;
+    match cli.command {
+        Command::Init(a) => init(&dir, a),
+        Command::Appointment(cmd) => appointment(&dir, &clock, cmd),
+        Command::Request(RequestCmd::Add(a)) => request_add(&dir, &clock, a),
+        Command::Passage(cmd) => passage(&dir, &clock, cmd),
+        Command::Conflicts(f) => conflicts(&dir, f.format),
+        Command::Resolve(a) => resolve(&dir, &clock, a),
+        Command::Status(f) => status(&dir, f.format),
+        Command::Export(_) => {
+            let store = open_existing(&dir)?;
+            let id = identity(&store)?;
+            let mut out = std::io::stdout().lock();
+            export::write_export(&store, Some(&id.scopes()), &mut out)?;
+            Ok(())
+        }
+        Command::Digest => {
+            let store = open_existing(&dir)?;
+            let id = identity(&store)?;
+            println!("{}", export::digest(&store, Some(&id.scopes()))?);
+            Ok(())
+        }
+    }
+}
+
+fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
+    check_admin_id("unit", &a.unit)?;
+    check_territory("territory", &a.territory)?;
+    if a.device_id == 0 {
+        bail!("device-id: 0 is the server's actor number; use the number the server assigned");
+    }
+    create_private_dir(dir)?;
+    let mut store = SqliteStore::open(&dir.join(STORE_FILE))?;
+    store.set_identity(&Identity {
+        device: a.device_id,
+        unit: a.unit.clone(),
+        territory: a.territory.clone(),
+    })?;
+    println!(
+        "initialised {} for device {} of unit {} (territory {})",
+        dir.display(),
+        a.device_id,
+        a.unit,
+        a.territory
+    );
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {} to its owner", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()> {
+    match cmd {
+        AppointmentCmd::Add(a) => {
+            let now = clock.now_ms();
+            let new = NewAppointment {
+                start: parse_time("start", &a.start)?,
+                duration: parse_int("duration", &a.duration)?,
+                location: Location::parse(&a.location)?,
+                commune: a.commune,
+                citizen: a.citizen,
+                passage: a.passage.as_deref().map(|p| parse_id("passage", p)).transpose()?,
+                note: a.note,
+            };
+            actions::check_new_appointment(now, &new)?;
+            let mut store = open_existing(dir)?;
+            let unit = identity(&store)?.unit;
+            let (id, action) = add_appointment(&store, now, &unit, &new)?;
+            store.write_local(now, &action)?;
+            println!("{id}");
+            Ok(())
+        }
+        AppointmentCmd::Set(a) => {
+            let now = clock.now_ms();
+            let id = parse_id("id", &a.id)?;
+            let mut sets = Vec::new();
+            if let Some(s) = &a.status {
+                sets.push((Field::Status, Value::Text(AppointmentStatus::parse(s)?.code().into())));
+            }
+            if let Some(s) = &a.start {
+                sets.push((Field::Start, Value::Int(parse_time("start", s)?)));
+            }
+            if let Some(d) = &a.duration {
+                sets.push((Field::Duration, Value::Int(parse_int("duration", d)?)));
+            }
+            if let Some(n) = &a.note {
+                sets.push((Field::Note, Value::Text(n.clone())));
+            }
+            if sets.is_empty() {
+                return Err(actions::nothing_to_change("--status, --start, --duration or --note").into());
+            }
+            let mut store = open_existing(dir)?;
+            let record = require_kind(&store, id, Kind::Appointment)?;
+            store.write_local(now, &set_fields(&record, sets))?;
+            println!("{id}");
+            Ok(())
+        }
+        AppointmentCmd::List(l) => {
+            let store = open_existing(dir)?;
+            let day = day_arg(l.date.as_deref(), clock.now_ms())?;
+            let mut recs = store.records_on(Kind::Appointment, day)?;
+            recs.sort_by_key(|r| (r.int(Field::Start), r.id));
+            let views: Vec<serde_json::Value> =
+                recs.iter().map(|r| appointment_json(&store, r)).collect::<Result<_>>()?;
+            match l.format {
+                Format::Json => print_json(&json!({ "date": day.to_string(), "appointments": views })),
+                Format::Table => {
+                    let rows = recs
+                        .iter()
+                        .zip(&views)
+                        .map(|(r, v)| {
+                            vec![
+                                r.int(Field::Start).map(show_local).unwrap_or_default(),
+                                format!("{} min", r.int(Field::Duration).unwrap_or(0)),
+                                r.text(Field::Location).unwrap_or("").to_owned(),
+                                commune_label(r.text(Field::Commune)),
+                                v["citizen_name"].as_str().unwrap_or("").to_owned(),
+                                r.text(Field::Status).unwrap_or("").to_owned(),
+                                conflict_mark(r),
+                                r.id.to_string(),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    print_table(
+                        &["start", "duration", "location", "commune", "citizen", "status", "conflict", "id"],
+                        &rows,
+                    )
+                }
+            }
+        }
+        AppointmentCmd::Show(s) => {
+            let store = open_existing(dir)?;
+            let id = parse_id("id", &s.id)?;
+            let record = require_kind(&store, id, Kind::Appointment)?;
+            show_record(&store, &record, s.format)
+        }
+    }
+}
+
+fn conflict_mark(r: &Record) -> String {
+    r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>().join(",")
+}
+
+fn commune_label(code: Option<&str>) -> String {
+    match code {
+        Some(c) => match RefData::get().commune(c) {
+            Some(com) => format!("{} ({c})", com.name),
+            None => c.to_owned(),
+        },
+        None => String::new(),
+    }
+}
+
+fn appointment_json(store: &SqliteStore, r: &Record) -> Result<serde_json::Value> {
+    let citizen = r.id_ref(Field::Citizen);
+    let citizen_name = match citizen {
+        Some(c) => store.record(c)?.and_then(|c| c.text(Field::Name).map(str::to_owned)),
+        None => None,
+    };
+    Ok(json!({
+        "id": r.id.to_string(),
+        "start": r.int(Field::Start).map(show_rfc3339),
+        "duration_min": r.int(Field::Duration),
+        "location": r.text(Field::Location),
+        "commune": r.text(Field::Commune),
+        "commune_name": r.text(Field::Commune).and_then(|c| RefData::get().commune(c)).map(|c| c.name.clone()),
+        "citizen": citizen.map(|c| c.to_string()),
+        "citizen_name": citizen_name,
+        "passage": r.id_ref(Field::Passage).map(|p| p.to_string()),
+        "status": r.text(Field::Status),
+        "note": r.text(Field::Note),
+        "conflicts": r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>(),
+    }))
+}
+
+fn show_value(field: Field, v: &Value) -> String {
+    match (field, v) {
+        (Field::Start | Field::PlannedStart | Field::PlannedEnd | Field::ActualStart | Field::ActualEnd, Value::Int(t)) => {
+            show_local(*t)
+        }
+        (Field::Commune, Value::Text(c)) => commune_label(Some(c)),
+        (_, Value::Null) => "(none)".into(),
+        (_, Value::Bool(b)) => b.to_string(),
+        (_, Value::Int(i)) => i.to_string(),
+        (_, Value::Text(s)) => s.clone(),
+        (_, Value::Id(u)) => u.to_string(),
+    }
+}
+
+fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+    match format {
+        Format::Json => {
+            let mut fields = serde_json::Map::new();
+            for f in record.kind.fields() {
+                let shown = record.shown_siblings(*f);
+                if shown.is_empty() {
+                    continue;
+                }
+                let siblings: Vec<serde_json::Value> = shown
+                    .iter()
+                    .map(|s| json!({ "value": s.value.to_json(), "device": s.dot.actor, "hlc": s.hlc.0 }))
+                    .collect();
+                fields.insert(
+                    f.code().to_owned(),
+                    json!({
+                        "value": record.value(*f).map(Value::to_json),
+                        "conflict": record.conflicts().contains(f),
+                        "siblings": siblings,
+                    }),
+                );
+            }
+            print_json(&json!({
+                "id": record.id.to_string(),
+                "kind": record.kind.code(),
+                "scope": record.scope.key(),
+                "fields": fields,
+            }))
+        }
+        Format::Table => {
+            let conflicts = record.conflicts();
+            let mut rows = vec![
+                vec!["id".to_owned(), record.id.to_string()],
+                vec!["kind".to_owned(), record.kind.code().to_owned()],
+            ];
+            for f in record.kind.fields() {
+                let Some(v) = record.value(*f) else { continue };
+                rows.push(vec![f.code().to_owned(), show_value(*f, v)]);
+                if conflicts.contains(f) {
+                    for s in record.shown_siblings(*f) {
+                        rows.push(vec![
+                            String::new(),
+                            format!("  conflict: {} (device {})", show_value(*f, &s.value), s.dot.actor),
+                        ]);
+                    }
+                }
+            }
+            print_table(&["field", "value"], &rows)
+        }
+    }
+}
+
+fn request_add(dir: &Path, clock: &dyn Clock, a: crate::RequestAdd) -> Result<()> {
+    let now = clock.now_ms();
+    let req = NewRequest {
+        appointment: a.appointment.as_deref().map(|s| parse_id("appointment", s)).transpose()?,
+        passage: a.passage.as_deref().map(|s| parse_id("passage", s)).transpose()?,
+        partner: a.partner,
+        theme: a.theme,
+        level: Level::parse(&a.level)?,
+        outcome: Outcome::parse(&a.outcome)?,
+        minutes: a.minutes.as_deref().map(|m| parse_int("minutes", m)).transpose()?,
+    };
+    let mut store = open_existing(dir)?;
+    let (id, action) = add_request(&store, now, &req)?;
+    store.write_local(now, &action)?;
+    println!("{id}");
+    Ok(())
+}
+
+fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
+    match cmd {
+        PassageCmd::List(l) => {
+            let store = open_existing(dir)?;
+            let day = day_arg(l.date.as_deref(), clock.now_ms())?;
+            let mut recs = store.records_on(Kind::Passage, day)?;
+            recs.sort_by_key(|r| (r.int(Field::PlannedStart), r.id));
+            let mut views = Vec::new();
+            let mut rows = Vec::new();
+            for r in &recs {
+                let stop = match r.id_ref(Field::Stop) {
+                    Some(s) => store.record(s)?,
+                    None => None,
+                };
+                let label = stop.as_ref().and_then(|s| s.text(Field::Label)).unwrap_or("").to_owned();
+                let commune = stop.as_ref().and_then(|s| s.text(Field::Commune)).map(str::to_owned);
+                let t = |f| r.int(f).map(show_local);
+                views.push(json!({
+                    "id": r.id.to_string(),
+                    "date": r.text(Field::Date),
+                    "planned_start": r.int(Field::PlannedStart).map(show_rfc3339),
+                    "planned_end": r.int(Field::PlannedEnd).map(show_rfc3339),
+                    "stop": r.id_ref(Field::Stop).map(|s| s.to_string()),
+                    "stop_label": label,
+                    "commune": commune,
+                    "commune_name": commune.as_deref().and_then(|c| RefData::get().commune(c)).map(|c| c.name.clone()),
+                    "status": r.text(Field::Status),
+                    "cause": r.text(Field::Cause),
+                    "actual_start": r.int(Field::ActualStart).map(show_rfc3339),
+                    "actual_end": r.int(Field::ActualEnd).map(show_rfc3339),
+                    "conflicts": r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>(),
+                }));
+                let hm = |v: Option<String>| v.map(|s| s.get(11..).unwrap_or("").to_owned()).unwrap_or_default();
+                rows.push(vec![
+                    format!("{}-{}", hm(t(Field::PlannedStart)), hm(t(Field::PlannedEnd))),
+                    label,
+                    commune_label(commune.as_deref()),
+                    r.text(Field::Status).unwrap_or("").to_owned(),
+                    r.text(Field::Cause).unwrap_or("").to_owned(),
+                    match (t(Field::ActualStart), t(Field::ActualEnd)) {
+                        (None, None) => String::new(),
+                        (s, e) => format!("{}-{}", hm(s), hm(e)),
+                    },
+                    conflict_mark(r),
+                    r.id.to_string(),
+                ]);
+            }
+            match l.format {
+                Format::Json => print_json(&json!({ "date": day.to_string(), "passages": views })),
+                Format::Table => print_table(
+                    &["planned", "stop", "commune", "status", "cause", "actual", "conflict", "id"],
+                    &rows,
+                ),
+            }
+        }
+        PassageCmd::Set(a) => {
+            let now = clock.now_ms();
+            let id = parse_id("id", &a.id)?;
+            let update = PassageUpdate {
+                status: a.status.as_deref().map(PassageStatus::parse).transpose()?,
+                cause: a.cause.as_deref().map(CancelCause::parse).transpose()?,
+                actual_start: a.actual_start.as_deref().map(|t| parse_time("actual-start", t)).transpose()?,
+                actual_end: a.actual_end.as_deref().map(|t| parse_time("actual-end", t)).transpose()?,
+            };
+            let mut store = open_existing(dir)?;
+            let record = require_kind(&store, id, Kind::Passage)?;
+            let action = actions::set_passage(&record, &update)?;
+            store.write_local(now, &action)?;
+            println!("{id}");
+            Ok(())
+        }
+    }
+}
+
+fn conflicts(dir: &Path, format: Format) -> Result<()> {
+    let store = open_existing(dir)?;
+    let views: Vec<_> = store.conflicted()?.iter().flat_map(conflict_views).collect();
+    match format {
+        Format::Json => print_json(&json!({ "conflicts": views })),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = views
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.record.to_string(),
+                        c.kind.to_owned(),
+                        c.field.to_owned(),
+                        c.values
+                            .iter()
+                            .map(|v| format!("{} (device {})", v.value, v.device))
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ]
+                })
+                .collect();
+            print_table(&["record", "kind", "field", "values (last is shown)"], &rows)
+        }
+    }
+}
+
+fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {
+    let now = clock.now_ms();
+    let id = parse_id("record", &a.record_id)?;
+    let mut store = open_existing(dir)?;
+    let record = store
+        .record(id)?
+        .with_context(|| format!("no record with id {id}"))?;
+    let field = record.kind.parse_field(&a.field)?;
+    if !record.conflicts().contains(&field) {
+        bail!(
+            "{} {id} has no conflict on '{}'; use the kind's `set` command to change it",
+            record.kind,
+            field
+        );
+    }
+    let value = actions::parse_field_value(record.kind, field, &a.value)?;
+    store.write_local(now, &set_fields(&record, vec![(field, value)]))?;
+    println!("{id}");
+    Ok(())
+}
+
+fn status(dir: &Path, format: Format) -> Result<()> {
+    let store = open_existing(dir)?;
+    let id = identity(&store)?;
+    let s = store.stats()?;
+    let doc = json!({
+        "device": id.device,
+        "unit": id.unit,
+        "territory": id.territory,
+        "records": s.records,
+        "pending_changes": s.pending,
+        "last_seq": s.last_seq,
+        "acked_seq": s.acked_seq,
+        "server_cursor": s.cursor,
+        "last_sync": serde_json::Value::Null,
+        "clock_offset_ms": serde_json::Value::Null,
+        "rejected_changes": s.rejected,
+        "conflicted_records": s.conflicted_records,
+    });
+    match format {
+        Format::Json => print_json(&doc),
+        Format::Table => {
+            print_pairs(&[
+                ("device", id.device.to_string()),
+                ("unit", format!("{} (territory {})", id.unit, id.territory)),
+                ("records", s.records.to_string()),
+                ("pending changes", s.pending.to_string()),
+                ("last sync", "never".into()),
+                ("clock offset", "unknown (no sync yet)".into()),
+                ("rejected changes", s.rejected.to_string()),
+                ("conflicts", format!("{} record(s)", s.conflicted_records)),
+            ])
+        }
+    }
+}
