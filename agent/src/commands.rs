@@ -12,8 +12,10 @@ use tournee_shared::actions::{
     self, add_appointment, add_request, conflict_views, require_kind, set_fields, NewAppointment,
     NewRequest, PassageUpdate,
 };
-use tournee_shared::clock::{Clock, SystemClock};
+use tournee_shared::bundle::Bundle;
+use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
+use tournee_shared::limits::CLOCK_OFFSET_WARN_MS;
 use tournee_shared::model::{
     check_admin_id, check_territory, AppointmentStatus, CancelCause, Field, Kind, Level, Location,
     ModelError, Outcome, PassageStatus, Value,
@@ -24,8 +26,8 @@ use tournee_shared::store::{Identity, SqliteStore, Store};
 use tournee_shared::time::{paris_date, parse_date, parse_time, show_local, show_rfc3339};
 use uuid::Uuid;
 
-use crate::output::{print_json, print_pairs, print_table, Format};
 use crate::{AppointmentCmd, Cli, Command, PassageCmd, RequestCmd};
+use tournee_shared::output::{print_json, print_pairs, print_table, Format};
 
 /// File name of the agent's store inside the data directory.
 pub const STORE_FILE: &str = "agent.sqlite";
@@ -49,7 +51,10 @@ fn open_existing(dir: &Path) -> Result<SqliteStore> {
     }
     let store = SqliteStore::open(&file)?;
     if store.identity()?.is_none() {
-        bail!("{} is not initialised: run `tournee-agent init`", dir.display());
+        bail!(
+            "{} is not initialised: run `tournee-agent init`",
+            dir.display()
+        );
     }
     Ok(store)
 }
@@ -95,10 +100,12 @@ fn day_arg(date: Option<&str>, now_ms: u64) -> Result<NaiveDate> {
 
 /// Run one command.
 pub fn run(cli: Cli) -> Result<()> {
-    let clock = SystemClock;
+    let clock = SkewedClock::from_env();
     let dir = data_dir(cli.data)?;
     match cli.command {
         Command::Init(a) => init(&dir, a),
+        Command::Sync(a) => sync_cmd(&dir, &clock, a.timeout),
+        Command::Run => run_cmd(&dir, clock),
         Command::Appointment(cmd) => appointment(&dir, &clock, cmd),
         Command::Request(RequestCmd::Add(a)) => request_add(&dir, &clock, a),
         Command::Passage(cmd) => passage(&dir, &clock, cmd),
@@ -122,26 +129,146 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
-    check_admin_id("unit", &a.unit)?;
-    check_territory("territory", &a.territory)?;
-    if a.device_id == 0 {
+    let (identity, bundle) = match (&a.bundle, a.device_id, &a.unit, &a.territory) {
+        (Some(path), _, _, _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the bundle {}", path.display()))?;
+            let b = Bundle::parse(&text)?;
+            crate::sync::Remote::from_bundle(&b)?;
+            let id = Identity {
+                device: b.device,
+                unit: b.unit.clone(),
+                territory: b.territory.clone(),
+            };
+            (id, Some(text))
+        }
+        (None, Some(device), Some(unit), Some(territory)) => (
+            Identity {
+                device,
+                unit: unit.clone(),
+                territory: territory.clone(),
+            },
+            None,
+        ),
+        _ => bail!("give --bundle FILE, or --device-id, --unit and --territory together"),
+    };
+    check_admin_id("unit", &identity.unit)?;
+    check_territory("territory", &identity.territory)?;
+    if identity.device == 0 {
         bail!("device-id: 0 is the server's actor number; use the number the server assigned");
     }
+    if let Ok(existing) = SqliteStore::open(&dir.join(STORE_FILE)).and_then(|s| s.identity()) {
+        if let Some(have) = existing.filter(|_| dir.join(STORE_FILE).exists()) {
+            bail!(
+                "{} is already initialised (device {}, unit {}); use another --data directory",
+                dir.display(),
+                have.device,
+                have.unit
+            );
+        }
+    }
     create_private_dir(dir)?;
+    if let Some(text) = &bundle {
+        write_private(&dir.join(crate::sync::BUNDLE_FILE), text.as_bytes())?;
+    }
     let mut store = SqliteStore::open(&dir.join(STORE_FILE))?;
-    store.set_identity(&Identity {
-        device: a.device_id,
-        unit: a.unit.clone(),
-        territory: a.territory.clone(),
-    })?;
+    store.set_identity(&identity)?;
     println!(
-        "initialised {} for device {} of unit {} (territory {})",
+        "initialised {} for device {} of unit {} (territory {}){}",
         dir.display(),
-        a.device_id,
-        a.unit,
-        a.territory
+        identity.device,
+        identity.unit,
+        identity.territory,
+        if bundle.is_some() {
+            ""
+        } else {
+            "; offline only: no server configured"
+        }
     );
     Ok(())
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
+    let mut store = open_existing(dir)?;
+    let remote = crate::sync::Remote::load(dir)?;
+    init_logging("warn");
+    let result = runtime()?.block_on(crate::sync::sync_once(&mut store, &remote, clock, timeout));
+    match result {
+        Ok(r) => {
+            let s = store.stats()?;
+            println!(
+                "in sync: sent {} change(s), received {}, {} refused (see `status`); {} conflict(s)",
+                r.stats.changes_out, r.stats.changes_in, r.stats.rejected, s.conflicted_records
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let pending = store.stats().map(|s| s.pending).unwrap_or(0);
+            bail!("{e}; nothing local is lost: {pending} change(s) stay queued")
+        }
+    }
+}
+
+fn run_cmd(dir: &Path, clock: SkewedClock) -> Result<()> {
+    let mut store = open_existing(dir)?;
+    let remote = crate::sync::Remote::load(dir)?;
+    init_logging("info");
+    runtime()?.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        crate::sync::run_daemon(&mut store, &remote, &clock, stop_rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -165,7 +292,11 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                 location: Location::parse(&a.location)?,
                 commune: a.commune,
                 citizen: a.citizen,
-                passage: a.passage.as_deref().map(|p| parse_id("passage", p)).transpose()?,
+                passage: a
+                    .passage
+                    .as_deref()
+                    .map(|p| parse_id("passage", p))
+                    .transpose()?,
                 note: a.note,
             };
             actions::check_new_appointment(now, &new)?;
@@ -181,7 +312,10 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let id = parse_id("id", &a.id)?;
             let mut sets = Vec::new();
             if let Some(s) = &a.status {
-                sets.push((Field::Status, Value::Text(AppointmentStatus::parse(s)?.code().into())));
+                sets.push((
+                    Field::Status,
+                    Value::Text(AppointmentStatus::parse(s)?.code().into()),
+                ));
             }
             if let Some(s) = &a.start {
                 sets.push((Field::Start, Value::Int(parse_time("start", s)?)));
@@ -193,7 +327,9 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                 sets.push((Field::Note, Value::Text(n.clone())));
             }
             if sets.is_empty() {
-                return Err(actions::nothing_to_change("--status, --start, --duration or --note").into());
+                return Err(
+                    actions::nothing_to_change("--status, --start, --duration or --note").into(),
+                );
             }
             let mut store = open_existing(dir)?;
             let record = require_kind(&store, id, Kind::Appointment)?;
@@ -206,10 +342,14 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let day = day_arg(l.date.as_deref(), clock.now_ms())?;
             let mut recs = store.records_on(Kind::Appointment, day)?;
             recs.sort_by_key(|r| (r.int(Field::Start), r.id));
-            let views: Vec<serde_json::Value> =
-                recs.iter().map(|r| appointment_json(&store, r)).collect::<Result<_>>()?;
+            let views: Vec<serde_json::Value> = recs
+                .iter()
+                .map(|r| appointment_json(&store, r))
+                .collect::<Result<_>>()?;
             match l.format {
-                Format::Json => print_json(&json!({ "date": day.to_string(), "appointments": views })),
+                Format::Json => {
+                    print_json(&json!({ "date": day.to_string(), "appointments": views }))
+                }
                 Format::Table => {
                     let rows = recs
                         .iter()
@@ -228,7 +368,10 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                         })
                         .collect::<Vec<_>>();
                     print_table(
-                        &["start", "duration", "location", "commune", "citizen", "status", "conflict", "id"],
+                        &[
+                            "start", "duration", "location", "commune", "citizen", "status",
+                            "conflict", "id",
+                        ],
                         &rows,
                     )
                 }
@@ -244,7 +387,11 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
 }
 
 fn conflict_mark(r: &Record) -> String {
-    r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>().join(",")
+    r.conflicts()
+        .iter()
+        .map(|f| f.code())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn commune_label(code: Option<&str>) -> String {
@@ -260,7 +407,9 @@ fn commune_label(code: Option<&str>) -> String {
 fn appointment_json(store: &SqliteStore, r: &Record) -> Result<serde_json::Value> {
     let citizen = r.id_ref(Field::Citizen);
     let citizen_name = match citizen {
-        Some(c) => store.record(c)?.and_then(|c| c.text(Field::Name).map(str::to_owned)),
+        Some(c) => store
+            .record(c)?
+            .and_then(|c| c.text(Field::Name).map(str::to_owned)),
         None => None,
     };
     Ok(json!({
@@ -281,9 +430,14 @@ fn appointment_json(store: &SqliteStore, r: &Record) -> Result<serde_json::Value
 
 fn show_value(field: Field, v: &Value) -> String {
     match (field, v) {
-        (Field::Start | Field::PlannedStart | Field::PlannedEnd | Field::ActualStart | Field::ActualEnd, Value::Int(t)) => {
-            show_local(*t)
-        }
+        (
+            Field::Start
+            | Field::PlannedStart
+            | Field::PlannedEnd
+            | Field::ActualStart
+            | Field::ActualEnd,
+            Value::Int(t),
+        ) => show_local(*t),
         (Field::Commune, Value::Text(c)) => commune_label(Some(c)),
         (_, Value::Null) => "(none)".into(),
         (_, Value::Bool(b)) => b.to_string(),
@@ -335,7 +489,11 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
                     for s in record.shown_siblings(*f) {
                         rows.push(vec![
                             String::new(),
-                            format!("  conflict: {} (device {})", show_value(*f, &s.value), s.dot.actor),
+                            format!(
+                                "  conflict: {} (device {})",
+                                show_value(*f, &s.value),
+                                s.dot.actor
+                            ),
                         ]);
                     }
                 }
@@ -348,13 +506,25 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
 fn request_add(dir: &Path, clock: &dyn Clock, a: crate::RequestAdd) -> Result<()> {
     let now = clock.now_ms();
     let req = NewRequest {
-        appointment: a.appointment.as_deref().map(|s| parse_id("appointment", s)).transpose()?,
-        passage: a.passage.as_deref().map(|s| parse_id("passage", s)).transpose()?,
+        appointment: a
+            .appointment
+            .as_deref()
+            .map(|s| parse_id("appointment", s))
+            .transpose()?,
+        passage: a
+            .passage
+            .as_deref()
+            .map(|s| parse_id("passage", s))
+            .transpose()?,
         partner: a.partner,
         theme: a.theme,
         level: Level::parse(&a.level)?,
         outcome: Outcome::parse(&a.outcome)?,
-        minutes: a.minutes.as_deref().map(|m| parse_int("minutes", m)).transpose()?,
+        minutes: a
+            .minutes
+            .as_deref()
+            .map(|m| parse_int("minutes", m))
+            .transpose()?,
     };
     let mut store = open_existing(dir)?;
     let (id, action) = add_request(&store, now, &req)?;
@@ -377,8 +547,15 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
                     Some(s) => store.record(s)?,
                     None => None,
                 };
-                let label = stop.as_ref().and_then(|s| s.text(Field::Label)).unwrap_or("").to_owned();
-                let commune = stop.as_ref().and_then(|s| s.text(Field::Commune)).map(str::to_owned);
+                let label = stop
+                    .as_ref()
+                    .and_then(|s| s.text(Field::Label))
+                    .unwrap_or("")
+                    .to_owned();
+                let commune = stop
+                    .as_ref()
+                    .and_then(|s| s.text(Field::Commune))
+                    .map(str::to_owned);
                 let t = |f| r.int(f).map(show_local);
                 views.push(json!({
                     "id": r.id.to_string(),
@@ -395,9 +572,16 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
                     "actual_end": r.int(Field::ActualEnd).map(show_rfc3339),
                     "conflicts": r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>(),
                 }));
-                let hm = |v: Option<String>| v.map(|s| s.get(11..).unwrap_or("").to_owned()).unwrap_or_default();
+                let hm = |v: Option<String>| {
+                    v.map(|s| s.get(11..).unwrap_or("").to_owned())
+                        .unwrap_or_default()
+                };
                 rows.push(vec![
-                    format!("{}-{}", hm(t(Field::PlannedStart)), hm(t(Field::PlannedEnd))),
+                    format!(
+                        "{}-{}",
+                        hm(t(Field::PlannedStart)),
+                        hm(t(Field::PlannedEnd))
+                    ),
                     label,
                     commune_label(commune.as_deref()),
                     r.text(Field::Status).unwrap_or("").to_owned(),
@@ -413,7 +597,9 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
             match l.format {
                 Format::Json => print_json(&json!({ "date": day.to_string(), "passages": views })),
                 Format::Table => print_table(
-                    &["planned", "stop", "commune", "status", "cause", "actual", "conflict", "id"],
+                    &[
+                        "planned", "stop", "commune", "status", "cause", "actual", "conflict", "id",
+                    ],
                     &rows,
                 ),
             }
@@ -424,8 +610,16 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
             let update = PassageUpdate {
                 status: a.status.as_deref().map(PassageStatus::parse).transpose()?,
                 cause: a.cause.as_deref().map(CancelCause::parse).transpose()?,
-                actual_start: a.actual_start.as_deref().map(|t| parse_time("actual-start", t)).transpose()?,
-                actual_end: a.actual_end.as_deref().map(|t| parse_time("actual-end", t)).transpose()?,
+                actual_start: a
+                    .actual_start
+                    .as_deref()
+                    .map(|t| parse_time("actual-start", t))
+                    .transpose()?,
+                actual_end: a
+                    .actual_end
+                    .as_deref()
+                    .map(|t| parse_time("actual-end", t))
+                    .transpose()?,
             };
             let mut store = open_existing(dir)?;
             let record = require_kind(&store, id, Kind::Passage)?;
@@ -439,7 +633,11 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
 
 fn conflicts(dir: &Path, format: Format) -> Result<()> {
     let store = open_existing(dir)?;
-    let views: Vec<_> = store.conflicted()?.iter().flat_map(conflict_views).collect();
+    let views: Vec<_> = store
+        .conflicted()?
+        .iter()
+        .flat_map(conflict_views)
+        .collect();
     match format {
         Format::Json => print_json(&json!({ "conflicts": views })),
         Format::Table => {
@@ -458,7 +656,10 @@ fn conflicts(dir: &Path, format: Format) -> Result<()> {
                     ]
                 })
                 .collect();
-            print_table(&["record", "kind", "field", "values (last is shown)"], &rows)
+            print_table(
+                &["record", "kind", "field", "values (last is shown)"],
+                &rows,
+            )
         }
     }
 }
@@ -488,33 +689,81 @@ fn status(dir: &Path, format: Format) -> Result<()> {
     let store = open_existing(dir)?;
     let id = identity(&store)?;
     let s = store.stats()?;
+    let last = store.last_sync()?;
+    let rejected = store.rejected()?;
+    let server = crate::sync::Remote::load(dir)
+        .ok()
+        .map(|r| r.addrs().join(", "));
+    let rejected_json: Vec<serde_json::Value> = rejected
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "reason": r.reason,
+                "record": r.change.record.to_string(),
+                "kind": r.change.kind.code(),
+                "field": r.change.field.code(),
+                "value": r.change.write.value.to_json(),
+            })
+        })
+        .collect();
     let doc = json!({
         "device": id.device,
         "unit": id.unit,
         "territory": id.territory,
+        "server": server,
         "records": s.records,
         "pending_changes": s.pending,
         "last_seq": s.last_seq,
         "acked_seq": s.acked_seq,
         "server_cursor": s.cursor,
-        "last_sync": serde_json::Value::Null,
-        "clock_offset_ms": serde_json::Value::Null,
+        "last_sync": last.map(|(at, _)| show_rfc3339(i64::try_from(at / 1000).unwrap_or(0))),
+        "clock_offset_ms": last.map(|(_, off)| off),
         "rejected_changes": s.rejected,
+        "rejected": rejected_json,
         "conflicted_records": s.conflicted_records,
     });
     match format {
         Format::Json => print_json(&doc),
         Format::Table => {
-            print_pairs(&[
+            let offset = match last {
+                None => "unknown (no sync yet)".to_owned(),
+                Some((_, off)) if off.abs() > CLOCK_OFFSET_WARN_MS => format!(
+                    "{} s — WARNING: this laptop's clock is {} the server's; fix the date and time",
+                    off / 1000,
+                    if off > 0 { "behind" } else { "ahead of" }
+                ),
+                Some((_, off)) => format!("{} ms", off),
+            };
+            let mut rows = vec![
                 ("device", id.device.to_string()),
                 ("unit", format!("{} (territory {})", id.unit, id.territory)),
+                (
+                    "server",
+                    server.unwrap_or_else(|| "none (offline only)".into()),
+                ),
                 ("records", s.records.to_string()),
                 ("pending changes", s.pending.to_string()),
-                ("last sync", "never".into()),
-                ("clock offset", "unknown (no sync yet)".into()),
+                (
+                    "last sync",
+                    last.map_or("never".into(), |(at, _)| {
+                        show_local(i64::try_from(at / 1000).unwrap_or(0))
+                    }),
+                ),
+                ("clock offset", offset),
                 ("rejected changes", s.rejected.to_string()),
                 ("conflicts", format!("{} record(s)", s.conflicted_records)),
-            ])
+            ];
+            for r in &rejected {
+                rows.push((
+                    "  rejected",
+                    format!(
+                        "#{} {}.{} of {}: {}",
+                        r.seq, r.change.kind, r.change.field, r.change.record, r.reason
+                    ),
+                ));
+            }
+            print_pairs(&rows)
         }
     }
 }

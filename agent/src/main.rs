@@ -5,14 +5,14 @@
 //! Deliberately not here yet: sync and the daemon (they arrive with the QUIC transport).
 
 mod commands;
-mod output;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use output::Format;
+use tournee_shared::output::Format;
 
 /// Tournée agent: offline-first records of a France Services mobile unit.
 #[derive(Debug, Parser)]
@@ -28,8 +28,12 @@ pub struct Cli {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create this laptop's store for a device of a unit.
+    /// Create this laptop's store from an enrolment bundle (or, offline only, explicit ids).
     Init(InitArgs),
+    /// Run the daemon: stay connected, sync whenever the server is reachable, back off otherwise.
+    Run,
+    /// One reconciliation with the server; exit 1 if it cannot be reached (nothing is lost).
+    Sync(SyncArgs),
     /// Record, change and list appointments.
     #[command(subcommand)]
     Appointment(AppointmentCmd),
@@ -61,16 +65,28 @@ pub struct FormatArg {
 
 /// `init`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["bundle", "device_id"])))]
 pub struct InitArgs {
-    /// Actor number of this device, as assigned by the server.
-    #[arg(long, value_name = "N")]
-    pub device_id: u32,
-    /// Unit this laptop belongs to.
-    #[arg(long, value_name = "ID")]
-    pub unit: String,
-    /// Territory (département code) of the unit.
-    #[arg(long, value_name = "CODE")]
-    pub territory: String,
+    /// Enrolment bundle written by `tournee-server device enroll`.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Offline-only set-up: actor number of this device (no server configured).
+    #[arg(long, value_name = "N", requires_all = ["unit", "territory"], conflicts_with = "bundle")]
+    pub device_id: Option<u32>,
+    /// Offline-only set-up: the unit.
+    #[arg(long, value_name = "ID", conflicts_with = "bundle")]
+    pub unit: Option<String>,
+    /// Offline-only set-up: the unit's territory (département code).
+    #[arg(long, value_name = "CODE", conflicts_with = "bundle")]
+    pub territory: Option<String>,
+}
+
+/// `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Give up after this many seconds (retrying a dropped link meanwhile).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 /// `appointment …`.
@@ -245,18 +261,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if tournee_shared::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tournee-agent: error: {e:#}");
             ExitCode::from(1)
         }
     }
-}
-
-/// A reader that closed our stdout early (`export | head`) is not an error worth a message.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

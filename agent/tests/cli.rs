@@ -35,10 +35,18 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 fn user_error(dir: &Path, args: &[&str]) -> String {
     let out = agent(dir, args);
-    assert_eq!(out.status.code(), Some(1), "{args:?} should be a user error");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should be a user error"
+    );
     assert!(out.stdout.is_empty(), "nothing on stdout for an error");
     let err = String::from_utf8(out.stderr).expect("utf-8 stderr");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr: {err}"
+    );
     err
 }
 
@@ -54,7 +62,15 @@ fn day(offset: i64) -> String {
 fn init(dir: &Path, device: u32) {
     ok(
         dir,
-        &["init", "--device-id", &device.to_string(), "--unit", "bus-80-1", "--territory", "80"],
+        &[
+            "init",
+            "--device-id",
+            &device.to_string(),
+            "--unit",
+            "bus-80-1",
+            "--territory",
+            "80",
+        ],
     );
 }
 
@@ -62,8 +78,18 @@ fn add(dir: &Path, start: &str) -> String {
     ok(
         dir,
         &[
-            "appointment", "add", "--start", start, "--duration", "30", "--location", "arret",
-            "--commune", "80021", "--citizen", "Mme Martin",
+            "appointment",
+            "add",
+            "--start",
+            start,
+            "--duration",
+            "30",
+            "--location",
+            "arret",
+            "--commune",
+            "80021",
+            "--citizen",
+            "Mme Martin",
         ],
     )
     .trim()
@@ -95,20 +121,55 @@ fn record_change_list_show_request_export_digest() {
     let d = day(3);
     let a = add(dir, &format!("{d}T09:30"));
     let b = add(dir, &format!("{d}T08:00"));
-    ok(dir, &["appointment", "set", &a, "--status", "seen", "--note", "dossier CAF"]);
-    ok(dir, &["appointment", "set", &b, "--start", &format!("{d}T11:15"), "--duration", "45"]);
+    ok(
+        dir,
+        &[
+            "appointment",
+            "set",
+            &a,
+            "--status",
+            "seen",
+            "--note",
+            "dossier CAF",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "appointment",
+            "set",
+            &b,
+            "--start",
+            &format!("{d}T11:15"),
+            "--duration",
+            "45",
+        ],
+    );
 
-    let list = json(dir, &["appointment", "list", "--date", &d, "--format", "json"]);
+    let list = json(
+        dir,
+        &["appointment", "list", "--date", &d, "--format", "json"],
+    );
     let appts = list["appointments"].as_array().expect("array");
     assert_eq!(appts.len(), 2);
-    assert_eq!(appts[0]["id"], a.as_str(), "sorted by start: 09:30 before 11:15");
+    assert_eq!(
+        appts[0]["id"],
+        a.as_str(),
+        "sorted by start: 09:30 before 11:15"
+    );
     assert_eq!(appts[0]["status"], "seen");
     assert_eq!(appts[0]["note"], "dossier CAF");
     assert_eq!(appts[0]["citizen_name"], "Mme Martin");
     assert_eq!(appts[0]["commune_name"], "Amiens");
     assert_eq!(appts[1]["duration_min"], 45);
-    assert!(appts[1]["start"].as_str().expect("start").contains("T11:15:00"));
-    let other_day = json(dir, &["appointment", "list", "--date", &day(4), "--format", "json"]);
+    assert!(appts[1]["start"]
+        .as_str()
+        .expect("start")
+        .contains("T11:15:00"));
+    let other_day = json(
+        dir,
+        &["appointment", "list", "--date", &day(4), "--format", "json"],
+    );
     assert_eq!(other_day["appointments"].as_array().map(Vec::len), Some(0));
 
     let table = ok(dir, &["appointment", "list", "--date", &d]);
@@ -121,8 +182,20 @@ fn record_change_list_show_request_export_digest() {
     let req = ok(
         dir,
         &[
-            "request", "add", "--appointment", &a, "--partner", "caf", "--theme", "logement",
-            "--level", "accompagnement", "--outcome", "resolue_sur_place", "--minutes", "20",
+            "request",
+            "add",
+            "--appointment",
+            &a,
+            "--partner",
+            "caf",
+            "--theme",
+            "logement",
+            "--level",
+            "accompagnement",
+            "--outcome",
+            "resolue_sur_place",
+            "--minutes",
+            "20",
         ],
     );
     let req = req.trim();
@@ -166,51 +239,171 @@ fn bad_input_exits_1_with_one_line_and_changes_nothing() {
     let pending = json(dir, &["status", "--format", "json"])["pending_changes"].clone();
     let start = format!("{d}T10:00");
     let nil = Uuid::nil().to_string();
-    let base = ["appointment", "add", "--duration", "30", "--location", "arret"];
+    let base = [
+        "appointment",
+        "add",
+        "--duration",
+        "30",
+        "--location",
+        "arret",
+    ];
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        ([&base[..], &["--start", &start, "--commune", "99999"]].concat(), "commune"),
-        ([&base[..], &["--start", "demain 9h", "--commune", "80021"]].concat(), "start"),
-        ([&base[..], &["--start", "2026-13-40T25:00", "--commune", "80021"]].concat(), "start"),
-        ([&base[..], &["--start", "1999-01-01T10:00", "--commune", "80021"]].concat(), "start"),
         (
-            vec!["appointment", "add", "--start", &start, "--duration", "0", "--location", "arret", "--commune", "80021"],
+            [&base[..], &["--start", &start, "--commune", "99999"]].concat(),
+            "commune",
+        ),
+        (
+            [&base[..], &["--start", "demain 9h", "--commune", "80021"]].concat(),
+            "start",
+        ),
+        (
+            [
+                &base[..],
+                &["--start", "2026-13-40T25:00", "--commune", "80021"],
+            ]
+            .concat(),
+            "start",
+        ),
+        (
+            [
+                &base[..],
+                &["--start", "1999-01-01T10:00", "--commune", "80021"],
+            ]
+            .concat(),
+            "start",
+        ),
+        (
+            vec![
+                "appointment",
+                "add",
+                "--start",
+                &start,
+                "--duration",
+                "0",
+                "--location",
+                "arret",
+                "--commune",
+                "80021",
+            ],
             "duration",
         ),
         (
-            vec!["appointment", "add", "--start", &start, "--duration", "721", "--location", "arret", "--commune", "80021"],
+            vec![
+                "appointment",
+                "add",
+                "--start",
+                &start,
+                "--duration",
+                "721",
+                "--location",
+                "arret",
+                "--commune",
+                "80021",
+            ],
             "duration",
         ),
         (
-            vec!["appointment", "add", "--start", &start, "--duration", "30", "--location", "bus", "--commune", "80021"],
+            vec![
+                "appointment",
+                "add",
+                "--start",
+                &start,
+                "--duration",
+                "30",
+                "--location",
+                "bus",
+                "--commune",
+                "80021",
+            ],
             "arret, domicile, telephone",
         ),
-        (vec!["appointment", "set", &a, "--status", "vu"], "unknown, seen, excused, revoked, noshow"),
+        (
+            vec!["appointment", "set", &a, "--status", "vu"],
+            "unknown, seen, excused, revoked, noshow",
+        ),
         (vec!["appointment", "set", &a, "--start", "10h"], "start"),
         (vec!["appointment", "set", &a], "--status"),
-        (vec!["appointment", "set", "not-an-id", "--status", "seen"], "id"),
-        (vec!["appointment", "set", &nil, "--status", "seen"], "no appointment"),
         (
-            vec!["request", "add", "--appointment", &a, "--partner", "urssaf", "--theme", "logement", "--level", "information", "--outcome", "non_resolue"],
+            vec!["appointment", "set", "not-an-id", "--status", "seen"],
+            "id",
+        ),
+        (
+            vec!["appointment", "set", &nil, "--status", "seen"],
+            "no appointment",
+        ),
+        (
+            vec![
+                "request",
+                "add",
+                "--appointment",
+                &a,
+                "--partner",
+                "urssaf",
+                "--theme",
+                "logement",
+                "--level",
+                "information",
+                "--outcome",
+                "non_resolue",
+            ],
             "caf",
         ),
         (
-            vec!["request", "add", "--appointment", &a, "--partner", "caf", "--theme", "sport", "--level", "information", "--outcome", "non_resolue"],
+            vec![
+                "request",
+                "add",
+                "--appointment",
+                &a,
+                "--partner",
+                "caf",
+                "--theme",
+                "sport",
+                "--level",
+                "information",
+                "--outcome",
+                "non_resolue",
+            ],
             "logement",
         ),
         (
-            vec!["request", "add", "--appointment", &a, "--partner", "caf", "--theme", "logement", "--level", "x", "--outcome", "non_resolue"],
+            vec![
+                "request",
+                "add",
+                "--appointment",
+                &a,
+                "--partner",
+                "caf",
+                "--theme",
+                "logement",
+                "--level",
+                "x",
+                "--outcome",
+                "non_resolue",
+            ],
             "orientation",
         ),
-        (vec!["resolve", &a, "start", "--value", &start], "no conflict"),
-        (vec!["resolve", &a, "partner", "--value", "caf"], "appointment has no field 'partner'"),
+        (
+            vec!["resolve", &a, "start", "--value", &start],
+            "no conflict",
+        ),
+        (
+            vec!["resolve", &a, "partner", "--value", "caf"],
+            "appointment has no field 'partner'",
+        ),
     ];
     for (args, expect) in cases {
         let err = user_error(dir, &args);
-        assert!(err.contains(expect), "{args:?}: '{err}' should mention '{expect}'");
+        assert!(
+            err.contains(expect),
+            "{args:?}: '{err}' should mention '{expect}'"
+        );
     }
     ok(dir, &["appointment", "set", &a, "--status", "noshow"]);
     let after_noshow = ok(dir, &["digest"]);
-    assert_ne!(after_noshow, digest, "every refused input above changed nothing; this edit did");
+    assert_ne!(
+        after_noshow, digest,
+        "every refused input above changed nothing; this edit did"
+    );
     let digest = after_noshow;
     let err = user_error(dir, &["appointment", "set", &a, "--status", "unknown"]);
     assert!(err.contains("cannot go back to 'unknown'"), "{err}");
@@ -234,10 +427,32 @@ fn usage_errors_exit_2_and_missing_store_exits_1_without_creating_it() {
     let err = user_error(&dir, &["status"]);
     assert!(err.contains("tournee-agent init"), "{err}");
     assert!(!dir.exists(), "a failed command creates nothing");
-    let err = user_error(&dir, &["init", "--device-id", "1", "--unit", "bus-1", "--territory", "999"]);
+    let err = user_error(
+        &dir,
+        &[
+            "init",
+            "--device-id",
+            "1",
+            "--unit",
+            "bus-1",
+            "--territory",
+            "999",
+        ],
+    );
     assert!(err.contains("territory"), "{err}");
     init(&dir, 1);
-    let err = user_error(&dir, &["init", "--device-id", "2", "--unit", "bus-80-1", "--territory", "80"]);
+    let err = user_error(
+        &dir,
+        &[
+            "init",
+            "--device-id",
+            "2",
+            "--unit",
+            "bus-80-1",
+            "--territory",
+            "80",
+        ],
+    );
     assert!(err.contains("already initialised"), "{err}");
     assert_eq!(json(&dir, &["status", "--format", "json"])["device"], 1);
 }
@@ -246,7 +461,11 @@ fn usage_errors_exit_2_and_missing_store_exits_1_without_creating_it() {
 fn seed_passage(dir: &Path, date: &str) -> (Uuid, Uuid) {
     let mut server = SqliteStore::open_in_memory().expect("server store");
     server
-        .set_identity(&Identity { device: 1000, unit: "bus-80-1".into(), territory: "80".into() })
+        .set_identity(&Identity {
+            device: 1000,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        })
         .expect("identity");
     let now = chrono::Utc::now().timestamp_millis() as u64;
     let stop = Uuid::now_v7();
@@ -301,35 +520,80 @@ fn passages_synced_from_the_server_are_listed_and_marked() {
     assert_eq!(ps[0]["status"], "planifie");
     let err = user_error(dir, &["passage", "set", &p, "--status", "annule"]);
     assert!(err.contains("cause"), "{err}");
-    let err = user_error(dir, &["passage", "set", &p, "--status", "effectue", "--cause", "panne"]);
+    let err = user_error(
+        dir,
+        &[
+            "passage", "set", &p, "--status", "effectue", "--cause", "panne",
+        ],
+    );
     assert!(err.contains("cause"), "{err}");
     let err = user_error(
         dir,
-        &["passage", "set", &p, "--actual-start", &format!("{d}T12:00"), "--actual-end", &format!("{d}T11:00")],
+        &[
+            "passage",
+            "set",
+            &p,
+            "--actual-start",
+            &format!("{d}T12:00"),
+            "--actual-end",
+            &format!("{d}T11:00"),
+        ],
     );
     assert!(err.contains("actual-end"), "{err}");
-    ok(dir, &["passage", "set", &p, "--status", "annule", "--cause", "meteo"]);
+    ok(
+        dir,
+        &[
+            "passage", "set", &p, "--status", "annule", "--cause", "meteo",
+        ],
+    );
     let ps = json(dir, &["passage", "list", "--date", &d, "--format", "json"]);
     assert_eq!(ps["passages"][0]["status"], "annule");
     assert_eq!(ps["passages"][0]["cause"], "meteo");
     ok(
         dir,
         &[
-            "passage", "set", &p, "--status", "effectue", "--actual-start", &format!("{d}T09:10"),
-            "--actual-end", &format!("{d}T11:50"),
+            "passage",
+            "set",
+            &p,
+            "--status",
+            "effectue",
+            "--actual-start",
+            &format!("{d}T09:10"),
+            "--actual-end",
+            &format!("{d}T11:50"),
         ],
     );
     let ps = json(dir, &["passage", "list", "--date", &d, "--format", "json"]);
     assert_eq!(ps["passages"][0]["status"], "effectue");
-    assert_eq!(ps["passages"][0]["cause"], Json::Null, "a held passage has no cancel cause");
-    assert!(ps["passages"][0]["actual_start"].as_str().expect("actual").contains("T09:10"));
+    assert_eq!(
+        ps["passages"][0]["cause"],
+        Json::Null,
+        "a held passage has no cancel cause"
+    );
+    assert!(ps["passages"][0]["actual_start"]
+        .as_str()
+        .expect("actual")
+        .contains("T09:10"));
     let table = ok(dir, &["passage", "list", "--date", &d]);
-    assert!(table.contains("09:00-12:00") && table.contains("Place de la mairie"), "{table}");
+    assert!(
+        table.contains("09:00-12:00") && table.contains("Place de la mairie"),
+        "{table}"
+    );
     let req = ok(
         dir,
         &[
-            "request", "add", "--passage", &p, "--partner", "france_travail", "--theme",
-            "travail_formation", "--level", "orientation", "--outcome", "orientee_operateur",
+            "request",
+            "add",
+            "--passage",
+            &p,
+            "--partner",
+            "france_travail",
+            "--theme",
+            "travail_formation",
+            "--level",
+            "orientation",
+            "--outcome",
+            "orientee_operateur",
         ],
     );
     assert!(Uuid::parse_str(req.trim()).is_ok());
@@ -344,8 +608,14 @@ fn concurrent_edits_become_a_conflict_that_resolve_removes_everywhere() {
     let d = day(5);
     let id = add(&a_dir, &format!("{d}T09:00"));
     deliver(&a_dir, &b_dir);
-    ok(&a_dir, &["appointment", "set", &id, "--start", &format!("{d}T10:00")]);
-    ok(&b_dir, &["appointment", "set", &id, "--start", &format!("{d}T14:00")]);
+    ok(
+        &a_dir,
+        &["appointment", "set", &id, "--start", &format!("{d}T10:00")],
+    );
+    ok(
+        &b_dir,
+        &["appointment", "set", &id, "--start", &format!("{d}T14:00")],
+    );
     deliver(&a_dir, &b_dir);
     deliver(&b_dir, &a_dir);
     for dir in [&a_dir, &b_dir] {
@@ -356,19 +626,31 @@ fn concurrent_edits_become_a_conflict_that_resolve_removes_everywhere() {
         assert_eq!(list[0]["values"].as_array().map(Vec::len), Some(2));
         let show = json(dir, &["appointment", "show", &id, "--format", "json"]);
         assert_eq!(show["fields"]["start"]["conflict"], true);
-        assert_eq!(show["fields"]["start"]["siblings"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            show["fields"]["start"]["siblings"].as_array().map(Vec::len),
+            Some(2)
+        );
         assert!(ok(dir, &["conflicts"]).contains("start"));
     }
     assert_eq!(ok(&a_dir, &["digest"]), ok(&b_dir, &["digest"]));
-    ok(&b_dir, &["resolve", &id, "start", "--value", &format!("{d}T14:00")]);
+    ok(
+        &b_dir,
+        &["resolve", &id, "start", "--value", &format!("{d}T14:00")],
+    );
     deliver(&b_dir, &a_dir);
     for dir in [&a_dir, &b_dir] {
         let c = json(dir, &["conflicts", "--format", "json"]);
         assert_eq!(c["conflicts"].as_array().map(Vec::len), Some(0));
         let show = json(dir, &["appointment", "show", &id, "--format", "json"]);
         assert!(show["fields"]["start"]["value"].is_number());
-        let list = json(dir, &["appointment", "list", "--date", &d, "--format", "json"]);
-        assert!(list["appointments"][0]["start"].as_str().expect("start").contains("T14:00"));
+        let list = json(
+            dir,
+            &["appointment", "list", "--date", &d, "--format", "json"],
+        );
+        assert!(list["appointments"][0]["start"]
+            .as_str()
+            .expect("start")
+            .contains("T14:00"));
     }
     assert_eq!(ok(&a_dir, &["digest"]), ok(&b_dir, &["digest"]));
 }
@@ -386,8 +668,16 @@ fn parallel_processes_on_one_data_dir_never_corrupt_it() {
                 .arg("--data")
                 .arg(dir)
                 .args([
-                    "appointment", "add", "--start", &start, "--duration", "20", "--location",
-                    "telephone", "--commune", "80021",
+                    "appointment",
+                    "add",
+                    "--start",
+                    &start,
+                    "--duration",
+                    "20",
+                    "--location",
+                    "telephone",
+                    "--commune",
+                    "80021",
                 ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -399,19 +689,42 @@ fn parallel_processes_on_one_data_dir_never_corrupt_it() {
     for c in children {
         let out = c.wait_with_output().expect("wait");
         if out.status.success() {
-            ids.push(String::from_utf8(out.stdout).expect("utf-8").trim().to_owned());
+            ids.push(
+                String::from_utf8(out.stdout)
+                    .expect("utf-8")
+                    .trim()
+                    .to_owned(),
+            );
         } else {
             let err = String::from_utf8_lossy(&out.stderr);
-            assert!(err.contains("busy"), "only a clear 'busy' error is acceptable: {err}");
+            assert!(
+                err.contains("busy"),
+                "only a clear 'busy' error is acceptable: {err}"
+            );
         }
     }
     assert!(!ids.is_empty());
     let store = SqliteStore::open(&store_file(dir)).expect("open");
     store.integrity_check().expect("integrity");
     let day = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").expect("date");
-    assert_eq!(store.records_on(Kind::Appointment, day).expect("list").len(), ids.len());
-    let seqs: Vec<u64> = store.outbox_after(0, 10_000).expect("outbox").into_iter().map(|(s, _)| s).collect();
-    assert_eq!(seqs, (1..=ids.len() as u64 * 5).collect::<Vec<_>>(), "contiguous seq, 5 changes per add");
+    assert_eq!(
+        store
+            .records_on(Kind::Appointment, day)
+            .expect("list")
+            .len(),
+        ids.len()
+    );
+    let seqs: Vec<u64> = store
+        .outbox_after(0, 10_000)
+        .expect("outbox")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=ids.len() as u64 * 5).collect::<Vec<_>>(),
+        "contiguous seq, 5 changes per add"
+    );
 }
 
 #[test]
@@ -429,8 +742,20 @@ fn sigkill_never_loses_a_returned_action_nor_leaves_half_of_one() {
             .arg("--data")
             .arg(dir)
             .args([
-                "appointment", "add", "--start", &start, "--duration", "20", "--location", "arret",
-                "--commune", "80021", "--citizen", "X", "--note", "kill me",
+                "appointment",
+                "add",
+                "--start",
+                &start,
+                "--duration",
+                "20",
+                "--location",
+                "arret",
+                "--commune",
+                "80021",
+                "--citizen",
+                "X",
+                "--note",
+                "kill me",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -440,7 +765,12 @@ fn sigkill_never_loses_a_returned_action_nor_leaves_half_of_one() {
         victim.kill().expect("SIGKILL");
         let out = victim.wait_with_output().expect("reap");
         if out.status.success() {
-            returned.push(String::from_utf8(out.stdout).expect("utf-8").trim().to_owned());
+            returned.push(
+                String::from_utf8(out.stdout)
+                    .expect("utf-8")
+                    .trim()
+                    .to_owned(),
+            );
         }
         returned.push(done);
     }
@@ -451,19 +781,35 @@ fn sigkill_never_loses_a_returned_action_nor_leaves_half_of_one() {
             .record(Uuid::parse_str(id).expect("uuid"))
             .expect("read")
             .unwrap_or_else(|| panic!("appointment {id} returned but is missing"));
-        assert!(matches!(rec.int(Field::Duration), Some(20 | 30)), "{id} is whole");
+        assert!(
+            matches!(rec.int(Field::Duration), Some(20 | 30)),
+            "{id} is whole"
+        );
     }
     // Every appointment present is whole: all its fields, all its changes in the outbox.
     let day = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").expect("date");
     let all = store.records_on(Kind::Appointment, day).expect("list");
     assert!(all.len() >= returned.len());
     for r in &all {
-        for f in [Field::Location, Field::Commune, Field::Start, Field::Duration, Field::Status] {
+        for f in [
+            Field::Location,
+            Field::Commune,
+            Field::Start,
+            Field::Duration,
+            Field::Status,
+        ] {
             assert!(r.value(f).is_some(), "{} lacks {f}", r.id);
         }
     }
     let stats = store.stats().expect("stats");
     let seqs = store.outbox_after(0, 100_000).expect("outbox");
-    assert_eq!(seqs.len() as u64, stats.last_seq, "outbox holds exactly seq 1..=last");
-    assert!(seqs.iter().enumerate().all(|(i, (s, _))| *s == i as u64 + 1));
+    assert_eq!(
+        seqs.len() as u64,
+        stats.last_seq,
+        "outbox holds exactly seq 1..=last"
+    );
+    assert!(seqs
+        .iter()
+        .enumerate()
+        .all(|(i, (s, _))| *s == i as u64 + 1));
 }

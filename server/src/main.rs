@@ -1,1 +1,169 @@
-fn main() {}
+//! `tournee-server`: the central server's command line — initialise a server, run the sync
+//! daemon, manage units and devices, export and digest the canonical state.
+//!
+//! Exit status: 0 on success, 1 on a user error (one line on stderr), 2 on a usage error.
+
+mod commands;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tournee_shared::output::Format;
+
+/// Tournée server: device registry, sync endpoint, scheduling and coverage.
+#[derive(Debug, Parser)]
+#[command(name = "tournee-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory of the server (default: $TOURNEE_DATA, else the platform data dir).
+    #[arg(long, global = true, env = "TOURNEE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a server: CA, server certificate, configuration, stores.
+    Init(InitArgs),
+    /// Run the sync daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly).
+    Serve(ServeArgs),
+    /// Mobile units.
+    #[command(subcommand)]
+    Unit(UnitCmd),
+    /// Devices (laptops): enrol, list, revoke.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Canonical state (all, or one unit's scope) as JSON.
+    Export(ExportArgs),
+    /// One line: hex SHA-256 of the canonical export.
+    Digest(UnitScope),
+    /// Fields with concurrent values, across all units.
+    Conflicts(FormatArg),
+}
+
+/// `--format`.
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    pub listen: SocketAddr,
+    /// Address agents use to reach the server (repeatable); written into bundles and the
+    /// server certificate. Default: the listen address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub public_addr: Vec<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on this address instead of the configured one.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `unit …`.
+#[derive(Debug, Subcommand)]
+pub enum UnitCmd {
+    /// Add a unit.
+    Add(UnitAdd),
+    /// List units.
+    List(FormatArg),
+}
+
+/// `unit add`.
+#[derive(Debug, Args)]
+pub struct UnitAdd {
+    /// Identifier (letters, digits, - _ .), e.g. bus-80-1.
+    #[arg(long)]
+    pub id: String,
+    /// Name for people.
+    #[arg(long)]
+    pub name: String,
+    /// Territory: département code (e.g. 80).
+    #[arg(long, value_name = "CODE")]
+    pub territory: String,
+    /// bus or domicile.
+    #[arg(long, default_value = "bus")]
+    pub kind: String,
+}
+
+/// `device …`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Enrol a laptop: issue its key and certificate, assign its number, write its bundle (0600).
+    Enroll(DeviceEnroll),
+    /// List devices.
+    List(FormatArg),
+    /// Revoke a device (by number or name); closes its live connection.
+    Revoke(DeviceRevoke),
+}
+
+/// `device enroll`.
+#[derive(Debug, Args)]
+pub struct DeviceEnroll {
+    /// The unit the laptop belongs to.
+    #[arg(long, value_name = "ID")]
+    pub unit: String,
+    /// A unique name for the laptop.
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the enrolment bundle.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `device revoke`.
+#[derive(Debug, Args)]
+pub struct DeviceRevoke {
+    /// Device number or name.
+    pub device: String,
+}
+
+/// `--unit` for scoped commands.
+#[derive(Debug, Args)]
+pub struct UnitScope {
+    /// Only this unit's scope (its records and its territory's stops).
+    #[arg(long, value_name = "ID")]
+    pub unit: Option<String>,
+}
+
+/// Export format: JSON only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Canonical JSON.
+    Json,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this unit's scope.
+    #[arg(long, value_name = "ID")]
+    pub unit: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if tournee_shared::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tournee-server: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

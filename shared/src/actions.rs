@@ -74,7 +74,10 @@ pub fn add_appointment(
             kind: Kind::Citizen,
             scope: scope.clone(),
             create: true,
-            sets: vec![(Field::Name, text(name)), (Field::Commune, text(&a.commune))],
+            sets: vec![
+                (Field::Name, text(name)),
+                (Field::Commune, text(&a.commune)),
+            ],
         });
         sets.push((Field::Citizen, Value::Id(citizen)));
     }
@@ -193,9 +196,11 @@ pub struct PassageUpdate {
 
 /// Build the action that records a passage's actuals, checking they make sense together.
 pub fn set_passage(passage: &Record, u: &PassageUpdate) -> Result<LocalAction, StoreError> {
-    let status = u
-        .status
-        .or_else(|| passage.text(Field::Status).and_then(|s| PassageStatus::parse(s).ok()));
+    let status = u.status.or_else(|| {
+        passage
+            .text(Field::Status)
+            .and_then(|s| PassageStatus::parse(s).ok())
+    });
     match (status, u.cause) {
         (Some(PassageStatus::Cancelled), None) if passage.text(Field::Cause).is_none() => {
             return Err(ModelError::BadFormat {
@@ -244,7 +249,9 @@ pub fn set_passage(passage: &Record, u: &PassageUpdate) -> Result<LocalAction, S
         sets.push((Field::ActualEnd, Value::Int(e)));
     }
     if sets.is_empty() {
-        return Err(nothing_to_change("--status, --cause, --actual-start or --actual-end"));
+        return Err(nothing_to_change(
+            "--status, --cause, --actual-start or --actual-end",
+        ));
     }
     Ok(set_fields(passage, sets))
 }
@@ -263,16 +270,22 @@ pub fn nothing_to_change(options: &'static str) -> StoreError {
 pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value, ModelError> {
     kind.check_field(field)?;
     let int = |what: &'static str| {
-        input.trim().parse::<i64>().map(Value::Int).map_err(|_| ModelError::BadFormat {
-            field: field.code(),
-            value: input.to_owned(),
-            expected: what,
-        })
+        input
+            .trim()
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| ModelError::BadFormat {
+                field: field.code(),
+                value: input.to_owned(),
+                expected: what,
+            })
     };
     Ok(match field {
-        Field::Start | Field::PlannedStart | Field::PlannedEnd | Field::ActualStart | Field::ActualEnd => {
-            Value::Int(parse_time(field.code(), input)?)
-        }
+        Field::Start
+        | Field::PlannedStart
+        | Field::PlannedEnd
+        | Field::ActualStart
+        | Field::ActualEnd => Value::Int(parse_time(field.code(), input)?),
         Field::Duration | Field::EveryWeeks | Field::BirthYear => int("whole number")?,
         Field::Deleted => match input {
             "true" => Value::Bool(true),

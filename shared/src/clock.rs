@@ -53,3 +53,32 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Environment variable that shifts a binary's clock by a number of milliseconds (may be
+/// negative). A diagnostic and test knob: it lets end-to-end tests run a laptop whose clock is
+/// days ahead without touching the machine's clock.
+pub const CLOCK_SKEW_ENV: &str = "TOURNEE_CLOCK_SKEW_MS";
+
+/// The system clock shifted by a fixed offset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SkewedClock {
+    /// Milliseconds added to the system time.
+    pub skew_ms: i64,
+}
+
+impl SkewedClock {
+    /// The system clock shifted by `$TOURNEE_CLOCK_SKEW_MS` (0 when unset or unreadable).
+    pub fn from_env() -> Self {
+        let skew_ms = std::env::var(CLOCK_SKEW_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Self { skew_ms }
+    }
+}
+
+impl Clock for SkewedClock {
+    fn now_ms(&self) -> WallMs {
+        SystemClock.now_ms().saturating_add_signed(self.skew_ms)
+    }
+}

@@ -40,3 +40,66 @@ const _: () = assert!(LABEL_BYTES_MAX < NOTE_BYTES_MAX);
 const _: () = assert!(HLC_LOGICAL_BITS < 32);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
 const _: () = assert!(DURATION_MINUTES_MAX > 0);
+
+/// Largest frame on the wire, in bytes (length prefix excluded). A batch is cut well below it.
+pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
+/// Largest payload after inflating one compressed frame, in bytes: bounds a deflate bomb.
+pub const FRAME_INFLATED_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Frames smaller than this are sent uncompressed: deflate does not pay below it.
+pub const FRAME_COMPRESS_MIN_BYTES: usize = 128;
+/// Most changes in one batch message, either way.
+pub const BATCH_CHANGES_MAX: usize = 1_024;
+/// Most records (runs of changes of one record) in one batch message.
+pub const BATCH_RECORDS_MAX: usize = BATCH_CHANGES_MAX;
+/// Most rejections reported in one acknowledgement (a batch's worth).
+pub const ACK_REJECTIONS_MAX: usize = BATCH_CHANGES_MAX;
+/// Longest string in any message (notes are the longest legitimate text), in bytes.
+pub const WIRE_STRING_BYTES_MAX: usize = NOTE_BYTES_MAX;
+/// Batches the server queues ahead of the network for one session before it waits.
+pub const SESSION_QUEUED_BATCHES_MAX: usize = 4;
+/// How long a server waits for a connecting agent's Hello, in milliseconds.
+pub const HELLO_TIMEOUT_MS: u64 = 10_000;
+
+const _: () = assert!(BATCH_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
+const _: () = assert!(FRAME_BYTES_MAX <= FRAME_INFLATED_BYTES_MAX);
+const _: () = assert!(WIRE_STRING_BYTES_MAX * 2 < FRAME_BYTES_MAX);
+
+/// QUIC receive window of one stream, in bytes: two maximal frames in flight. quinn's default
+/// (1.25 MB per stream, far more per connection) would let 2,000 laptops pin gigabytes.
+pub const QUIC_STREAM_RECEIVE_WINDOW_BYTES: u32 = 2 * FRAME_BYTES_MAX as u32;
+/// QUIC receive window of a whole connection, in bytes.
+pub const QUIC_CONNECTION_RECEIVE_WINDOW_BYTES: u32 = 2 * QUIC_STREAM_RECEIVE_WINDOW_BYTES;
+/// QUIC send window of a connection, in bytes.
+pub const QUIC_SEND_WINDOW_BYTES: u64 = 4 * FRAME_BYTES_MAX as u64;
+/// Bidirectional streams a peer may open at once: a session uses one.
+pub const QUIC_BIDI_STREAMS_MAX: u32 = 2;
+/// Unidirectional streams a peer may open: none are used.
+pub const QUIC_UNI_STREAMS_MAX: u32 = 0;
+/// A connection with no traffic for this long is dead, in milliseconds. Longer than the
+/// keep-alive, so a live but quiet daemon connection stays up; short enough that a cut link is
+/// noticed and retried.
+pub const QUIC_IDLE_TIMEOUT_MS: u32 = 20_000;
+/// Keep-alive interval of an idle connection, in milliseconds.
+pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
+/// How long an agent waits for the QUIC handshake, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// First retry delay of the agent daemon after a failed connection, in milliseconds.
+pub const BACKOFF_MIN_MS: u64 = 500;
+/// Longest retry delay of the agent daemon, in milliseconds (a bus in a dead zone).
+pub const BACKOFF_MAX_MS: u64 = 60_000;
+/// How often a live session looks for new local commits, in milliseconds.
+pub const LOCAL_POLL_MS: u64 = 500;
+/// How often the server looks for changes committed by other processes (the scheduler's CLI)
+/// and for revoked devices, in milliseconds.
+pub const SERVER_POLL_MS: u64 = 500;
+/// How long a clean shutdown waits for sessions to finish, in milliseconds (below systemd's
+/// TimeoutStopSec).
+pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// Bytes read from a QUIC stream per call.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Clock offset beyond which `status` warns that the laptop's clock is wrong, in milliseconds.
+pub const CLOCK_OFFSET_WARN_MS: i64 = 60_000;
+
+const _: () = assert!(QUIC_KEEP_ALIVE_MS < QUIC_IDLE_TIMEOUT_MS as u64);
+const _: () = assert!(BACKOFF_MIN_MS < BACKOFF_MAX_MS);
+const _: () = assert!(QUIC_STREAM_RECEIVE_WINDOW_BYTES as usize > FRAME_BYTES_MAX);

@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use crate::clock::WallMs;
 use crate::model::{Field, Kind, ModelError, Scope, Value};
+use crate::protocol::wire::{RejectReason, Rejection};
 use crate::record::{Change, Record, RecordError};
 use crate::register::Actor;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 /// Who this replica is: set once by `init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +29,23 @@ pub struct Identity {
     pub territory: String,
 }
 
+/// The server's actor number: device numbers start at 1.
+pub const SERVER_ACTOR: Actor = 0;
+
 impl Identity {
+    /// The server's identity (actor 0, no unit: it holds every scope).
+    pub fn server() -> Self {
+        Self {
+            device: SERVER_ACTOR,
+            unit: String::new(),
+            territory: String::new(),
+        }
+    }
+    /// True for the server's identity.
+    pub fn is_server(&self) -> bool {
+        self.device == SERVER_ACTOR
+    }
+
     /// The scopes this device replicates: its unit's records and its territory's stops.
     pub fn scopes(&self) -> [Scope; 2] {
         [
@@ -214,4 +231,69 @@ pub trait Store {
     ) -> Result<(), StoreError>;
     /// Counts for `status`.
     fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Record the server's acknowledgement: local changes up to `acked` are durable on the
+    /// server; those in `rejected` were refused and move to the rejected list with their reason.
+    /// Acknowledged changes leave the outbox. Never moves `acked` backwards.
+    fn acknowledge(&mut self, acked: u64, rejected: &[Rejection]) -> Result<(), StoreError>;
+    /// Remember a contact with the server: when, and how far its clock is from ours.
+    fn note_sync(&mut self, now: WallMs, clock_offset_ms: i64) -> Result<(), StoreError>;
+    /// When the last contact was and the clock offset then, if any.
+    fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError>;
+    /// Changes the server refused, with the reasons, oldest first.
+    fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError>;
+}
+
+/// A local change the server refused, kept for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedChange {
+    /// Its local sequence number.
+    pub seq: u64,
+    /// The server's reason.
+    pub reason: String,
+    /// The change itself.
+    pub change: Change,
+}
+
+/// What the server did with one batch of a device's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accepted {
+    /// Highest sequence of the device now durable on the server.
+    pub acked: u64,
+    /// Changes that modified the server's state (and entered the changelog).
+    pub applied: usize,
+    /// Changes the server had already received (replays after a cut).
+    pub duplicates: usize,
+    /// Changes refused.
+    pub rejected: Vec<Rejection>,
+}
+
+/// The server's authorization of one incoming change, given the record as the server holds it.
+pub type ChangeCheck<'a> = dyn FnMut(&Change, Option<&Record>) -> Result<(), RejectReason> + 'a;
+
+/// The server's side of storage: the changelog with global sequence numbers and the
+/// per-device acknowledged sequence.
+pub trait ServerStore: Store {
+    /// Highest local sequence of `device` durably applied.
+    fn device_acked(&self, device: Actor) -> Result<u64, StoreError>;
+    /// Apply a device's batch (sequence numbers `first_seq..`) in one transaction: skip what
+    /// was already acknowledged, ask `check` about each new change (given the record as the
+    /// server holds it), merge and log the accepted ones, advance the device's ack.
+    fn accept_batch(
+        &mut self,
+        device: Actor,
+        first_seq: u64,
+        changes: &[Change],
+        check: &mut ChangeCheck<'_>,
+    ) -> Result<Accepted, StoreError>;
+    /// Changelog entries after `cursor` in `scopes`, not written by `exclude`, at most `limit`.
+    /// Returns the entries and the sequence number scanned up to.
+    fn changelog_after(
+        &self,
+        cursor: u64,
+        scopes: &[Scope],
+        exclude: Actor,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Change)>, u64), StoreError>;
+    /// Highest changelog sequence number.
+    fn changelog_head(&self) -> Result<u64, StoreError>;
 }

@@ -16,14 +16,19 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
-use super::{ApplySummary, Identity, LocalAction, Store, StoreError, StoreStats};
+use super::{
+    Accepted, ApplySummary, ChangeCheck, Identity, LocalAction, RejectedChange, ServerStore, Store,
+    StoreError, StoreStats,
+};
 use crate::clock::WallMs;
 use crate::hlc::{Hlc, HlcGen};
 use crate::limits::{
     APPLY_BATCH_CHANGES_MAX, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX, STORE_BUSY_WAIT_MS,
 };
 use crate::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
-use crate::record::{check_scope, Change, Record};
+use crate::protocol::wire::{RejectReason, Rejection};
+use crate::record::{check_scope, Change, Record, RecordError};
+use crate::register::Actor;
 use crate::time::{day_key, paris_date};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -52,6 +57,18 @@ const MIGRATIONS: &[&str] = &[
          reason TEXT NOT NULL,
          change BLOB NOT NULL
      ) STRICT;",
+    // 2: the server's changelog and per-device acknowledgements (empty on agents).
+    "CREATE TABLE changelog (
+         gseq   INTEGER PRIMARY KEY,
+         device INTEGER NOT NULL,
+         scope  TEXT NOT NULL,
+         change BLOB NOT NULL
+     ) STRICT;
+     CREATE INDEX changelog_scope ON changelog(scope, gseq);
+     CREATE TABLE device_acks (
+         device INTEGER PRIMARY KEY,
+         acked  INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// Schema version this program writes.
@@ -64,6 +81,8 @@ const META_HLC: &str = "hlc";
 const META_LAST_SEQ: &str = "last_seq";
 const META_ACKED_SEQ: &str = "acked_seq";
 const META_CURSOR: &str = "cursor";
+const META_LAST_SYNC: &str = "last_sync_ms";
+const META_CLOCK_OFFSET: &str = "clock_offset_ms";
 
 /// How strongly commits reach the disk. `Full` is the only setting for real data; `Normal`
 /// exists so the power-cut harness can show what it loses.
@@ -368,6 +387,20 @@ fn save_record(conn: &Connection, record: &Record) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn append_changelog(conn: &Connection, device: Actor, change: &Change) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO changelog(device, scope, change) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            i64::from(device),
+            change.scope.key(),
+            encode("change", change)?
+        ])?;
+    Ok(())
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn query_records(
     conn: &Connection,
     sql: &str,
@@ -431,6 +464,7 @@ impl Store for SqliteStore {
             });
         }
         let me = self.require_identity()?.device;
+        let server = self.require_identity()?.is_server();
         let ctx = Some(ValidationCtx { now });
         for edit in &action.edits {
             check_scope(edit.kind, &edit.scope)?;
@@ -451,6 +485,25 @@ impl Store for SqliteStore {
                         kind: r.kind,
                         id: r.id,
                     })
+                }
+                // The values were validated against the edit's kind and scope, but the changes
+                // carry the stored record's: an edit that misnames them would write values the
+                // record's kind does not allow, which every peer then refuses.
+                Some(r) if r.kind != edit.kind => {
+                    return Err(StoreError::NotFound {
+                        kind: edit.kind,
+                        id: edit.id,
+                    })
+                }
+                Some(r) if r.scope != edit.scope => {
+                    return Err(RecordError::Mismatch {
+                        id: r.id,
+                        have_kind: r.kind,
+                        have_scope: r.scope.key(),
+                        got_kind: edit.kind,
+                        got_scope: edit.scope.key(),
+                    }
+                    .into())
                 }
                 Some(r) => r,
                 None if edit.create => Record::new(edit.id, edit.kind, edit.scope.clone()),
@@ -474,12 +527,16 @@ impl Store for SqliteStore {
                     write: reg.prepare(me, hlc.tick(now), value.clone()),
                 };
                 record.apply_change(change.clone())?;
-                seq += 1;
-                tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")?
-                    .execute(params![
-                        i64::try_from(seq).unwrap_or(i64::MAX),
-                        encode("change", &change)?
-                    ])?;
+                if server {
+                    append_changelog(&tx, me, &change)?;
+                } else {
+                    seq += 1;
+                    tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")?
+                        .execute(params![
+                            i64::try_from(seq).unwrap_or(i64::MAX),
+                            encode("change", &change)?
+                        ])?;
+                }
                 changes.push(change);
             }
             save_record(&tx, &record)?;
@@ -637,5 +694,213 @@ impl Store for SqliteStore {
             rejected: count("SELECT count(*) FROM rejected")?,
             cursor: meta_u64(&self.conn, META_CURSOR)?,
         })
+    }
+
+    fn acknowledge(&mut self, acked: u64, rejected: &[Rejection]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        let prev = meta_u64(&tx, META_ACKED_SEQ)?;
+        let last = meta_u64(&tx, META_LAST_SEQ)?;
+        let acked = acked.min(last);
+        if acked > prev {
+            for r in rejected.iter().filter(|r| r.seq > prev && r.seq <= acked) {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO rejected(seq, reason, change)
+                     SELECT seq, ?2, change FROM outbox WHERE seq = ?1",
+                )?
+                .execute(params![i64_of(r.seq), r.reason.to_string()])?;
+            }
+            tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                .execute([i64_of(acked)])?;
+            meta_set(&tx, META_ACKED_SEQ, i64_of(acked))?;
+        }
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(())
+    }
+
+    fn note_sync(&mut self, now: WallMs, clock_offset_ms: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        meta_set(&tx, META_LAST_SYNC, i64_of(now))?;
+        meta_set(&tx, META_CLOCK_OFFSET, clock_offset_ms)?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(())
+    }
+
+    fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError> {
+        let at: Option<i64> = meta_get(&self.conn, META_LAST_SYNC)?;
+        let offset: Option<i64> = meta_get(&self.conn, META_CLOCK_OFFSET)?;
+        Ok(at.map(|a| (u64::try_from(a).unwrap_or(0), offset.unwrap_or(0))))
+    }
+
+    fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, reason, change FROM rejected ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let reason: String = r.get(1)?;
+            let bytes: Vec<u8> = r.get(2)?;
+            out.push(RejectedChange {
+                seq: u64::try_from(seq).unwrap_or(0),
+                reason,
+                change: decode("rejected change", &bytes)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl ServerStore for SqliteStore {
+    fn device_acked(&self, device: Actor) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT acked FROM device_acks WHERE device = ?1")?
+            .query_row([i64::from(device)], |r| r.get(0))
+            .optional()?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
+    fn accept_batch(
+        &mut self,
+        device: Actor,
+        first_seq: u64,
+        changes: &[Change],
+        check: &mut ChangeCheck<'_>,
+    ) -> Result<Accepted, StoreError> {
+        if changes.len() > APPLY_BATCH_CHANGES_MAX {
+            return Err(StoreError::TooBig {
+                what: "device batch",
+                count: changes.len(),
+                max: APPLY_BATCH_CHANGES_MAX,
+            });
+        }
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        let prev: u64 = tx
+            .prepare_cached("SELECT acked FROM device_acks WHERE device = ?1")?
+            .query_row([i64::from(device)], |r| r.get::<_, i64>(0))
+            .optional()?
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0);
+        let mut out = Accepted {
+            acked: prev,
+            ..Accepted::default()
+        };
+        let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
+        let mut touched: HashMap<Uuid, Option<Record>> = HashMap::new();
+        let mut dirty: Vec<Uuid> = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            if seq <= prev {
+                out.duplicates += 1;
+                continue;
+            }
+            out.acked = seq;
+            let slot = match touched.entry(change.record) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(load_record(&tx, change.record)?)
+                }
+            };
+            if let Err(reason) = check(change, slot.as_ref()) {
+                out.rejected.push(Rejection { seq, reason });
+                continue;
+            }
+            let record = match slot {
+                Some(r) => r,
+                None => slot.insert(Record::for_change(change)?),
+            };
+            match record.apply_change(change.clone()) {
+                Ok(true) => {
+                    append_changelog(&tx, device, change)?;
+                    hlc.observe(change.write.hlc);
+                    if !dirty.contains(&change.record) {
+                        dirty.push(change.record);
+                    }
+                    out.applied += 1;
+                }
+                Ok(false) => out.duplicates += 1,
+                Err(e) => out.rejected.push(Rejection {
+                    seq,
+                    reason: RejectReason::Invalid {
+                        detail: e.to_string(),
+                    },
+                }),
+            }
+        }
+        for id in &dirty {
+            if let Some(Some(record)) = touched.get(id) {
+                save_record(&tx, record)?;
+            }
+        }
+        if out.acked > prev {
+            tx.prepare_cached(
+                "INSERT INTO device_acks(device, acked) VALUES (?1, ?2)
+                 ON CONFLICT(device) DO UPDATE SET acked = excluded.acked",
+            )?
+            .execute(params![i64::from(device), i64_of(out.acked)])?;
+        }
+        meta_set(&tx, META_HLC, i64_of(hlc.last().0))?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(out)
+    }
+
+    fn changelog_after(
+        &self,
+        cursor: u64,
+        scopes: &[Scope],
+        exclude: Actor,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Change)>, u64), StoreError> {
+        let head = self.changelog_head()?;
+        let mut entries: Vec<(u64, Change)> = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT gseq, device, change FROM changelog WHERE scope = ?1 AND gseq > ?2
+             ORDER BY gseq LIMIT ?3",
+        )?;
+        // Each scope is one index range; merge them by sequence number.
+        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut per_scope: Vec<Vec<(u64, Actor, Vec<u8>)>> = Vec::new();
+        for scope in scopes {
+            let mut rows = stmt.query(params![scope.key(), i64_of(cursor), lim])?;
+            let mut v = Vec::new();
+            while let Some(r) = rows.next()? {
+                let g: i64 = r.get(0)?;
+                let d: i64 = r.get(1)?;
+                v.push((
+                    u64::try_from(g).unwrap_or(0),
+                    u32::try_from(d).unwrap_or(u32::MAX),
+                    r.get::<_, Vec<u8>>(2)?,
+                ));
+            }
+            per_scope.push(v);
+        }
+        let mut all: Vec<(u64, Actor, Vec<u8>)> = per_scope.into_iter().flatten().collect();
+        all.sort_by_key(|e| e.0);
+        // Only up to the smallest "last row" of a scope that hit the limit is complete.
+        let complete_to = if all.len() >= limit {
+            all.get(limit - 1).map_or(head, |e| e.0)
+        } else {
+            head
+        };
+        for (g, d, bytes) in all.into_iter().take(limit) {
+            if g > complete_to {
+                break;
+            }
+            if d != exclude {
+                entries.push((g, decode("changelog change", &bytes)?));
+            }
+        }
+        Ok((entries, complete_to.max(cursor)))
+    }
+
+    fn changelog_head(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT max(gseq) FROM changelog", [], |r| r.get(0))?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
     }
 }

@@ -1,5 +1,5 @@
-//! Output helpers: aligned tables for people, JSON for scripts (`--format json` prints one
-//! document on stdout and nothing else).
+//! Output helpers of both command lines: aligned tables for people, JSON for scripts
+//! (`--format json` prints one document on stdout and nothing else).
 //!
 //! No business logic here: callers decide what the rows are.
 
@@ -58,10 +58,22 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 
 /// Print `key  value` lines, aligned, without a header.
 pub fn print_pairs(rows: &[(&str, String)]) -> anyhow::Result<()> {
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for (k, v) in rows {
         writeln!(out, "{k:<width$}  {v}")?;
     }
     Ok(())
+}
+
+/// A reader that closed our stdout early (`export | head`) is not an error worth a message.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

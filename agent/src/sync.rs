@@ -1,0 +1,435 @@
+//! The agent's network glue: connect to the server over QUIC with the enrolment bundle's
+//! identity, drive a `ClientSession` over one stream, and map failures to messages a
+//! conseiller can act on. `sync` runs one reconciliation; `run` stays connected and retries
+//! with exponential backoff and jitter.
+//!
+//! No protocol decisions here (see `tournee_shared::protocol::session`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+use tournee_shared::bundle::Bundle;
+use tournee_shared::clock::Clock;
+use tournee_shared::limits::{
+    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, LOCAL_POLL_MS, READ_CHUNK_BYTES,
+};
+use tournee_shared::protocol::frame::{self, FrameReader};
+use tournee_shared::protocol::session::{ClientSession, SessionStats};
+use tournee_shared::protocol::wire::{ErrorCode, ServerMsg};
+use tournee_shared::protocol::ProtocolError;
+use tournee_shared::store::{SqliteStore, Store};
+use tournee_shared::tls;
+use tracing::{info, warn};
+
+/// File holding the enrolment bundle inside the agent's data directory (0600).
+pub const BUNDLE_FILE: &str = "bundle.json";
+
+/// How the server is reached.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    addrs: Vec<String>,
+    config: quinn::ClientConfig,
+}
+
+impl Remote {
+    /// From the bundle stored in the data directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(BUNDLE_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "this laptop has no server configured ({} is missing): initialise it with `tournee-agent init --bundle FILE`",
+                path.display()
+            )
+        })?;
+        let bundle = Bundle::parse(&text)?;
+        Self::from_bundle(&bundle)
+    }
+
+    /// From a bundle.
+    pub fn from_bundle(bundle: &Bundle) -> Result<Self> {
+        let ca = tls::pem_to_der_certs(&bundle.ca_pem)?
+            .into_iter()
+            .next()
+            .context("bundle has no CA certificate")?;
+        let chain = tls::pem_to_der_certs(&bundle.cert_pem)?;
+        let key = tls::pem_to_der_key(&bundle.key_pem)?;
+        let tls_config = tls::client_config(&ca, chain, key)?;
+        Ok(Self {
+            addrs: bundle.server_addrs.clone(),
+            config: tournee_shared::transport::client_config(tls_config)?,
+        })
+    }
+
+    /// The server addresses, as configured.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+}
+
+/// Why a reconciliation did not complete. Every variant leaves local data intact.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No server answered.
+    #[error("cannot reach the server at {addrs}: {detail}")]
+    Unreachable {
+        /// Addresses tried.
+        addrs: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The server refused this laptop (certificate or enrolment).
+    #[error("the server refused this laptop: {0}")]
+    Refused(String),
+    /// The link dropped during the session.
+    #[error("the connection dropped during sync: {0}")]
+    Link(String),
+    /// The session failed.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The whole reconciliation took longer than allowed.
+    #[error("sync did not finish within {0} s")]
+    Timeout(u64),
+}
+
+impl From<tournee_shared::store::StoreError> for SyncError {
+    fn from(e: tournee_shared::store::StoreError) -> Self {
+        SyncError::Protocol(e.into())
+    }
+}
+
+/// TLS alert names for the crypto error codes a server sends when it refuses a certificate.
+fn alert_text(code: u64) -> Option<&'static str> {
+    // QUIC carries TLS alerts as transport error 0x100 + alert (RFC 9001 §4.8).
+    Some(match code.checked_sub(0x100)? {
+        42 => "its certificate was refused (bad certificate)",
+        44 => "its certificate has been revoked",
+        45 => "its certificate has expired",
+        46 => "its certificate is unknown to the server",
+        48 | 51 => "its certificate was issued by another authority (unknown CA)",
+        116 => "it presented no certificate",
+        40 => "the TLS handshake failed",
+        _ => return None,
+    })
+}
+
+fn describe(e: &ConnectionError) -> SyncError {
+    match e {
+        ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason).into_owned();
+            match ErrorCode::from_close_code(c.error_code.into_inner()) {
+                Some(ErrorCode::Unauthorized) => SyncError::Refused(format!(
+                    "{reason}; ask the administrator to check this device's enrolment"
+                )),
+                Some(code) => SyncError::Protocol(ProtocolError::Remote {
+                    code,
+                    message: reason,
+                }),
+                None => SyncError::Link(format!("closed by the server: {reason}")),
+            }
+        }
+        ConnectionError::ConnectionClosed(c) => match alert_text(u64::from(c.error_code)) {
+            Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle")),
+            None => SyncError::Link(format!("closed by the server: {c}")),
+        },
+        ConnectionError::TransportError(t) => match alert_text(u64::from(t.code)) {
+            Some(text) => SyncError::Refused(format!("{text} ({t})")),
+            None => SyncError::Link(t.to_string()),
+        },
+        ConnectionError::TimedOut => {
+            SyncError::Link("no answer from the server (timed out)".into())
+        }
+        other => SyncError::Link(other.to_string()),
+    }
+}
+
+fn resolve(addrs: &[String]) -> Vec<SocketAddr> {
+    addrs
+        .iter()
+        .flat_map(|a| {
+            a.to_socket_addrs()
+                .map(|i| i.collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Open a QUIC connection to the first server address that answers.
+pub async fn connect(remote: &Remote) -> Result<(Endpoint, Connection), SyncError> {
+    let targets = resolve(&remote.addrs);
+    let shown = remote.addrs.join(", ");
+    if targets.is_empty() {
+        return Err(SyncError::Unreachable {
+            addrs: shown,
+            detail: "the address does not resolve".into(),
+        });
+    }
+    let mut last = String::new();
+    for addr in targets {
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .map_err(|_| SyncError::Link("bad bind address".into()))?;
+        let mut endpoint = Endpoint::client(bind).map_err(|e| SyncError::Unreachable {
+            addrs: shown.clone(),
+            detail: format!("cannot open a UDP socket: {e}"),
+        })?;
+        endpoint.set_default_client_config(remote.config.clone());
+        let connecting = match endpoint.connect(addr, tls::SERVER_NAME) {
+            Ok(c) => c,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting).await {
+            Ok(Ok(conn)) => return Ok((endpoint, conn)),
+            Ok(Err(e)) => match describe(&e) {
+                refused @ SyncError::Refused(_) => return Err(refused),
+                other => last = other.to_string(),
+            },
+            Err(_) => last = format!("no answer within {} s", CONNECT_TIMEOUT_MS / 1000),
+        }
+    }
+    Err(SyncError::Unreachable {
+        addrs: shown,
+        detail: last,
+    })
+}
+
+/// What one session did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Report {
+    /// Session counts.
+    pub stats: SessionStats,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Server clock minus ours, in ms.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// Run a session on an open connection. One-shot (`live == false`): returns once both sides are
+/// up to date. Live: keeps pushing local commits and taking server pushes until `stop` fires.
+pub async fn session(
+    conn: &Connection,
+    store: &mut SqliteStore,
+    clock: &dyn Clock,
+    live: bool,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Report, SyncError> {
+    let mut report = Report::default();
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
+    let mut client = ClientSession::new(store)?;
+    let mut reader = FrameReader::new();
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut out: Vec<u8> = Vec::new();
+    let mut off = 0usize;
+    let mut poll = tokio::time::interval(Duration::from_millis(LOCAL_POLL_MS));
+    let mut finishing = false;
+    loop {
+        if off == out.len() {
+            out.clear();
+            off = 0;
+            while let Some(m) = client.poll_transmit() {
+                out.extend_from_slice(&frame::encode(&m));
+            }
+        }
+        if off == out.len() && !live && !finishing && client.is_synced() {
+            let pending = store.outbox_after(client.acked(), 1)?;
+            if pending.is_empty() {
+                let _ = send.finish();
+                finishing = true;
+            } else {
+                client.fill(store)?;
+                continue;
+            }
+        }
+        tokio::select! {
+            read = recv.read(&mut buf) => match read {
+                Ok(Some(n)) => {
+                    report.bytes_in += n as u64;
+                    reader.push(&buf[..n]).map_err(ProtocolError::from)?;
+                    while let Some(msg) = reader.next_msg::<ServerMsg>().map_err(ProtocolError::from)? {
+                        client.handle_message(clock.now_ms(), msg, store)?;
+                    }
+                    client.fill(store)?;
+                }
+                Ok(None) => {
+                    reader.finish().map_err(ProtocolError::from)?;
+                    if finishing {
+                        break;
+                    }
+                    return Err(SyncError::Link("the server ended the session early".into()));
+                }
+                Err(quinn::ReadError::ConnectionLost(e)) => {
+                    if finishing {
+                        break;
+                    }
+                    return Err(describe(&e));
+                }
+                Err(e) => return Err(SyncError::Link(e.to_string())),
+            },
+            written = send.write(&out[off..]), if off < out.len() => {
+                let n = written.map_err(|e| match e {
+                    quinn::WriteError::ConnectionLost(c) => describe(&c),
+                    other => SyncError::Link(other.to_string()),
+                })?;
+                off += n;
+                report.bytes_out += n as u64;
+            }
+            _ = poll.tick(), if live => client.fill(store)?,
+            _ = stop.changed(), if live => {
+                let _ = send.finish();
+                break;
+            }
+        }
+    }
+    report.stats = client.stats();
+    report.clock_offset_ms = client.clock_offset_ms();
+    conn.close(VarInt::from_u32(0), b"done");
+    Ok(report)
+}
+
+/// One reconciliation, retrying a dropped link until `timeout_s` has passed.
+pub async fn sync_once(
+    store: &mut SqliteStore,
+    remote: &Remote,
+    clock: &dyn Clock,
+    timeout_s: u64,
+) -> Result<Report, SyncError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
+    let mut backoff = Backoff::new(clock.now_ms());
+    let (_never, mut stop) = tokio::sync::watch::channel(false);
+    loop {
+        let attempt = async {
+            let (endpoint, conn) = connect(remote).await?;
+            let r = session(&conn, store, clock, false, &mut stop).await;
+            endpoint.wait_idle().await;
+            r
+        };
+        let result = tokio::time::timeout_at(deadline, attempt).await;
+        match result {
+            Err(_) => return Err(SyncError::Timeout(timeout_s)),
+            Ok(Ok(report)) => return Ok(report),
+            Ok(Err(e @ (SyncError::Refused(_) | SyncError::Protocol(_)))) => return Err(e),
+            Ok(Err(e)) => {
+                let wait = backoff.next_delay();
+                if tokio::time::Instant::now() + wait >= deadline {
+                    return Err(e);
+                }
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "sync interrupted; retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Stay connected: sync whenever the server is reachable, back off otherwise, until `stop`.
+pub async fn run_daemon(
+    store: &mut SqliteStore,
+    remote: &Remote,
+    clock: &dyn Clock,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = Backoff::new(clock.now_ms());
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let result = match connect(remote).await {
+            Ok((endpoint, conn)) => {
+                info!(server = %conn.remote_address(), "connected");
+                backoff.reset();
+                let r = session(&conn, store, clock, true, &mut stop).await;
+                endpoint.close(VarInt::from_u32(0), b"bye");
+                r
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(report) => {
+                info!(
+                    changes_out = report.stats.changes_out,
+                    changes_in = report.stats.changes_in,
+                    bytes_out = report.bytes_out,
+                    bytes_in = report.bytes_in,
+                    "session closed"
+                );
+                if *stop.borrow() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let wait = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "server unreachable; changes stay queued");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter between `BACKOFF_MIN_MS` and `BACKOFF_MAX_MS`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    /// A backoff seeded from `seed` (e.g. the time and process id).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            attempt: 0,
+            rng: seed ^ u64::from(std::process::id()).rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+    /// Back to the shortest delay (after a successful connection).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+    /// The next delay: uniform in [ceiling/2, ceiling], ceiling doubling per attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = BACKOFF_MIN_MS
+            .saturating_mul(1u64 << self.attempt.min(20))
+            .min(BACKOFF_MAX_MS);
+        self.attempt = self.attempt.saturating_add(1);
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = ceiling / 2;
+        Duration::from_millis(half + self.rng % (ceiling - half + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter() {
+        let mut b = Backoff::new(42);
+        let delays: Vec<u64> = (0..12).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert!(delays[0] >= BACKOFF_MIN_MS / 2 && delays[0] <= BACKOFF_MIN_MS);
+        assert!(delays.iter().all(|d| *d <= BACKOFF_MAX_MS));
+        assert!(delays[11] >= BACKOFF_MAX_MS / 2, "{delays:?}");
+        b.reset();
+        assert!(b.next_delay().as_millis() as u64 <= BACKOFF_MIN_MS);
+    }
+
+    #[test]
+    fn refused_certificates_read_as_such() {
+        assert!(alert_text(0x100 + 44).is_some_and(|t| t.contains("revoked")));
+        assert!(alert_text(0x100 + 116).is_some_and(|t| t.contains("no certificate")));
+        assert_eq!(alert_text(0x0a), None);
+    }
+}

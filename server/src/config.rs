@@ -1,0 +1,141 @@
+//! The server's data directory layout and configuration file (`server.toml`).
+//!
+//! Only paths and settings; nothing here opens sockets or databases.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4433";
+/// Default number of sync sessions served at once; the rest wait their turn.
+pub const DEFAULT_SESSIONS_MAX: usize = 64;
+
+/// `server.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Addresses agents use to reach the server (written into enrolment bundles). Empty: the
+    /// listen address.
+    #[serde(default)]
+    pub public_addr: Vec<String>,
+    /// Sync sessions served at once (admission control); others queue.
+    #[serde(default = "default_sessions_max")]
+    pub sessions_max: usize,
+    /// Log level filter when `RUST_LOG` is not set (e.g. `info`, `tournee_server=debug`).
+    #[serde(default = "default_log")]
+    pub log: String,
+}
+
+fn default_sessions_max() -> usize {
+    DEFAULT_SESSIONS_MAX
+}
+
+fn default_log() -> String {
+    "info".into()
+}
+
+impl ServerConfig {
+    /// The addresses to put in a bundle.
+    pub fn bundle_addrs(&self) -> Vec<String> {
+        if self.public_addr.is_empty() {
+            vec![self.listen.to_string()]
+        } else {
+            self.public_addr.clone()
+        }
+    }
+}
+
+/// Paths inside a server data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The directory.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+    /// Root path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The replicated store.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("server.sqlite")
+    }
+    /// The device registry.
+    pub fn registry(&self) -> PathBuf {
+        self.root.join("registry.sqlite")
+    }
+    /// Configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("server.toml")
+    }
+    /// CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+    /// CA key (0600).
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("ca.key")
+    }
+    /// Server certificate.
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("server.pem")
+    }
+    /// Server key (0600).
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("server.key")
+    }
+    /// True once `init` ran here.
+    pub fn is_initialised(&self) -> bool {
+        self.config().exists() && self.store().exists()
+    }
+    /// Check `init` ran, with a clear error otherwise.
+    pub fn require(&self) -> Result<()> {
+        if !self.is_initialised() {
+            anyhow::bail!(
+                "no Tournée server in {}: run `tournee-server init --data {}` first",
+                self.root.display(),
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+    /// Read the configuration file.
+    pub fn load_config(&self) -> Result<ServerConfig> {
+        let text = std::fs::read_to_string(self.config())
+            .with_context(|| format!("cannot read {}", self.config().display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", self.config().display()))
+    }
+}
+
+/// Write a file readable by its owner only (keys, bundles).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}

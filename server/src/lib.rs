@@ -1,0 +1,11 @@
+//! Tournée server library: device registry and CA, the sync daemon's glue, and the commands of
+//! the `tournee-server` binary.
+//!
+//! The replicated data model, merge and protocol live in `tournee_shared`; nothing here
+//! re-implements them.
+
+pub mod ca;
+pub mod config;
+pub mod db;
+pub mod registry;
+pub mod serve;

@@ -1,0 +1,448 @@
+//! The sans-IO sync sessions driven against each other in memory (through real frame encoding),
+//! on real SQLite stores: convergence, scope isolation, authorization, replays, limits.
+
+use tournee_shared::export;
+use tournee_shared::model::{Field, Kind, Scope, Value};
+use tournee_shared::protocol::auth::DeviceAuth;
+use tournee_shared::protocol::frame::{self, FrameReader};
+use tournee_shared::protocol::session::{ClientSession, ServerSession, SessionStats};
+use tournee_shared::protocol::wire::{pack, ClientMsg, ErrorCode, RejectReason, ServerMsg};
+use tournee_shared::protocol::ProtocolError;
+use tournee_shared::store::{Identity, LocalAction, RecordEdit, ServerStore, SqliteStore, Store};
+use uuid::Uuid;
+
+const NOW: u64 = 1_790_000_000_000;
+const UNIT: &str = "bus-80-1";
+
+fn agent(device: u32, unit: &str, territory: &str) -> SqliteStore {
+    let mut s = SqliteStore::open_in_memory().expect("store");
+    s.set_identity(&Identity {
+        device,
+        unit: unit.into(),
+        territory: territory.into(),
+    })
+    .expect("identity");
+    s
+}
+
+fn server() -> SqliteStore {
+    let mut s = SqliteStore::open_in_memory().expect("store");
+    s.set_identity(&Identity::server()).expect("identity");
+    s
+}
+
+fn auth(store: &SqliteStore) -> DeviceAuth {
+    let id = store.identity().expect("identity").expect("set");
+    DeviceAuth {
+        actor: id.device,
+        unit: id.unit,
+        territory: id.territory,
+    }
+}
+
+fn through_wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> T {
+    let mut r = FrameReader::new();
+    r.push(&frame::encode(msg)).expect("frame");
+    r.next_msg().expect("decode").expect("whole frame")
+}
+
+/// One session, run to completion. Returns both sides' counts.
+fn sync(
+    agent: &mut SqliteStore,
+    server: &mut SqliteStore,
+    now: u64,
+) -> Result<(SessionStats, SessionStats), ProtocolError> {
+    let mut client = ClientSession::new(agent)?;
+    let mut srv = ServerSession::new(auth(agent), now);
+    for _ in 0..10_000 {
+        while let Some(m) = client.poll_transmit() {
+            srv.handle_message(now, through_wire(&m), server)?;
+        }
+        srv.fill(server)?;
+        while let Some(m) = srv.poll_transmit() {
+            client.handle_message(now, through_wire(&m), agent)?;
+        }
+        client.fill(agent)?;
+        if client.is_synced() && !client.has_pending_transmit() {
+            return Ok((client.stats(), srv.stats()));
+        }
+    }
+    panic!("session did not converge");
+}
+
+fn appointment(store: &mut SqliteStore, now: u64, note: &str) -> Uuid {
+    let unit = store.identity().expect("id").expect("set").unit;
+    let id = Uuid::now_v7();
+    let action = LocalAction {
+        edits: vec![RecordEdit {
+            id,
+            kind: Kind::Appointment,
+            scope: Scope::Unit(unit),
+            create: true,
+            sets: vec![
+                (Field::Location, Value::Text("arret".into())),
+                (Field::Commune, Value::Text("80021".into())),
+                (Field::Start, Value::Int((now / 1000) as i64 + 86_400)),
+                (Field::Duration, Value::Int(30)),
+                (Field::Status, Value::Text("unknown".into())),
+                (Field::Note, Value::Text(note.into())),
+            ],
+        }],
+    };
+    store.write_local(now, &action).expect("write");
+    id
+}
+
+fn set(store: &mut SqliteStore, now: u64, id: Uuid, field: Field, value: Value) {
+    let record = store.record(id).expect("read").expect("exists");
+    store
+        .write_local(
+            now,
+            &tournee_shared::actions::set_fields(&record, vec![(field, value)]),
+        )
+        .expect("write");
+}
+
+fn unit_digest(server: &SqliteStore, unit: &str, territory: &str) -> String {
+    export::digest(
+        server,
+        Some(&[Scope::Unit(unit.into()), Scope::Territory(territory.into())]),
+    )
+    .expect("digest")
+}
+
+fn agent_digest(agent: &SqliteStore) -> String {
+    let id = agent.identity().expect("id").expect("set");
+    export::digest(agent, Some(&id.scopes())).expect("digest")
+}
+
+#[test]
+fn three_offline_agents_converge_with_the_server_and_keep_the_conflict() {
+    let mut srv = server();
+    let mut agents: Vec<SqliteStore> = (1..=3).map(|d| agent(d, UNIT, "80")).collect();
+    let shared = appointment(&mut agents[0], NOW, "shared");
+    for a in agents.iter_mut() {
+        sync(a, &mut srv, NOW).expect("initial sync");
+    }
+    let mut mine = Vec::new();
+    for (i, a) in agents.iter_mut().enumerate() {
+        for k in 0..20 {
+            mine.push(appointment(a, NOW + 1000 * k, &format!("agent {i} #{k}")));
+        }
+        set(
+            a,
+            NOW + 50_000,
+            shared,
+            Field::Note,
+            Value::Text(format!("edit by {i}")),
+        );
+    }
+    for _round in 0..2 {
+        for a in agents.iter_mut() {
+            sync(a, &mut srv, NOW + 100_000).expect("sync");
+        }
+    }
+    let server_digest = unit_digest(&srv, UNIT, "80");
+    for a in &agents {
+        assert_eq!(agent_digest(a), server_digest);
+        let rec = a.record(shared).expect("read").expect("present");
+        assert_eq!(rec.conflicts(), vec![Field::Note]);
+        assert_eq!(rec.register(Field::Note).expect("note").siblings().len(), 3);
+        for id in &mine {
+            assert!(
+                a.record(*id).expect("read").is_some(),
+                "nothing recorded is missing"
+            );
+        }
+        assert_eq!(a.stats().expect("stats").pending, 0);
+    }
+    assert_eq!(srv.conflicted().expect("conflicts").len(), 1);
+}
+
+#[test]
+fn another_unit_never_receives_records_and_crafted_changes_are_refused() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let mut other = agent(2, "bus-02-1", "02");
+    let a_rec = appointment(&mut a, NOW, "A's");
+    sync(&mut a, &mut srv, NOW).expect("sync a");
+    sync(&mut other, &mut srv, NOW).expect("sync other");
+    assert!(other.record(a_rec).expect("read").is_none(), "isolation");
+    assert_eq!(other.stats().expect("stats").records, 0);
+
+    // A crafted change: device 2 writes into unit bus-80-1 (its store accepts anything local).
+    let mut crafted = agent(2, "bus-02-1", "02");
+    let action = LocalAction {
+        edits: vec![RecordEdit {
+            id: a_rec,
+            kind: Kind::Appointment,
+            scope: Scope::Unit(UNIT.into()),
+            create: true,
+            sets: vec![(Field::Note, Value::Text("hijack".into()))],
+        }],
+    };
+    crafted
+        .write_local(NOW, &action)
+        .expect("local write is not authorized locally");
+    let before = unit_digest(&srv, UNIT, "80");
+    let (_, server_stats) = sync(&mut crafted, &mut srv, NOW).expect("session itself succeeds");
+    assert_eq!(server_stats.rejected, 1);
+    assert_eq!(server_stats.applied, 0);
+    assert_eq!(unit_digest(&srv, UNIT, "80"), before, "nothing merged");
+    let rejected = crafted.rejected().expect("rejected");
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0].reason.contains("out of scope"),
+        "{}",
+        rejected[0].reason
+    );
+    assert_eq!(crafted.stats().expect("stats").rejected, 1);
+}
+
+#[test]
+fn devices_may_not_plan_forge_or_write_from_the_future() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    appointment(&mut a, NOW, "ok");
+    // Planning a passage or a stop is the scheduler's.
+    let action = LocalAction {
+        edits: vec![RecordEdit {
+            id: Uuid::now_v7(),
+            kind: Kind::Passage,
+            scope: Scope::Unit(UNIT.into()),
+            create: true,
+            sets: vec![(Field::Date, Value::Text("2026-12-01".into()))],
+        }],
+    };
+    a.write_local(NOW, &action).expect("local");
+    // A laptop 7 days ahead.
+    appointment(&mut a, NOW + 7 * 86_400_000, "future");
+    let (_, stats) = sync(&mut a, &mut srv, NOW).expect("sync");
+    assert_eq!(
+        stats.rejected,
+        1 + 6,
+        "the passage field and the 6 future-stamped fields"
+    );
+    let reasons: Vec<String> = a
+        .rejected()
+        .expect("rejected")
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert!(reasons[0].contains("not allowed"), "{reasons:?}");
+    assert!(
+        reasons[1..].iter().all(|r| r.contains("clock ahead")),
+        "{reasons:?}"
+    );
+    // Kept for review, never dropped: the agent still holds the future appointment.
+    assert_eq!(a.stats().expect("stats").records, 3);
+    let (_, ahead) = a.last_sync().expect("last").expect("synced");
+    assert_eq!(ahead, 0, "clock offset recorded (same clock here)");
+}
+
+#[test]
+fn replayed_batches_are_applied_once_and_gaps_are_refused() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    for k in 0..5 {
+        appointment(&mut a, NOW + k, "x");
+    }
+    let outbox: Vec<_> = a.outbox_after(0, 1000).expect("outbox");
+    let changes: Vec<_> = outbox.iter().map(|(_, c)| c.clone()).collect();
+    let batch = pack(&changes).remove(0);
+    let dev = auth(&a);
+    let mut s = ServerSession::new(dev.clone(), NOW);
+    s.handle_message(
+        NOW,
+        ClientMsg::Hello {
+            version: 1,
+            cursor: 0,
+            acked: 0,
+        },
+        &mut srv,
+    )
+    .expect("hello");
+    s.handle_message(
+        NOW,
+        ClientMsg::Changes {
+            first_seq: 1,
+            batch: batch.clone(),
+        },
+        &mut srv,
+    )
+    .expect("batch");
+    s.handle_message(
+        NOW,
+        ClientMsg::Changes {
+            first_seq: 1,
+            batch: batch.clone(),
+        },
+        &mut srv,
+    )
+    .expect("replay");
+    let stats = s.stats();
+    assert_eq!(stats.applied, 30);
+    assert_eq!(stats.duplicates, 30);
+    assert_eq!(srv.changelog_head().expect("head"), 30, "logged once");
+    assert_eq!(srv.device_acked(1).expect("acked"), 30);
+    let err = s
+        .handle_message(
+            NOW,
+            ClientMsg::Changes {
+                first_seq: 40,
+                batch,
+            },
+            &mut srv,
+        )
+        .expect_err("gap");
+    assert_eq!(err.code(), ErrorCode::SequenceGap);
+}
+
+#[test]
+fn wrong_version_and_out_of_order_messages_end_the_session_with_a_code() {
+    let mut srv = server();
+    let a = agent(1, UNIT, "80");
+    let mut s = ServerSession::new(auth(&a), NOW);
+    let err = s
+        .handle_message(
+            NOW,
+            ClientMsg::Hello {
+                version: 99,
+                cursor: 0,
+                acked: 0,
+            },
+            &mut srv,
+        )
+        .expect_err("version");
+    assert_eq!(err.code(), ErrorCode::VersionMismatch);
+    match s.poll_transmit() {
+        Some(ServerMsg::Error {
+            code: ErrorCode::VersionMismatch,
+            message,
+        }) => assert!(message.contains("99")),
+        other => panic!("expected an error message, got {other:?}"),
+    }
+    let mut s = ServerSession::new(auth(&a), NOW);
+    let err = s
+        .handle_message(
+            NOW,
+            ClientMsg::Changes {
+                first_seq: 1,
+                batch: Default::default(),
+            },
+            &mut srv,
+        )
+        .expect_err("before hello");
+    assert_eq!(err.code(), ErrorCode::Unexpected);
+    let s = ServerSession::new(auth(&a), NOW);
+    assert!(s.poll_timeout().is_some());
+    let mut s = s;
+    assert!(s.handle_timeout(NOW + 60_000).is_err(), "no Hello in time");
+}
+
+#[test]
+fn the_scheduler_s_writes_reach_the_unit_and_the_territory_s_stops_reach_every_unit_there() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let mut b = agent(2, "bus-80-2", "80");
+    let mut far = agent(3, "bus-02-1", "02");
+    let stop = Uuid::now_v7();
+    let home_visit = Uuid::now_v7();
+    let action = LocalAction {
+        edits: vec![
+            RecordEdit {
+                id: stop,
+                kind: Kind::Stop,
+                scope: Scope::Territory("80".into()),
+                create: true,
+                sets: vec![
+                    (Field::Commune, Value::Text("80001".into())),
+                    (Field::Label, Value::Text("Mairie".into())),
+                ],
+            },
+            RecordEdit {
+                id: home_visit,
+                kind: Kind::Appointment,
+                scope: Scope::Unit(UNIT.into()),
+                create: true,
+                sets: vec![
+                    (Field::Location, Value::Text("domicile".into())),
+                    (Field::Commune, Value::Text("80001".into())),
+                    (Field::Start, Value::Int((NOW / 1000) as i64 + 3600)),
+                    (Field::Duration, Value::Int(60)),
+                    (Field::Status, Value::Text("unknown".into())),
+                ],
+            },
+        ],
+    };
+    srv.write_local(NOW, &action).expect("scheduler write");
+    for s in [&mut a, &mut b, &mut far] {
+        sync(s, &mut srv, NOW).expect("sync");
+    }
+    assert!(a.record(stop).expect("r").is_some() && a.record(home_visit).expect("r").is_some());
+    assert!(b.record(stop).expect("r").is_some() && b.record(home_visit).expect("r").is_none());
+    assert!(far.record(stop).expect("r").is_none() && far.record(home_visit).expect("r").is_none());
+    assert_eq!(agent_digest(&a), unit_digest(&srv, UNIT, "80"));
+    assert_eq!(agent_digest(&b), unit_digest(&srv, "bus-80-2", "80"));
+    // The unit marks the home visit; it reaches the server.
+    set(
+        &mut a,
+        NOW + 1,
+        home_visit,
+        Field::Status,
+        Value::Text("seen".into()),
+    );
+    let (_, st) = sync(&mut a, &mut srv, NOW + 2).expect("sync");
+    assert_eq!(st.applied, 1);
+    let rec = srv.record(home_visit).expect("r").expect("present");
+    assert_eq!(rec.text(Field::Status), Some("seen"));
+}
+
+#[test]
+fn a_status_going_back_to_unknown_through_a_crafted_write_is_refused() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let id = appointment(&mut a, NOW, "x");
+    set(
+        &mut a,
+        NOW + 1,
+        id,
+        Field::Status,
+        Value::Text("seen".into()),
+    );
+    sync(&mut a, &mut srv, NOW + 2).expect("sync");
+    // Craft a write that saw 'seen' and sets 'unknown' (the CLI refuses this locally).
+    let rec = a.record(id).expect("r").expect("present");
+    let reg = rec.register(Field::Status).expect("status");
+    let write = reg.prepare(
+        1,
+        tournee_shared::hlc::Hlc::from_wall(NOW + 3),
+        Value::Text("unknown".into()),
+    );
+    let change = tournee_shared::record::Change {
+        record: id,
+        kind: Kind::Appointment,
+        scope: Scope::Unit(UNIT.into()),
+        field: Field::Status,
+        write,
+    };
+    let acked = srv.device_acked(1).expect("acked");
+    let dev = auth(&a);
+    let result = srv
+        .accept_batch(1, acked + 1, &[change], &mut |c, existing| {
+            tournee_shared::protocol::auth::authorize(&dev, c, existing, NOW + 3)
+        })
+        .expect("batch");
+    assert_eq!(result.rejected.len(), 1);
+    assert!(matches!(
+        result.rejected[0].reason,
+        RejectReason::Invalid { .. }
+    ));
+    assert_eq!(
+        srv.record(id)
+            .expect("r")
+            .expect("present")
+            .text(Field::Status),
+        Some("seen")
+    );
+}
