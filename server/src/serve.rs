@@ -69,6 +69,8 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer> {
     data.require()?;
+    // Load reference data now, not inside the first session.
+    tournee_shared::refdata::RefData::get();
     let store = open_server_store(data)?;
     let head = store.changelog_head()?;
     let registry = Registry::open(&data.registry())?;

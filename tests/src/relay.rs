@@ -1,0 +1,328 @@
+//! A fault-injecting UDP relay on loopback, standing in for a rural link (`tc netem` is not
+//! available here): seeded loss, duplication, reordering, delay, bandwidth limit, and cuts.
+//!
+//! It relays one client (the first address that sends) to one upstream. Threads and std
+//! sockets only, so it works under any test harness. Deliberately not a general proxy.
+
+use std::collections::BinaryHeap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Faults applied to each datagram, per direction alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// Probability a datagram is dropped.
+    pub loss: f64,
+    /// Probability a datagram is sent twice.
+    pub duplicate: f64,
+    /// Probability a datagram is held back by an extra `reorder_ms`.
+    pub reorder: f64,
+    /// Extra delay of reordered datagrams, in ms.
+    pub reorder_ms: u64,
+    /// One-way delay, in ms.
+    pub delay_ms: u64,
+    /// Bandwidth in bits per second, client to server (0: unlimited).
+    pub up_bps: u64,
+    /// Bandwidth in bits per second, server to client (0: unlimited).
+    pub down_bps: u64,
+    /// When true every datagram is dropped (a cut link).
+    pub cut: bool,
+}
+
+impl Faults {
+    /// A perfect link.
+    pub fn none() -> Self {
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_ms: 0,
+            delay_ms: 0,
+            up_bps: 0,
+            down_bps: 0,
+            cut: false,
+        }
+    }
+}
+
+/// Datagram counts, for assertions.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Datagrams received from the client.
+    pub up_in: AtomicU64,
+    /// Datagrams received from the server.
+    pub down_in: AtomicU64,
+    /// Datagrams dropped (loss or cut).
+    pub dropped: AtomicU64,
+    /// Extra copies sent.
+    pub duplicated: AtomicU64,
+    /// Bytes delivered to the server.
+    pub up_bytes: AtomicU64,
+    /// Bytes delivered to the client.
+    pub down_bytes: AtomicU64,
+}
+
+struct Pending {
+    at: Instant,
+    order: u64,
+    up: bool,
+    bytes: Vec<u8>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.order).cmp(&(self.at, self.order))
+    }
+}
+
+struct State {
+    faults: Faults,
+    rng: u64,
+    order: u64,
+    queue: BinaryHeap<Pending>,
+    up_free_at: Instant,
+    down_free_at: Instant,
+}
+
+impl State {
+    fn roll(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A running relay. Dropping it stops its threads.
+#[derive(Debug)]
+pub struct Relay {
+    addr: SocketAddr,
+    shared: Arc<(Mutex<StateBox>, Condvar)>,
+    stats: Arc<RelayStats>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct StateBox(State);
+
+impl std::fmt::Debug for StateBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0.faults)
+    }
+}
+
+impl Relay {
+    /// Start relaying from a new loopback port to `upstream`, with `faults` and a seed.
+    pub fn start(upstream: SocketAddr, faults: Faults, seed: u64) -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("addr"), upstream, faults, seed)
+    }
+
+    /// Like `start`, on a given local address (so a server can be told the relay's address
+    /// before it runs).
+    pub fn start_on(local: SocketAddr, upstream: SocketAddr, faults: Faults, seed: u64) -> Self {
+        let front = UdpSocket::bind(local).expect("bind relay");
+        let back = UdpSocket::bind("127.0.0.1:0").expect("bind relay upstream side");
+        back.connect(upstream).expect("connect upstream");
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("timeout");
+        }
+        let addr = front.local_addr().expect("addr");
+        let now = Instant::now();
+        let shared = Arc::new((
+            Mutex::new(StateBox(State {
+                faults,
+                rng: seed,
+                order: 0,
+                queue: BinaryHeap::new(),
+                up_free_at: now,
+                down_free_at: now,
+            })),
+            Condvar::new(),
+        ));
+        let stats = Arc::new(RelayStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let front = Arc::new(front);
+        let back = Arc::new(back);
+        let mut threads = Vec::new();
+        // Client -> relay.
+        {
+            let (front, shared, stats, stop, client) = (
+                front.clone(),
+                shared.clone(),
+                stats.clone(),
+                stop.clone(),
+                client.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = front.recv_from(&mut buf) {
+                        if let Ok(mut c) = client.lock() {
+                            *c = Some(from);
+                        }
+                        stats.up_in.fetch_add(1, Ordering::Relaxed);
+                        schedule(&shared, &stats, true, &buf[..n]);
+                    }
+                }
+            }));
+        }
+        // Server -> relay.
+        {
+            let (back, shared, stats, stop) =
+                (back.clone(), shared.clone(), stats.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = back.recv(&mut buf) {
+                        stats.down_in.fetch_add(1, Ordering::Relaxed);
+                        schedule(&shared, &stats, false, &buf[..n]);
+                    }
+                }
+            }));
+        }
+        // Delivery.
+        {
+            let (shared, stats, stop) = (shared.clone(), stats.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let (lock, cv) = &*shared;
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut st) = lock.lock() else { return };
+                    let now = Instant::now();
+                    match st.0.queue.peek() {
+                        Some(p) if p.at <= now => {
+                            let Some(p) = st.0.queue.pop() else { continue };
+                            drop(st);
+                            if p.up {
+                                if back.send(&p.bytes).is_ok() {
+                                    stats
+                                        .up_bytes
+                                        .fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+                                }
+                            } else if let Some(c) = client.lock().ok().and_then(|c| *c) {
+                                if front.send_to(&p.bytes, c).is_ok() {
+                                    stats
+                                        .down_bytes
+                                        .fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Some(p) => {
+                            let wait = p.at - now;
+                            let _ = cv.wait_timeout(st, wait.min(Duration::from_millis(20)));
+                        }
+                        None => {
+                            let _ = cv.wait_timeout(st, Duration::from_millis(20));
+                        }
+                    }
+                }
+            }));
+        }
+        Self {
+            addr,
+            shared,
+            stats,
+            stop,
+            threads,
+        }
+    }
+
+    /// The address clients send to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
+    /// Change the faults (e.g. cut or heal the link).
+    pub fn set_faults(&self, f: Faults) {
+        if let Ok(mut st) = self.shared.0.lock() {
+            st.0.faults = f;
+        }
+    }
+
+    /// Cut (true) or heal (false) the link, keeping other faults.
+    pub fn set_cut(&self, cut: bool) {
+        if let Ok(mut st) = self.shared.0.lock() {
+            st.0.faults.cut = cut;
+            if cut {
+                st.0.queue.clear();
+            }
+        }
+    }
+}
+
+fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bool, bytes: &[u8]) {
+    let (lock, cv) = &**shared;
+    let Ok(mut guard) = lock.lock() else { return };
+    let st = &mut guard.0;
+    let f = st.faults;
+    if f.cut || st.roll() < f.loss {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let copies = if st.roll() < f.duplicate {
+        stats.duplicated.fetch_add(1, Ordering::Relaxed);
+        2
+    } else {
+        1
+    };
+    let now = Instant::now();
+    let bps = if up { f.up_bps } else { f.down_bps };
+    let mut at = now + Duration::from_millis(f.delay_ms);
+    if bps > 0 {
+        let free = if up {
+            &mut st.up_free_at
+        } else {
+            &mut st.down_free_at
+        };
+        let start = (*free).max(now);
+        let tx = Duration::from_micros(bytes.len() as u64 * 8 * 1_000_000 / bps);
+        *free = start + tx;
+        at = *free + Duration::from_millis(f.delay_ms);
+    }
+    if st.roll() < f.reorder {
+        at += Duration::from_millis(f.reorder_ms);
+    }
+    for _ in 0..copies {
+        st.order += 1;
+        let order = st.order;
+        st.queue.push(Pending {
+            at,
+            order,
+            up,
+            bytes: bytes.to_vec(),
+        });
+    }
+    cv.notify_all();
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.shared.1.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
