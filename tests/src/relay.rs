@@ -290,14 +290,14 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
     let now = Instant::now();
     let bps = if up { f.up_bps } else { f.down_bps };
     let mut at = now + Duration::from_millis(f.delay_ms);
-    if bps > 0 {
+    if let Some(us) = (bytes.len() as u64 * 8 * 1_000_000).checked_div(bps) {
         let free = if up {
             &mut st.up_free_at
         } else {
             &mut st.down_free_at
         };
         let start = (*free).max(now);
-        let tx = Duration::from_micros(bytes.len() as u64 * 8 * 1_000_000 / bps);
+        let tx = Duration::from_micros(us);
         *free = start + tx;
         at = *free + Duration::from_millis(f.delay_ms);
     }
