@@ -10,11 +10,12 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tournee_server::ca::Ca;
-use tournee_server::config::{write_private, DataDir, ServerConfig, DEFAULT_SESSIONS_MAX};
+use tournee_server::config::{DataDir, ServerConfig, DEFAULT_SESSIONS_MAX};
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::serve;
 use tournee_shared::actions::conflict_views;
 use tournee_shared::bundle::{Bundle, BUNDLE_VERSION};
+use tournee_shared::cli::{create_private_dir, init_logging, wait_for_signal, write_private};
 use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::model::Scope;
@@ -174,13 +175,7 @@ fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
             data.root().display()
         );
     }
-    std::fs::create_dir_all(data.root())
-        .with_context(|| format!("cannot create {}", data.root().display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data.root(), std::fs::Permissions::from_mode(0o700))?;
-    }
+    create_private_dir(data.root())?;
     let now = now_utc(clock);
     let ca = Ca::generate("Tournée CA", now)?;
     let hosts: Vec<String> = a
@@ -296,29 +291,4 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
         server.shutdown().await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod bundle;
+pub mod cli;
 pub mod clock;
 pub mod export;
 pub mod hlc;
