@@ -8,18 +8,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use serde_json::json;
+use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
 use tournee_shared::actions::{
     self, add_appointment, add_request, conflict_views, require_kind, set_fields, NewAppointment,
     NewRequest, PassageUpdate,
 };
 use tournee_shared::bundle::Bundle;
-use tournee_shared::cli::{create_private_dir, init_logging, wait_for_signal, write_private};
+use tournee_shared::cli::{init_logging, wait_for_signal};
 use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::limits::CLOCK_OFFSET_WARN_MS;
 use tournee_shared::model::{
-    check_admin_id, check_territory, AppointmentStatus, CancelCause, Field, Kind, Level, Location,
-    ModelError, Outcome, PassageStatus, Value,
+    AppointmentStatus, CancelCause, Field, Kind, Level, Location, ModelError, Outcome,
+    PassageStatus, Value,
 };
 use tournee_shared::record::Record;
 use tournee_shared::refdata::RefData;
@@ -29,9 +30,6 @@ use uuid::Uuid;
 
 use crate::{AppointmentCmd, Cli, Command, PassageCmd, RequestCmd};
 use tournee_shared::output::{print_json, print_pairs, print_table, Format};
-
-/// File name of the agent's store inside the data directory.
-pub const STORE_FILE: &str = "agent.sqlite";
 
 fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
     match cli_data {
@@ -134,14 +132,7 @@ fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
         (Some(path), _, _, _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the bundle {}", path.display()))?;
-            let b = Bundle::parse(&text)?;
-            crate::sync::Remote::from_bundle(&b)?;
-            let id = Identity {
-                device: b.device,
-                unit: b.unit.clone(),
-                territory: b.territory.clone(),
-            };
-            (id, Some(text))
+            (identity_of(&Bundle::parse(&text)?), Some(text))
         }
         (None, Some(device), Some(unit), Some(territory)) => (
             Identity {
@@ -153,27 +144,7 @@ fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
         ),
         _ => bail!("give --bundle FILE, or --device-id, --unit and --territory together"),
     };
-    check_admin_id("unit", &identity.unit)?;
-    check_territory("territory", &identity.territory)?;
-    if identity.device == 0 {
-        bail!("device-id: 0 is the server's actor number; use the number the server assigned");
-    }
-    if let Ok(existing) = SqliteStore::open(&dir.join(STORE_FILE)).and_then(|s| s.identity()) {
-        if let Some(have) = existing.filter(|_| dir.join(STORE_FILE).exists()) {
-            bail!(
-                "{} is already initialised (device {}, unit {}); use another --data directory",
-                dir.display(),
-                have.device,
-                have.unit
-            );
-        }
-    }
-    create_private_dir(dir)?;
-    if let Some(text) = &bundle {
-        write_private(&dir.join(crate::sync::BUNDLE_FILE), text.as_bytes())?;
-    }
-    let mut store = SqliteStore::open(&dir.join(STORE_FILE))?;
-    store.set_identity(&identity)?;
+    init_store(dir, &identity, bundle.as_deref())?;
     println!(
         "initialised {} for device {} of unit {} (territory {}){}",
         dir.display(),
@@ -198,9 +169,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
     let mut store = open_existing(dir)?;
-    let remote = crate::sync::Remote::load(dir)?;
+    let remote = tournee_agent::sync::Remote::load(dir)?;
     init_logging("warn");
-    let result = runtime()?.block_on(crate::sync::sync_once(&mut store, &remote, clock, timeout));
+    let result = runtime()?.block_on(tournee_agent::sync::sync_once(
+        &mut store, &remote, clock, timeout,
+    ));
     match result {
         Ok(r) => {
             let s = store.stats()?;
@@ -219,7 +192,7 @@ fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
 
 fn run_cmd(dir: &Path, clock: SkewedClock) -> Result<()> {
     let mut store = open_existing(dir)?;
-    let remote = crate::sync::Remote::load(dir)?;
+    let remote = tournee_agent::sync::Remote::load(dir)?;
     init_logging("info");
     runtime()?.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -227,7 +200,7 @@ fn run_cmd(dir: &Path, clock: SkewedClock) -> Result<()> {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        crate::sync::run_daemon(&mut store, &remote, &clock, stop_rx).await
+        tournee_agent::sync::run_daemon(&mut store, &remote, &clock, stop_rx).await
     })
 }
 
@@ -640,7 +613,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
     let s = store.stats()?;
     let last = store.last_sync()?;
     let rejected = store.rejected()?;
-    let server = crate::sync::Remote::load(dir)
+    let server = tournee_agent::sync::Remote::load(dir)
         .ok()
         .map(|r| r.addrs().join(", "));
     let rejected_json: Vec<serde_json::Value> = rejected

@@ -5,7 +5,6 @@
 //! Deliberately not here yet: sync and the daemon (they arrive with the QUIC transport).
 
 mod commands;
-mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,20 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Utc};
 use serde_json::json;
-use tournee_server::ca::Ca;
-use tournee_server::config::{DataDir, ServerConfig, DEFAULT_SESSIONS_MAX};
+use tournee_server::admin;
+use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::serve;
 use tournee_shared::actions::conflict_views;
-use tournee_shared::bundle::{Bundle, BUNDLE_VERSION};
-use tournee_shared::cli::{create_private_dir, init_logging, wait_for_signal, write_private};
+use tournee_shared::cli::{init_logging, wait_for_signal, write_private};
 use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::model::Scope;
 use tournee_shared::output::{print_json, print_table, Format};
-use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_shared::store::{SqliteStore, Store};
 
 use crate::{Cli, Command, DeviceCmd, UnitCmd};
 
@@ -31,11 +29,6 @@ fn data_dir(cli: Option<PathBuf>) -> Result<DataDir> {
             .map(|d| DataDir::new(d.join("tournee-server")))
             .context("no data directory: pass --data DIR or set TOURNEE_DATA"),
     }
-}
-
-fn now_utc(clock: &dyn Clock) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_millis(i64::try_from(clock.now_ms()).unwrap_or(0))
-        .unwrap_or_default()
 }
 
 /// Run one command.
@@ -169,36 +162,7 @@ fn open_scoped(data: &DataDir, unit: Option<&str>) -> Result<(SqliteStore, Optio
 }
 
 fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
-    if data.is_initialised() {
-        bail!(
-            "{} already holds a Tournée server; use another --data directory",
-            data.root().display()
-        );
-    }
-    create_private_dir(data.root())?;
-    let now = now_utc(clock);
-    let ca = Ca::generate("Tournée CA", now)?;
-    let hosts: Vec<String> = a
-        .public_addr
-        .iter()
-        .chain(std::iter::once(&a.listen.to_string()))
-        .map(|addr| host_of(addr))
-        .collect();
-    let server = ca.issue_server(&dedup(hosts), now)?;
-    write_private(&data.ca_key(), ca.key_pem.as_bytes())?;
-    std::fs::write(data.ca_cert(), &ca.cert_pem)?;
-    write_private(&data.server_key(), server.key_pem.as_bytes())?;
-    std::fs::write(data.server_cert(), &server.cert_pem)?;
-    let config = ServerConfig {
-        listen: a.listen,
-        public_addr: a.public_addr,
-        sessions_max: DEFAULT_SESSIONS_MAX,
-        log: "info".into(),
-    };
-    Registry::open(&data.registry())?;
-    let mut store = SqliteStore::open(&data.store())?;
-    store.set_identity(&Identity::server())?;
-    std::fs::write(data.config(), toml::to_string_pretty(&config)?)?;
+    let config = admin::init_server(data, clock, a.listen, a.public_addr)?;
     println!(
         "initialised a Tournée server in {} (listening on {} once `serve` runs)",
         data.root().display(),
@@ -207,67 +171,20 @@ fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// The host part of `HOST:PORT` (IPv6 in brackets allowed).
-fn host_of(addr: &str) -> String {
-    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
-        return sa.ip().to_string();
-    }
-    addr.rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_matches(['[', ']'])
-        .to_owned()
-}
-
-fn dedup(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
-}
-
 fn enroll(data: &DataDir, clock: &dyn Clock, a: crate::DeviceEnroll) -> Result<()> {
-    data.require()?;
-    let config = data.load_config()?;
-    let reg = Registry::open(&data.registry())?;
-    let unit = reg.unit(&a.unit)?.with_context(|| {
-        format!(
-            "no unit '{}': add it with `tournee-server unit add`",
-            a.unit
-        )
-    })?;
     if a.out.exists() {
         bail!(
             "{} exists already; choose another --out (a bundle holds a private key)",
             a.out.display()
         );
     }
-    let ca = Ca::load(
-        &std::fs::read_to_string(data.ca_cert())?,
-        &std::fs::read_to_string(data.ca_key())?,
-    )?;
-    let issued = ca.issue_device(&a.name, now_utc(clock))?;
-    let actor = reg.add_device(
-        &a.name,
-        &unit.id,
-        &issued.fingerprint,
-        i64::try_from(clock.now_ms()).unwrap_or(0),
-    )?;
-    let bundle = Bundle {
-        version: BUNDLE_VERSION,
-        server_addrs: config.bundle_addrs(),
-        device: actor,
-        device_name: a.name.clone(),
-        unit: unit.id.clone(),
-        territory: unit.territory.clone(),
-        ca_pem: ca.cert_pem.clone(),
-        cert_pem: issued.cert_pem,
-        key_pem: issued.key_pem,
-        fingerprint: issued.fingerprint.clone(),
-    };
+    let bundle = admin::enroll_device(data, clock, &a.unit, &a.name)?;
     write_private(&a.out, bundle.to_json().as_bytes())?;
     println!(
-        "enrolled device {actor} ({}) in unit {}; bundle written to {} — copy it to the laptop and run `tournee-agent init --bundle FILE`",
+        "enrolled device {} ({}) in unit {}; bundle written to {} — copy it to the laptop and run `tournee-agent init --bundle FILE`",
+        bundle.device,
         a.name,
-        unit.id,
+        bundle.unit,
         a.out.display()
     );
     Ok(())

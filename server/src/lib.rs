@@ -4,6 +4,7 @@
 //! The replicated data model, merge and protocol live in `tournee_shared`; nothing here
 //! re-implements them.
 
+pub mod admin;
 pub mod ca;
 pub mod config;
 pub mod db;
