@@ -34,10 +34,12 @@ fn data_dir(cli: Option<PathBuf>) -> Result<DataDir> {
 /// Run one command.
 pub fn run(cli: Cli) -> Result<()> {
     let clock = SkewedClock::from_env();
+    let explicit_data = cli.data.clone();
     let data = data_dir(cli.data)?;
     match cli.command {
         Command::Init(a) => init(&data, &clock, a),
         Command::Serve(a) => serve_cmd(&data, a),
+        Command::Demo(a) => demo_cmd(explicit_data, a),
         Command::Unit(UnitCmd::Add(a)) => {
             data.require()?;
             let reg = Registry::open(&data.registry())?;
@@ -208,4 +210,20 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+fn demo_cmd(data: Option<PathBuf>, a: crate::DemoArgs) -> Result<()> {
+    // The demo narrates on stdout; only errors go to the log.
+    init_logging("error");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(tournee_server::demo::run(
+        tournee_server::demo::DemoOptions {
+            data,
+            exit: a.exit,
+            seed: a.seed,
+        },
+    ))
 }

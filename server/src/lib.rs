@@ -8,5 +8,6 @@ pub mod admin;
 pub mod ca;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod registry;
 pub mod serve;

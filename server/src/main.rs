@@ -42,6 +42,20 @@ pub enum Command {
     Digest(UnitScope),
     /// Fields with concurrent values, across all units.
     Conflicts(FormatArg),
+    /// Run the whole service on this machine: a server, two units of the Somme, three laptops
+    /// working offline through a week, sync, a coverage summary and a digest check per device.
+    Demo(DemoArgs),
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop when the week is done (otherwise the server keeps running for a real agent).
+    #[arg(long)]
+    pub exit: bool,
+    /// Seed of the simulated week.
+    #[arg(long, default_value_t = 80)]
+    pub seed: u64,
 }
 
 /// `--format`.

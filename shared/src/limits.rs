@@ -31,6 +31,9 @@ pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
 pub const HLC_LOGICAL_BITS: u32 = 16;
 /// Most changes written by one local user action (a new appointment with its citizen).
 pub const LOCAL_ACTION_CHANGES_MAX: usize = 32;
+/// Most changes written by one scheduler action on the server (a round with its passages over
+/// the planning horizon).
+pub const SCHEDULER_ACTION_CHANGES_MAX: usize = 4_096;
 /// Most changes applied in one remote batch transaction.
 pub const APPLY_BATCH_CHANGES_MAX: usize = 4_096;
 /// Most bytes of one encoded register state read back from the store.
@@ -39,6 +42,7 @@ pub const RECORD_STATE_BYTES_MAX: usize = 256 * 1024;
 const _: () = assert!(LABEL_BYTES_MAX < NOTE_BYTES_MAX);
 const _: () = assert!(HLC_LOGICAL_BITS < 32);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
+const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= SCHEDULER_ACTION_CHANGES_MAX);
 const _: () = assert!(DURATION_MINUTES_MAX > 0);
 
 /// Largest frame on the wire, in bytes (length prefix excluded). A batch is cut well below it.

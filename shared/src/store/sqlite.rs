@@ -23,7 +23,8 @@ use super::{
 use crate::clock::WallMs;
 use crate::hlc::{Hlc, HlcGen};
 use crate::limits::{
-    APPLY_BATCH_CHANGES_MAX, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX, STORE_BUSY_WAIT_MS,
+    APPLY_BATCH_CHANGES_MAX, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX,
+    SCHEDULER_ACTION_CHANGES_MAX, STORE_BUSY_WAIT_MS,
 };
 use crate::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
 use crate::protocol::wire::{RejectReason, Rejection};
@@ -455,16 +456,21 @@ impl Store for SqliteStore {
         now: WallMs,
         action: &LocalAction,
     ) -> Result<Vec<Change>, StoreError> {
+        let me = self.require_identity()?.device;
+        let server = self.require_identity()?.is_server();
         let count: usize = action.edits.iter().map(|e| e.sets.len()).sum();
-        if count > LOCAL_ACTION_CHANGES_MAX {
+        let max = if server {
+            SCHEDULER_ACTION_CHANGES_MAX
+        } else {
+            LOCAL_ACTION_CHANGES_MAX
+        };
+        if count > max {
             return Err(StoreError::TooBig {
                 what: "local action",
                 count,
-                max: LOCAL_ACTION_CHANGES_MAX,
+                max,
             });
         }
-        let me = self.require_identity()?.device;
-        let server = self.require_identity()?.is_server();
         let ctx = Some(ValidationCtx { now });
         for edit in &action.edits {
             check_scope(edit.kind, &edit.scope)?;

@@ -1,0 +1,698 @@
+//! `tournee-server demo`: the whole service on one machine in under a minute — a server on
+//! loopback, the Somme (80) with a bus and a home-visit team, three enrolled laptops running
+//! the real agent code as tasks (real QUIC, real SQLite files), a week of offline work with a
+//! concurrent edit, connectivity that comes and goes, sync, a summary per commune, and a line
+//! per device saying whether its digest equals the server's.
+//!
+//! A showcase and a smoke test, not a load generator: sizes are small and fixed by the seed.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use tournee_agent::setup::{identity_of, init_store};
+use tournee_agent::sync::{sync_once, Remote};
+use tournee_shared::actions::{self, NewAppointment, NewRequest, PassageUpdate};
+use tournee_shared::clock::{Clock, SystemClock};
+use tournee_shared::export;
+use tournee_shared::model::{
+    CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Scope, Value,
+};
+use tournee_shared::refdata::RefData;
+use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_shared::time::{paris_date, parse_time};
+use uuid::Uuid;
+
+use crate::admin;
+use crate::config::DataDir;
+use crate::registry::{Registry, Unit};
+use crate::serve;
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where to keep everything (a temporary directory when `None`).
+    pub data: Option<PathBuf>,
+    /// Stop when done instead of serving on.
+    pub exit: bool,
+    /// Seed of the simulated week.
+    pub seed: u64,
+}
+
+const TERRITORY: &str = "80";
+/// How long a laptop tries to sync when the server is up, in seconds.
+const SYNC_TIMEOUT_S: u64 = 20;
+/// How long a laptop tries while the server is down for maintenance: it gives up quickly.
+const OFFLINE_SYNC_TIMEOUT_S: u64 = 2;
+const BUS: &str = "bus-80-est";
+const HOME: &str = "dom-80-amiens";
+/// The bus's weekly round: (weekday, commune INSEE, stop label).
+const ROUND: [(Weekday, &str, &str); 5] = [
+    (Weekday::Mon, "80016", "Place de la mairie"),
+    (Weekday::Tue, "80253", "Parking de la gare"),
+    (Weekday::Wed, "80620", "Place du marché"),
+    (Weekday::Thu, "80685", "Salle des fêtes"),
+    (Weekday::Fri, "80410", "Place de l'église"),
+];
+const PARTNERS: [&str; 7] = [
+    "caf",
+    "assurance_maladie",
+    "assurance_retraite",
+    "france_travail",
+    "dgfip",
+    "interieur_ants",
+    "la_poste",
+];
+const THEMES: [&str; 6] = [
+    "famille_scolarite",
+    "social_sante",
+    "travail_formation",
+    "argent_impots",
+    "papiers_citoyennete",
+    "numerique",
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// A laptop in the demo: its data dir, store and how it reaches the server.
+struct Laptop {
+    name: String,
+    unit: String,
+    device: u32,
+    store: SqliteStore,
+    remote: Remote,
+}
+
+fn step(n: u32, text: &str) {
+    println!("[{n}/7] {text}");
+}
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Run the demo.
+pub async fn run(opts: DemoOptions) -> Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tmp;
+    let root = match &opts.data {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new().prefix("tournee-demo-").tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    println!("Tournée demo — France Services itinérants, Somme ({TERRITORY})");
+    let data = DataDir::new(root.join("server"));
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let config = admin::init_server(&data, clock.as_ref(), listen, Vec::new())?;
+    let mut server = serve::start(&data, &config, clock.clone()).await?;
+    step(
+        1,
+        &format!(
+            "server initialised in {}, listening on {}",
+            data.root().display(),
+            server.addr()
+        ),
+    );
+
+    let registry = Registry::open(&data.registry())?;
+    for (id, name, kind) in [
+        (BUS, "Bus France services — Est de la Somme", "bus"),
+        (HOME, "Équipe à domicile — Amiens métropole", "domicile"),
+    ] {
+        registry.add_unit(&Unit {
+            id: id.into(),
+            name: name.into(),
+            territory: TERRITORY.into(),
+            kind: kind.into(),
+        })?;
+    }
+    step(2, &format!("units: {BUS} (bus), {HOME} (home visits)"));
+
+    let mut laptops = Vec::new();
+    for (name, unit) in [
+        ("laptop-bus-1", BUS),
+        ("laptop-bus-2", BUS),
+        ("laptop-dom-1", HOME),
+    ] {
+        let bundle = admin::enroll_device(&data, clock.as_ref(), unit, name)?;
+        let store = init_store(
+            &root.join(name),
+            &identity_of(&bundle),
+            Some(&bundle.to_json()),
+        )?;
+        laptops.push(Laptop {
+            name: name.into(),
+            unit: unit.into(),
+            device: bundle.device,
+            store,
+            remote: Remote::from_bundle(&bundle)?,
+        });
+    }
+    step(
+        3,
+        &format!(
+            "enrolled {}",
+            laptops
+                .iter()
+                .map(|l| format!("{} (#{}, {})", l.name, l.device, l.unit))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    let today = paris_date(i64::try_from(clock.now_ms() / 1000)?).context("date")?;
+    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let plan = schedule(&data, clock.as_ref(), monday)?;
+    step(
+        4,
+        &format!(
+            "scheduler: {} stops on a weekly round for the week of {monday}, 3 home visits planned",
+            plan.passages.len()
+        ),
+    );
+
+    for l in laptops.iter_mut() {
+        sync_laptop(l, clock.as_ref(), true, SYNC_TIMEOUT_S).await?;
+    }
+    step(5, "first sync: every laptop has its calendar offline");
+
+    step(
+        6,
+        "the week (laptops work offline; they sync when the network allows):",
+    );
+    let mut rng = Rng(opts.seed);
+    let mut shared_appointment: Option<Uuid> = None;
+    for (day_index, (weekday, commune, label)) in ROUND.iter().enumerate() {
+        let date = monday + Duration::days(day_index as i64);
+        println!("  {} {date}:", weekday_fr(*weekday));
+        let bus_index = day_index % 2;
+        let passage = plan.passages[day_index];
+        let bus = &mut laptops[bus_index];
+        let cancelled = *weekday == Weekday::Thu;
+        if cancelled {
+            let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
+            let update = PassageUpdate {
+                status: Some(PassageStatus::Cancelled),
+                cause: Some(CancelCause::Breakdown),
+                ..PassageUpdate::default()
+            };
+            bus.store
+                .write_local(clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
+            println!(
+                "    {}: passage at {label} ({}) cancelled — breakdown",
+                bus.name,
+                commune_name(commune)
+            );
+        } else {
+            let n = 3 + rng.below(4);
+            let mut requests = 0;
+            for k in 0..n {
+                let start = parse_time(
+                    "start",
+                    &format!("{date}T{:02}:{:02}", 9 + k, 15 * rng.below(4)),
+                )?;
+                let id = record_visit(
+                    bus,
+                    clock.as_ref(),
+                    &mut rng,
+                    start,
+                    Location::Stop,
+                    commune,
+                    Some(passage),
+                )?;
+                requests += 1;
+                if rng.chance(40) {
+                    add_request(bus, clock.as_ref(), &mut rng, id)?;
+                    requests += 1;
+                }
+                if *weekday == Weekday::Mon && k == 0 {
+                    shared_appointment = Some(id);
+                }
+            }
+            let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
+            let update = PassageUpdate {
+                status: Some(PassageStatus::Held),
+                actual_start: Some(parse_time("t", &format!("{date}T09:05"))?),
+                actual_end: Some(parse_time("t", &format!("{date}T12:10"))?),
+                ..PassageUpdate::default()
+            };
+            bus.store
+                .write_local(clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
+            println!(
+                "    {}: passage at {label} ({}) held, {n} people received, {requests} requests",
+                bus.name,
+                commune_name(commune)
+            );
+        }
+        // The home-visit team works every day in Amiens.
+        let home = &mut laptops[2];
+        if let Some(Some(visit)) = plan.home_visits.get(day_index) {
+            let rec = actions::require_kind(&home.store, *visit, Kind::Appointment)?;
+            let status = if rng.chance(85) { "seen" } else { "noshow" };
+            home.store.write_local(
+                clock.now_ms(),
+                &actions::set_fields(&rec, vec![(Field::Status, Value::Text(status.into()))]),
+            )?;
+            if status == "seen" {
+                add_request(home, clock.as_ref(), &mut rng, *visit)?;
+            }
+            println!("    {}: planned home visit — {status}", home.name);
+        }
+        let start = parse_time("start", &format!("{date}T14:00"))?;
+        let extra = record_visit(
+            home,
+            clock.as_ref(),
+            &mut rng,
+            start,
+            Location::Home,
+            "80021",
+            None,
+        )?;
+        add_request(home, clock.as_ref(), &mut rng, extra)?;
+        println!(
+            "    {}: one more home visit recorded on the spot",
+            home.name
+        );
+
+        // Wednesday: both bus laptops move Monday's first appointment while offline.
+        if *weekday == Weekday::Wed {
+            if let Some(id) = shared_appointment {
+                for (i, hhmm) in [(0usize, "16:00"), (1usize, "16:30")] {
+                    let l = &mut laptops[i];
+                    let rec = actions::require_kind(&l.store, id, Kind::Appointment)?;
+                    let note = format!("rappeler — {}", l.name);
+                    let t = parse_time("start", &format!("{}T{hhmm}", monday + Duration::days(7)))?;
+                    l.store.write_local(
+                        clock.now_ms(),
+                        &actions::set_fields(
+                            &rec,
+                            vec![
+                                (Field::Start, Value::Int(t)),
+                                (Field::Note, Value::Text(note)),
+                            ],
+                        ),
+                    )?;
+                }
+                println!("    laptop-bus-1 and laptop-bus-2 both move the same follow-up appointment, offline");
+            }
+        }
+        // Tuesday evening the server is down for maintenance.
+        if *weekday == Weekday::Tue {
+            server.shutdown().await;
+            println!("    server down for maintenance this evening");
+            sync_some(
+                &mut laptops,
+                clock.as_ref(),
+                &mut rng,
+                OFFLINE_SYNC_TIMEOUT_S,
+            )
+            .await?;
+            server = serve::start(&data, &config, clock.clone()).await?;
+            println!("    server back up on {}", server.addr());
+        } else {
+            sync_some(&mut laptops, clock.as_ref(), &mut rng, SYNC_TIMEOUT_S).await?;
+        }
+    }
+
+    step(
+        7,
+        "end of the week: every laptop syncs (twice, so each sees the others' changes)",
+    );
+    for _ in 0..2 {
+        for l in laptops.iter_mut() {
+            sync_laptop(l, clock.as_ref(), false, SYNC_TIMEOUT_S).await?;
+        }
+    }
+    let report_store = SqliteStore::open(&data.store())?;
+    print_summary(&report_store, monday)?;
+    let conflicts = report_store.conflicted()?;
+    println!(
+        "\nConflicts kept for review: {} record(s) — e.g. `tournee-agent conflicts --data {}`",
+        conflicts.len(),
+        root.join("laptop-bus-1").display()
+    );
+    println!("\nDevices:");
+    let mut all_equal = true;
+    for l in &laptops {
+        let id = l.store.identity()?.context("identity")?;
+        let mine = export::digest(&l.store, Some(&id.scopes()))?;
+        let theirs = export::digest(&report_store, Some(&id.scopes()))?;
+        let equal = mine == theirs;
+        all_equal &= equal;
+        println!(
+            "  {:<13} #{} {:<14} digest {}… {}",
+            l.name,
+            l.device,
+            l.unit,
+            &mine[..16],
+            if equal {
+                "= server: in sync"
+            } else {
+                "≠ server: NOT in sync"
+            }
+        );
+    }
+    if opts.exit {
+        server.shutdown().await;
+        anyhow::ensure!(all_equal, "a device did not converge");
+        println!("\nDemo finished.");
+        return Ok(());
+    }
+    println!(
+        "\nThe server keeps running on {} (data in {}). To point a real agent at it:\n  \
+         tournee-server device enroll --data {} --unit {BUS} --name my-laptop --out my-laptop.bundle\n  \
+         tournee-agent init --data ./my-laptop --bundle my-laptop.bundle\n  \
+         tournee-agent sync --data ./my-laptop\nCtrl-C stops it.",
+        server.addr(),
+        root.display(),
+        data.root().display()
+    );
+    tournee_shared::cli::wait_for_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+fn weekday_fr(d: Weekday) -> &'static str {
+    match d {
+        Weekday::Mon => "lundi",
+        Weekday::Tue => "mardi",
+        Weekday::Wed => "mercredi",
+        Weekday::Thu => "jeudi",
+        Weekday::Fri => "vendredi",
+        Weekday::Sat => "samedi",
+        Weekday::Sun => "dimanche",
+    }
+}
+
+fn commune_name(code: &str) -> String {
+    RefData::get()
+        .commune(code)
+        .map_or_else(|| code.to_owned(), |c| c.name.clone())
+}
+
+/// Each laptop finds a network with some probability at the end of the day.
+async fn sync_some(
+    laptops: &mut [Laptop],
+    clock: &dyn Clock,
+    rng: &mut Rng,
+    timeout_s: u64,
+) -> Result<()> {
+    for l in laptops.iter_mut() {
+        if rng.chance(60) {
+            sync_laptop(l, clock, false, timeout_s).await?;
+        } else {
+            let pending = l.store.stats()?.pending;
+            println!(
+                "    {}: no network — {pending} change(s) stay queued",
+                l.name
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn sync_laptop(l: &mut Laptop, clock: &dyn Clock, quiet: bool, timeout_s: u64) -> Result<()> {
+    match sync_once(&mut l.store, &l.remote, clock, timeout_s).await {
+        Ok(r) => {
+            if !quiet {
+                println!(
+                    "    {}: synced — sent {}, received {} change(s)",
+                    l.name, r.stats.changes_out, r.stats.changes_in
+                );
+            }
+        }
+        Err(e) => {
+            let pending = l.store.stats()?.pending;
+            println!(
+                "    {}: sync failed ({e}) — {pending} change(s) stay queued",
+                l.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn record_visit(
+    l: &mut Laptop,
+    clock: &dyn Clock,
+    rng: &mut Rng,
+    start: i64,
+    location: Location,
+    commune: &str,
+    passage: Option<Uuid>,
+) -> Result<Uuid> {
+    let names = [
+        "Mme Lefebvre",
+        "M. Dubois",
+        "Mme Leroy",
+        "M. Moreau",
+        "Mme Fournier",
+        "M. Girard",
+    ];
+    let a = NewAppointment {
+        start,
+        duration: 20 + 10 * rng.below(4) as i64,
+        location,
+        commune: commune.into(),
+        citizen: Some((*rng.pick(&names)).into()),
+        passage,
+        note: None,
+    };
+    let now = clock.now_ms();
+    let (id, action) = actions::add_appointment(&l.store, now, &l.unit, &a)?;
+    l.store.write_local(now, &action)?;
+    let rec = actions::require_kind(&l.store, id, Kind::Appointment)?;
+    let status = if rng.chance(90) { "seen" } else { "noshow" };
+    l.store.write_local(
+        now,
+        &actions::set_fields(&rec, vec![(Field::Status, Value::Text(status.into()))]),
+    )?;
+    add_request(l, clock, rng, id)?;
+    Ok(id)
+}
+
+fn add_request(l: &mut Laptop, clock: &dyn Clock, rng: &mut Rng, appointment: Uuid) -> Result<()> {
+    let outcomes = [
+        Outcome::Resolved,
+        Outcome::Resolved,
+        Outcome::Referred,
+        Outcome::Waiting,
+    ];
+    let r = NewRequest {
+        appointment: Some(appointment),
+        passage: None,
+        partner: (*rng.pick(&PARTNERS)).into(),
+        theme: (*rng.pick(&THEMES)).into(),
+        level: *rng.pick(&[Level::Information, Level::Support, Level::Referral]),
+        outcome: *rng.pick(&outcomes),
+        minutes: Some(10 + 5 * rng.below(5) as i64),
+    };
+    let now = clock.now_ms();
+    let (_, action) = actions::add_request(&l.store, now, &r)?;
+    l.store.write_local(now, &action)?;
+    Ok(())
+}
+
+struct Plan {
+    passages: Vec<Uuid>,
+    /// Planned home visit of each weekday, if any.
+    home_visits: Vec<Option<Uuid>>,
+}
+
+/// The scheduler's work for the week, written on the server: stops, passages, home visits.
+fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan> {
+    let mut store = SqliteStore::open(&data.store())?;
+    let now = clock.now_ms();
+    let mut edits = Vec::new();
+    let mut passages = Vec::new();
+    let round = actions::new_id(now);
+    for (i, (_, commune, label)) in ROUND.iter().enumerate() {
+        let stop = actions::new_id(now);
+        edits.push(RecordEdit {
+            id: stop,
+            kind: Kind::Stop,
+            scope: Scope::Territory(TERRITORY.into()),
+            create: true,
+            sets: vec![
+                (Field::Commune, Value::Text((*commune).into())),
+                (Field::Label, Value::Text((*label).into())),
+            ],
+        });
+        let date = monday + Duration::days(i as i64);
+        let passage = actions::new_id(now);
+        edits.push(RecordEdit {
+            id: passage,
+            kind: Kind::Passage,
+            scope: Scope::Unit(BUS.into()),
+            create: true,
+            sets: vec![
+                (Field::Round, Value::Id(round)),
+                (Field::Stop, Value::Id(stop)),
+                (Field::Date, Value::Text(date.to_string())),
+                (
+                    Field::PlannedStart,
+                    Value::Int(parse_time("t", &format!("{date}T09:00"))?),
+                ),
+                (
+                    Field::PlannedEnd,
+                    Value::Int(parse_time("t", &format!("{date}T12:00"))?),
+                ),
+                (
+                    Field::Status,
+                    Value::Text(PassageStatus::Planned.code().into()),
+                ),
+            ],
+        });
+        passages.push(passage);
+    }
+    store.write_local(now, &LocalAction { edits })?;
+    let mut home_visits = Vec::new();
+    for i in [0i64, 2, 4] {
+        let date = monday + Duration::days(i);
+        let a = NewAppointment {
+            start: parse_time("t", &format!("{date}T10:30"))?,
+            duration: 45,
+            location: Location::Home,
+            commune: "80021".into(),
+            citizen: Some(format!("Usager {}", i + 1)),
+            passage: None,
+            note: Some("visite planifiée par la coordination".into()),
+        };
+        let (id, action) = actions::add_appointment(&store, now, HOME, &a)?;
+        store.write_local(now, &action)?;
+        home_visits.push(id);
+    }
+    // Visits on Monday, Wednesday, Friday.
+    let mut by_day = vec![None; ROUND.len()];
+    for (slot, id) in [0usize, 2, 4].into_iter().zip(home_visits) {
+        by_day[slot] = Some(id);
+    }
+    Ok(Plan {
+        passages,
+        home_visits: by_day,
+    })
+}
+
+/// A per-commune summary of the week from the server's store (no personal data).
+fn print_summary(store: &SqliteStore, monday: NaiveDate) -> Result<()> {
+    #[derive(Default)]
+    struct Row {
+        planned: u32,
+        held: u32,
+        cancelled: u32,
+        seen: u32,
+        noshow: u32,
+        home: u32,
+    }
+    let mut rows: std::collections::BTreeMap<String, Row> = Default::default();
+    let mut stops: std::collections::HashMap<Uuid, String> = Default::default();
+    let mut requests = 0u32;
+    let mut resolved = 0u32;
+    let mut by_partner: std::collections::BTreeMap<String, u32> = Default::default();
+    let mut records = Vec::new();
+    store.for_each_record(None, &mut |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    for r in &records {
+        if r.kind == Kind::Stop {
+            stops.insert(r.id, r.text(Field::Commune).unwrap_or("").to_owned());
+        }
+    }
+    for r in &records {
+        match r.kind {
+            Kind::Passage => {
+                let commune = r
+                    .id_ref(Field::Stop)
+                    .and_then(|s| stops.get(&s))
+                    .cloned()
+                    .unwrap_or_default();
+                let row = rows.entry(commune).or_default();
+                row.planned += 1;
+                match r.text(Field::Status) {
+                    Some("effectue") => row.held += 1,
+                    Some("annule") => row.cancelled += 1,
+                    _ => {}
+                }
+            }
+            Kind::Appointment => {
+                let row = rows
+                    .entry(r.text(Field::Commune).unwrap_or("").to_owned())
+                    .or_default();
+                match r.text(Field::Status) {
+                    Some("seen") => row.seen += 1,
+                    Some("noshow") => row.noshow += 1,
+                    _ => {}
+                }
+                if r.text(Field::Location) == Some("domicile") {
+                    row.home += 1;
+                }
+            }
+            Kind::Request => {
+                requests += 1;
+                if r.text(Field::Outcome) == Some("resolue_sur_place") {
+                    resolved += 1;
+                }
+                *by_partner
+                    .entry(r.text(Field::Partner).unwrap_or("").to_owned())
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    println!("\nCoverage, territory {TERRITORY}, week of {monday} (from the server):");
+    println!(
+        "  {:<22} {:>7} {:>5} {:>9} {:>5} {:>7} {:>11}",
+        "commune", "planned", "held", "cancelled", "seen", "no-show", "home visits"
+    );
+    for (code, r) in &rows {
+        println!(
+            "  {:<22} {:>7} {:>5} {:>9} {:>5} {:>7} {:>11}",
+            format!("{} ({code})", commune_name(code)),
+            r.planned,
+            r.held,
+            r.cancelled,
+            r.seen,
+            r.noshow,
+            r.home
+        );
+    }
+    let share = if requests == 0 {
+        0.0
+    } else {
+        100.0 * f64::from(resolved) / f64::from(requests)
+    };
+    println!("  requests: {requests}, resolved on the spot: {share:.0} %");
+    println!(
+        "  by partner: {}",
+        by_partner
+            .iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
