@@ -83,6 +83,9 @@ pub enum SyncError {
     /// The server refused this laptop (certificate or enrolment).
     #[error("the server refused this laptop: {0}")]
     Refused(String),
+    /// This laptop refused the server's certificate: another server, or someone in between.
+    #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop")]
+    Untrusted(String),
     /// The link dropped during the session.
     #[error("the connection dropped during sync: {0}")]
     Link(String),
@@ -134,8 +137,9 @@ fn describe(e: &ConnectionError) -> SyncError {
             Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle")),
             None => SyncError::Link(format!("closed by the server: {c}")),
         },
+        // Raised by our own TLS stack: it is the server's certificate that was refused.
         ConnectionError::TransportError(t) => match alert_text(u64::from(t.code)) {
-            Some(text) => SyncError::Refused(format!("{text} ({t})")),
+            Some(text) => SyncError::Untrusted(format!("{text} ({t})")),
             None => SyncError::Link(t.to_string()),
         },
         ConnectionError::TimedOut => {
@@ -190,7 +194,7 @@ pub async fn connect(remote: &Remote) -> Result<(Endpoint, Connection), SyncErro
         match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting).await {
             Ok(Ok(conn)) => return Ok((endpoint, conn)),
             Ok(Err(e)) => match describe(&e) {
-                refused @ SyncError::Refused(_) => return Err(refused),
+                refused @ (SyncError::Refused(_) | SyncError::Untrusted(_)) => return Err(refused),
                 other => last = other.to_string(),
             },
             Err(_) => last = format!("no answer within {} s", CONNECT_TIMEOUT_MS / 1000),
@@ -318,7 +322,9 @@ pub async fn sync_once(
         match result {
             Err(_) => return Err(SyncError::Timeout(timeout_s)),
             Ok(Ok(report)) => return Ok(report),
-            Ok(Err(e @ (SyncError::Refused(_) | SyncError::Protocol(_)))) => return Err(e),
+            Ok(Err(
+                e @ (SyncError::Refused(_) | SyncError::Untrusted(_) | SyncError::Protocol(_)),
+            )) => return Err(e),
             Ok(Err(e)) => {
                 let wait = backoff.next_delay();
                 if tokio::time::Instant::now() + wait >= deadline {
@@ -346,9 +352,14 @@ pub async fn run_daemon(
         let result = match connect(remote).await {
             Ok((endpoint, conn)) => {
                 info!(server = %conn.remote_address(), "connected");
-                backoff.reset();
                 let r = session(&conn, store, clock, true, &mut stop).await;
                 endpoint.close(VarInt::from_u32(0), b"bye");
+                // The client's side of a TLS 1.3 handshake completes before the server has
+                // checked its certificate: a refused laptop gets here too, and must keep
+                // backing off rather than retry at the shortest delay forever.
+                if !matches!(r, Err(SyncError::Refused(_))) {
+                    backoff.reset();
+                }
                 r
             }
             Err(e) => Err(e),
