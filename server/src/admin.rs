@@ -68,6 +68,7 @@ pub fn init_server(
         public_addr,
         sessions_max: DEFAULT_SESSIONS_MAX,
         log: "info".into(),
+        horizon_weeks: crate::scheduling::HORIZON_WEEKS_DEFAULT,
     };
     Registry::open(&data.registry())?;
     let mut store = SqliteStore::open(&data.store())?;

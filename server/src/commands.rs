@@ -11,16 +11,25 @@ use serde_json::json;
 use tournee_server::admin;
 use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
+use tournee_server::scheduling::{self, RoundSpec};
 use tournee_server::serve;
-use tournee_shared::actions::conflict_views;
+use tournee_shared::actions::{self, conflict_views, NewAppointment};
 use tournee_shared::cli::{init_logging, wait_for_signal, write_private};
 use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::model::Scope;
+use tournee_shared::model::{Field, Kind, Location};
 use tournee_shared::output::{print_json, print_table, Format};
+use tournee_shared::refdata::RefData;
+use tournee_shared::report;
+use tournee_shared::store::queries::GroupBy;
 use tournee_shared::store::{SqliteStore, Store};
+use tournee_shared::time::{parse_date, parse_time, show_rfc3339};
 
-use crate::{Cli, Command, DeviceCmd, UnitCmd};
+use crate::{
+    Cli, Command, CoverageBy, DeviceCmd, ReportFormat, RoundCmd, ServerAppointmentCmd, StopCmd,
+    UnitCmd,
+};
 
 fn data_dir(cli: Option<PathBuf>) -> Result<DataDir> {
     match cli {
@@ -40,6 +49,62 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&data, &clock, a),
         Command::Serve(a) => serve_cmd(&data, a),
         Command::Demo(a) => demo_cmd(explicit_data, a),
+        Command::Stop(StopCmd::Add(a)) => {
+            data.require()?;
+            let mut store = SqliteStore::open(&data.store())?;
+            let id = scheduling::add_stop(
+                &mut store,
+                clock.now_ms(),
+                &a.territory,
+                &a.commune,
+                &a.label,
+                a.address.as_deref(),
+            )?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
+        Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
+        Command::Round(RoundCmd::List(a)) => {
+            data.require()?;
+            let store = SqliteStore::open(&data.store())?;
+            let rounds = scheduling::list_rounds(&store, a.unit.as_deref())?;
+            match a.format {
+                Format::Json => print_json(&json!({ "rounds": rounds })),
+                Format::Table => print_table(
+                    &["id", "unit", "name", "from", "to", "every", "stops"],
+                    &rounds
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.clone(),
+                                r.unit.clone(),
+                                r.name.clone(),
+                                r.from.clone(),
+                                r.to.clone().unwrap_or_default(),
+                                format!("{} wk", r.every_weeks),
+                                r.stops
+                                    .iter()
+                                    .map(|s| {
+                                        format!(
+                                            "{} {}-{} {}",
+                                            s["weekday"].as_str().unwrap_or(""),
+                                            s["start"].as_str().unwrap_or(""),
+                                            s["end"].as_str().unwrap_or(""),
+                                            s["commune_name"].as_str().unwrap_or("")
+                                        )
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        }
+        Command::Passages(a) => passages(&data, a),
+        Command::Appointment(ServerAppointmentCmd::Add(a)) => appointment_add(&data, &clock, a),
+        Command::Coverage(a) => coverage(&data, a),
         Command::Unit(UnitCmd::Add(a)) => {
             data.require()?;
             let reg = Registry::open(&data.registry())?;
@@ -226,4 +291,233 @@ fn demo_cmd(data: Option<PathBuf>, a: crate::DemoArgs) -> Result<()> {
             seed: a.seed,
         },
     ))
+}
+
+fn today(clock: &dyn Clock) -> chrono::NaiveDate {
+    tournee_shared::time::paris_date(i64::try_from(clock.now_ms() / 1000).unwrap_or(0))
+        .unwrap_or_default()
+}
+
+fn unit_of(data: &DataDir, id: &str) -> Result<Unit> {
+    Registry::open(&data.registry())?
+        .unit(id)?
+        .with_context(|| format!("unit: no unit '{id}' (see `tournee-server unit list`)"))
+}
+
+fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()> {
+    data.require()?;
+    let config = data.load_config()?;
+    let unit = unit_of(data, &a.unit)?;
+    let spec = RoundSpec {
+        name: a.name,
+        from: parse_date("from", &a.from)?,
+        to: a.to.as_deref().map(|t| parse_date("to", t)).transpose()?,
+        every_weeks: a.every_weeks,
+        stops: scheduling::parse_stops(&a.stops)?,
+    };
+    let mut store = SqliteStore::open(&data.store())?;
+    let (id, r) = scheduling::add_round(
+        &mut store,
+        clock.now_ms(),
+        today(clock),
+        config.horizon_weeks,
+        &unit,
+        &spec,
+    )?;
+    println!("{id}");
+    eprintln!(
+        "{} passage(s) planned over the next {} weeks",
+        r.created, config.horizon_weeks
+    );
+    Ok(())
+}
+
+fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()> {
+    data.require()?;
+    let config = data.load_config()?;
+    let id = uuid::Uuid::parse_str(&a.id).map_err(|_| {
+        anyhow::anyhow!(
+            "id: '{}' is not a round id (see `tournee-server round list`)",
+            a.id
+        )
+    })?;
+    let mut store = SqliteStore::open(&data.store())?;
+    let (mut spec, unit) = scheduling::round_spec(&store, id)?;
+    if let Some(n) = a.name {
+        spec.name = n;
+    }
+    if let Some(t) = a.to {
+        spec.to = Some(parse_date("to", &t)?);
+    }
+    if let Some(n) = a.every_weeks {
+        spec.every_weeks = n;
+    }
+    if !a.stops.is_empty() {
+        spec.stops = scheduling::parse_stops(&a.stops)?;
+    }
+    let unit = unit_of(data, &unit)?;
+    let r = scheduling::edit_round(
+        &mut store,
+        clock.now_ms(),
+        today(clock),
+        config.horizon_weeks,
+        &unit,
+        id,
+        &spec,
+    )?;
+    println!("{id}");
+    eprintln!(
+        "passages: {} created, {} updated, {} removed, {} kept (past or already marked by the unit)",
+        r.created, r.updated, r.removed, r.kept
+    );
+    Ok(())
+}
+
+fn passages(data: &DataDir, a: crate::PassagesArgs) -> Result<()> {
+    data.require()?;
+    let from = parse_date("from", &a.from)?;
+    let to = parse_date("to", &a.to)?;
+    if to < from {
+        bail!("to: {to} is before --from {from}");
+    }
+    if let Some(u) = &a.unit {
+        unit_of(data, u)?;
+    }
+    let store = SqliteStore::open(&data.store())?;
+    let list = store.passages_between(a.unit.as_deref(), from, to)?;
+    let mut views = Vec::new();
+    for p in &list {
+        let stop = match p.id_ref(Field::Stop) {
+            Some(s) => store.record(s)?,
+            None => None,
+        };
+        let commune = stop
+            .as_ref()
+            .and_then(|s| s.text(Field::Commune))
+            .map(str::to_owned);
+        views.push(json!({
+            "id": p.id.to_string(),
+            "unit": match &p.scope { Scope::Unit(u) | Scope::Territory(u) => u.clone() },
+            "date": p.text(Field::Date),
+            "stop": p.id_ref(Field::Stop).map(|s| s.to_string()),
+            "stop_label": stop.as_ref().and_then(|s| s.text(Field::Label)),
+            "commune": commune,
+            "commune_name": commune.as_deref().and_then(|c| RefData::get().commune(c)).map(|c| c.name.clone()),
+            "planned_start": p.int(Field::PlannedStart).map(show_rfc3339),
+            "planned_end": p.int(Field::PlannedEnd).map(show_rfc3339),
+            "status": p.text(Field::Status),
+            "cause": p.text(Field::Cause),
+            "actual_start": p.int(Field::ActualStart).map(show_rfc3339),
+            "actual_end": p.int(Field::ActualEnd).map(show_rfc3339),
+        }));
+    }
+    match a.format {
+        Format::Json => print_json(
+            &json!({ "from": from.to_string(), "to": to.to_string(), "passages": views }),
+        ),
+        Format::Table => {
+            let hm = |v: &serde_json::Value| {
+                v.as_str()
+                    .and_then(|s| s.get(11..16))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            print_table(
+                &[
+                    "date", "unit", "stop", "commune", "planned", "status", "actual", "cause",
+                ],
+                &views
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v["date"].as_str().unwrap_or("").to_owned(),
+                            v["unit"].as_str().unwrap_or("").to_owned(),
+                            v["stop_label"].as_str().unwrap_or("").to_owned(),
+                            v["commune_name"].as_str().unwrap_or("").to_owned(),
+                            format!("{}-{}", hm(&v["planned_start"]), hm(&v["planned_end"])),
+                            v["status"].as_str().unwrap_or("").to_owned(),
+                            if v["actual_start"].is_null() && v["actual_end"].is_null() {
+                                String::new()
+                            } else {
+                                format!("{}-{}", hm(&v["actual_start"]), hm(&v["actual_end"]))
+                            },
+                            v["cause"].as_str().unwrap_or("").to_owned(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    }
+}
+
+fn appointment_add(
+    data: &DataDir,
+    clock: &dyn Clock,
+    a: crate::ServerAppointmentAdd,
+) -> Result<()> {
+    data.require()?;
+    let unit = unit_of(data, &a.unit)?;
+    let now = clock.now_ms();
+    let new = NewAppointment {
+        start: parse_time("start", &a.start)?,
+        duration: a.duration.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "duration: '{}' is not a whole number of minutes",
+                a.duration
+            )
+        })?,
+        location: Location::parse(&a.location)?,
+        commune: a.commune,
+        citizen: a.citizen,
+        passage: a
+            .passage
+            .as_deref()
+            .map(|p| {
+                uuid::Uuid::parse_str(p)
+                    .map_err(|_| anyhow::anyhow!("passage: '{p}' is not a passage id"))
+            })
+            .transpose()?,
+        note: a.note,
+    };
+    actions::check_new_appointment(now, &new)?;
+    let mut store = SqliteStore::open(&data.store())?;
+    if let Some(p) = new.passage {
+        let passage = actions::require_kind(&store, p, Kind::Passage)?;
+        if passage.scope != Scope::Unit(unit.id.clone()) {
+            bail!(
+                "passage: {p} is a passage of another unit, not of {}",
+                unit.id
+            );
+        }
+    }
+    let (id, action) = actions::add_appointment(&store, now, &unit.id, &new)?;
+    store.write_local(now, &action)?;
+    println!("{id}");
+    Ok(())
+}
+
+fn coverage(data: &DataDir, a: crate::CoverageArgs) -> Result<()> {
+    data.require()?;
+    tournee_shared::model::check_territory("territory", &a.territory)?;
+    let from = parse_date("from", &a.from)?;
+    let to = parse_date("to", &a.to)?;
+    if to < from {
+        bail!("to: {to} is before --from {from}");
+    }
+    let by = match a.by {
+        CoverageBy::Commune => GroupBy::Commune,
+        CoverageBy::Unit => GroupBy::Unit,
+        CoverageBy::Partner => GroupBy::Partner,
+        CoverageBy::Theme => GroupBy::Theme,
+    };
+    let store = SqliteStore::open(&data.store())?;
+    let raw = store.coverage_data(&a.territory, from, to, by)?;
+    let report = report::build(&a.territory, from, to, by, &raw);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Table => report::write_table(&report, &mut out)?,
+        ReportFormat::Csv => report::write_csv(&report, &mut out)?,
+        ReportFormat::Json => report::write_json(&report, &mut out)?,
+    }
+    Ok(())
 }

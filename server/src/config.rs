@@ -29,6 +29,13 @@ pub struct ServerConfig {
     /// Log level filter when `RUST_LOG` is not set (e.g. `info`, `tournee_server=debug`).
     #[serde(default = "default_log")]
     pub log: String,
+    /// Weeks of passages materialised ahead of today for every round.
+    #[serde(default = "default_horizon")]
+    pub horizon_weeks: u32,
+}
+
+fn default_horizon() -> u32 {
+    crate::scheduling::HORIZON_WEEKS_DEFAULT
 }
 
 fn default_sessions_max() -> usize {

@@ -18,16 +18,20 @@ use tournee_shared::actions::{self, NewAppointment, NewRequest, PassageUpdate};
 use tournee_shared::clock::{Clock, SystemClock};
 use tournee_shared::export;
 use tournee_shared::model::{
-    CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Scope, Value,
+    CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Value,
 };
 use tournee_shared::refdata::RefData;
-use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_shared::report;
+use tournee_shared::schedule::RoundStop;
+use tournee_shared::store::queries::GroupBy;
+use tournee_shared::store::{SqliteStore, Store};
 use tournee_shared::time::{paris_date, parse_time};
 use uuid::Uuid;
 
 use crate::admin;
 use crate::config::DataDir;
 use crate::registry::{Registry, Unit};
+use crate::scheduling::{self, RoundSpec, HORIZON_WEEKS_DEFAULT};
 use crate::serve;
 
 /// Demo options.
@@ -184,12 +188,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
 
     let today = paris_date(i64::try_from(clock.now_ms() / 1000)?).context("date")?;
-    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    // Next week: its passages are all ahead of today, inside the planning horizon.
+    let monday = today + Duration::days(7 - i64::from(today.weekday().num_days_from_monday()));
     let plan = schedule(&data, clock.as_ref(), monday)?;
     step(
         4,
         &format!(
-            "scheduler: {} stops on a weekly round for the week of {monday}, 3 home visits planned",
+            "scheduler: a weekly round of {} stops from {monday} (passages planned {HORIZON_WEEKS_DEFAULT} weeks ahead), 3 home visits",
             plan.passages.len()
         ),
     );
@@ -522,56 +527,45 @@ struct Plan {
     home_visits: Vec<Option<Uuid>>,
 }
 
-/// The scheduler's work for the week, written on the server: stops, passages, home visits.
+/// The scheduler's work, on the server: stops, a weekly round (its passages follow), and
+/// planned home visits.
 fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan> {
     let mut store = SqliteStore::open(&data.store())?;
     let now = clock.now_ms();
-    let mut edits = Vec::new();
-    let mut passages = Vec::new();
-    let round = actions::new_id(now);
-    for (i, (_, commune, label)) in ROUND.iter().enumerate() {
-        let stop = actions::new_id(now);
-        edits.push(RecordEdit {
-            id: stop,
-            kind: Kind::Stop,
-            scope: Scope::Territory(TERRITORY.into()),
-            create: true,
-            sets: vec![
-                (Field::Commune, Value::Text((*commune).into())),
-                (Field::Label, Value::Text((*label).into())),
-            ],
+    let mut stops = Vec::new();
+    for (weekday, commune, label) in ROUND {
+        let stop = scheduling::add_stop(&mut store, now, TERRITORY, commune, label, None)?;
+        stops.push(RoundStop {
+            stop,
+            weekday,
+            start: chrono::NaiveTime::from_hms_opt(9, 0, 0).context("time")?,
+            end: chrono::NaiveTime::from_hms_opt(12, 0, 0).context("time")?,
         });
-        let date = monday + Duration::days(i as i64);
-        let passage = actions::new_id(now);
-        edits.push(RecordEdit {
-            id: passage,
-            kind: Kind::Passage,
-            scope: Scope::Unit(BUS.into()),
-            create: true,
-            sets: vec![
-                (Field::Round, Value::Id(round)),
-                (Field::Stop, Value::Id(stop)),
-                (Field::Date, Value::Text(date.to_string())),
-                (
-                    Field::PlannedStart,
-                    Value::Int(parse_time("t", &format!("{date}T09:00"))?),
-                ),
-                (
-                    Field::PlannedEnd,
-                    Value::Int(parse_time("t", &format!("{date}T12:00"))?),
-                ),
-                (
-                    Field::Status,
-                    Value::Text(PassageStatus::Planned.code().into()),
-                ),
-            ],
-        });
-        passages.push(passage);
     }
-    store.write_local(now, &LocalAction { edits })?;
-    let mut home_visits = Vec::new();
-    for i in [0i64, 2, 4] {
-        let date = monday + Duration::days(i);
+    let unit = Registry::open(&data.registry())?
+        .unit(BUS)?
+        .context("bus unit")?;
+    let spec = RoundSpec {
+        name: "Tournée Est".into(),
+        from: monday,
+        to: None,
+        every_weeks: 1,
+        stops,
+    };
+    let today = paris_date(i64::try_from(now / 1000)?).context("date")?;
+    scheduling::add_round(&mut store, now, today, HORIZON_WEEKS_DEFAULT, &unit, &spec)?;
+    let passages: Vec<Uuid> = store
+        .passages_between(Some(BUS), monday, monday + Duration::days(4))?
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    anyhow::ensure!(
+        passages.len() == ROUND.len(),
+        "the round gives one passage a day"
+    );
+    let mut home_visits = vec![None; ROUND.len()];
+    for i in [0usize, 2, 4] {
+        let date = monday + Duration::days(i as i64);
         let a = NewAppointment {
             start: parse_time("t", &format!("{date}T10:30"))?,
             duration: 45,
@@ -583,116 +577,20 @@ fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan
         };
         let (id, action) = actions::add_appointment(&store, now, HOME, &a)?;
         store.write_local(now, &action)?;
-        home_visits.push(id);
-    }
-    // Visits on Monday, Wednesday, Friday.
-    let mut by_day = vec![None; ROUND.len()];
-    for (slot, id) in [0usize, 2, 4].into_iter().zip(home_visits) {
-        by_day[slot] = Some(id);
+        home_visits[i] = Some(id);
     }
     Ok(Plan {
         passages,
-        home_visits: by_day,
+        home_visits,
     })
 }
 
-/// A per-commune summary of the week from the server's store (no personal data).
+/// The supervisor's view of the week: the coverage report, as `tournee-server coverage` prints it.
 fn print_summary(store: &SqliteStore, monday: NaiveDate) -> Result<()> {
-    #[derive(Default)]
-    struct Row {
-        planned: u32,
-        held: u32,
-        cancelled: u32,
-        seen: u32,
-        noshow: u32,
-        home: u32,
-    }
-    let mut rows: std::collections::BTreeMap<String, Row> = Default::default();
-    let mut stops: std::collections::HashMap<Uuid, String> = Default::default();
-    let mut requests = 0u32;
-    let mut resolved = 0u32;
-    let mut by_partner: std::collections::BTreeMap<String, u32> = Default::default();
-    let mut records = Vec::new();
-    store.for_each_record(None, &mut |r| {
-        records.push(r);
-        Ok(())
-    })?;
-    for r in &records {
-        if r.kind == Kind::Stop {
-            stops.insert(r.id, r.text(Field::Commune).unwrap_or("").to_owned());
-        }
-    }
-    for r in &records {
-        match r.kind {
-            Kind::Passage => {
-                let commune = r
-                    .id_ref(Field::Stop)
-                    .and_then(|s| stops.get(&s))
-                    .cloned()
-                    .unwrap_or_default();
-                let row = rows.entry(commune).or_default();
-                row.planned += 1;
-                match r.text(Field::Status) {
-                    Some("effectue") => row.held += 1,
-                    Some("annule") => row.cancelled += 1,
-                    _ => {}
-                }
-            }
-            Kind::Appointment => {
-                let row = rows
-                    .entry(r.text(Field::Commune).unwrap_or("").to_owned())
-                    .or_default();
-                match r.text(Field::Status) {
-                    Some("seen") => row.seen += 1,
-                    Some("noshow") => row.noshow += 1,
-                    _ => {}
-                }
-                if r.text(Field::Location) == Some("domicile") {
-                    row.home += 1;
-                }
-            }
-            Kind::Request => {
-                requests += 1;
-                if r.text(Field::Outcome) == Some("resolue_sur_place") {
-                    resolved += 1;
-                }
-                *by_partner
-                    .entry(r.text(Field::Partner).unwrap_or("").to_owned())
-                    .or_default() += 1;
-            }
-            _ => {}
-        }
-    }
-    println!("\nCoverage, territory {TERRITORY}, week of {monday} (from the server):");
-    println!(
-        "  {:<22} {:>7} {:>5} {:>9} {:>5} {:>7} {:>11}",
-        "commune", "planned", "held", "cancelled", "seen", "no-show", "home visits"
-    );
-    for (code, r) in &rows {
-        println!(
-            "  {:<22} {:>7} {:>5} {:>9} {:>5} {:>7} {:>11}",
-            format!("{} ({code})", commune_name(code)),
-            r.planned,
-            r.held,
-            r.cancelled,
-            r.seen,
-            r.noshow,
-            r.home
-        );
-    }
-    let share = if requests == 0 {
-        0.0
-    } else {
-        100.0 * f64::from(resolved) / f64::from(requests)
-    };
-    println!("  requests: {requests}, resolved on the spot: {share:.0} %");
-    println!(
-        "  by partner: {}",
-        by_partner
-            .iter()
-            .map(|(p, n)| format!("{p} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let friday = monday + Duration::days(4);
+    let raw = store.coverage_data(TERRITORY, monday, friday, GroupBy::Commune)?;
+    let report = report::build(TERRITORY, monday, friday, GroupBy::Commune, &raw);
+    println!();
+    report::write_table(&report, &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -10,4 +10,5 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod registry;
+pub mod scheduling;
 pub mod serve;

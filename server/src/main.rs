@@ -42,9 +42,211 @@ pub enum Command {
     Digest(UnitScope),
     /// Fields with concurrent values, across all units.
     Conflicts(FormatArg),
+    /// Stops (arrêts) of a territory.
+    #[command(subcommand)]
+    Stop(StopCmd),
+    /// Rounds (tournées): a unit's recurring plan of stops; passages follow from them.
+    #[command(subcommand)]
+    Round(RoundCmd),
+    /// Passages of a period: planned and actual side by side.
+    Passages(PassagesArgs),
+    /// Plan an appointment for a unit (e.g. a home visit); it reaches the unit's laptops.
+    #[command(subcommand)]
+    Appointment(ServerAppointmentCmd),
+    /// Coverage of a territory over a period: passages, people, requests, unreached communes.
+    Coverage(CoverageArgs),
     /// Run the whole service on this machine: a server, two units of the Somme, three laptops
     /// working offline through a week, sync, a coverage summary and a digest check per device.
     Demo(DemoArgs),
+}
+
+/// `stop …`.
+#[derive(Debug, Subcommand)]
+pub enum StopCmd {
+    /// Add a stop; prints its id.
+    Add(StopAdd),
+}
+
+/// `stop add`.
+#[derive(Debug, Args)]
+pub struct StopAdd {
+    /// Territory (département code).
+    #[arg(long, value_name = "CODE")]
+    pub territory: String,
+    /// INSEE code of the commune.
+    #[arg(long, value_name = "INSEE")]
+    pub commune: String,
+    /// Label ("Place de la mairie").
+    #[arg(long)]
+    pub label: String,
+    /// Postal address.
+    #[arg(long)]
+    pub address: Option<String>,
+}
+
+/// `round …`.
+#[derive(Debug, Subcommand)]
+pub enum RoundCmd {
+    /// Add a round and generate its passages over the horizon; prints its id.
+    Add(RoundAdd),
+    /// Change a round; future passages the unit has not marked are regenerated.
+    Set(RoundSet),
+    /// List rounds.
+    List(RoundList),
+}
+
+/// `round add`.
+#[derive(Debug, Args)]
+pub struct RoundAdd {
+    /// Unit.
+    #[arg(long, value_name = "ID")]
+    pub unit: String,
+    /// Name.
+    #[arg(long)]
+    pub name: String,
+    /// First day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Recurrence: every N weeks (1 to 52).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub every_weeks: u32,
+    /// A stop of the round: STOP_ID@WEEKDAY@HH:MM-HH:MM (repeatable; weekday mon…sun or lundi…dimanche).
+    #[arg(
+        long = "stop",
+        value_name = "STOP_ID@WEEKDAY@HH:MM-HH:MM",
+        required = true
+    )]
+    pub stops: Vec<String>,
+}
+
+/// `round set`.
+#[derive(Debug, Args)]
+pub struct RoundSet {
+    /// Round id.
+    pub id: String,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New last day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// New recurrence.
+    #[arg(long, value_name = "N")]
+    pub every_weeks: Option<u32>,
+    /// New list of stops (replaces the old one; repeatable).
+    #[arg(long = "stop", value_name = "STOP_ID@WEEKDAY@HH:MM-HH:MM")]
+    pub stops: Vec<String>,
+}
+
+/// `round list`.
+#[derive(Debug, Args)]
+pub struct RoundList {
+    /// Only this unit.
+    #[arg(long, value_name = "ID")]
+    pub unit: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `passages`.
+#[derive(Debug, Args)]
+pub struct PassagesArgs {
+    /// Only this unit.
+    #[arg(long, value_name = "ID")]
+    pub unit: Option<String>,
+    /// First day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `appointment …` (server).
+#[derive(Debug, Subcommand)]
+pub enum ServerAppointmentCmd {
+    /// Plan an appointment for a unit; prints its id.
+    Add(ServerAppointmentAdd),
+}
+
+/// `appointment add` (server).
+#[derive(Debug, Args)]
+pub struct ServerAppointmentAdd {
+    /// Unit.
+    #[arg(long, value_name = "ID")]
+    pub unit: String,
+    /// Start: RFC 3339 or YYYY-MM-DDTHH:MM (Europe/Paris).
+    #[arg(long)]
+    pub start: String,
+    /// Duration in minutes (1 to 720).
+    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
+    pub duration: String,
+    /// arret, domicile or telephone.
+    #[arg(long)]
+    pub location: String,
+    /// INSEE code of the commune.
+    #[arg(long, value_name = "INSEE")]
+    pub commune: String,
+    /// Citizen's display name.
+    #[arg(long, value_name = "NAME")]
+    pub citizen: Option<String>,
+    /// Passage the appointment belongs to.
+    #[arg(long, value_name = "ID")]
+    pub passage: Option<String>,
+    /// Note.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text.
+    Table,
+    /// RFC 4180 CSV, UTF-8, header row.
+    Csv,
+    /// One JSON document.
+    Json,
+}
+
+/// Grouping of the coverage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverageBy {
+    /// Per commune.
+    Commune,
+    /// Per unit.
+    Unit,
+    /// Per partner.
+    Partner,
+    /// Per theme.
+    Theme,
+}
+
+/// `coverage`.
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Territory (département code).
+    #[arg(long, value_name = "CODE")]
+    pub territory: String,
+    /// First day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Last day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Grouping.
+    #[arg(long, value_enum, default_value_t = CoverageBy::Commune)]
+    pub by: CoverageBy,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
 }
 
 /// `demo`.

@@ -16,7 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tournee_shared::clock::Clock;
 use tournee_shared::limits::{
-    HELLO_TIMEOUT_MS, READ_CHUNK_BYTES, SERVER_POLL_MS, SHUTDOWN_GRACE_MS,
+    HELLO_TIMEOUT_MS, HORIZON_CHECK_MS, READ_CHUNK_BYTES, SERVER_POLL_MS, SHUTDOWN_GRACE_MS,
 };
 use tournee_shared::protocol::auth::DeviceAuth;
 use tournee_shared::protocol::frame::{self, FrameReader};
@@ -101,6 +101,7 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     tasks.spawn(accept_loop(endpoint.clone(), shared.clone()));
     tasks.spawn(poll_loop(shared.clone()));
+    tasks.spawn(horizon_loop(shared.clone(), config.horizon_weeks));
     info!(%addr, sessions_max = config.sessions_max, "tournee-server listening");
     Ok(RunningServer {
         addr,
@@ -195,6 +196,45 @@ async fn poll_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Keep every round's passages materialised up to the horizon as days pass: at start, then
+/// whenever the date changes.
+async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(HORIZON_CHECK_MS));
+    let mut done_for: Option<chrono::NaiveDate> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = shared.clock.now_ms();
+        let Some(today) = tournee_shared::time::paris_date(i64::try_from(now / 1000).unwrap_or(0))
+        else {
+            continue;
+        };
+        if done_for == Some(today) {
+            continue;
+        }
+        let result = shared
+            .db
+            .call(move |s| {
+                crate::scheduling::materialise_all(s, now, today, horizon_weeks)
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        match result {
+            Ok(Ok(r)) => {
+                done_for = Some(today);
+                if r.created + r.updated + r.removed > 0 {
+                    info!(created = r.created, updated = r.updated, removed = r.removed, %today, "passages materialised");
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "materialising passages failed; retrying later"),
+            Err(_) => return,
+        }
+    }
+}
+
 fn advance_head(shared: &Shared, head: u64) {
     shared.head.send_if_modified(|h| {
         if head > *h {
@@ -219,7 +259,15 @@ async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         return;
     };
     if let Ok(mut live) = shared.live.lock() {
-        live.insert(device.actor, conn.clone());
+        // One live connection per device: a newer one supersedes the old (a laptop that lost
+        // its link reconnects before the old connection timed out), so the old session cannot
+        // move the device's acknowledgement under the new one.
+        if let Some(old) = live.insert(device.actor, conn.clone()) {
+            old.close(
+                VarInt::from_u32(ErrorCode::Unavailable.close_code()),
+                b"superseded by a newer connection of this device",
+            );
+        }
     }
     let started = Instant::now();
     let actor = device.actor;

@@ -17,6 +17,8 @@ pub mod protocol;
 pub mod record;
 pub mod refdata;
 pub mod register;
+pub mod report;
+pub mod schedule;
 pub mod store;
 pub mod time;
 pub mod tls;

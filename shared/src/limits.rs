@@ -96,6 +96,9 @@ pub const LOCAL_POLL_MS: u64 = 500;
 /// How often the server looks for changes committed by other processes (the scheduler's CLI)
 /// and for revoked devices, in milliseconds.
 pub const SERVER_POLL_MS: u64 = 500;
+/// How often the server checks whether the date changed, to extend rounds' passages to the
+/// planning horizon, in milliseconds.
+pub const HORIZON_CHECK_MS: u64 = 60_000;
 /// How long a clean shutdown waits for sessions to finish, in milliseconds (below systemd's
 /// TimeoutStopSec).
 pub const SHUTDOWN_GRACE_MS: u64 = 5_000;

@@ -27,7 +27,8 @@ fn the_demo_runs_to_completion_and_every_device_is_in_sync() {
             "step {step} shown:\n{stdout}"
         );
     }
-    assert!(stdout.contains("Coverage, territory 80"), "{stdout}");
+    assert!(stdout.contains("Coverage — Somme (80)"), "{stdout}");
+    assert!(stdout.contains("communes with no passage held"), "{stdout}");
     assert!(stdout.contains("Albert (80016)") && stdout.contains("Roye (80685)"));
     assert!(
         stdout.contains("Conflicts kept for review: 1 record(s)"),

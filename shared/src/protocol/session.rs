@@ -161,8 +161,10 @@ impl ClientSession {
                 Err(ProtocolError::Unexpected("a second Welcome"))
             }
             (ClientState::Active, ServerMsg::Ack { seq, rejected }) => {
-                if seq > self.sent_to {
-                    return Err(ProtocolError::Unexpected("an ack for changes never sent"));
+                // An ack past what this session sent is possible when an older connection of
+                // this device delivered more before it died; it must still be a change we have.
+                if seq > self.sent_to && seq > store.stats()?.last_seq {
+                    return Err(ProtocolError::Unexpected("an ack for changes never made"));
                 }
                 self.stats.rejected += rejected.len();
                 self.on_ack(seq, &rejected.0, store)

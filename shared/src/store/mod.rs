@@ -4,6 +4,8 @@
 //! Implementations keep every local action and every applied batch atomic. This module does not
 //! know about SQLite (see `sqlite`), the network, or the clock (time is passed in).
 
+pub mod facts;
+pub mod queries;
 pub mod sqlite;
 
 use chrono::NaiveDate;

@@ -70,6 +70,8 @@ const MIGRATIONS: &[&str] = &[
          device INTEGER PRIMARY KEY,
          acked  INTEGER NOT NULL
      ) STRICT;",
+    // 3: the server's reporting projection (empty on agents).
+    super::facts::FACTS_SCHEMA,
 ];
 
 /// Schema version this program writes.
@@ -238,6 +240,11 @@ impl SqliteStore {
         }))
     }
 
+    /// The connection, for the server's SQL queries in this module's siblings.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The database file's path as shown in messages.
     pub fn path(&self) -> &str {
         &self.path
@@ -370,7 +377,10 @@ fn row_to_record(id: Uuid, kind: i64, scope: &str, state: &[u8]) -> Result<Recor
     })
 }
 
-fn save_record(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+fn save_record(conn: &Connection, record: &Record, project: bool) -> Result<(), StoreError> {
+    if project {
+        super::facts::project(conn, record)?;
+    }
     let state = encode("record state", &record.fields)?;
     let conflict = i64::from(!record.conflicts().is_empty());
     conn.prepare_cached(
@@ -545,7 +555,7 @@ impl Store for SqliteStore {
                 }
                 changes.push(change);
             }
-            save_record(&tx, &record)?;
+            save_record(&tx, &record, server)?;
         }
         meta_set(
             &tx,
@@ -569,6 +579,7 @@ impl Store for SqliteStore {
                 max: APPLY_BATCH_CHANGES_MAX,
             });
         }
+        let server = self.identity.as_ref().is_some_and(Identity::is_server);
         let path = self.path.clone();
         let tx = self.begin()?;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
@@ -598,7 +609,7 @@ impl Store for SqliteStore {
         }
         for id in order {
             if let Some((record, true)) = touched.get(&id) {
-                save_record(&tx, record)?;
+                save_record(&tx, record, server)?;
             }
         }
         meta_set(
@@ -839,7 +850,7 @@ impl ServerStore for SqliteStore {
         }
         for id in &dirty {
             if let Some(Some(record)) = touched.get(id) {
-                save_record(&tx, record)?;
+                save_record(&tx, record, true)?;
             }
         }
         if out.acked > prev {

@@ -1,0 +1,453 @@
+//! The scheduler's work on the server: stops, rounds, and the passages each round materialises
+//! over a rolling horizon as replicated records, so laptops have their calendar offline.
+//!
+//! Regeneration never touches a past passage or one the unit already marked (held, cancelled,
+//! actual times); everything else is recomputed from the round. Validation errors name the
+//! problem. Storage through `SqliteStore`; no printing.
+
+use anyhow::{bail, Context, Result};
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+use tournee_shared::actions::new_id;
+use tournee_shared::clock::WallMs;
+use tournee_shared::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
+use tournee_shared::refdata::RefData;
+use tournee_shared::schedule::{
+    decode_stops, encode_stops, passage_id, ranges_overlap, visit_dates, RoundStop,
+};
+use tournee_shared::store::facts::is_marked;
+use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+use uuid::Uuid;
+
+use crate::registry::Unit;
+
+/// Default planning horizon, in weeks.
+pub const HORIZON_WEEKS_DEFAULT: u32 = 8;
+
+/// Create a stop in a territory; returns its id.
+pub fn add_stop(
+    store: &mut SqliteStore,
+    now: WallMs,
+    territory: &str,
+    commune: &str,
+    label: &str,
+    address: Option<&str>,
+) -> Result<Uuid> {
+    tournee_shared::model::check_territory("territory", territory)?;
+    check_commune("commune", commune)?;
+    let c = RefData::get().commune(commune).context("commune")?;
+    if c.departement != territory {
+        bail!(
+            "commune: {} ({commune}) is in département {}, not in territory {territory}",
+            c.name,
+            c.departement
+        );
+    }
+    let id = new_id(now);
+    let mut sets = vec![
+        (Field::Commune, Value::Text(commune.into())),
+        (Field::Label, Value::Text(label.into())),
+    ];
+    if let Some(a) = address {
+        sets.push((Field::Address, Value::Text(a.into())));
+    }
+    store.write_local(
+        now,
+        &LocalAction {
+            edits: vec![RecordEdit {
+                id,
+                kind: Kind::Stop,
+                scope: Scope::Territory(territory.into()),
+                create: true,
+                sets,
+            }],
+        },
+    )?;
+    Ok(id)
+}
+
+/// A round as the scheduler describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundSpec {
+    /// Name.
+    pub name: String,
+    /// First day.
+    pub from: NaiveDate,
+    /// Last day, if any.
+    pub to: Option<NaiveDate>,
+    /// Recurrence in weeks.
+    pub every_weeks: u32,
+    /// Stops with weekday and window.
+    pub stops: Vec<RoundStop>,
+}
+
+impl RoundSpec {
+    fn from_record(r: &tournee_shared::record::Record) -> Result<Self> {
+        let day = |f| {
+            r.text(f)
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        };
+        Ok(Self {
+            name: r.text(Field::Name).unwrap_or("").to_owned(),
+            from: day(Field::ValidFrom).context("round without a start date")?,
+            to: day(Field::ValidTo),
+            every_weeks: u32::try_from(r.int(Field::EveryWeeks).unwrap_or(1)).unwrap_or(1),
+            stops: decode_stops(r.text(Field::Stops).unwrap_or(""))?,
+        })
+    }
+
+    fn sets(&self) -> Vec<(Field, Value)> {
+        vec![
+            (Field::Name, Value::Text(self.name.clone())),
+            (Field::Stops, Value::Text(encode_stops(&self.stops))),
+            (Field::EveryWeeks, Value::Int(i64::from(self.every_weeks))),
+            (Field::ValidFrom, Value::Text(self.from.to_string())),
+            (
+                Field::ValidTo,
+                self.to.map_or(Value::Null, |t| Value::Text(t.to_string())),
+            ),
+        ]
+    }
+}
+
+/// Check a round against its unit: stops exist in the unit's territory, dates and recurrence
+/// make sense, and no window overlaps another of the unit's rounds (or itself) on a weekday.
+fn validate(
+    store: &SqliteStore,
+    unit: &Unit,
+    spec: &RoundSpec,
+    except: Option<Uuid>,
+) -> Result<()> {
+    if spec.stops.is_empty() {
+        bail!("stop: a round needs at least one --stop STOP_ID@WEEKDAY@HH:MM-HH:MM");
+    }
+    if !(1..=tournee_shared::schedule::EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
+        bail!(
+            "every-weeks: {} is not allowed; allowed: 1 to 52",
+            spec.every_weeks
+        );
+    }
+    if let Some(to) = spec.to {
+        if to < spec.from {
+            bail!("to: {to} is before --from {}", spec.from);
+        }
+    }
+    for s in &spec.stops {
+        let stop = store
+            .record(s.stop)?
+            .filter(|r| r.kind == Kind::Stop && !r.is_deleted())
+            .with_context(|| {
+                format!(
+                    "stop: no stop with id {} (create it with `tournee-server stop add`)",
+                    s.stop
+                )
+            })?;
+        if stop.scope != Scope::Territory(unit.territory.clone()) {
+            bail!(
+                "stop: {} ({}) is in territory {}, not in unit {}'s territory {}",
+                stop.text(Field::Label).unwrap_or(""),
+                s.stop,
+                match &stop.scope {
+                    Scope::Territory(t) | Scope::Unit(t) => t,
+                },
+                unit.id,
+                unit.territory
+            );
+        }
+    }
+    let window = |s: &RoundStop| {
+        format!(
+            "{:?} {}-{}",
+            s.weekday,
+            s.start.format("%H:%M"),
+            s.end.format("%H:%M")
+        )
+    };
+    for (i, a) in spec.stops.iter().enumerate() {
+        for b in &spec.stops[i + 1..] {
+            if a.overlaps(b) {
+                bail!(
+                    "stop: windows {} and {} of this round overlap",
+                    window(a),
+                    window(b)
+                );
+            }
+        }
+    }
+    for id in store.ids_of_kind(Kind::Round, Some(&unit.id))? {
+        if Some(id) == except {
+            continue;
+        }
+        let Some(other) = store.record(id)? else {
+            continue;
+        };
+        let other = RoundSpec::from_record(&other)?;
+        if !ranges_overlap((spec.from, spec.to), (other.from, other.to)) {
+            continue;
+        }
+        for a in &spec.stops {
+            if let Some(b) = other.stops.iter().find(|b| a.overlaps(b)) {
+                bail!(
+                    "stop: window {} overlaps round '{}' ({}) of unit {} on the same day",
+                    window(a),
+                    other.name,
+                    window(b),
+                    unit.id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a regeneration did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Regenerated {
+    /// Passages created.
+    pub created: usize,
+    /// Passages whose plan changed.
+    pub updated: usize,
+    /// Future unmarked passages no longer in the plan (tombstoned).
+    pub removed: usize,
+    /// Marked or past passages left as they are.
+    pub kept: usize,
+}
+
+/// Create a round for `unit` and its passages over the horizon; returns its id.
+pub fn add_round(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    horizon_weeks: u32,
+    unit: &Unit,
+    spec: &RoundSpec,
+) -> Result<(Uuid, Regenerated)> {
+    validate(store, unit, spec, None)?;
+    let id = new_id(now);
+    store.write_local(
+        now,
+        &LocalAction {
+            edits: vec![RecordEdit {
+                id,
+                kind: Kind::Round,
+                scope: Scope::Unit(unit.id.clone()),
+                create: true,
+                sets: spec.sets(),
+            }],
+        },
+    )?;
+    let r = materialise(store, now, today, horizon_weeks, id)?;
+    Ok((id, r))
+}
+
+/// Replace a round's plan and regenerate its future passages.
+pub fn edit_round(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    horizon_weeks: u32,
+    unit: &Unit,
+    round: Uuid,
+    spec: &RoundSpec,
+) -> Result<Regenerated> {
+    let record = store
+        .record(round)?
+        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
+        .with_context(|| format!("no round with id {round}"))?;
+    validate(store, unit, spec, Some(round))?;
+    store.write_local(
+        now,
+        &tournee_shared::actions::set_fields(&record, spec.sets()),
+    )?;
+    materialise(store, now, today, horizon_weeks, round)
+}
+
+/// The current plan of a round (for edits that change one part of it).
+pub fn round_spec(store: &SqliteStore, round: Uuid) -> Result<(RoundSpec, String)> {
+    let record = store
+        .record(round)?
+        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
+        .with_context(|| format!("no round with id {round}"))?;
+    let unit = match &record.scope {
+        Scope::Unit(u) => u.clone(),
+        Scope::Territory(_) => bail!("round {round} has no unit"),
+    };
+    Ok((RoundSpec::from_record(&record)?, unit))
+}
+
+/// Bring a round's passages from `today` to the horizon in line with its plan.
+pub fn materialise(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    horizon_weeks: u32,
+    round: Uuid,
+) -> Result<Regenerated> {
+    let record = store
+        .record(round)?
+        .with_context(|| format!("no round with id {round}"))?;
+    let scope = record.scope.clone();
+    let spec = RoundSpec::from_record(&record)?;
+    let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
+    let mut wanted: Vec<(Uuid, NaiveDate, RoundStop)> = Vec::new();
+    if !record.is_deleted() {
+        for s in &spec.stops {
+            for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
+                wanted.push((passage_id(round, s, date), date, *s));
+            }
+        }
+    }
+    let existing = store.round_passages(round, today)?;
+    let mut report = Regenerated::default();
+    let mut edits = Vec::new();
+    for (id, date, s) in &wanted {
+        let (start, end) = s.planned(*date)?;
+        let plan = vec![
+            (Field::Round, Value::Id(round)),
+            (Field::Stop, Value::Id(s.stop)),
+            (Field::Date, Value::Text(date.to_string())),
+            (Field::PlannedStart, Value::Int(start)),
+            (Field::PlannedEnd, Value::Int(end)),
+        ];
+        match store.record(*id)? {
+            None => {
+                let mut sets = plan;
+                sets.push((
+                    Field::Status,
+                    Value::Text(PassageStatus::Planned.code().into()),
+                ));
+                edits.push(RecordEdit {
+                    id: *id,
+                    kind: Kind::Passage,
+                    scope: scope.clone(),
+                    create: true,
+                    sets,
+                });
+                report.created += 1;
+            }
+            Some(p) if is_marked(&p) => report.kept += 1,
+            Some(p) => {
+                let mut sets: Vec<(Field, Value)> = plan
+                    .into_iter()
+                    .filter(|(f, v)| p.value(*f) != Some(v))
+                    .collect();
+                if p.is_deleted() {
+                    sets.push((Field::Deleted, Value::Bool(false)));
+                }
+                if !sets.is_empty() {
+                    edits.push(RecordEdit {
+                        id: *id,
+                        kind: Kind::Passage,
+                        scope: scope.clone(),
+                        create: false,
+                        sets,
+                    });
+                    report.updated += 1;
+                }
+            }
+        }
+    }
+    for (id, marked) in existing {
+        if wanted.iter().any(|(w, _, _)| *w == id) {
+            continue;
+        }
+        let Some(p) = store.record(id)? else { continue };
+        if marked || p.is_deleted() {
+            report.kept += usize::from(marked);
+            continue;
+        }
+        edits.push(RecordEdit {
+            id,
+            kind: Kind::Passage,
+            scope: scope.clone(),
+            create: false,
+            sets: vec![(Field::Deleted, Value::Bool(true))],
+        });
+        report.removed += 1;
+    }
+    if !edits.is_empty() {
+        store.write_local(now, &LocalAction { edits })?;
+    }
+    Ok(report)
+}
+
+/// Extend every round's passages to the horizon (the daemon calls this as days pass).
+pub fn materialise_all(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    horizon_weeks: u32,
+) -> Result<Regenerated> {
+    let mut total = Regenerated::default();
+    for round in store.ids_of_kind(Kind::Round, None)? {
+        let r = materialise(store, now, today, horizon_weeks, round)?;
+        total.created += r.created;
+        total.updated += r.updated;
+        total.removed += r.removed;
+        total.kept += r.kept;
+    }
+    Ok(total)
+}
+
+/// A round for listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundView {
+    /// Id.
+    pub id: String,
+    /// Unit.
+    pub unit: String,
+    /// Name.
+    pub name: String,
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: Option<String>,
+    /// Recurrence in weeks.
+    pub every_weeks: u32,
+    /// Stops as `STOP_ID@WEEKDAY@HH:MM-HH:MM` with their labels and communes.
+    pub stops: Vec<serde_json::Value>,
+}
+
+/// Rounds of one unit, or all.
+pub fn list_rounds(store: &SqliteStore, unit: Option<&str>) -> Result<Vec<RoundView>> {
+    let mut out = Vec::new();
+    for id in store.ids_of_kind(Kind::Round, unit)? {
+        let Some(r) = store.record(id)? else { continue };
+        let spec = RoundSpec::from_record(&r)?;
+        let mut stops = Vec::new();
+        for s in &spec.stops {
+            let stop = store.record(s.stop)?;
+            let commune = stop
+                .as_ref()
+                .and_then(|x| x.text(Field::Commune))
+                .unwrap_or("")
+                .to_owned();
+            stops.push(serde_json::json!({
+                "stop": s.stop.to_string(),
+                "weekday": format!("{:?}", s.weekday).to_lowercase(),
+                "start": s.start.format("%H:%M").to_string(),
+                "end": s.end.format("%H:%M").to_string(),
+                "label": stop.as_ref().and_then(|x| x.text(Field::Label)).unwrap_or(""),
+                "commune": commune,
+                "commune_name": RefData::get().commune(&commune).map(|c| c.name.clone()),
+            }));
+        }
+        out.push(RoundView {
+            id: id.to_string(),
+            unit: match &r.scope {
+                Scope::Unit(u) | Scope::Territory(u) => u.clone(),
+            },
+            name: spec.name,
+            from: spec.from.to_string(),
+            to: spec.to.map(|t| t.to_string()),
+            every_weeks: spec.every_weeks,
+            stops,
+        });
+    }
+    Ok(out)
+}
+
+/// Parse the `--stop` arguments of a round.
+pub fn parse_stops(args: &[String]) -> Result<Vec<RoundStop>, ModelError> {
+    args.iter().map(|s| RoundStop::parse(s)).collect()
+}

@@ -1,0 +1,120 @@
+//! The server's reporting projection: one row of plain columns per record (kind, unit, day,
+//! commune, statuses, codes, links), kept up to date in the same transaction as the record, so
+//! coverage reports and scheduling look-ups are SQL over indexes instead of decoding blobs.
+//!
+//! Holds no personal data (no names, phones or addresses; citizens appear as ids only, for
+//! distinct counts). Only the server maintains it; agents leave it empty.
+
+use rusqlite::{params, Connection};
+
+use super::StoreError;
+use crate::model::{Field, Kind};
+use crate::record::Record;
+use crate::refdata::RefData;
+use crate::time::{day_key, paris_date};
+
+/// Schema of the projection (migration 3).
+pub const FACTS_SCHEMA: &str = "CREATE TABLE facts (
+         id            BLOB PRIMARY KEY,
+         kind          INTEGER NOT NULL,
+         unit          TEXT,
+         territory     TEXT,
+         day           INTEGER,
+         commune       TEXT,
+         departement   TEXT,
+         location      TEXT,
+         status        TEXT,
+         cause         TEXT,
+         partner       TEXT,
+         theme         TEXT,
+         outcome       TEXT,
+         minutes       INTEGER,
+         citizen       BLOB,
+         passage       BLOB,
+         appointment   BLOB,
+         stop          BLOB,
+         round         BLOB,
+         planned_start INTEGER,
+         planned_end   INTEGER,
+         marked        INTEGER NOT NULL DEFAULT 0,
+         deleted       INTEGER NOT NULL DEFAULT 0
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX facts_kind_day ON facts(kind, day);
+     CREATE INDEX facts_round ON facts(round) WHERE round IS NOT NULL;
+     CREATE INDEX facts_appointment ON facts(appointment) WHERE appointment IS NOT NULL;
+     CREATE INDEX facts_passage ON facts(passage) WHERE passage IS NOT NULL;";
+
+/// Stable integer code of a kind in the projection (its position in `Kind::ALL`).
+pub fn kind_code(kind: Kind) -> i64 {
+    Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(-1, |i| i as i64)
+}
+
+fn id_bytes(r: &Record, f: Field) -> Option<Vec<u8>> {
+    r.id_ref(f).map(|u| u.as_bytes().to_vec())
+}
+
+/// A passage is "marked" once its unit recorded anything on it (held, cancelled, actual times):
+/// regenerating the round's plan leaves it alone.
+pub fn is_marked(record: &Record) -> bool {
+    record.kind == Kind::Passage
+        && (record.text(Field::Status).is_some_and(|s| s != "planifie")
+            || record.int(Field::ActualStart).is_some()
+            || record.int(Field::ActualEnd).is_some())
+}
+
+/// Write (or rewrite) the projection row of `record`.
+pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+    let (unit, territory) = match &record.scope {
+        crate::model::Scope::Unit(u) => (Some(u.as_str()), None),
+        crate::model::Scope::Territory(t) => (None, Some(t.as_str())),
+    };
+    let day = match record.kind {
+        Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+        Kind::Passage => record
+            .text(Field::Date)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .map(day_key),
+        _ => None,
+    };
+    let commune = record.text(Field::Commune);
+    let departement = commune
+        .and_then(|c| RefData::get().commune(c))
+        .map(|c| c.departement.clone());
+    let marked = is_marked(record);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO facts(id, kind, unit, territory, day, commune, departement, location,
+             status, cause, partner, theme, outcome, minutes, citizen, passage, appointment, stop,
+             round, planned_start, planned_end, marked, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21, ?22, ?23)",
+    )?
+    .execute(params![
+        record.id.as_bytes().as_slice(),
+        kind_code(record.kind),
+        unit,
+        territory,
+        day,
+        commune,
+        departement,
+        record.text(Field::Location),
+        record.text(Field::Status),
+        record.text(Field::Cause),
+        record.text(Field::Partner),
+        record.text(Field::Theme),
+        record.text(Field::Outcome),
+        record.int(Field::Duration),
+        id_bytes(record, Field::Citizen),
+        id_bytes(record, Field::Passage),
+        id_bytes(record, Field::Appointment),
+        id_bytes(record, Field::Stop),
+        id_bytes(record, Field::Round),
+        record.int(Field::PlannedStart),
+        record.int(Field::PlannedEnd),
+        i64::from(marked),
+        i64::from(record.is_deleted()),
+    ])?;
+    Ok(())
+}
