@@ -351,7 +351,7 @@ pub async fn run_daemon(
         }
         let result = match connect(remote).await {
             Ok((endpoint, conn)) => {
-                info!(server = %conn.remote_address(), "connected");
+                info!(server = %conn.remote_address(), "connected; starting a session");
                 let r = session(&conn, store, clock, true, &mut stop).await;
                 endpoint.close(VarInt::from_u32(0), b"bye");
                 // The client's side of a TLS 1.3 handshake completes before the server has

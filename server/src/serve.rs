@@ -385,7 +385,13 @@ async fn run_session(
             Ok(tally)
         }
         Err(SessionEnd::Protocol(e)) => {
-            let msg = ServerSession::error_message(&e);
+            // The session may have queued a more specific message for this error (a version
+            // mismatch says which side to update); otherwise describe the error itself.
+            let queued = session.lock().ok().and_then(|mut s| {
+                std::iter::from_fn(|| s.poll_transmit())
+                    .find(|m| matches!(m, tournee_shared::protocol::wire::ServerMsg::Error { .. }))
+            });
+            let msg = queued.unwrap_or_else(|| ServerSession::error_message(&e));
             let bytes = frame::encode(&msg);
             let _ = send.write_all(&bytes).await;
             let _ = send.finish();

@@ -565,6 +565,10 @@ async fn malformed_frames_end_only_their_connection() {
     assert!(c.reason.contains("version"), "{}", c.reason);
     let message = error_reply(&c, ErrorCode::VersionMismatch);
     assert!(message.contains("99"), "{message}");
+    assert!(
+        message.contains("update the agent"),
+        "the specific message says which side to update: {message}"
+    );
 
     // The server logged each session's failure, and stays up.
     let log = server.log_text();
