@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use serde_json::json;
+use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
 use tournee_shared::actions::{
     self, add_appointment, add_request, conflict_views, require_kind, set_fields, NewAppointment,
@@ -104,7 +105,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(&dir, a),
         Command::Sync(a) => sync_cmd(&dir, &clock, a.timeout),
-        Command::Run => run_cmd(&dir, clock),
+        Command::Run(a) => run_cmd(&dir, clock, a),
         Command::Appointment(cmd) => appointment(&dir, &clock, cmd),
         Command::Request(RequestCmd::Add(a)) => request_add(&dir, &clock, a),
         Command::Passage(cmd) => passage(&dir, &clock, cmd),
@@ -169,7 +170,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
     let mut store = open_existing(dir)?;
-    let remote = tournee_agent::sync::Remote::load(dir)?;
+    let config = AgentConfig::load(dir)?;
+    let remote = tournee_agent::sync::Remote::load(dir)?.with_addrs(&config.server_addr);
     init_logging("warn");
     let result = runtime()?.block_on(tournee_agent::sync::sync_once(
         &mut store, &remote, clock, timeout,
@@ -190,17 +192,28 @@ fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
     }
 }
 
-fn run_cmd(dir: &Path, clock: SkewedClock) -> Result<()> {
+fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
     let mut store = open_existing(dir)?;
-    let remote = tournee_agent::sync::Remote::load(dir)?;
-    init_logging("info");
+    let config = AgentConfig::load(dir)?;
+    let servers = if a.server.is_empty() {
+        &config.server_addr
+    } else {
+        &a.server
+    };
+    let remote = tournee_agent::sync::Remote::load(dir)?.with_addrs(servers);
+    init_logging(a.log.as_deref().unwrap_or(&config.log));
+    let backoff = tournee_agent::sync::Backoff::with_bounds(
+        clock.now_ms(),
+        config.backoff_min_ms,
+        config.backoff_max_ms,
+    );
     runtime()?.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        tournee_agent::sync::run_daemon(&mut store, &remote, &clock, stop_rx).await
+        tournee_agent::sync::run_daemon(&mut store, &remote, &clock, backoff, stop_rx).await
     })
 }
 

@@ -3,5 +3,6 @@
 //!
 //! The command line itself lives in the binary; protocol and storage in `tournee_shared`.
 
+pub mod config;
 pub mod setup;
 pub mod sync;

@@ -30,7 +30,7 @@ pub enum Command {
     /// Create this laptop's store from an enrolment bundle (or, offline only, explicit ids).
     Init(InitArgs),
     /// Run the daemon: stay connected, sync whenever the server is reachable, back off otherwise.
-    Run,
+    Run(RunArgs),
     /// One reconciliation with the server; exit 1 if it cannot be reached (nothing is lost).
     Sync(SyncArgs),
     /// Record, change and list appointments.
@@ -78,6 +78,17 @@ pub struct InitArgs {
     /// Offline-only set-up: the unit's territory (département code).
     #[arg(long, value_name = "CODE", conflicts_with = "bundle")]
     pub territory: Option<String>,
+}
+
+/// `run` (flags override `agent.toml` in the data directory).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Log filter when RUST_LOG is not set (default from agent.toml, else info).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Server address to use instead of the bundle's (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Vec<String>,
 }
 
 /// `sync`.

@@ -57,5 +57,9 @@ pub fn init_store(
     }
     let mut store = SqliteStore::open(&file)?;
     store.set_identity(identity)?;
+    let config = dir.join(crate::config::CONFIG_FILE);
+    if !config.exists() {
+        std::fs::write(&config, crate::config::CONFIG_TEMPLATE)?;
+    }
     Ok(store)
 }

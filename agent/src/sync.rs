@@ -67,6 +67,14 @@ impl Remote {
     pub fn addrs(&self) -> &[String] {
         &self.addrs
     }
+
+    /// Use these addresses instead of the bundle's (when not empty).
+    pub fn with_addrs(mut self, addrs: &[String]) -> Self {
+        if !addrs.is_empty() {
+            self.addrs = addrs.to_vec();
+        }
+        self
+    }
 }
 
 /// Why a reconciliation did not complete. Every variant leaves local data intact.
@@ -342,9 +350,9 @@ pub async fn run_daemon(
     store: &mut SqliteStore,
     remote: &Remote,
     clock: &dyn Clock,
+    mut backoff: Backoff,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    let mut backoff = Backoff::new(clock.now_ms());
     loop {
         if *stop.borrow() {
             return Ok(());
@@ -394,14 +402,22 @@ pub async fn run_daemon(
 pub struct Backoff {
     attempt: u32,
     rng: u64,
+    min_ms: u64,
+    max_ms: u64,
 }
 
 impl Backoff {
-    /// A backoff seeded from `seed` (e.g. the time and process id).
+    /// A backoff between the default bounds, seeded from `seed` (e.g. the time).
     pub fn new(seed: u64) -> Self {
+        Self::with_bounds(seed, BACKOFF_MIN_MS, BACKOFF_MAX_MS)
+    }
+    /// A backoff between `min_ms` and `max_ms`.
+    pub fn with_bounds(seed: u64, min_ms: u64, max_ms: u64) -> Self {
         Self {
             attempt: 0,
             rng: seed ^ u64::from(std::process::id()).rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15,
+            min_ms: min_ms.max(1),
+            max_ms: max_ms.max(min_ms.max(1)),
         }
     }
     /// Back to the shortest delay (after a successful connection).
@@ -410,9 +426,10 @@ impl Backoff {
     }
     /// The next delay: uniform in [ceiling/2, ceiling], ceiling doubling per attempt.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = BACKOFF_MIN_MS
+        let ceiling = self
+            .min_ms
             .saturating_mul(1u64 << self.attempt.min(20))
-            .min(BACKOFF_MAX_MS);
+            .min(self.max_ms);
         self.attempt = self.attempt.saturating_add(1);
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;

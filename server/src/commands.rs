@@ -263,6 +263,19 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
     if let Some(l) = a.listen {
         config.listen = l;
     }
+    if let Some(n) = a.sessions_max {
+        config.sessions_max = n;
+    }
+    if let Some(w) = a.horizon_weeks {
+        anyhow::ensure!(
+            (1..=104).contains(&w),
+            "horizon-weeks: {w} is not allowed; allowed: 1 to 104"
+        );
+        config.horizon_weeks = w;
+    }
+    if let Some(l) = a.log {
+        config.log = l;
+    }
     init_logging(&config.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

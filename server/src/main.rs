@@ -280,12 +280,21 @@ pub struct InitArgs {
     pub public_addr: Vec<String>,
 }
 
-/// `serve`.
+/// `serve` (flags override `server.toml` in the data directory).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listen on this address instead of the configured one.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Sync sessions served at once; more connections queue.
+    #[arg(long, value_name = "N")]
+    pub sessions_max: Option<usize>,
+    /// Weeks of passages materialised ahead of today.
+    #[arg(long, value_name = "WEEKS")]
+    pub horizon_weeks: Option<u32>,
+    /// Log filter when RUST_LOG is not set.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
 }
 
 /// `unit …`.

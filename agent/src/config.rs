@@ -1,0 +1,109 @@
+//! The agent daemon's configuration file, `agent.toml` in the data directory: every setting
+//! has a default, and `tournee-agent run` flags override the file.
+//!
+//! Settings only; reading the bundle and the store is elsewhere.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tournee_shared::limits::{BACKOFF_MAX_MS, BACKOFF_MIN_MS};
+
+/// File name inside the data directory.
+pub const CONFIG_FILE: &str = "agent.toml";
+
+/// `agent.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Log filter when `RUST_LOG` is not set (`info`, `warn`, `tournee_agent=debug`…).
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// Server addresses (`host:port`) to use instead of the bundle's (the server moved).
+    #[serde(default)]
+    pub server_addr: Vec<String>,
+    /// First retry delay after a failed connection, in milliseconds.
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_log() -> String {
+    "info".into()
+}
+fn default_backoff_min() -> u64 {
+    BACKOFF_MIN_MS
+}
+fn default_backoff_max() -> u64 {
+    BACKOFF_MAX_MS
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            log: default_log(),
+            server_addr: Vec::new(),
+            backoff_min_ms: BACKOFF_MIN_MS,
+            backoff_max_ms: BACKOFF_MAX_MS,
+        }
+    }
+}
+
+/// The file `init` writes: every setting commented out at its default.
+pub const CONFIG_TEMPLATE: &str =
+    "# tournee-agent daemon settings. Every line is optional; the values shown are the defaults.
+# Flags of `tournee-agent run` override this file.
+
+# Log filter when RUST_LOG is not set.
+# log = \"info\"
+
+# Server addresses to use instead of the enrolment bundle's (host:port), if the server moved.
+# server_addr = [\"tournee.example.fr:4433\"]
+
+# First and longest delay between connection attempts when the server is unreachable (ms).
+# The delay doubles from the first to the longest, with random jitter.
+# backoff_min_ms = 500
+# backoff_max_ms = 60000
+";
+
+impl AgentConfig {
+    /// Read `agent.toml` from `dir`, or the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let c: Self = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        anyhow::ensure!(
+            c.backoff_min_ms > 0 && c.backoff_min_ms <= c.backoff_max_ms,
+            "{}: backoff_min_ms must be positive and at most backoff_max_ms",
+            path.display()
+        );
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_to_the_defaults_and_unknown_keys_are_refused() {
+        let c: AgentConfig = toml::from_str(CONFIG_TEMPLATE).expect("template");
+        assert_eq!(c, AgentConfig::default());
+        let uncommented: String = CONFIG_TEMPLATE
+            .lines()
+            .filter(|l| l.starts_with("# ") && l.contains(" = "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let c: AgentConfig = toml::from_str(&uncommented).expect("defaults written out");
+        assert_eq!(c.backoff_min_ms, BACKOFF_MIN_MS);
+        assert_eq!(c.backoff_max_ms, BACKOFF_MAX_MS);
+        assert!(toml::from_str::<AgentConfig>("colour = true").is_err());
+    }
+}
