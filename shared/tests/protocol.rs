@@ -52,15 +52,25 @@ fn sync(
     server: &mut SqliteStore,
     now: u64,
 ) -> Result<(SessionStats, SessionStats), ProtocolError> {
+    sync_at(agent, server, now, now)
+}
+
+/// One session where the laptop's clock reads `agent_now` and the server's `server_now`.
+fn sync_at(
+    agent: &mut SqliteStore,
+    server: &mut SqliteStore,
+    agent_now: u64,
+    server_now: u64,
+) -> Result<(SessionStats, SessionStats), ProtocolError> {
     let mut client = ClientSession::new(agent)?;
-    let mut srv = ServerSession::new(auth(agent), now);
+    let mut srv = ServerSession::new(auth(agent), server_now);
     for _ in 0..10_000 {
         while let Some(m) = client.poll_transmit() {
-            srv.handle_message(now, through_wire(&m), server)?;
+            srv.handle_message(server_now, through_wire(&m), server)?;
         }
         srv.fill(server)?;
         while let Some(m) = srv.poll_transmit() {
-            client.handle_message(now, through_wire(&m), agent)?;
+            client.handle_message(agent_now, through_wire(&m), agent)?;
         }
         client.fill(agent)?;
         if client.is_synced() && !client.has_pending_transmit() {
@@ -444,5 +454,35 @@ fn a_status_going_back_to_unknown_through_a_crafted_write_is_refused() {
             .expect("present")
             .text(Field::Status),
         Some("seen")
+    );
+}
+
+#[test]
+fn a_laptop_whose_clock_runs_a_week_ahead_is_corrected_by_its_first_sync() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let week = 7 * 86_400_000;
+    // Before any sync the laptop cannot know: its writes are stamped a week ahead and refused.
+    let early = appointment(&mut a, NOW + week, "before the first sync");
+    let (_, st) = sync_at(&mut a, &mut srv, NOW + week, NOW).expect("sync");
+    assert_eq!(st.rejected, 6);
+    // Its clock is still a week ahead, but it learned the offset: new writes are accepted.
+    let (_, offset) = a.last_sync().expect("last").expect("synced");
+    assert!(offset <= -(week as i64) + 1000, "offset {offset}");
+    let later = appointment(&mut a, NOW + week + 60_000, "after the first sync");
+    let (_, st) = sync_at(&mut a, &mut srv, NOW + week + 60_000, NOW + 60_000).expect("sync");
+    assert_eq!(st.rejected, 0, "corrected stamps are accepted");
+    assert!(srv.record(later).expect("r").is_some());
+    assert!(
+        srv.record(early).expect("r").is_none(),
+        "the refused ones stay refused"
+    );
+    let rec = srv.record(later).expect("r").expect("present");
+    let stamped = rec.register(Field::Note).expect("note").siblings()[0]
+        .hlc
+        .wall_ms();
+    assert!(
+        stamped < NOW + 120_000,
+        "stamped in server time, not a week ahead"
     );
 }

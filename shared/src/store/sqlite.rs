@@ -23,8 +23,8 @@ use super::{
 use crate::clock::WallMs;
 use crate::hlc::{Hlc, HlcGen};
 use crate::limits::{
-    APPLY_BATCH_CHANGES_MAX, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX,
-    SCHEDULER_ACTION_CHANGES_MAX, STORE_BUSY_WAIT_MS,
+    APPLY_BATCH_CHANGES_MAX, HLC_FUTURE_DRIFT_MAX_MS, LOCAL_ACTION_CHANGES_MAX,
+    RECORD_STATE_BYTES_MAX, SCHEDULER_ACTION_CHANGES_MAX, STORE_BUSY_WAIT_MS,
 };
 use crate::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
 use crate::protocol::wire::{RejectReason, Rejection};
@@ -491,6 +491,10 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let tx = self.begin()?;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
+        // Stamp in server time once the offset is known: a laptop whose clock is wrong keeps
+        // writing, and its changes are not refused as coming from the future.
+        let offset: Option<i64> = meta_get(&tx, META_CLOCK_OFFSET)?;
+        let stamp_now = now.saturating_add_signed(offset.unwrap_or(0));
         let mut seq = meta_u64(&tx, META_LAST_SEQ)?;
         let mut changes = Vec::with_capacity(count);
         for edit in &action.edits {
@@ -540,7 +544,7 @@ impl Store for SqliteStore {
                     kind: record.kind,
                     scope: record.scope.clone(),
                     field: *field,
-                    write: reg.prepare(me, hlc.tick(now), value.clone()),
+                    write: reg.prepare(me, hlc.tick(stamp_now), value.clone()),
                 };
                 record.apply_change(change.clone())?;
                 if server {
@@ -740,6 +744,14 @@ impl Store for SqliteStore {
         let tx = self.begin()?;
         meta_set(&tx, META_LAST_SYNC, i64_of(now))?;
         meta_set(&tx, META_CLOCK_OFFSET, clock_offset_ms)?;
+        // A clock that ran ahead pushed the HLC ahead too, and an HLC never goes back on its
+        // own: bring it back to server time. HLCs only order siblings for display, so this
+        // cannot lose or resurrect a write.
+        let server_now = now.saturating_add_signed(clock_offset_ms);
+        let hlc = Hlc(meta_u64(&tx, META_HLC)?);
+        if hlc.wall_ms() > server_now.saturating_add(HLC_FUTURE_DRIFT_MAX_MS / 2) {
+            meta_set(&tx, META_HLC, i64_of(Hlc::from_wall(server_now).0))?;
+        }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(())
     }
