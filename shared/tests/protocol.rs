@@ -486,3 +486,70 @@ fn a_laptop_whose_clock_runs_a_week_ahead_is_corrected_by_its_first_sync() {
         "stamped in server time, not a week ahead"
     );
 }
+
+#[test]
+fn a_refusal_whose_ack_was_lost_still_reaches_the_laptop() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let week = 7 * 86_400_000;
+    appointment(&mut a, NOW + week, "from the future");
+    // First session: the server commits the batch (refusing it), then the link drops before
+    // its Ack reaches the laptop.
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth(&a), NOW);
+    while let Some(m) = client.poll_transmit() {
+        s.handle_message(NOW, through_wire(&m), &mut srv)
+            .expect("server");
+    }
+    assert_eq!(
+        srv.device_acked(1).expect("acked"),
+        6,
+        "committed on the server"
+    );
+    drop(s);
+    drop(client);
+    // Second session: the laptop still believes nothing was acknowledged.
+    let (_, st) = sync_at(&mut a, &mut srv, NOW + week, NOW).expect("sync");
+    assert_eq!(st.duplicates, 6, "the resent batch is recognised");
+    let rejected = a.rejected().expect("rejected");
+    assert_eq!(rejected.len(), 6, "the refusals were not lost with the Ack");
+    assert!(rejected.iter().all(|r| r.reason.contains("clock ahead")));
+    assert_eq!(a.stats().expect("stats").pending, 0);
+}
+
+#[test]
+fn a_changelog_batch_out_of_order_is_refused_without_moving_the_cursor() {
+    let mut srv = server();
+    let mut writer = agent(1, UNIT, "80");
+    for k in 0..3 {
+        appointment(&mut writer, NOW + k, "x");
+        sync(&mut writer, &mut srv, NOW).expect("sync writer");
+    }
+    let mut reader = agent(2, UNIT, "80");
+    let mut client = ClientSession::new(&reader).expect("client");
+    let mut s = ServerSession::new(auth(&reader), NOW);
+    while let Some(m) = client.poll_transmit() {
+        s.handle_message(NOW, through_wire(&m), &mut srv)
+            .expect("hello");
+    }
+    let mut down: Vec<ServerMsg> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    // Welcome, then the changelog: deliver the UpToDate before the batch it follows.
+    let welcome = down.remove(0);
+    client
+        .handle_message(NOW, welcome, &mut reader)
+        .expect("welcome");
+    let up_to_date = down.pop().expect("UpToDate");
+    assert!(matches!(up_to_date, ServerMsg::UpToDate { .. }));
+    assert!(!down.is_empty());
+    let err = client
+        .handle_message(NOW, up_to_date, &mut reader)
+        .expect_err("out of order");
+    assert_eq!(err.code(), ErrorCode::Unexpected);
+    assert_eq!(
+        reader.stats().expect("stats").cursor,
+        0,
+        "the cursor did not skip the batch"
+    );
+    sync(&mut reader, &mut srv, NOW).expect("a clean session catches up");
+    assert_eq!(agent_digest(&reader), unit_digest(&srv, UNIT, "80"));
+}

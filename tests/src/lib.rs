@@ -4,6 +4,7 @@
 //! Helpers only; the scenarios are in `tests/tests/`. Nothing here is used by the product.
 
 pub mod relay;
+pub mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

@@ -13,7 +13,9 @@ use super::auth::{authorize, DeviceAuth};
 use super::wire::{pack, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
 use super::ProtocolError;
 use crate::clock::WallMs;
-use crate::limits::{BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_QUEUED_BATCHES_MAX};
+use crate::limits::{
+    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_QUEUED_BATCHES_MAX,
+};
 use crate::model::Scope;
 use crate::store::{ServerStore, Store, StoreError};
 
@@ -150,7 +152,8 @@ impl ClientSession {
                     - i64::try_from(now).unwrap_or(i64::MAX);
                 self.clock_offset_ms = Some(offset);
                 store.note_sync(now, offset)?;
-                self.on_ack(acked, &[], store)?;
+                // What the server acknowledged beyond our knowledge arrives as an Ack right
+                // after, with its refusals: acknowledging here would lose them.
                 self.state = ClientState::Active;
                 Ok(())
             }
@@ -169,7 +172,15 @@ impl ClientSession {
                 self.stats.rejected += rejected.len();
                 self.on_ack(seq, &rejected.0, store)
             }
-            (ClientState::Active, ServerMsg::Changes { cursor, batch }) => {
+            (
+                ClientState::Active,
+                ServerMsg::Changes {
+                    after,
+                    cursor,
+                    batch,
+                },
+            ) => {
+                self.check_follows(after, cursor)?;
                 let changes = batch.to_changes()?;
                 if let Some(c) = changes.iter().find(|c| !self.scopes.contains(&c.scope)) {
                     return Err(ProtocolError::OutOfScope(c.scope.key()));
@@ -183,13 +194,30 @@ impl ClientSession {
                 self.up_to_date = false;
                 Ok(())
             }
-            (ClientState::Active, ServerMsg::UpToDate { cursor }) => {
+            (ClientState::Active, ServerMsg::UpToDate { after, cursor }) => {
+                self.check_follows(after, cursor)?;
                 store.apply_remote(&[], Some(cursor))?;
                 self.cursor = self.cursor.max(cursor);
                 self.up_to_date = true;
                 Ok(())
             }
         }
+    }
+
+    /// A changelog message must start at or before what we hold: a later start means an
+    /// earlier message was lost or overtaken, and taking its cursor would skip changes.
+    fn check_follows(&self, after: u64, cursor: u64) -> Result<(), ProtocolError> {
+        if after > self.cursor {
+            return Err(ProtocolError::Unexpected(
+                "a changelog message out of order (it follows one not received)",
+            ));
+        }
+        if cursor < after {
+            return Err(ProtocolError::Unexpected(
+                "a changelog message ending before it starts",
+            ));
+        }
+        Ok(())
     }
 
     fn on_ack(
@@ -257,7 +285,10 @@ enum ServerState {
 pub struct ServerSession {
     device: DeviceAuth,
     state: ServerState,
+    /// Changelog position scanned so far.
     cursor: u64,
+    /// Changelog position the agent holds once it took everything sent.
+    sent_cursor: u64,
     announced: Option<u64>,
     out: VecDeque<ServerMsg>,
     stats: SessionStats,
@@ -272,6 +303,7 @@ impl ServerSession {
                 deadline: now.saturating_add(HELLO_TIMEOUT_MS),
             },
             cursor: 0,
+            sent_cursor: 0,
             announced: None,
             out: VecDeque::new(),
             stats: SessionStats::default(),
@@ -294,7 +326,9 @@ impl ServerSession {
             (
                 ServerState::AwaitHello { .. },
                 ClientMsg::Hello {
-                    version, cursor, ..
+                    version,
+                    cursor,
+                    acked: agent_acked,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -309,12 +343,34 @@ impl ServerSession {
                         theirs: version,
                     });
                 }
+                let acked = store.device_acked(self.device.actor)?;
                 self.out.push_back(ServerMsg::Welcome {
                     version: PROTOCOL_VERSION,
                     server_time_ms: now,
-                    acked: store.device_acked(self.device.actor)?,
+                    acked,
                 });
+                // Acknowledgements the agent missed (its link dropped after our commit) are
+                // sent again with their refusals, which are kept until the agent confirms them.
+                store.forget_rejections(self.device.actor, agent_acked.min(acked))?;
+                if acked > agent_acked {
+                    let mut pending =
+                        store.device_rejections(self.device.actor, agent_acked, acked)?;
+                    while pending.len() > ACK_REJECTIONS_MAX {
+                        let rest = pending.split_off(ACK_REJECTIONS_MAX);
+                        let seq = pending.last().map_or(acked, |r| r.seq);
+                        self.out.push_back(ServerMsg::Ack {
+                            seq,
+                            rejected: super::bounded::BVec(pending),
+                        });
+                        pending = rest;
+                    }
+                    self.out.push_back(ServerMsg::Ack {
+                        seq: acked,
+                        rejected: super::bounded::BVec(pending),
+                    });
+                }
                 self.cursor = cursor.min(store.changelog_head()?);
+                self.sent_cursor = self.cursor;
                 self.state = ServerState::Active;
                 self.fill(store)
             }
@@ -382,10 +438,13 @@ impl ServerSession {
                 BATCH_CHANGES_MAX,
             )?;
             if entries.is_empty() {
+                let after = self.sent_cursor;
                 self.cursor = scanned;
                 if self.announced != Some(self.cursor) {
                     self.announced = Some(self.cursor);
+                    self.sent_cursor = self.cursor;
                     self.out.push_back(ServerMsg::UpToDate {
+                        after,
                         cursor: self.cursor,
                     });
                 }
@@ -408,7 +467,13 @@ impl ServerSession {
                 };
                 self.stats.changes_out += batch.len();
                 self.stats.batches_out += 1;
-                self.out.push_back(ServerMsg::Changes { cursor, batch });
+                let after = self.sent_cursor;
+                self.sent_cursor = cursor;
+                self.out.push_back(ServerMsg::Changes {
+                    after,
+                    cursor,
+                    batch,
+                });
             }
             self.cursor = scanned;
         }

@@ -366,8 +366,11 @@ pub enum ServerMsg {
         /// Changes of the batch that were refused.
         rejected: BVec<Rejection, ACK_REJECTIONS_MAX>,
     },
-    /// Changelog entries for the device's scope, up to server sequence `cursor`.
+    /// Changelog entries for the device's scope after server sequence `after`, up to `cursor`.
     Changes {
+        /// Server sequence number this batch follows: the agent must already be there, or the
+        /// batch arrived out of order and applying it would skip the one before.
+        after: u64,
         /// Server sequence number the agent reaches once this batch is applied.
         cursor: u64,
         /// The changes.
@@ -375,6 +378,8 @@ pub enum ServerMsg {
     },
     /// The agent has everything up to `cursor`.
     UpToDate {
+        /// Server sequence number this message follows (as for `Changes`).
+        after: u64,
         /// Server sequence number reached.
         cursor: u64,
     },

@@ -298,4 +298,13 @@ pub trait ServerStore: Store {
     ) -> Result<(Vec<(u64, Change)>, u64), StoreError>;
     /// Highest changelog sequence number.
     fn changelog_head(&self) -> Result<u64, StoreError>;
+    /// Refusals of `device`'s changes with `after < seq <= upto`, by sequence number.
+    fn device_rejections(
+        &self,
+        device: Actor,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Rejection>, StoreError>;
+    /// Drop refusals of `device` up to `upto`: the agent confirmed it has them.
+    fn forget_rejections(&mut self, device: Actor, upto: u64) -> Result<(), StoreError>;
 }

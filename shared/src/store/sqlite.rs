@@ -72,6 +72,13 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;",
     // 3: the server's reporting projection (empty on agents).
     super::facts::FACTS_SCHEMA,
+    // 4: refusals kept until the device confirms it received them (a lost Ack must not lose them).
+    "CREATE TABLE device_rejections (
+         device INTEGER NOT NULL,
+         seq    INTEGER NOT NULL,
+         reason BLOB NOT NULL,
+         PRIMARY KEY (device, seq)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Schema version this program writes.
@@ -838,6 +845,7 @@ impl ServerStore for SqliteStore {
                 out.rejected.push(Rejection { seq, reason });
                 continue;
             }
+
             let record = match slot {
                 Some(r) => r,
                 None => slot.insert(Record::for_change(change)?),
@@ -864,6 +872,16 @@ impl ServerStore for SqliteStore {
             if let Some(Some(record)) = touched.get(id) {
                 save_record(&tx, record, true)?;
             }
+        }
+        for r in &out.rejected {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO device_rejections(device, seq, reason) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                i64::from(device),
+                i64_of(r.seq),
+                encode("rejection", &r.reason)?
+            ])?;
         }
         if out.acked > prev {
             tx.prepare_cached(
@@ -924,6 +942,35 @@ impl ServerStore for SqliteStore {
             }
         }
         Ok((entries, complete_to.max(cursor)))
+    }
+
+    fn device_rejections(
+        &self,
+        device: Actor,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Rejection>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, reason FROM device_rejections WHERE device = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![i64::from(device), i64_of(after), i64_of(upto)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let bytes: Vec<u8> = r.get(1)?;
+            out.push(Rejection {
+                seq: u64::try_from(seq).unwrap_or(0),
+                reason: decode("rejection", &bytes)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn forget_rejections(&mut self, device: Actor, upto: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM device_rejections WHERE device = ?1 AND seq <= ?2")?
+            .execute(params![i64::from(device), i64_of(upto)])?;
+        Ok(())
     }
 
     fn changelog_head(&self) -> Result<u64, StoreError> {

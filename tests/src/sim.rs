@@ -1,0 +1,928 @@
+//! Deterministic fault simulation: one server and 3–5 agents running the real sans-IO sessions,
+//! store and merge code on real SQLite files, under a nemesis drawn from a seed — link cuts,
+//! one-way and full partitions, duplicated and reordered frames, crashes and restarts of any
+//! process at any step (including between a commit and its acknowledgement), clock skew of
+//! ±1 h and ±7 days and clock jumps — interleaved with user actions on shared records.
+//! At quiescence a checker states the oracles: no loss, convergence, isolation, integrity.
+//!
+//! The network is simulated at the session level: frames are real encoded bytes in per-
+//! connection queues; QUIC itself is not in the loop (its own loss recovery is tested through
+//! the UDP relay). Everything random comes from the seed, so a failing seed replays bit for bit.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use tournee_shared::export;
+use tournee_shared::model::{Field, Kind, Scope, Value};
+use tournee_shared::protocol::auth::DeviceAuth;
+use tournee_shared::protocol::frame::{self, FrameReader};
+use tournee_shared::protocol::session::{ClientSession, ServerSession};
+use tournee_shared::protocol::wire::{ClientMsg, ServerMsg};
+use tournee_shared::record::Change;
+use tournee_shared::store::{
+    Durability, Identity, LocalAction, RecordEdit, ServerStore, SqliteStore, Store,
+};
+use uuid::Uuid;
+
+/// Start of simulated time (ms since the epoch): a Monday morning in 2026.
+const T0: u64 = 1_790_000_000_000;
+/// Simulated time per step, in ms.
+const STEP_MS: u64 = 1_000;
+const HOUR: i64 = 3_600_000;
+const WEEK: i64 = 7 * 24 * HOUR;
+/// Most sessions run per agent at quiescence before declaring non-convergence.
+const QUIESCENCE_ROUNDS: usize = 4;
+/// Most message deliveries per quiescence session.
+const SESSION_STEPS_MAX: usize = 10_000;
+
+/// Counts of what the nemesis and the users did in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// User actions committed locally.
+    pub actions: u64,
+    /// User actions refused locally (e.g. status going back).
+    pub refused: u64,
+    /// Scheduler actions on the server.
+    pub scheduler: u64,
+    /// Sessions opened.
+    pub sessions: u64,
+    /// Frames delivered.
+    pub delivered: u64,
+    /// Links cut.
+    pub cuts: u64,
+    /// Partitions (one-way or full) started.
+    pub partitions: u64,
+    /// Frames duplicated.
+    pub duplicated: u64,
+    /// Frames reordered.
+    pub reordered: u64,
+    /// Agent crashes.
+    pub agent_crashes: u64,
+    /// Server crashes.
+    pub server_crashes: u64,
+    /// Server crashes with an acknowledgement committed but not delivered.
+    pub crash_before_ack: u64,
+    /// Clock skew changes and jumps.
+    pub clock_faults: u64,
+    /// Sessions ended by a protocol error (expected under reordering and duplication).
+    pub session_errors: u64,
+    /// Changes the server refused (clock ahead before the first sync, …).
+    pub rejected: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        let f = |a: &mut u64, b: u64| *a += b;
+        f(&mut self.actions, o.actions);
+        f(&mut self.refused, o.refused);
+        f(&mut self.scheduler, o.scheduler);
+        f(&mut self.sessions, o.sessions);
+        f(&mut self.delivered, o.delivered);
+        f(&mut self.cuts, o.cuts);
+        f(&mut self.partitions, o.partitions);
+        f(&mut self.duplicated, o.duplicated);
+        f(&mut self.reordered, o.reordered);
+        f(&mut self.agent_crashes, o.agent_crashes);
+        f(&mut self.server_crashes, o.server_crashes);
+        f(&mut self.crash_before_ack, o.crash_before_ack);
+        f(&mut self.clock_faults, o.clock_faults);
+        f(&mut self.session_errors, o.session_errors);
+        f(&mut self.rejected, o.rejected);
+    }
+
+    /// Sum of several runs.
+    pub fn total<'a>(runs: impl IntoIterator<Item = &'a Counts>) -> Counts {
+        let mut t = Counts::default();
+        for r in runs {
+            t.add(r);
+        }
+        t
+    }
+}
+
+/// What a run proved.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// Counts.
+    pub counts: Counts,
+    /// SHA-256 of the server's canonical export at the end (equal for equal seeds).
+    pub final_digest: String,
+}
+
+/// A violated oracle, with what is needed to replay it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {}: {}\nreplay: cargo run --release -p tournee-tests --bin sim -- --seed {} --verbose",
+            self.seed, self.what, self.seed
+        )
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    fn uuid(&mut self) -> Uuid {
+        let hi = self.next();
+        let lo = self.next();
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&hi.to_be_bytes());
+        b[8..].copy_from_slice(&lo.to_be_bytes());
+        uuid::Builder::from_custom_bytes(b).into_uuid()
+    }
+}
+
+struct Conn {
+    client: ClientSession,
+    server: ServerSession,
+    up: VecDeque<Vec<u8>>,
+    down: VecDeque<Vec<u8>>,
+}
+
+struct Agent {
+    auth: DeviceAuth,
+    path: PathBuf,
+    store: SqliteStore,
+    skew_ms: i64,
+    /// Steps during which frames from the agent (`.0`) or to it (`.1`) are lost.
+    partition: (u64, u64),
+    conn: Option<Conn>,
+    /// Records of its unit it knows about (created or received), for edits.
+    known: Vec<Uuid>,
+}
+
+struct World {
+    seed: u64,
+    rng: Rng,
+    step: u64,
+    server_path: PathBuf,
+    server: SqliteStore,
+    agents: Vec<Agent>,
+    counts: Counts,
+    /// Every change committed on an agent: (agent index, change).
+    ledger: Vec<(usize, Change)>,
+    verbose: bool,
+}
+
+fn open(path: &Path) -> Result<SqliteStore, String> {
+    // Process crashes lose nothing that committed even with NORMAL (the WAL is in the OS);
+    // power loss is a separate harness.
+    SqliteStore::open_with(path, Durability::Normal)
+        .map_err(|e| format!("open {}: {e}", path.display()))
+}
+
+impl World {
+    fn now(&self) -> u64 {
+        T0 + self.step * STEP_MS
+    }
+
+    fn agent_now(&self, i: usize) -> u64 {
+        self.now().saturating_add_signed(self.agents[i].skew_ms)
+    }
+
+    fn trace(&self, what: impl fmt::Display) {
+        if self.verbose {
+            eprintln!("[{:>5}] {what}", self.step);
+        }
+    }
+
+    fn fail(&self, what: impl Into<String>) -> Failure {
+        Failure {
+            seed: self.seed,
+            what: format!("step {}: {}", self.step, what.into()),
+        }
+    }
+
+    fn user_action(&mut self, i: usize) -> Result<(), Failure> {
+        let now = self.agent_now(i);
+        let unit = self.agents[i].auth.unit.clone();
+        let scope = Scope::Unit(unit);
+        let pick = self.rng.below(10);
+        let known = self.agents[i].known.clone();
+        let action = if pick < 4 || known.is_empty() {
+            let id = self.rng.uuid();
+            let start = i64::try_from(now / 1000).unwrap_or(0)
+                + 3600 * (1 + i64::try_from(self.rng.below(200)).unwrap_or(0));
+            self.agents[i].known.push(id);
+            LocalAction {
+                edits: vec![RecordEdit {
+                    id,
+                    kind: Kind::Appointment,
+                    scope,
+                    create: true,
+                    sets: vec![
+                        (Field::Location, Value::Text("arret".into())),
+                        (Field::Commune, Value::Text("80021".into())),
+                        (Field::Start, Value::Int(start)),
+                        (Field::Duration, Value::Int(30)),
+                        (Field::Status, Value::Text("unknown".into())),
+                    ],
+                }],
+            }
+        } else {
+            let id = known[usize::try_from(self.rng.below(known.len() as u64)).unwrap_or(0)];
+            let Ok(Some(record)) = self.agents[i].store.record(id) else {
+                return Ok(());
+            };
+            if record.kind != Kind::Appointment {
+                return Ok(());
+            }
+            let (field, value) = match pick {
+                4 | 5 => (
+                    Field::Start,
+                    Value::Int(
+                        i64::try_from(now / 1000).unwrap_or(0)
+                            + 3600 * i64::try_from(self.rng.below(300)).unwrap_or(0),
+                    ),
+                ),
+                6 | 7 => (
+                    Field::Note,
+                    Value::Text(format!(
+                        "note {} by {}",
+                        self.step, self.agents[i].auth.actor
+                    )),
+                ),
+                _ => {
+                    let statuses = ["unknown", "seen", "noshow", "excused"];
+                    let s = statuses[usize::try_from(self.rng.below(4)).unwrap_or(0)];
+                    (Field::Status, Value::Text(s.into()))
+                }
+            };
+            tournee_shared::actions::set_fields(&record, vec![(field, value)])
+        };
+        match self.agents[i].store.write_local(now, &action) {
+            Ok(changes) => {
+                self.counts.actions += 1;
+                self.trace(format_args!("agent {i} writes {} change(s)", changes.len()));
+                for c in changes {
+                    self.ledger.push((i, c));
+                }
+                Ok(())
+            }
+            Err(tournee_shared::store::StoreError::Model(_)) => {
+                self.counts.refused += 1;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(format!("agent {i} local write failed: {e}"))),
+        }
+    }
+
+    fn scheduler_action(&mut self) -> Result<(), Failure> {
+        // The scheduler edits a note of an appointment of unit 0 it holds, or plans a visit.
+        let now = self.now();
+        let unit = self.agents[0].auth.unit.clone();
+        let ids = self
+            .server
+            .ids_of_kind(Kind::Appointment, Some(&unit))
+            .map_err(|e| self.fail(e.to_string()))?;
+        let action = if ids.is_empty() || self.rng.chance(300) {
+            let id = self.rng.uuid();
+            LocalAction {
+                edits: vec![RecordEdit {
+                    id,
+                    kind: Kind::Appointment,
+                    scope: Scope::Unit(unit),
+                    create: true,
+                    sets: vec![
+                        (Field::Location, Value::Text("domicile".into())),
+                        (Field::Commune, Value::Text("80001".into())),
+                        (
+                            Field::Start,
+                            Value::Int(i64::try_from(now / 1000).unwrap_or(0) + 86_400),
+                        ),
+                        (Field::Duration, Value::Int(45)),
+                        (Field::Status, Value::Text("unknown".into())),
+                    ],
+                }],
+            }
+        } else {
+            let id = ids[usize::try_from(self.rng.below(ids.len() as u64)).unwrap_or(0)];
+            let Ok(Some(r)) = self.server.record(id) else {
+                return Ok(());
+            };
+            tournee_shared::actions::set_fields(
+                &r,
+                vec![(Field::Note, Value::Text(format!("scheduler {}", self.step)))],
+            )
+        };
+        self.server
+            .write_local(now, &action)
+            .map_err(|e| self.fail(format!("scheduler write: {e}")))?;
+        self.counts.scheduler += 1;
+        Ok(())
+    }
+
+    fn connect(&mut self, i: usize) -> Result<(), Failure> {
+        if self.agents[i].conn.is_some() {
+            return Ok(());
+        }
+        let client = ClientSession::new(&self.agents[i].store)
+            .map_err(|e| self.fail(format!("client session: {e}")))?;
+        let server = ServerSession::new(self.agents[i].auth.clone(), self.now());
+        let mut conn = Conn {
+            client,
+            server,
+            up: VecDeque::new(),
+            down: VecDeque::new(),
+        };
+        while let Some(m) = conn.client.poll_transmit() {
+            conn.up.push_back(frame::encode(&m));
+        }
+        self.agents[i].conn = Some(conn);
+        self.counts.sessions += 1;
+        self.trace(format_args!("agent {i} connects"));
+        Ok(())
+    }
+
+    fn drop_conn(&mut self, i: usize, why: &str) {
+        if self.agents[i].conn.take().is_some() {
+            self.trace(format_args!("agent {i} connection ends: {why}"));
+        }
+    }
+
+    /// Deliver one frame of agent `i`'s connection, `up` (to the server) or down.
+    fn deliver(&mut self, i: usize, up: bool) -> Result<(), Failure> {
+        let step = self.step;
+        let server_now = self.now();
+        let agent_now = self.agent_now(i);
+        let dup = self.rng.chance(30);
+        let reorder = self.rng.chance(30);
+        let a = &mut self.agents[i];
+        let Some(conn) = a.conn.as_mut() else {
+            return Ok(());
+        };
+        let queue = if up { &mut conn.up } else { &mut conn.down };
+        if queue.is_empty() {
+            return Ok(());
+        }
+        if reorder && queue.len() > 1 {
+            queue.swap(0, 1);
+            self.counts.reordered += 1;
+        }
+        let Some(bytes) = queue.pop_front() else {
+            return Ok(());
+        };
+        let lost = if up {
+            a.partition.0 > step
+        } else {
+            a.partition.1 > step
+        };
+        if lost {
+            // A frame lost beyond QUIC's recovery: the connection dies.
+            self.drop_conn(i, "partition");
+            return Ok(());
+        }
+        let copies = if dup { 2 } else { 1 };
+        if dup {
+            self.counts.duplicated += 1;
+        }
+        for _ in 0..copies {
+            self.counts.delivered += 1;
+            let mut reader = FrameReader::new();
+            let result = reader
+                .push(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    let a = &mut self.agents[i];
+                    let Some(conn) = a.conn.as_mut() else {
+                        return Ok(());
+                    };
+                    if up {
+                        let msg: ClientMsg = reader
+                            .next_msg()
+                            .map_err(|e| e.to_string())?
+                            .ok_or("partial frame")?;
+                        if self.verbose {
+                            eprintln!(
+                                "[{step:>5}]   agent {i} -> server: {}",
+                                describe_client(&msg)
+                            );
+                        }
+                        conn.server
+                            .handle_message(server_now, msg, &mut self.server)
+                            .map_err(|e| e.to_string())?;
+                        conn.server.fill(&self.server).map_err(|e| e.to_string())?;
+                        while let Some(m) = conn.server.poll_transmit() {
+                            conn.down.push_back(frame::encode(&m));
+                        }
+                    } else {
+                        let msg: ServerMsg = reader
+                            .next_msg()
+                            .map_err(|e| e.to_string())?
+                            .ok_or("partial frame")?;
+                        if self.verbose {
+                            eprintln!(
+                                "[{step:>5}]   server -> agent {i}: {}",
+                                describe_server(&msg)
+                            );
+                        }
+                        conn.client
+                            .handle_message(agent_now, msg, &mut a.store)
+                            .map_err(|e| e.to_string())?;
+                        conn.client.fill(&a.store).map_err(|e| e.to_string())?;
+                        while let Some(m) = conn.client.poll_transmit() {
+                            conn.up.push_back(frame::encode(&m));
+                        }
+                    }
+                    Ok(())
+                });
+            if let Err(e) = result {
+                if e.contains("storage error") || e.contains("damaged") {
+                    return Err(self.fail(format!("agent {i} session storage failure: {e}")));
+                }
+                self.counts.session_errors += 1;
+                self.drop_conn(i, &e);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn crash_agent(&mut self, i: usize) -> Result<(), Failure> {
+        self.drop_conn(i, "agent crash");
+        let path = self.agents[i].path.clone();
+        // Dropping the store closes it as a killed process would leave it: every committed
+        // transaction is in the file, nothing else.
+        let reopened = open(&path).map_err(|e| self.fail(e))?;
+        self.agents[i].store = reopened;
+        self.counts.agent_crashes += 1;
+        self.trace(format_args!("agent {i} crashes and restarts"));
+        Ok(())
+    }
+
+    fn crash_server(&mut self) -> Result<(), Failure> {
+        for i in 0..self.agents.len() {
+            if let Some(c) = &self.agents[i].conn {
+                if c.down.iter().any(|f| {
+                    let mut r = FrameReader::new();
+                    r.push(f).is_ok()
+                        && matches!(r.next_msg::<ServerMsg>(), Ok(Some(ServerMsg::Ack { .. })))
+                }) {
+                    self.counts.crash_before_ack += 1;
+                }
+            }
+            self.drop_conn(i, "server crash");
+        }
+        self.server = open(&self.server_path).map_err(|e| self.fail(e))?;
+        self.counts.server_crashes += 1;
+        self.trace("server crashes and restarts");
+        Ok(())
+    }
+
+    fn step_once(&mut self) -> Result<(), Failure> {
+        self.step += 1;
+        let n = self.agents.len() as u64;
+        let i = usize::try_from(self.rng.below(n)).unwrap_or(0);
+        match self.rng.below(100) {
+            0..=24 => self.user_action(i)?,
+            25..=27 => self.scheduler_action()?,
+            28..=39 => self.connect(i)?,
+            40..=79 => {
+                let up = self.rng.chance(500);
+                self.deliver(i, up)?;
+            }
+            80..=83 => {
+                if self.agents[i].conn.is_some() {
+                    self.counts.cuts += 1;
+                    self.drop_conn(i, "link cut");
+                }
+            }
+            84..=86 => {
+                let len = 5 + self.rng.below(40);
+                let until = self.step + len;
+                match self.rng.below(3) {
+                    0 => self.agents[i].partition.0 = until,
+                    1 => self.agents[i].partition.1 = until,
+                    _ => self.agents[i].partition = (until, until),
+                }
+                self.counts.partitions += 1;
+                self.trace(format_args!("agent {i} partitioned for {len} steps"));
+            }
+            87..=89 => self.crash_agent(i)?,
+            90 => self.crash_server()?,
+            91..=93 => {
+                let skews = [0, HOUR, -HOUR, WEEK, -WEEK];
+                let s = skews[usize::try_from(self.rng.below(5)).unwrap_or(0)];
+                let jump = i64::try_from(self.rng.below(600_000)).unwrap_or(0) - 300_000;
+                self.agents[i].skew_ms = if self.rng.chance(500) {
+                    s
+                } else {
+                    self.agents[i].skew_ms + jump
+                };
+                self.counts.clock_faults += 1;
+                self.trace(format_args!(
+                    "agent {i} clock skew now {} ms",
+                    self.agents[i].skew_ms
+                ));
+            }
+            _ => {
+                // Time passes; a live session notices new local commits.
+                let a = &mut self.agents[i];
+                if let Some(conn) = a.conn.as_mut() {
+                    if conn.client.fill(&a.store).is_ok() {
+                        while let Some(m) = conn.client.poll_transmit() {
+                            conn.up.push_back(frame::encode(&m));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Heal everything and sync each agent to completion, a few rounds.
+    fn quiesce(&mut self) -> Result<(), Failure> {
+        for i in 0..self.agents.len() {
+            self.drop_conn(i, "quiescence");
+            self.agents[i].partition = (0, 0);
+            self.agents[i].skew_ms = 0;
+        }
+        for _round in 0..QUIESCENCE_ROUNDS {
+            for i in 0..self.agents.len() {
+                self.step += 1;
+                self.connect(i)?;
+                let mut done = false;
+                for _ in 0..SESSION_STEPS_MAX {
+                    let a = &self.agents[i];
+                    let Some(conn) = a.conn.as_ref() else { break };
+                    if conn.up.is_empty() && conn.down.is_empty() {
+                        if conn.client.is_synced() {
+                            done = true;
+                            break;
+                        }
+                        let a = &mut self.agents[i];
+                        if let Some(conn) = a.conn.as_mut() {
+                            conn.client.fill(&a.store).map_err(|e| Failure {
+                                seed: self.seed,
+                                what: e.to_string(),
+                            })?;
+                            while let Some(m) = conn.client.poll_transmit() {
+                                conn.up.push_back(frame::encode(&m));
+                            }
+                            if conn.up.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                    let up = !self.agents[i]
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| c.up.is_empty());
+                    // No faults at quiescence: plain delivery.
+                    self.deliver_plain(i, up)?;
+                }
+                if !done {
+                    return Err(self.fail(format!("agent {i} did not reach sync at quiescence")));
+                }
+                self.drop_conn(i, "synced");
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver_plain(&mut self, i: usize, up: bool) -> Result<(), Failure> {
+        let server_now = self.now();
+        let agent_now = self.agent_now(i);
+        let a = &mut self.agents[i];
+        let Some(conn) = a.conn.as_mut() else {
+            return Ok(());
+        };
+        let queue = if up { &mut conn.up } else { &mut conn.down };
+        let Some(bytes) = queue.pop_front() else {
+            return Ok(());
+        };
+        let mut reader = FrameReader::new();
+        let r: Result<(), String> = reader
+            .push(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if up {
+                    let msg: ClientMsg = reader
+                        .next_msg()
+                        .map_err(|e| e.to_string())?
+                        .ok_or("partial")?;
+                    if self.verbose {
+                        eprintln!(
+                            "[{:>5}]   agent {i} -> server: {}",
+                            self.step,
+                            describe_client(&msg)
+                        );
+                    }
+                    conn.server
+                        .handle_message(server_now, msg, &mut self.server)
+                        .map_err(|e| e.to_string())?;
+                    conn.server.fill(&self.server).map_err(|e| e.to_string())?;
+                    while let Some(m) = conn.server.poll_transmit() {
+                        conn.down.push_back(frame::encode(&m));
+                    }
+                } else {
+                    let msg: ServerMsg = reader
+                        .next_msg()
+                        .map_err(|e| e.to_string())?
+                        .ok_or("partial")?;
+                    if self.verbose {
+                        eprintln!(
+                            "[{:>5}]   server -> agent {i}: {}",
+                            self.step,
+                            describe_server(&msg)
+                        );
+                    }
+                    conn.client
+                        .handle_message(agent_now, msg, &mut a.store)
+                        .map_err(|e| e.to_string())?;
+                    conn.client.fill(&a.store).map_err(|e| e.to_string())?;
+                    while let Some(m) = conn.client.poll_transmit() {
+                        conn.up.push_back(frame::encode(&m));
+                    }
+                }
+                Ok(())
+            });
+        r.map_err(|e| self.fail(format!("agent {i} session failed at quiescence: {e}")))
+    }
+
+    /// The first record whose canonical form differs between agent `i` and the server.
+    fn first_difference(&self, i: usize) -> String {
+        let a = &self.agents[i];
+        let scopes = a.auth.scopes();
+        let mut mine = std::collections::BTreeMap::new();
+        let mut theirs = std::collections::BTreeMap::new();
+        let _ = a.store.for_each_record(Some(&scopes), &mut |r| {
+            mine.insert(r.id, r.canonical_json());
+            Ok(())
+        });
+        let _ = self.server.for_each_record(Some(&scopes), &mut |r| {
+            theirs.insert(r.id, r.canonical_json());
+            Ok(())
+        });
+        for (id, m) in &mine {
+            match theirs.get(id) {
+                None => return format!("record {id} only on the agent: {m}"),
+                Some(t) if t != m => return format!("record {id}\n agent:  {m}\n server: {t}"),
+                _ => {}
+            }
+        }
+        for (id, t) in &theirs {
+            if !mine.contains_key(id) {
+                return format!("record {id} only on the server: {t}");
+            }
+        }
+        "no record differs".into()
+    }
+
+    fn check(&self) -> Result<(), Failure> {
+        self.server
+            .integrity_check()
+            .map_err(|e| self.fail(format!("server integrity: {e}")))?;
+        for (i, a) in self.agents.iter().enumerate() {
+            a.store
+                .integrity_check()
+                .map_err(|e| self.fail(format!("agent {i} integrity: {e}")))?;
+            let scopes = a.auth.scopes();
+            // Isolation.
+            let mut foreign = None;
+            a.store
+                .for_each_record(None, &mut |r| {
+                    if !scopes.contains(&r.scope) && foreign.is_none() {
+                        foreign = Some(r.id);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.fail(e.to_string()))?;
+            if let Some(id) = foreign {
+                // Only its own refused writes may name another scope; none are made here.
+                return Err(self.fail(format!("agent {i} holds out-of-scope record {id}")));
+            }
+            let rejected = a.store.rejected().map_err(|e| self.fail(e.to_string()))?;
+            let stats = a.store.stats().map_err(|e| self.fail(e.to_string()))?;
+            if stats.pending != 0 {
+                return Err(self.fail(format!(
+                    "agent {i} still has {} pending changes",
+                    stats.pending
+                )));
+            }
+            // Convergence.
+            let mine =
+                export::digest(&a.store, Some(&scopes)).map_err(|e| self.fail(e.to_string()))?;
+            let server = export::digest(&self.server, Some(&scopes))
+                .map_err(|e| self.fail(e.to_string()))?;
+            if rejected.is_empty() {
+                if mine != server {
+                    return Err(self.fail(format!(
+                        "agent {i} digest {mine} differs from the server's {server}: {}",
+                        self.first_difference(i)
+                    )));
+                }
+            } else {
+                // The agent keeps its refused writes for review; apart from them it must hold
+                // everything the server holds for its scope.
+                let mut missing = None;
+                self.server
+                    .for_each_record(Some(&scopes), &mut |srv| {
+                        match a.store.record(srv.id)? {
+                            Some(mut local) => {
+                                let before = local.clone();
+                                local.merge(srv.clone())?;
+                                if local != before && missing.is_none() {
+                                    missing = Some(srv.id);
+                                }
+                            }
+                            None => {
+                                if missing.is_none() {
+                                    missing = Some(srv.id);
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| self.fail(e.to_string()))?;
+                if let Some(id) = missing {
+                    return Err(self.fail(format!("agent {i} lacks server state of record {id}")));
+                }
+            }
+            // No loss: every committed change is on the server (present or causally replaced),
+            // unless the server refused it and the agent keeps it with a reason.
+            for (_, c) in self.ledger.iter().filter(|(j, _)| *j == i) {
+                let refused = rejected.iter().any(|r| r.change == *c);
+                if refused {
+                    continue;
+                }
+                let on_server = self
+                    .server
+                    .record(c.record)
+                    .map_err(|e| self.fail(e.to_string()))?
+                    .and_then(|r| {
+                        r.register(c.field)
+                            .map(|reg| reg.clock().get(&c.write.dot.actor) >= c.write.dot.counter)
+                    });
+                if on_server != Some(true) {
+                    return Err(self.fail(format!(
+                        "lost: agent {i}'s write {}:{} of {}.{} is not on the server",
+                        c.write.dot.actor, c.write.dot.counter, c.record, c.field
+                    )));
+                }
+            }
+        }
+        let (entries, _) = self
+            .server
+            .changelog_after(
+                0,
+                &[Scope::Unit(self.agents[0].auth.unit.clone())],
+                u32::MAX,
+                usize::MAX >> 1,
+            )
+            .map_err(|e| self.fail(e.to_string()))?;
+        // Nothing applied twice: each changelog entry is a distinct write.
+        let mut dots = std::collections::HashSet::new();
+        for (_, c) in &entries {
+            if !dots.insert((c.record, c.field, c.write.dot.actor, c.write.dot.counter)) {
+                return Err(self.fail(format!(
+                    "write {:?} logged twice",
+                    (c.record, c.field, c.write.dot)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_client(m: &ClientMsg) -> String {
+    match m {
+        ClientMsg::Hello { cursor, acked, .. } => format!("Hello cursor {cursor} acked {acked}"),
+        ClientMsg::Changes { first_seq, batch } => format!("Changes {first_seq}..+{}", batch.len()),
+    }
+}
+
+fn describe_server(m: &ServerMsg) -> String {
+    match m {
+        ServerMsg::Welcome { acked, .. } => format!("Welcome acked {acked}"),
+        ServerMsg::Ack { seq, rejected } => format!(
+            "Ack {seq} (rejected: {})",
+            rejected
+                .0
+                .iter()
+                .map(|r| format!("{} {}", r.seq, r.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        ServerMsg::Changes {
+            after,
+            cursor,
+            batch,
+        } => format!("Changes {after}..{cursor} ({})", batch.len()),
+        ServerMsg::UpToDate { after, cursor } => format!("UpToDate {after}..{cursor}"),
+        ServerMsg::Error { message, .. } => format!("Error {message}"),
+    }
+}
+
+/// Run one seed in `dir` (which must be empty). `steps` user/nemesis steps, then quiescence.
+pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, Failure> {
+    let fail = |what: String| Failure { seed, what };
+    let mut rng = Rng(seed);
+    let n_agents = 3 + usize::try_from(rng.below(3)).unwrap_or(0);
+    let server_path = dir.join("server.sqlite");
+    let mut server = open(&server_path).map_err(fail)?;
+    server
+        .set_identity(&Identity::server())
+        .map_err(|e| fail(e.to_string()))?;
+    let mut agents = Vec::new();
+    for k in 0..n_agents {
+        // The last agent belongs to another unit and territory: it must never see the others.
+        let (unit, territory) = if k + 1 == n_agents {
+            ("bus-02-1", "02")
+        } else {
+            ("bus-80-1", "80")
+        };
+        let path = dir.join(format!("agent-{k}.sqlite"));
+        let mut store = open(&path).map_err(fail)?;
+        let actor = u32::try_from(k + 1).unwrap_or(u32::MAX);
+        store
+            .set_identity(&Identity {
+                device: actor,
+                unit: unit.into(),
+                territory: territory.into(),
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        agents.push(Agent {
+            auth: DeviceAuth {
+                actor,
+                unit: unit.into(),
+                territory: territory.into(),
+            },
+            path,
+            store,
+            skew_ms: 0,
+            partition: (0, 0),
+            conn: None,
+            known: Vec::new(),
+        });
+    }
+    let mut w = World {
+        seed,
+        rng,
+        step: 0,
+        server_path,
+        server,
+        agents,
+        counts: Counts::default(),
+        ledger: Vec::new(),
+        verbose,
+    };
+    for _ in 0..steps {
+        w.step_once()?;
+        // Agents learn of records received, so later edits touch shared records.
+        if w.step % 10 == 0 {
+            for a in &mut w.agents {
+                let mut ids = Vec::new();
+                let scopes = a.auth.scopes();
+                a.store
+                    .for_each_record(Some(&scopes[..1]), &mut |r| {
+                        if r.kind == Kind::Appointment {
+                            ids.push(r.id);
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| Failure {
+                        seed,
+                        what: e.to_string(),
+                    })?;
+                a.known = ids;
+            }
+        }
+    }
+    w.quiesce()?;
+    w.check()?;
+    for a in &w.agents {
+        w.counts.rejected += a.store.rejected().map(|r| r.len() as u64).unwrap_or(0);
+    }
+    let final_digest = export::digest(&w.server, None).map_err(|e| fail(e.to_string()))?;
+    Ok(Outcome {
+        seed,
+        counts: w.counts,
+        final_digest,
+    })
+}
