@@ -202,9 +202,21 @@ impl Record {
         self.value(field).and_then(Value::as_id)
     }
 
-    /// True once the record's tombstone is set.
+    /// True once the record's tombstone is set. A domain guard, like the status one: a passage
+    /// its unit marked stays live even if the scheduler tombstoned it concurrently (a laptop
+    /// marked it offline while `round set` dropped it), so what the unit recorded is never lost.
     pub fn is_deleted(&self) -> bool {
         self.value(Field::Deleted).and_then(Value::as_bool) == Some(true)
+            && !self.is_marked_passage()
+    }
+
+    /// A passage is "marked" once its unit recorded anything on it (held, cancelled, actual
+    /// times): regenerating the round's plan leaves it alone.
+    pub fn is_marked_passage(&self) -> bool {
+        self.kind == Kind::Passage
+            && (self.text(Field::Status).is_some_and(|s| s != "planifie")
+                || self.int(Field::ActualStart).is_some()
+                || self.int(Field::ActualEnd).is_some())
     }
 
     /// The siblings shown for a field, after domain guards (forward-only appointment status).

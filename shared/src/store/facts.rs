@@ -59,10 +59,7 @@ fn id_bytes(r: &Record, f: Field) -> Option<Vec<u8>> {
 /// A passage is "marked" once its unit recorded anything on it (held, cancelled, actual times):
 /// regenerating the round's plan leaves it alone.
 pub fn is_marked(record: &Record) -> bool {
-    record.kind == Kind::Passage
-        && (record.text(Field::Status).is_some_and(|s| s != "planifie")
-            || record.int(Field::ActualStart).is_some()
-            || record.int(Field::ActualEnd).is_some())
+    record.is_marked_passage()
 }
 
 /// Write (or rewrite) the projection row of `record`.
