@@ -926,3 +926,26 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
         final_digest,
     })
 }
+
+/// Run one seed in a fresh temporary directory, turning a panic anywhere into a `Failure` that
+/// names the seed and how to replay it.
+pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> Result<Outcome, Failure> {
+    let dir = tempfile::tempdir().map_err(|e| Failure {
+        seed,
+        what: e.to_string(),
+    })?;
+    let result = std::panic::catch_unwind(|| run(seed, steps, dir.path(), verbose));
+    match result {
+        Ok(r) => r,
+        Err(p) => Err(Failure {
+            seed,
+            what: format!(
+                "panic: {}",
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default()
+            ),
+        }),
+    }
+}

@@ -12,8 +12,7 @@ const SUITE_SEEDS: u64 = 500;
 const SUITE_STEPS: u64 = 120;
 
 fn run(seed: u64, steps: u64) -> Result<Outcome, Failure> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    sim::run(seed, steps, dir.path(), false)
+    sim::run_seed(seed, steps, false)
 }
 
 #[test]

@@ -36,31 +36,10 @@ struct Args {
     verbose: bool,
 }
 
-fn run_seed(seed: u64, steps: u64, verbose: bool) -> Result<sim::Outcome, Failure> {
-    let dir = tempfile::tempdir().map_err(|e| Failure {
-        seed,
-        what: e.to_string(),
-    })?;
-    let result = std::panic::catch_unwind(|| sim::run(seed, steps, dir.path(), verbose));
-    match result {
-        Ok(r) => r,
-        Err(p) => Err(Failure {
-            seed,
-            what: format!(
-                "panic: {}",
-                p.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default()
-            ),
-        }),
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(seed) = args.seed {
-        return match run_seed(seed, args.steps, args.verbose) {
+        return match sim::run_seed(seed, args.steps, args.verbose) {
             Ok(o) => {
                 println!("seed {seed}: ok, final digest {}", o.final_digest);
                 println!("{:?}", o.counts);
@@ -85,7 +64,7 @@ fn main() -> ExitCode {
                 if seed >= end {
                     return;
                 }
-                let r = run_seed(seed, steps, false);
+                let r = sim::run_seed(seed, steps, false);
                 if let Ok(mut g) = results.lock() {
                     match r {
                         Ok(o) => g.0.push(o.counts),
