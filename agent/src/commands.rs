@@ -11,8 +11,7 @@ use serde_json::json;
 use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
 use tournee_shared::actions::{
-    self, add_appointment, add_request, conflict_views, require_kind, set_fields, NewAppointment,
-    NewRequest, PassageUpdate,
+    self, add_appointment, add_request, require_kind, set_fields, NewRequest, PassageUpdate,
 };
 use tournee_shared::bundle::Bundle;
 use tournee_shared::cli::{init_logging, wait_for_signal};
@@ -20,8 +19,7 @@ use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::limits::CLOCK_OFFSET_WARN_MS;
 use tournee_shared::model::{
-    AppointmentStatus, CancelCause, Field, Kind, Level, Location, ModelError, Outcome,
-    PassageStatus, Value,
+    AppointmentStatus, CancelCause, Field, Kind, Level, ModelError, Outcome, PassageStatus, Value,
 };
 use tournee_shared::record::Record;
 use tournee_shared::refdata::RefData;
@@ -221,20 +219,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
     match cmd {
         AppointmentCmd::Add(a) => {
             let now = clock.now_ms();
-            let new = NewAppointment {
-                start: parse_time("start", &a.start)?,
-                duration: parse_int("duration", &a.duration)?,
-                location: Location::parse(&a.location)?,
-                commune: a.commune,
-                citizen: a.citizen,
-                passage: a
-                    .passage
-                    .as_deref()
-                    .map(|p| parse_id("passage", p))
-                    .transpose()?,
-                note: a.note,
-            };
-            actions::check_new_appointment(now, &new)?;
+            let new = a.fields.to_new(now)?;
             let mut store = open_existing(dir)?;
             let unit = identity(&store)?.unit;
             let (id, action) = add_appointment(&store, now, &unit, &new)?;
@@ -568,35 +553,7 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
 
 fn conflicts(dir: &Path, format: Format) -> Result<()> {
     let store = open_existing(dir)?;
-    let views: Vec<_> = store
-        .conflicted()?
-        .iter()
-        .flat_map(conflict_views)
-        .collect();
-    match format {
-        Format::Json => print_json(&json!({ "conflicts": views })),
-        Format::Table => {
-            let rows: Vec<Vec<String>> = views
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.record.to_string(),
-                        c.kind.to_owned(),
-                        c.field.to_owned(),
-                        c.values
-                            .iter()
-                            .map(|v| format!("{} (device {})", v.value, v.device))
-                            .collect::<Vec<_>>()
-                            .join(" | "),
-                    ]
-                })
-                .collect();
-            print_table(
-                &["record", "kind", "field", "values (last is shown)"],
-                &rows,
-            )
-        }
-    }
+    actions::print_conflicts(&store, format)
 }
 
 fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {

@@ -115,27 +115,8 @@ pub enum AppointmentCmd {
 /// `appointment add`.
 #[derive(Debug, Args)]
 pub struct AppointmentAdd {
-    /// Start: RFC 3339 or YYYY-MM-DDTHH:MM (Europe/Paris).
-    #[arg(long)]
-    pub start: String,
-    /// Duration in minutes (1 to 720).
-    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
-    pub duration: String,
-    /// Where: arret, domicile or telephone.
-    #[arg(long)]
-    pub location: String,
-    /// INSEE code of the commune (e.g. 80021).
-    #[arg(long, value_name = "INSEE")]
-    pub commune: String,
-    /// Citizen's display name (kept minimal).
-    #[arg(long, value_name = "NAME")]
-    pub citizen: Option<String>,
-    /// Passage this appointment belongs to.
-    #[arg(long, value_name = "ID")]
-    pub passage: Option<String>,
-    /// Free-text note.
-    #[arg(long)]
-    pub note: Option<String>,
+    #[command(flatten)]
+    pub fields: tournee_shared::cli::AppointmentArgs,
 }
 
 /// `appointment set`.

@@ -249,6 +249,10 @@ pub async fn session(
         if off == out.len() {
             out.clear();
             off = 0;
+            // Stream the whole outbox at once (one round trip): refill as soon as the queued
+            // batches are written instead of after the server's next message. The session's
+            // queue bounds memory; QUIC flow control bounds what is in flight.
+            client.fill(store)?;
             while let Some(m) = client.poll_transmit() {
                 out.extend_from_slice(&frame::encode(&m));
             }

@@ -13,18 +13,18 @@ use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::scheduling::{self, RoundSpec};
 use tournee_server::serve;
-use tournee_shared::actions::{self, conflict_views, NewAppointment};
+use tournee_shared::actions;
 use tournee_shared::cli::{init_logging, wait_for_signal, write_private};
 use tournee_shared::clock::{Clock, SkewedClock};
 use tournee_shared::export;
 use tournee_shared::model::Scope;
-use tournee_shared::model::{Field, Kind, Location};
+use tournee_shared::model::{Field, Kind};
 use tournee_shared::output::{print_json, print_table, Format};
 use tournee_shared::refdata::RefData;
 use tournee_shared::report;
 use tournee_shared::store::queries::GroupBy;
 use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::time::{parse_date, parse_time, show_rfc3339};
+use tournee_shared::time::{parse_date, show_rfc3339};
 
 use crate::{
     Cli, Command, CoverageBy, DeviceCmd, ReportFormat, RoundCmd, ServerAppointmentCmd, StopCmd,
@@ -182,32 +182,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Conflicts(f) => {
             data.require()?;
             let store = SqliteStore::open(&data.store())?;
-            let views: Vec<_> = store
-                .conflicted()?
-                .iter()
-                .flat_map(conflict_views)
-                .collect();
-            match f.format {
-                Format::Json => print_json(&json!({ "conflicts": views })),
-                Format::Table => print_table(
-                    &["record", "kind", "field", "values (last is shown)"],
-                    &views
-                        .iter()
-                        .map(|c| {
-                            vec![
-                                c.record.to_string(),
-                                c.kind.to_owned(),
-                                c.field.to_owned(),
-                                c.values
-                                    .iter()
-                                    .map(|v| format!("{} (device {})", v.value, v.device))
-                                    .collect::<Vec<_>>()
-                                    .join(" | "),
-                            ]
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-            }
+            actions::print_conflicts(&store, f.format)
         }
     }
 }
@@ -471,28 +446,7 @@ fn appointment_add(
     data.require()?;
     let unit = unit_of(data, &a.unit)?;
     let now = clock.now_ms();
-    let new = NewAppointment {
-        start: parse_time("start", &a.start)?,
-        duration: a.duration.trim().parse().map_err(|_| {
-            anyhow::anyhow!(
-                "duration: '{}' is not a whole number of minutes",
-                a.duration
-            )
-        })?,
-        location: Location::parse(&a.location)?,
-        commune: a.commune,
-        citizen: a.citizen,
-        passage: a
-            .passage
-            .as_deref()
-            .map(|p| {
-                uuid::Uuid::parse_str(p)
-                    .map_err(|_| anyhow::anyhow!("passage: '{p}' is not a passage id"))
-            })
-            .transpose()?,
-        note: a.note,
-    };
-    actions::check_new_appointment(now, &new)?;
+    let new = a.fields.to_new(now)?;
     let mut store = SqliteStore::open(&data.store())?;
     if let Some(p) = new.passage {
         let passage = actions::require_kind(&store, p, Kind::Passage)?;

@@ -182,27 +182,8 @@ pub struct ServerAppointmentAdd {
     /// Unit.
     #[arg(long, value_name = "ID")]
     pub unit: String,
-    /// Start: RFC 3339 or YYYY-MM-DDTHH:MM (Europe/Paris).
-    #[arg(long)]
-    pub start: String,
-    /// Duration in minutes (1 to 720).
-    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
-    pub duration: String,
-    /// arret, domicile or telephone.
-    #[arg(long)]
-    pub location: String,
-    /// INSEE code of the commune.
-    #[arg(long, value_name = "INSEE")]
-    pub commune: String,
-    /// Citizen's display name.
-    #[arg(long, value_name = "NAME")]
-    pub citizen: Option<String>,
-    /// Passage the appointment belongs to.
-    #[arg(long, value_name = "ID")]
-    pub passage: Option<String>,
-    /// Note.
-    #[arg(long)]
-    pub note: Option<String>,
+    #[command(flatten)]
+    pub fields: tournee_shared::cli::AppointmentArgs,
 }
 
 /// Report formats.

@@ -365,3 +365,38 @@ pub fn conflict_views(record: &Record) -> Vec<ConflictView> {
         })
         .collect()
 }
+
+/// Print the conflicts of a store: one JSON document, or a table with the competing values.
+pub fn print_conflicts(store: &dyn Store, format: crate::output::Format) -> anyhow::Result<()> {
+    let views: Vec<ConflictView> = store
+        .conflicted()?
+        .iter()
+        .flat_map(conflict_views)
+        .collect();
+    match format {
+        crate::output::Format::Json => {
+            crate::output::print_json(&serde_json::json!({ "conflicts": views }))
+        }
+        crate::output::Format::Table => {
+            let rows: Vec<Vec<String>> = views
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.record.to_string(),
+                        c.kind.to_owned(),
+                        c.field.to_owned(),
+                        c.values
+                            .iter()
+                            .map(|v| format!("{} (device {})", v.value, v.device))
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ]
+                })
+                .collect();
+            crate::output::print_table(
+                &["record", "kind", "field", "values (last is shown)"],
+                &rows,
+            )
+        }
+    }
+}

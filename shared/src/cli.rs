@@ -7,6 +7,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::actions::{check_new_appointment, NewAppointment};
+use crate::clock::WallMs;
+use crate::model::{Location, ModelError};
+use crate::time::parse_time;
+
 /// Log to stderr: level from `RUST_LOG`, else `default`; colours only on a terminal, so under
 /// systemd every event is one plain line in the journal.
 pub fn init_logging(default: &str) {
@@ -68,4 +73,65 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
             .with_context(|| format!("cannot restrict {} to its owner", dir.display()))?;
     }
     Ok(())
+}
+
+/// The options of `appointment add`, the same on the laptop and on the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppointmentArgs {
+    /// Start: RFC 3339 or YYYY-MM-DDTHH:MM (Europe/Paris).
+    #[arg(long)]
+    pub start: String,
+    /// Duration in minutes (1 to 720).
+    #[arg(long, value_name = "MIN", allow_hyphen_values = true)]
+    pub duration: String,
+    /// Where: arret, domicile or telephone.
+    #[arg(long)]
+    pub location: String,
+    /// INSEE code of the commune (e.g. 80021).
+    #[arg(long, value_name = "INSEE")]
+    pub commune: String,
+    /// Citizen's display name (kept minimal).
+    #[arg(long, value_name = "NAME")]
+    pub citizen: Option<String>,
+    /// Passage this appointment belongs to.
+    #[arg(long, value_name = "ID")]
+    pub passage: Option<String>,
+    /// Free-text note.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+impl AppointmentArgs {
+    /// Parse and check what was typed, with errors naming the option.
+    pub fn to_new(&self, now: WallMs) -> Result<NewAppointment, ModelError> {
+        let new = NewAppointment {
+            start: parse_time("start", &self.start)?,
+            duration: self
+                .duration
+                .trim()
+                .parse()
+                .map_err(|_| ModelError::BadFormat {
+                    field: "duration",
+                    value: self.duration.clone(),
+                    expected: "whole number of minutes",
+                })?,
+            location: Location::parse(&self.location)?,
+            commune: self.commune.clone(),
+            citizen: self.citizen.clone(),
+            passage: self
+                .passage
+                .as_deref()
+                .map(|p| {
+                    uuid::Uuid::parse_str(p).map_err(|_| ModelError::BadFormat {
+                        field: "passage",
+                        value: p.to_owned(),
+                        expected: "passage id (UUID, as listed by `passage list`)",
+                    })
+                })
+                .transpose()?,
+            note: self.note.clone(),
+        };
+        check_new_appointment(now, &new)?;
+        Ok(new)
+    }
 }

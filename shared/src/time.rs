@@ -3,7 +3,7 @@
 //!
 //! No clock reads here: "today" is always passed in.
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
 
 use crate::model::ModelError;
@@ -39,9 +39,12 @@ pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, ModelError>
     })
 }
 
-/// The calendar day in Paris of a Unix time in seconds.
+/// The calendar day in Paris of a Unix time in seconds; `None` when that day is outside chrono's
+/// range (`date_naive` would panic on the last hours before `NaiveDateTime::MAX`).
 pub fn paris_date(secs: i64) -> Option<NaiveDate> {
-    DateTime::<Utc>::from_timestamp(secs, 0).map(|t| t.with_timezone(&Paris).date_naive())
+    let utc = DateTime::<Utc>::from_timestamp(secs, 0)?.naive_utc();
+    utc.checked_add_offset(Paris.offset_from_utc_datetime(&utc).fix())
+        .map(|t| t.date())
 }
 
 /// `YYYYMMDD` as a number, the key the store indexes days by.
