@@ -57,6 +57,9 @@ pub const BATCH_CHANGES_MAX: usize = 1_024;
 pub const BATCH_RECORDS_MAX: usize = BATCH_CHANGES_MAX;
 /// Most rejections reported in one acknowledgement (a batch's worth).
 pub const ACK_REJECTIONS_MAX: usize = BATCH_CHANGES_MAX;
+/// Longest explanation in a refusal, in bytes: a refusal may quote the refused value, and a
+/// batch of refusals must stay far below what the agent can read in one frame.
+pub const REJECT_DETAIL_BYTES_MAX: usize = 240;
 /// Longest string in any message (notes are the longest legitimate text), in bytes.
 pub const WIRE_STRING_BYTES_MAX: usize = NOTE_BYTES_MAX;
 /// Batches the server queues ahead of the network for one session before it waits.
@@ -67,6 +70,8 @@ pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 const _: () = assert!(BATCH_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
 const _: () = assert!(FRAME_BYTES_MAX <= FRAME_INFLATED_BYTES_MAX);
 const _: () = assert!(WIRE_STRING_BYTES_MAX * 2 < FRAME_BYTES_MAX);
+const _: () =
+    assert!((REJECT_DETAIL_BYTES_MAX + 64) * ACK_REJECTIONS_MAX < FRAME_INFLATED_BYTES_MAX);
 
 /// QUIC receive window of one stream, in bytes: two maximal frames in flight. quinn's default
 /// (1.25 MB per stream, far more per connection) would let 2,000 laptops pin gigabytes.

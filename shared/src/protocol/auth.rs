@@ -88,7 +88,7 @@ pub fn authorize(
             ahead_ms: stamped - now,
         });
     }
-    let invalid = |detail: String| RejectReason::Invalid { detail };
+    let invalid = RejectReason::invalid;
     check_value(change.kind, change.field, &change.write.value, None)
         .map_err(|e| invalid(e.to_string()))?;
     if let Some(r) = existing {

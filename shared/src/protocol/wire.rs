@@ -291,6 +291,23 @@ pub enum RejectReason {
     },
 }
 
+impl RejectReason {
+    /// An `Invalid` refusal, its explanation cut to `REJECT_DETAIL_BYTES_MAX` bytes (it may quote
+    /// the refused value, and a batch of refusals must fit in one frame).
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        let mut detail = detail.into();
+        if detail.len() > crate::limits::REJECT_DETAIL_BYTES_MAX {
+            let mut cut = crate::limits::REJECT_DETAIL_BYTES_MAX - 3;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push_str("...");
+        }
+        RejectReason::Invalid { detail }
+    }
+}
+
 impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -862,9 +862,7 @@ impl ServerStore for SqliteStore {
                 Ok(false) => out.duplicates += 1,
                 Err(e) => out.rejected.push(Rejection {
                     seq,
-                    reason: RejectReason::Invalid {
-                        detail: e.to_string(),
-                    },
+                    reason: RejectReason::invalid(e.to_string()),
                 }),
             }
         }
