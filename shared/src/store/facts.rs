@@ -2,10 +2,12 @@
 //! commune, statuses, codes, links), kept up to date in the same transaction as the record, so
 //! coverage reports and scheduling look-ups are SQL over indexes instead of decoding blobs.
 //!
-//! Holds no personal data (no names, phones or addresses; citizens appear as ids only, for
-//! distinct counts). Only the server maintains it; agents leave it empty.
+//! A request carries its parent's day, commune and département (kept current when the parent is
+//! projected), so coverage needs no joins. A stop does not change commune (a new place is a
+//! new stop). Holds no personal data (no names, phones or addresses; citizens appear as ids
+//! only, for distinct counts). Only the server maintains it; agents leave it empty.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::model::{Field, Kind};
@@ -68,18 +70,40 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         crate::model::Scope::Unit(u) => (Some(u.as_str()), None),
         crate::model::Scope::Territory(t) => (None, Some(t.as_str())),
     };
-    let day = match record.kind {
-        Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
-        Kind::Passage => record
-            .text(Field::Date)
-            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            .map(day_key),
-        _ => None,
+    let parent = |sql: &str, id: Option<Vec<u8>>| -> Result<ParentPlace, StoreError> {
+        let Some(id) = id else {
+            return Ok((None, None, None));
+        };
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?
+            .unwrap_or((None, None, None)))
     };
-    let commune = record.text(Field::Commune);
-    let departement = commune
-        .and_then(|c| RefData::get().commune(c))
-        .map(|c| c.departement.clone());
+    // A request is reported on its appointment's (or passage's) day and commune, copied here so
+    // coverage is an index range scan; the parent's projection keeps the copy current.
+    let (day, commune, departement): ParentPlace = match record.kind {
+        Kind::Request if record.id_ref(Field::Appointment).is_some() => {
+            parent(APPOINTMENT_PLACE, id_bytes(record, Field::Appointment))?
+        }
+        Kind::Request => parent(PASSAGE_PLACE, id_bytes(record, Field::Passage))?,
+        _ => {
+            let day = match record.kind {
+                Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+                Kind::Passage => record
+                    .text(Field::Date)
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .map(day_key),
+                _ => None,
+            };
+            let commune = record.text(Field::Commune).map(str::to_owned);
+            let departement = commune
+                .as_deref()
+                .and_then(|c| RefData::get().commune(c))
+                .map(|c| c.departement.clone());
+            (day, commune, departement)
+        }
+    };
     let marked = is_marked(record);
     conn.prepare_cached(
         "INSERT OR REPLACE INTO facts(id, kind, unit, territory, day, commune, departement, location,
@@ -94,8 +118,8 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         unit,
         territory,
         day,
-        commune,
-        departement,
+        commune.as_deref(),
+        departement.as_deref(),
         record.text(Field::Location),
         record.text(Field::Status),
         record.text(Field::Cause),
@@ -113,5 +137,34 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         i64::from(marked),
         i64::from(record.is_deleted()),
     ])?;
+    match record.kind {
+        Kind::Appointment => {
+            conn.prepare_cached(
+                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE appointment = ?4 AND kind = ?5",
+            )?
+            .execute(params![
+                day,
+                commune.as_deref(),
+                departement.as_deref(),
+                record.id.as_bytes().as_slice(),
+                kind_code(Kind::Request)
+            ])?;
+        }
+        Kind::Passage => {
+            let (d, c, dep) = parent(PASSAGE_PLACE, Some(record.id.as_bytes().to_vec()))?;
+            conn.prepare_cached(
+                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE passage = ?4 AND kind = ?5",
+            )?
+            .execute(params![d, c, dep, record.id.as_bytes().as_slice(), kind_code(Kind::Request)])?;
+        }
+        _ => {}
+    }
     Ok(())
 }
+
+/// Day, commune and département of a request's parent.
+type ParentPlace = (Option<i64>, Option<String>, Option<String>);
+
+const APPOINTMENT_PLACE: &str = "SELECT day, commune, departement FROM facts WHERE id = ?1";
+const PASSAGE_PLACE: &str = "SELECT p.day, s.commune, s.departement FROM facts p
+     LEFT JOIN facts s ON s.id = p.stop WHERE p.id = ?1";

@@ -228,20 +228,15 @@ impl SqliteStore {
             data.citizens = rows.collect::<Result<_, _>>()?;
         }
         let request_key = match by {
-            GroupBy::Commune => "coalesce(a.commune, s.commune)",
-            GroupBy::Unit => "r.unit",
-            GroupBy::Partner => "r.partner",
-            GroupBy::Theme => "r.theme",
+            GroupBy::Commune => "commune",
+            GroupBy::Unit => "unit",
+            GroupBy::Partner => "partner",
+            GroupBy::Theme => "theme",
         };
         let sql = format!(
-            "SELECT {request_key}, r.partner, r.theme, r.outcome, count(*), coalesce(sum(r.minutes), 0)
-             FROM facts r
-             LEFT JOIN facts a ON a.id = r.appointment
-             LEFT JOIN facts p ON p.id = r.passage
-             LEFT JOIN facts s ON s.id = p.stop
-             WHERE r.kind = ?1 AND r.deleted = 0
-               AND coalesce(a.day, p.day) BETWEEN ?2 AND ?3
-               AND coalesce(a.departement, s.departement) = ?4
+            "SELECT {request_key}, partner, theme, outcome, count(*), coalesce(sum(minutes), 0)
+             FROM facts
+             WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
              GROUP BY 1, 2, 3, 4"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
