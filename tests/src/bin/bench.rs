@@ -11,6 +11,20 @@
 //!
 //! Workloads:
 //! - `store`: local write latency (create, edit), bulk apply throughput, bytes per appointment.
+//! - `w1`: the brief's W1 — three laptops a week offline against a real in-process server over
+//!   loopback QUIC; bytes each way against the deflated net delta, round trips, server CPU per
+//!   session (module `bench/w1.rs`).
+//! - `coverage`: a year of a département on the server store, then the coverage report for the
+//!   whole year by each grouping (module `bench/coverage.rs`).
+//! - `all`: the three above, in that order.
+//!
+//! `--quick` runs every workload at a reduced size (for use inside the test suite); `--n` sets
+//! the size of one workload explicitly.
+
+#[path = "bench/coverage.rs"]
+mod coverage;
+#[path = "bench/w1.rs"]
+mod w1;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,7 +42,7 @@ use tournee_shared::store::{Identity, LocalAction, RecordEdit, SqliteStore, Stor
 use uuid::Uuid;
 
 /// Workload names, for the usage error.
-const WORKLOADS: &[&str] = &["store"];
+const WORKLOADS: &[&str] = &["store", "w1", "coverage", "all"];
 
 /// The injected "now" of every workload: a fixed instant (2026-09-21), plus the action index.
 const BASE_NOW_MS: WallMs = 1_790_000_000_000;
@@ -46,6 +60,8 @@ const TARGET_BYTES_PER_APPOINTMENT: f64 = 300.0;
 
 /// Default size of the `store` workload: appointments in the bulk phase.
 const STORE_DEFAULT_N: usize = 20_000;
+/// Size of the `store` workload with `--quick`.
+const STORE_QUICK_N: usize = 1_000;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,16 +69,23 @@ const STORE_DEFAULT_N: usize = 20_000;
     about = "Tournée benchmarks: one JSON line per result on stdout, a table on stderr"
 )]
 struct Args {
-    /// Workload to run (store).
+    /// Workload to run: store, w1, coverage, or all (the three in turn).
     #[arg(long)]
     workload: String,
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Workload size. For `store`: appointments in the bulk phase (default 20000); the local
-    /// write phase measures n/10 creates and n/10 edits after n/100 warm-up actions of each.
+    /// Workload size (one workload only). For `store`: appointments in the bulk phase (default
+    /// 20000); the local write phase measures n/10 creates and n/10 edits after n/100 warm-up
+    /// actions of each. For `w1`: new appointments per laptop per day (default 50; the server
+    /// starts with 40·n appointments and each laptop edits n/5 of them a day). For `coverage`:
+    /// appointments in the year (default 100000; 1.5·n requests).
     #[arg(long)]
     n: Option<usize>,
+    /// Reduced sizes (store 1000, w1 5 a day, coverage 5000 appointments): seconds instead of
+    /// minutes, for smoke runs inside the test suite. Targets are still checked, at that size.
+    #[arg(long)]
+    quick: bool,
     /// Keep the SQLite files of the run and print where they are, for inspection.
     #[arg(long)]
     keep: bool,
@@ -70,14 +93,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut report = Report::default();
-    let run = match args.workload.as_str() {
-        "store" => store_workload(
-            &mut report,
-            args.seed,
-            args.n.unwrap_or(STORE_DEFAULT_N),
-            args.keep,
-        ),
+    let names: Vec<&str> = match args.workload.as_str() {
+        "all" => vec!["store", "w1", "coverage"],
+        one if WORKLOADS.contains(&one) => vec![one],
         other => {
             eprintln!(
                 "bench: unknown workload '{other}'; known workloads: {}",
@@ -86,13 +104,46 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    report.print_table();
-    match run {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: workload '{}' failed: {e:#}", args.workload);
-            ExitCode::from(1)
+    if names.len() > 1 && args.n.is_some() {
+        eprintln!("bench: --n sets the size of one workload; use --quick (or no size) with 'all'");
+        return ExitCode::from(2);
+    }
+    let mut report = Report::default();
+    let mut failed = Vec::new();
+    for name in names {
+        let size = |default: usize, quick: usize| {
+            args.n.unwrap_or(if args.quick { quick } else { default })
+        };
+        let run = match name {
+            "store" => store_workload(
+                &mut report,
+                args.seed,
+                size(STORE_DEFAULT_N, STORE_QUICK_N),
+                args.keep,
+            ),
+            "w1" => w1::run(
+                &mut report,
+                args.seed,
+                size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),
+                args.keep,
+            ),
+            _ => coverage::run(
+                &mut report,
+                args.seed,
+                size(coverage::DEFAULT_APPOINTMENTS, coverage::QUICK_APPOINTMENTS),
+                args.keep,
+            ),
+        };
+        if let Err(e) = run {
+            eprintln!("bench: workload '{name}' failed: {e:#}");
+            failed.push(name);
         }
+    }
+    report.print_table();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -178,6 +229,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`: user + system,
+/// nanosecond resolution; time blocked in `fsync` or waiting for a lock is not CPU time).
+fn thread_cpu() -> Result<Duration> {
+    use nix::time::{clock_gettime, ClockId};
+    let t =
+        clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).context("reading the thread CPU clock")?;
+    Ok(Duration::from(t))
+}
+
+/// CPU time consumed so far by another thread of this process, by its Linux thread id (the
+/// kernel's per-thread CPU clock, `MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)`).
+fn other_thread_cpu(tid: u32) -> Result<Duration> {
+    use nix::time::{clock_gettime, ClockId};
+    // include/linux/posix-timers.h: ((~tid) << 3) | CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2).
+    let raw = ((!tid) << 3) | 6;
+    let t = clock_gettime(ClockId::from_raw(raw as i32))
+        .with_context(|| format!("reading the CPU clock of thread {tid}"))?;
+    Ok(Duration::from(t))
+}
+
+/// The Linux thread id of this process's thread named `name`, if there is exactly one.
+fn thread_named(name: &str) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            if found.is_some() {
+                return None;
+            }
+            found = entry.file_name().to_str().and_then(|s| s.parse().ok());
+        }
+    }
+    found
+}
+
+/// Kilobytes (1000 bytes) with one decimal, for tables.
+fn kb(bytes: u64) -> String {
+    format!("{:.1} KB", bytes as f64 / 1000.0)
+}
+
 /// The 1/5/15-minute load averages, where the OS shows them: timings on a busy machine mislead.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -213,6 +304,19 @@ impl Rng {
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// True with probability `percent` / 100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// Shuffle in place (Fisher–Yates).
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
     }
 
     /// A UUIDv7 for a record created at `now`, its random part from the generator.

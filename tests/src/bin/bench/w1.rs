@@ -1,0 +1,1115 @@
+//! Workload `w1`, the design brief's W1 (§6): three laptops of one unit each work a week
+//! offline — 50 new appointments a day (40 % rescheduled, 90 % given a status, 20 % a note
+//! edit) and 10 edits a day to older appointments they share — and then reconnect, one after
+//! the other, to a real server.
+//!
+//! Everything is the product's code: the server runs in process (`serve::start`, real data
+//! dir, CA, registry, enrolment), the laptops are `init_store` + `sync_once` over loopback
+//! QUIC (the measured reconnection runs what `sync_once` runs — `connect`, `session`, waiting
+//! for the close — without its retry loop, to read the connection's QUIC statistics), user
+//! actions go through `tournee_shared::actions` and `Store::write_local`. Time is
+//! injected: the server's clock is a `ManualClock` set to the end of the simulated week, the
+//! laptops write with `now` advancing through the week before it. Certificates are issued with
+//! the system clock, which is what TLS checks them against.
+//!
+//! Measured per laptop:
+//! - bytes each way: the stream payload the agent's `Report` counts (frames: length prefix,
+//!   flags, deflated postcard) and the UDP payload bytes through a fault-free relay (QUIC
+//!   packets: handshake with both certificates, MTU probes, ACKs, close);
+//! - the net delta floor: for every record the laptop changed during the week, the final
+//!   values of the fields it changed, as compact JSON, deflated (default level);
+//! - round trips after the handshake, from the session's message flow: a sans-IO replay of the
+//!   same session (`ClientSession` on a copy of the laptop's store, `ServerSession` on a copy
+//!   of the server's) following the agent's sending rules (`tournee_agent::sync::session`);
+//! - server CPU per session: the server side of that replay (frame decoding, `handle_message`,
+//!   `fill`, frame encoding) on a file store with `synchronous=FULL`, as thread CPU time, after
+//!   a warm-up session of another device on the same connection; p50 of several runs. The real
+//!   session's store-thread CPU is reported beside it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use chrono::NaiveDate;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+use serde_json::json;
+use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
+use tournee_agent::sync::{connect, session, sync_once, Remote};
+use tournee_server::admin;
+use tournee_server::config::DataDir;
+use tournee_server::registry::{Registry, Unit};
+use tournee_server::serve;
+use tournee_shared::actions::{self, NewAppointment};
+use tournee_shared::bundle::Bundle;
+use tournee_shared::clock::{Clock, ManualClock, SystemClock, WallMs};
+use tournee_shared::export;
+use tournee_shared::limits::SCHEDULER_ACTION_CHANGES_MAX;
+use tournee_shared::model::{AppointmentStatus, Field, Kind, Location, Value};
+use tournee_shared::protocol::auth::DeviceAuth;
+use tournee_shared::protocol::frame::{self, FrameReader};
+use tournee_shared::protocol::session::{ClientSession, ServerSession};
+use tournee_shared::protocol::wire::{pack, ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use tournee_shared::store::{Identity, LocalAction, ServerStore, SqliteStore, Store};
+use tournee_shared::time::{paris_date, paris_midnight};
+use tournee_tests::relay::{Faults, Relay};
+use uuid::Uuid;
+
+use super::{
+    kb, load_average, ms, other_thread_cpu, percentile, thread_cpu, thread_named, Report, Rng,
+    BASE_NOW_MS, TERRITORY, UNIT,
+};
+
+/// New appointments per laptop per day (the brief's 50).
+pub const DEFAULT_PER_DAY: usize = 50;
+/// New appointments per laptop per day with `--quick`.
+pub const QUICK_PER_DAY: usize = 5;
+
+const LAPTOPS: usize = 3;
+const DAYS: i64 = 7;
+/// Appointments on the server at the start, per new appointment a laptop makes in a day
+/// (2,000 for 50 a day).
+const SERVER_APPOINTMENTS_PER_DAILY: usize = 40;
+/// Edits a day to older shared appointments, per five new appointments (10 for 50 a day).
+const OLD_EDITS_PER_FIVE: usize = 1;
+const RESCHEDULE_PCT: u64 = 40;
+const STATUS_PCT: u64 = 90;
+const NOTE_PCT: u64 = 20;
+/// New appointments recorded with a citizen (which adds a citizen record).
+const CITIZEN_PCT: u64 = 80;
+/// A working day: 08:30 to 17:30, Paris time.
+const DAY_START_S: i64 = 8 * 3_600 + 1_800;
+const DAY_LENGTH_S: i64 = 9 * 3_600;
+/// How long one sync may take before the workload gives up.
+const SYNC_TIMEOUT_S: u64 = 120;
+/// Timed replays of each session (the median is reported).
+const REPLAY_RUNS: usize = 5;
+/// Actor number of the warm-up device of the replays (never enrolled).
+const WARMUP_ACTOR: u32 = 60_000;
+
+/// §6 targets.
+const TARGET_BYTES_RATIO: f64 = 1.25;
+const TARGET_ROUND_TRIPS: usize = 1;
+const TARGET_SERVER_CPU_MS: f64 = 3.0;
+
+/// Communes the unit serves (Somme).
+const COMMUNES: &[&str] = &[
+    "80016", "80253", "80620", "80685", "80410", "80021", "80001",
+];
+const NAMES: &[&str] = &[
+    "Mme Lefebvre",
+    "M. Dubois",
+    "Mme Leroy",
+    "M. Moreau",
+    "Mme Fournier",
+    "M. Girard",
+    "Mme Lambert",
+    "M. Bonnet",
+    "Mme Mercier",
+    "M. Caron",
+];
+const NOTES: &[&str] = &[
+    "rappeler avant le passage",
+    "apporter avis d'imposition",
+    "dossier CAF incomplet",
+    "besoin d'un interprete",
+    "accompagner sur France Travail",
+    "renouvellement carte grise",
+    "aide pour ANTS permis",
+    "simulation retraite CNAV",
+];
+/// Outcomes a status edit records (never back to `unknown`), weighted.
+const OUTCOMES: &[AppointmentStatus] = &[
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::Seen,
+    AppointmentStatus::NoShow,
+    AppointmentStatus::Excused,
+    AppointmentStatus::Revoked,
+];
+
+/// Sizes of one run.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    per_day: usize,
+    server_appointments: usize,
+    old_edits_per_day: usize,
+}
+
+/// One laptop: its data dir, store, enrolment and what it changed during the week.
+struct Laptop {
+    name: String,
+    dir: PathBuf,
+    bundle: Bundle,
+    store: SqliteStore,
+    /// Record → fields this laptop wrote during the offline week.
+    touched: BTreeMap<Uuid, BTreeSet<Field>>,
+}
+
+impl Laptop {
+    fn store_path(&self) -> PathBuf {
+        self.dir.join(STORE_FILE)
+    }
+
+    /// Close the store, copy its file to `to`, open it again.
+    fn snapshot(&mut self, to: &Path) -> Result<()> {
+        let placeholder = SqliteStore::open_in_memory()?;
+        drop(std::mem::replace(&mut self.store, placeholder));
+        copy_db(&self.store_path(), to)?;
+        self.store = SqliteStore::open(&self.store_path())?;
+        Ok(())
+    }
+}
+
+/// Copy a closed SQLite database (and its WAL, if one was left).
+fn copy_db(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+    let _ = std::fs::remove_file(wal(to));
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to))?;
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn deflated_len(bytes: &[u8]) -> Result<usize> {
+    let mut enc = DeflateEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?.len())
+}
+
+fn ms_of(secs: i64) -> WallMs {
+    u64::try_from(secs).unwrap_or(0) * 1000
+}
+
+fn secs_of(ms: WallMs) -> i64 {
+    i64::try_from(ms / 1000).unwrap_or(i64::MAX)
+}
+
+/// A start time (Unix seconds) between one hour and `days` days after `now`, on a 15-minute slot.
+fn slot_after(rng: &mut Rng, now: WallMs, days: u64) -> i64 {
+    let offset = 3_600 + rng.below(days * 86_400) as i64;
+    (secs_of(now) + offset) / 900 * 900
+}
+
+fn new_appointment(rng: &mut Rng, now: WallMs, horizon_days: u64, note: bool) -> NewAppointment {
+    let location = *rng.pick(&[
+        Location::Stop,
+        Location::Stop,
+        Location::Stop,
+        Location::Stop,
+        Location::Stop,
+        Location::Stop,
+        Location::Home,
+        Location::Home,
+        Location::Home,
+        Location::Phone,
+    ]);
+    NewAppointment {
+        start: slot_after(rng, now, horizon_days),
+        duration: 15 * (1 + rng.below(4) as i64),
+        location,
+        commune: (*rng.pick(COMMUNES)).to_owned(),
+        citizen: rng.chance(CITIZEN_PCT).then(|| {
+            format!(
+                "{} {}.",
+                rng.pick(NAMES),
+                (b'A' + rng.below(26) as u8) as char
+            )
+        }),
+        passage: None,
+        note: note.then(|| format!("{} #{:03}", rng.pick(NOTES), rng.below(1000))),
+    }
+}
+
+/// The action `actions::add_appointment` builds, with its record ids drawn from the generator
+/// instead of the OS (so a seed gives the same bytes). Returns the appointment id and the action.
+fn add_appointment(
+    store: &dyn Store,
+    rng: &mut Rng,
+    now: WallMs,
+    a: &NewAppointment,
+) -> Result<(Uuid, LocalAction)> {
+    let (_, mut action) = actions::add_appointment(store, now, UNIT, a)?;
+    let mut renamed = Vec::with_capacity(action.edits.len());
+    for edit in &mut action.edits {
+        let id = rng.uuid_v7(now);
+        renamed.push((edit.id, id));
+        edit.id = id;
+    }
+    for edit in &mut action.edits {
+        for (_, value) in &mut edit.sets {
+            if let Value::Id(old) = value {
+                if let Some((_, new)) = renamed.iter().find(|(o, _)| o == old) {
+                    *value = Value::Id(*new);
+                }
+            }
+        }
+    }
+    let id = action
+        .edits
+        .iter()
+        .find(|e| e.kind == Kind::Appointment)
+        .map(|e| e.id)
+        .context("add_appointment built no appointment")?;
+    Ok((id, action))
+}
+
+/// Set one field of an appointment through the product's action builder.
+fn edit(store: &mut SqliteStore, now: WallMs, id: Uuid, field: Field, value: Value) -> Result<()> {
+    let record = actions::require_kind(store, id, Kind::Appointment)?;
+    store.write_local(now, &actions::set_fields(&record, vec![(field, value)]))?;
+    Ok(())
+}
+
+fn outcome(rng: &mut Rng) -> Value {
+    Value::Text(rng.pick(OUTCOMES).code().to_owned())
+}
+
+fn note(rng: &mut Rng) -> Value {
+    Value::Text(format!("{} #{:03}", rng.pick(NOTES), rng.below(1000)))
+}
+
+pub(crate) fn run(report: &mut Report, seed: u64, per_day: usize, keep: bool) -> Result<()> {
+    ensure!(per_day >= 1, "--n must be at least 1 for w1");
+    let sizes = Sizes {
+        per_day,
+        server_appointments: per_day * SERVER_APPOINTMENTS_PER_DAILY,
+        old_edits_per_day: (per_day * OLD_EDITS_PER_FIVE / 5).max(1),
+    };
+    let dir = tempfile::tempdir().context("creating the temporary directory")?;
+    eprintln!(
+        "w1: seed {seed}, {} laptops x {DAYS} days x {} new appointments, server starts with {}, {} shared edits a day; files in {}; load average {}",
+        LAPTOPS,
+        sizes.per_day,
+        sizes.server_appointments,
+        sizes.old_edits_per_day,
+        dir.path().display(),
+        load_average()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(w1(report, seed, sizes, dir.path()));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    if keep {
+        eprintln!("w1: files kept in {}", dir.keep().display());
+    }
+    result
+}
+
+/// The instants of the run: the server's load, the offline week, the reconnection.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    /// The scheduler writes the server's appointments (day −8, 09:00).
+    load_at: WallMs,
+    /// First day of the offline week (day −7).
+    first_day: NaiveDate,
+    /// The laptops reconnect (the server's clock from then on).
+    sync_at: WallMs,
+}
+
+impl Timeline {
+    fn new() -> Result<Self> {
+        let sync_at = BASE_NOW_MS;
+        let today = paris_date(secs_of(sync_at)).context("base date")?;
+        let day = |n: i64| today - chrono::Duration::days(n);
+        let load_at = ms_of(paris_midnight(day(8)) + 9 * 3_600);
+        let first_day = day(DAYS);
+        // The last working day ends before the reconnection.
+        let last_end = ms_of(paris_midnight(day(1)) + DAY_START_S + DAY_LENGTH_S + 4 * 3_600);
+        ensure!(
+            last_end < sync_at,
+            "the week must end before the reconnection"
+        );
+        Ok(Self {
+            load_at,
+            first_day,
+            sync_at,
+        })
+    }
+
+    /// 08:30 on day `d` of the week (0-based), in ms.
+    fn day_start(&self, d: i64) -> WallMs {
+        ms_of(paris_midnight(self.first_day + chrono::Duration::days(d)) + DAY_START_S)
+    }
+}
+
+async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result<()> {
+    let time = Timeline::new()?;
+    let replay_dir = root.join("replay");
+    std::fs::create_dir_all(&replay_dir)?;
+
+    // The server: CA, certificate, registry, the unit, and the scheduler's appointments.
+    let data = DataDir::new(root.join("server"));
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let config = admin::init_server(&data, &SystemClock, listen, Vec::new())?;
+    Registry::open(&data.registry())?.add_unit(&Unit {
+        id: UNIT.into(),
+        name: "Bus France services — Est de la Somme".into(),
+        territory: TERRITORY.into(),
+        kind: "bus".into(),
+    })?;
+    let shared = load_server(&data, seed, sizes.server_appointments, time.load_at)?;
+    copy_db(&data.store(), &replay_dir.join("server-0.sqlite"))?;
+
+    let mut laptops = Vec::with_capacity(LAPTOPS);
+    for k in 0..LAPTOPS {
+        let name = format!("laptop-{}", k + 1);
+        let bundle = admin::enroll_device(&data, &SystemClock, UNIT, &name)?;
+        let dir = root.join(&name);
+        let store = init_store(&dir, &identity_of(&bundle), Some(&bundle.to_json()))?;
+        laptops.push(Laptop {
+            name,
+            dir,
+            bundle,
+            store,
+            touched: BTreeMap::new(),
+        });
+    }
+
+    let clock = ManualClock::new(time.load_at + 3_600_000);
+    let server_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+    let server = serve::start(&data, &config, server_clock).await?;
+
+    // Before the week: every laptop has the unit's calendar.
+    for l in &mut laptops {
+        let remote = Remote::from_bundle(&l.bundle)?;
+        let r = sync_once(&mut l.store, &remote, &clock, SYNC_TIMEOUT_S)
+            .await
+            .with_context(|| format!("initial sync of {}", l.name))?;
+        ensure!(
+            r.stats.changes_in > 0 && l.store.stats()?.pending == 0,
+            "{}: the initial sync brought nothing",
+            l.name
+        );
+    }
+
+    // The offline week.
+    let t = Instant::now();
+    for (k, l) in laptops.iter_mut().enumerate() {
+        let mut rng = Rng::new(seed ^ (0x5EED_0000_0000_0001u64.wrapping_mul(k as u64 + 1)));
+        offline_week(l, &mut rng, &time, sizes, &shared)?;
+    }
+    eprintln!(
+        "w1: offline week written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // What each laptop will send: the net delta floor, and copies for the replays.
+    let mut deltas = Vec::with_capacity(LAPTOPS);
+    for (k, l) in laptops.iter_mut().enumerate() {
+        deltas.push(net_delta(l)?);
+        l.snapshot(&replay_dir.join(format!("laptop-{}.sqlite", k + 1)))?;
+    }
+
+    // The reconnection, one laptop after the other, each through a fault-free relay that
+    // counts UDP bytes.
+    clock.set(time.sync_at);
+    let store_tid = thread_named("tournee-store");
+    let mut sessions = Vec::with_capacity(LAPTOPS);
+    for (k, l) in laptops.iter_mut().enumerate() {
+        let pending = l.store.stats()?.pending;
+        let relay = Relay::start(server.addr(), Faults::none(), seed.wrapping_add(k as u64));
+        let mut via_relay = l.bundle.clone();
+        via_relay.server_addrs = vec![relay.addr().to_string()];
+        let remote = Remote::from_bundle(&via_relay)?;
+        let cpu_before = store_tid.map(other_thread_cpu).transpose()?;
+        // What `sync_once` runs (connect, session, wait for the close), without its retry
+        // loop, so that the connection's own statistics can be read.
+        let t = Instant::now();
+        let (r, quic, until_session_end) =
+            tokio::time::timeout(Duration::from_secs(SYNC_TIMEOUT_S), async {
+                let (endpoint, conn) = connect(&remote).await?;
+                let (_keep, mut stop) = tokio::sync::watch::channel(false);
+                let r = session(&conn, &mut l.store, &clock, false, &mut stop).await;
+                let done = t.elapsed();
+                let quic = conn.stats();
+                endpoint.wait_idle().await;
+                r.map(|r| (r, quic, done))
+            })
+            .await
+            .with_context(|| format!("reconnection of {} timed out", l.name))?
+            .with_context(|| format!("reconnection of {}", l.name))?;
+        let wall = t.elapsed();
+        let store_cpu = match (store_tid, cpu_before) {
+            (Some(tid), Some(before)) => Some(other_thread_cpu(tid)?.saturating_sub(before)),
+            _ => None,
+        };
+        let stats = l.store.stats()?;
+        ensure!(
+            stats.pending == 0 && r.stats.rejected == 0,
+            "{}: {} change(s) still pending, {} rejected after reconnecting",
+            l.name,
+            stats.pending,
+            r.stats.rejected
+        );
+        sessions.push(Session {
+            field_writes: pending,
+            report: r,
+            wall,
+            udp_up: relay
+                .stats()
+                .up_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            udp_down: relay
+                .stats()
+                .down_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            store_cpu,
+            quic,
+            until_session_end,
+        });
+    }
+
+    // Everyone syncs once more; then every laptop must hold exactly the server's state.
+    for l in &mut laptops {
+        let remote = Remote::from_bundle(&l.bundle)?;
+        sync_once(&mut l.store, &remote, &clock, SYNC_TIMEOUT_S)
+            .await
+            .with_context(|| format!("final sync of {}", l.name))?;
+    }
+    let mut converged = true;
+    {
+        let server_view = SqliteStore::open(&data.store())?;
+        for l in &laptops {
+            let id = l.store.identity()?.context("laptop identity")?;
+            let mine = export::digest(&l.store, Some(&id.scopes()))?;
+            let theirs = export::digest(&server_view, Some(&id.scopes()))?;
+            converged &= mine == theirs;
+        }
+    }
+    server.shutdown().await;
+
+    // The replays, on the server's state as each laptop found it, on an otherwise idle process.
+    let mut server_db = replay_dir.join("server-0.sqlite");
+    for (k, l) in laptops.iter().enumerate() {
+        let laptop_db = replay_dir.join(format!("laptop-{}.sqlite", k + 1));
+        let device = DeviceAuth {
+            actor: l.bundle.device,
+            unit: UNIT.into(),
+            territory: TERRITORY.into(),
+        };
+        let replays = replay_all(&replay_dir, k, &server_db, &laptop_db, &device, &time)?;
+        server_db = replays.next_server.clone();
+        push_rows(report, k, l, &sessions[k], &deltas[k], &replays);
+    }
+    report.push(
+        json!({
+            "bench": "w1.converged",
+            "what": "after a second sync of every laptop, each laptop's digest equals the server's for its scope",
+            "converged": converged,
+            "informational": true,
+            "ok": converged,
+        }),
+        if converged {
+            "all digests equal".into()
+        } else {
+            "DIGESTS DIFFER".into()
+        },
+        "equal".into(),
+    );
+    Ok(())
+}
+
+/// The scheduler's appointments of the unit, written on the server before the week (big
+/// actions, as the scheduler's tools do). Returns their ids.
+fn load_server(data: &DataDir, seed: u64, count: usize, now: WallMs) -> Result<Vec<Uuid>> {
+    let mut store = SqliteStore::open(&data.store())?;
+    let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001);
+    let mut ids = Vec::with_capacity(count);
+    let mut action = LocalAction::default();
+    let mut changes = 0;
+    for _ in 0..count {
+        // Planned over the coming two months; a third carry a note from the coordination.
+        let with_note = rng.chance(30);
+        let a = new_appointment(&mut rng, now, 60, with_note);
+        let (id, one) = add_appointment(&store, &mut rng, now, &a)?;
+        let n: usize = one.edits.iter().map(|e| e.sets.len()).sum();
+        if changes + n > SCHEDULER_ACTION_CHANGES_MAX {
+            store.write_local(now, &std::mem::take(&mut action))?;
+            changes = 0;
+        }
+        action.edits.extend(one.edits);
+        changes += n;
+        ids.push(id);
+    }
+    if !action.edits.is_empty() {
+        store.write_local(now, &action)?;
+    }
+    Ok(ids)
+}
+
+/// What a laptop does in a day, in time order.
+enum Event {
+    Create(usize),
+    Reschedule(usize),
+    Status(usize),
+    Note(usize),
+    Shared,
+}
+
+fn offline_week(
+    l: &mut Laptop,
+    rng: &mut Rng,
+    time: &Timeline,
+    sizes: Sizes,
+    shared: &[Uuid],
+) -> Result<()> {
+    let step = DAY_LENGTH_S * 1000 / sizes.per_day as i64;
+    for d in 0..DAYS {
+        let start = time.day_start(d);
+        let at = |offset_ms: i64| start.saturating_add_signed(offset_ms);
+        let mut events: Vec<(WallMs, Event)> = Vec::new();
+        for i in 0..sizes.per_day {
+            let t = i as i64 * step;
+            events.push((at(t), Event::Create(i)));
+            let later = |rng: &mut Rng| at(t + 60_000 * (1 + rng.below(240) as i64));
+            if rng.chance(RESCHEDULE_PCT) {
+                events.push((later(rng), Event::Reschedule(i)));
+            }
+            if rng.chance(STATUS_PCT) {
+                events.push((later(rng), Event::Status(i)));
+            }
+            if rng.chance(NOTE_PCT) {
+                events.push((later(rng), Event::Note(i)));
+            }
+        }
+        for _ in 0..sizes.old_edits_per_day {
+            let t = rng.below(DAY_LENGTH_S as u64 * 1000) as i64;
+            events.push((at(t), Event::Shared));
+        }
+        events.sort_by_key(|(t, _)| *t);
+        let mut today: Vec<Uuid> = Vec::with_capacity(sizes.per_day);
+        for (now, event) in events {
+            match event {
+                Event::Create(i) => {
+                    ensure!(i == today.len(), "appointments are created in order");
+                    let a = new_appointment(rng, now, 21, false);
+                    let (id, action) = add_appointment(&l.store, rng, now, &a)?;
+                    l.store.write_local(now, &action)?;
+                    for e in &action.edits {
+                        l.touched
+                            .entry(e.id)
+                            .or_default()
+                            .extend(e.sets.iter().map(|(f, _)| *f));
+                    }
+                    today.push(id);
+                }
+                Event::Reschedule(i) | Event::Status(i) | Event::Note(i) => {
+                    let id = *today.get(i).context("an edit before its appointment")?;
+                    let (field, value) = match event {
+                        Event::Reschedule(_) => {
+                            (Field::Start, Value::Int(slot_after(rng, now, 21)))
+                        }
+                        Event::Status(_) => (Field::Status, outcome(rng)),
+                        _ => (Field::Note, note(rng)),
+                    };
+                    edit(&mut l.store, now, id, field, value)?;
+                    l.touched.entry(id).or_default().insert(field);
+                }
+                Event::Shared => {
+                    let id = *rng.pick(shared);
+                    let (field, value) = match rng.below(10) {
+                        0..=3 => (Field::Status, outcome(rng)),
+                        4..=6 => (Field::Start, Value::Int(slot_after(rng, now, 42))),
+                        _ => (Field::Note, note(rng)),
+                    };
+                    edit(&mut l.store, now, id, field, value)?;
+                    l.touched.entry(id).or_default().insert(field);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The floor a sync of this laptop can be compared with: for each record it changed, the final
+/// values of the fields it changed, no CRDT metadata, compact JSON, deflated. The canonical JSON
+/// of the same records (every field, siblings with HLC, device and counter) is kept beside it.
+#[derive(Debug, Clone, Copy)]
+struct Delta {
+    records: usize,
+    fields: usize,
+    json_bytes: usize,
+    deflated: usize,
+    canonical_deflated: usize,
+}
+
+fn net_delta(l: &Laptop) -> Result<Delta> {
+    let mut compact = Vec::with_capacity(l.touched.len());
+    let mut canonical = Vec::with_capacity(l.touched.len());
+    let mut fields = 0;
+    for (id, written) in &l.touched {
+        let record = l.store.record(*id)?.context("a touched record is gone")?;
+        let mut values = serde_json::Map::new();
+        for f in written {
+            let v = record
+                .value(*f)
+                .map_or(serde_json::Value::Null, Value::to_json);
+            values.insert(f.code().to_owned(), v);
+        }
+        fields += written.len();
+        compact.push(json!([id.to_string(), record.kind.code(), values]));
+        canonical.push(record.canonical_json());
+    }
+    let json_bytes = serde_json::to_vec(&compact)?;
+    Ok(Delta {
+        records: l.touched.len(),
+        fields,
+        json_bytes: json_bytes.len(),
+        deflated: deflated_len(&json_bytes)?,
+        canonical_deflated: deflated_len(&serde_json::to_vec(&canonical)?)?,
+    })
+}
+
+/// One real reconnection.
+struct Session {
+    field_writes: u64,
+    report: tournee_agent::sync::Report,
+    wall: Duration,
+    udp_up: u64,
+    udp_down: u64,
+    /// CPU time of the server's store thread during the session, when the thread was found.
+    store_cpu: Option<Duration>,
+    /// The client connection's QUIC statistics at the end of the session.
+    quic: quinn::ConnectionStats,
+    /// From the start of the connection to the end of the session (before the close drains).
+    until_session_end: Duration,
+}
+
+/// The server-side cost of one replayed session.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerCost {
+    /// Thread CPU: decoding frames.
+    decode: Duration,
+    /// Thread CPU: `handle_message` and `fill` (authorization, merge, SQLite, commit).
+    session: Duration,
+    /// Thread CPU: encoding (and deflating) frames.
+    encode: Duration,
+    /// Wall time of the same work (includes waiting for `fsync`).
+    wall: Duration,
+}
+
+impl ServerCost {
+    fn cpu(&self) -> Duration {
+        self.decode + self.session + self.encode
+    }
+}
+
+/// What a replay saw.
+#[derive(Debug, Clone, Default)]
+struct Flow {
+    bytes_up: u64,
+    bytes_down: u64,
+    messages_up: usize,
+    messages_down: usize,
+    /// Client flights carrying messages, each followed by a wait for the server.
+    round_trips: usize,
+    /// Hello, Welcome, Ack and UpToDate frames, both ways.
+    metadata_bytes: u64,
+    changes_up: usize,
+    changes_down: usize,
+    cost: ServerCost,
+    /// Changes the server refused (none expected).
+    rejected: usize,
+}
+
+/// Replay one laptop's reconnection sans-IO: a `ClientSession` on `laptop_db`, a
+/// `ServerSession` on `server_db` (both modified), exchanging the real frames in lockstep.
+///
+/// The client sends as `tournee_agent::sync::session` does: what `ClientSession::new` queued
+/// (Hello and the first batches), refilling from the outbox whenever its queue has been
+/// written, then after each batch of server messages whatever `fill` queues; when it is synced
+/// with nothing queued it refills or finishes. Each flight of client messages that has to wait
+/// for the server's answer costs one round trip.
+///
+/// The server's side is timed: frames decoded, `handle_message` for each, then `poll_transmit`
+/// and `fill` until nothing is left (as `tournee_server::serve` flushes), frames encoded.
+fn replay(
+    server_db: &Path,
+    laptop_db: &Path,
+    device: &DeviceAuth,
+    now: WallMs,
+    warm: bool,
+) -> Result<Flow> {
+    let mut server = SqliteStore::open(server_db)?;
+    let mut laptop = SqliteStore::open(laptop_db)?;
+    if warm {
+        warm_up(&mut server, now)?;
+    }
+    let mut flow = Flow::default();
+    let mut client = ClientSession::new(&laptop)?;
+    let mut session = ServerSession::new(device.clone(), now);
+    let mut server_in = FrameReader::new();
+    let mut client_in = FrameReader::new();
+    let mut finished = false;
+    for _ in 0..1_000 {
+        // The client's flight.
+        let mut up: Vec<u8> = Vec::new();
+        let mut sent = 0;
+        loop {
+            // The agent refills its queue whenever what it queued has been written.
+            client.fill(&laptop)?;
+            let mut drained = 0;
+            while let Some(m) = client.poll_transmit() {
+                if let ClientMsg::Changes { batch, .. } = &m {
+                    flow.changes_up += batch.len();
+                }
+                let f = frame::encode(&m);
+                if matches!(m, ClientMsg::Hello { .. }) {
+                    flow.metadata_bytes += f.len() as u64;
+                }
+                up.extend_from_slice(&f);
+                drained += 1;
+            }
+            sent += drained;
+            if drained > 0 {
+                continue;
+            }
+            if !finished && client.is_synced() {
+                if laptop.outbox_after(client.acked(), 1)?.is_empty() {
+                    finished = true;
+                } else {
+                    client.fill(&laptop)?;
+                    continue;
+                }
+            }
+            break;
+        }
+        if sent == 0 {
+            if finished {
+                return Ok(flow);
+            }
+            bail!("replay stalled: the client waits with nothing sent");
+        }
+        flow.round_trips += 1;
+        flow.messages_up += sent;
+        flow.bytes_up += up.len() as u64;
+
+        // The server's turn, timed.
+        let wall = Instant::now();
+        let c0 = thread_cpu()?;
+        server_in.push(&up)?;
+        let mut msgs = Vec::new();
+        while let Some(m) = server_in.next_msg::<ClientMsg>()? {
+            msgs.push(m);
+        }
+        let c1 = thread_cpu()?;
+        for m in msgs {
+            session.handle_message(now, m, &mut server)?;
+        }
+        let mut answers = Vec::new();
+        loop {
+            while let Some(m) = session.poll_transmit() {
+                answers.push(m);
+            }
+            session.fill(&server)?;
+            if !session.has_pending_transmit() {
+                break;
+            }
+        }
+        let c2 = thread_cpu()?;
+        let frames: Vec<Vec<u8>> = answers.iter().map(frame::encode).collect();
+        let c3 = thread_cpu()?;
+        flow.cost.wall += wall.elapsed();
+        flow.cost.decode += c1.saturating_sub(c0);
+        flow.cost.session += c2.saturating_sub(c1);
+        flow.cost.encode += c3.saturating_sub(c2);
+
+        // The client takes the answers.
+        for (m, f) in answers.iter().zip(&frames) {
+            flow.bytes_down += f.len() as u64;
+            flow.messages_down += 1;
+            match m {
+                ServerMsg::Changes { batch, .. } => flow.changes_down += batch.len(),
+                ServerMsg::Ack { rejected, .. } => {
+                    flow.rejected += rejected.len();
+                    flow.metadata_bytes += f.len() as u64;
+                }
+                _ => flow.metadata_bytes += f.len() as u64,
+            }
+            client_in.push(f)?;
+        }
+        while let Some(m) = client_in.next_msg::<ServerMsg>()? {
+            client.handle_message(now, m, &mut laptop)?;
+        }
+        client.fill(&laptop)?;
+    }
+    bail!("replay did not finish in 1000 flights")
+}
+
+/// A short session of another device of the unit on the same connection (Hello and a batch
+/// creating one appointment), so the measured session finds SQLite's statement cache and upper
+/// B-tree pages as a long-running server has them.
+fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
+    let mut other = SqliteStore::open_in_memory()?;
+    other.set_identity(&Identity {
+        device: WARMUP_ACTOR,
+        unit: UNIT.into(),
+        territory: TERRITORY.into(),
+    })?;
+    let mut rng = Rng::new(now);
+    let a = new_appointment(&mut rng, now - 60_000, 7, true);
+    let (_, action) = add_appointment(&other, &mut rng, now - 60_000, &a)?;
+    other.write_local(now - 60_000, &action)?;
+    let changes: Vec<_> = other
+        .outbox_after(0, 100)?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let device = DeviceAuth {
+        actor: WARMUP_ACTOR,
+        unit: UNIT.into(),
+        territory: TERRITORY.into(),
+    };
+    let mut s = ServerSession::new(device, now);
+    let head = server.changelog_head()?;
+    let mut msgs = vec![ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        cursor: head,
+        acked: 0,
+    }];
+    msgs.extend(pack(&changes).into_iter().map(|batch| ClientMsg::Changes {
+        first_seq: 1,
+        batch,
+    }));
+    for m in msgs {
+        s.handle_message(now, m, server)?;
+    }
+    loop {
+        while let Some(m) = s.poll_transmit() {
+            frame::encode(&m);
+        }
+        s.fill(server)?;
+        if !s.has_pending_transmit() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The replays of one laptop's session.
+struct Replays {
+    /// The cold replay: fresh connection, as the real session's byte check.
+    cold: Flow,
+    /// Warm replays, in run order.
+    warm: Vec<Flow>,
+    /// The server's state after this laptop's session (the next laptop's starting point).
+    next_server: PathBuf,
+}
+
+fn replay_all(
+    dir: &Path,
+    k: usize,
+    server_db: &Path,
+    laptop_db: &Path,
+    device: &DeviceAuth,
+    time: &Timeline,
+) -> Result<Replays> {
+    let fresh = |tag: &str| -> Result<(PathBuf, PathBuf)> {
+        let s = dir.join(format!("run-server-{}-{tag}.sqlite", k + 1));
+        let l = dir.join(format!("run-laptop-{}-{tag}.sqlite", k + 1));
+        copy_db(server_db, &s)?;
+        copy_db(laptop_db, &l)?;
+        Ok((s, l))
+    };
+    let remove = |p: &Path| {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
+    };
+    let (s, l) = fresh("cold")?;
+    let cold = replay(&s, &l, device, time.sync_at, false)?;
+    remove(&l);
+    let next_server = s;
+    let mut warm = Vec::with_capacity(REPLAY_RUNS);
+    for run in 0..REPLAY_RUNS {
+        let (s, l) = fresh(&format!("warm{run}"))?;
+        warm.push(replay(&s, &l, device, time.sync_at, true)?);
+        remove(&s);
+        remove(&l);
+    }
+    Ok(Replays {
+        cold,
+        warm,
+        next_server,
+    })
+}
+
+fn push_rows(
+    report: &mut Report,
+    k: usize,
+    l: &Laptop,
+    s: &Session,
+    delta: &Delta,
+    replays: &Replays,
+) {
+    let name = &l.name;
+    let r = &s.report;
+    let ratio = r.bytes_out as f64 / delta.deflated.max(1) as f64;
+    let udp_ratio = s.udp_up as f64 / delta.deflated.max(1) as f64;
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    report.push(
+        json!({
+            "bench": format!("w1.{name}.bytes_up"),
+            "what": "stream payload bytes the agent sent (frames), over the deflated net delta of its week",
+            "bytes_up": r.bytes_out,
+            "udp_bytes_up": s.udp_up,
+            "deflated_delta_bytes": delta.deflated,
+            "delta_json_bytes": delta.json_bytes,
+            "delta_records": delta.records,
+            "delta_fields": delta.fields,
+            "canonical_json_deflated_bytes": delta.canonical_deflated,
+            "field_writes": s.field_writes,
+            "ratio": round(ratio),
+            "udp_ratio": round(udp_ratio),
+            "target_ratio": TARGET_BYTES_RATIO,
+            "ok_udp": udp_ratio <= TARGET_BYTES_RATIO,
+            "ok": ratio <= TARGET_BYTES_RATIO,
+        }),
+        format!(
+            "{} up = {:.2}x delta {} (UDP {} = {:.2}x)",
+            kb(r.bytes_out),
+            ratio,
+            kb(delta.deflated as u64),
+            kb(s.udp_up),
+            udp_ratio
+        ),
+        format!("<= {TARGET_BYTES_RATIO}x deflated delta"),
+    );
+
+    let cold = &replays.cold;
+    report.push(
+        json!({
+            "bench": format!("w1.{name}.round_trips"),
+            "what": "client flights of messages after the QUIC handshake, each waiting for the server (sans-IO replay of the session with the agent's sending rules)",
+            "round_trips": cold.round_trips,
+            "messages_up": cold.messages_up,
+            "messages_down": cold.messages_down,
+            "batches_up": r.stats.batches_out,
+            "closing": "then FIN both ways: one more round trip before sync_once returns, carrying no data",
+            "target_round_trips": TARGET_ROUND_TRIPS,
+            "ok": cold.round_trips <= TARGET_ROUND_TRIPS,
+        }),
+        format!(
+            "{} ({} messages up, {} down)",
+            cold.round_trips, cold.messages_up, cold.messages_down
+        ),
+        format!("<= {TARGET_ROUND_TRIPS}"),
+    );
+
+    let mut cpu: Vec<Duration> = replays.warm.iter().map(|f| f.cost.cpu()).collect();
+    cpu.sort_unstable();
+    let mut wall: Vec<Duration> = replays.warm.iter().map(|f| f.cost.wall).collect();
+    wall.sort_unstable();
+    let med = |f: fn(&ServerCost) -> Duration| {
+        let mut v: Vec<Duration> = replays.warm.iter().map(|x| f(&x.cost)).collect();
+        v.sort_unstable();
+        ms(percentile(&v, 50.0))
+    };
+    let p50 = percentile(&cpu, 50.0);
+    let ok = ms(p50) <= TARGET_SERVER_CPU_MS;
+    let changes = cold.changes_up + cold.changes_down;
+    report.push(
+        json!({
+            "bench": format!("w1.{name}.server_cpu"),
+            "what": "server thread CPU of one session replayed sans-IO on a synchronous=FULL file store after a warm-up session: frame decode + handle_message + fill + frame encode (no QUIC/TLS), p50",
+            "cpu_ms_p50": ms(p50),
+            "cpu_ms_max": ms(cpu.last().copied().unwrap_or_default()),
+            "decode_ms_p50": med(|c| c.decode),
+            "session_ms_p50": med(|c| c.session),
+            "encode_ms_p50": med(|c| c.encode),
+            "wall_ms_p50": ms(percentile(&wall, 50.0)),
+            "cold_cpu_ms": ms(cold.cost.cpu()),
+            "cold_wall_ms": ms(cold.cost.wall),
+            "real_session_store_thread_cpu_ms": s.store_cpu.map(ms),
+            "changes_up": cold.changes_up,
+            "changes_down": cold.changes_down,
+            "us_per_change": (us_f(p50) / changes.max(1) as f64 * 10.0).round() / 10.0,
+            "runs": replays.warm.len(),
+            "target_cpu_ms": TARGET_SERVER_CPU_MS,
+            "ok": ok,
+        }),
+        format!(
+            "p50 {:.1} ms CPU ({:.1} ms wall; real store thread {})",
+            ms(p50),
+            ms(percentile(&wall, 50.0)),
+            s.store_cpu
+                .map_or_else(|| "n/a".to_owned(), |d| format!("{:.1} ms", ms(d)))
+        ),
+        format!("<= {TARGET_SERVER_CPU_MS} ms"),
+    );
+
+    let same_up = cold.bytes_up == r.bytes_out;
+    report.push(
+        json!({
+            "bench": format!("w1.{name}.session"),
+            "what": "the real reconnection (the agent's connect + session + wait_idle, as sync_once runs them, over loopback QUIC through a fault-free relay counting UDP bytes)",
+            "order": k + 1,
+            "bytes_up": r.bytes_out,
+            "bytes_down": r.bytes_in,
+            "udp_bytes_up": s.udp_up,
+            "udp_bytes_down": s.udp_down,
+            "changes_up": r.stats.changes_out,
+            "changes_down": r.stats.changes_in,
+            "applied_down": r.stats.applied,
+            "batches_up": r.stats.batches_out,
+            "batches_down": r.stats.batches_in,
+            "wall_ms": ms(s.wall),
+            "connect_and_session_ms": ms(s.until_session_end),
+            "quic_client": {
+                "udp_datagrams_up": s.quic.udp_tx.datagrams,
+                "udp_bytes_up": s.quic.udp_tx.bytes,
+                "udp_datagrams_down": s.quic.udp_rx.datagrams,
+                "udp_bytes_down": s.quic.udp_rx.bytes,
+                "ack_frames_up": s.quic.frame_tx.acks,
+                "crypto_frames_up": s.quic.frame_tx.crypto,
+                "stream_frames_up": s.quic.frame_tx.stream,
+                "ping_frames_up": s.quic.frame_tx.ping,
+                "max_data_frames_up": s.quic.frame_tx.max_data + s.quic.frame_tx.max_stream_data,
+                "packets_sent": s.quic.path.sent_packets,
+                "mtu_probes_sent": s.quic.path.sent_plpmtud_probes,
+                "mtu": s.quic.path.current_mtu,
+                "lost_packets": s.quic.path.lost_packets,
+                "rtt_us": s.quic.path.rtt.as_micros() as u64,
+            },
+            "metadata_bytes": cold.metadata_bytes,
+            "replay_bytes_up": cold.bytes_up,
+            "replay_bytes_down": cold.bytes_down,
+            "replay_bytes_up_equal": same_up,
+            "informational": true,
+            "ok": same_up,
+        }),
+        format!(
+            "up {} / down {} ({} / {} changes), UDP {} / {}, {:.0} ms ({:.0} to session end)",
+            kb(r.bytes_out),
+            kb(r.bytes_in),
+            r.stats.changes_out,
+            r.stats.changes_in,
+            kb(s.udp_up),
+            kb(s.udp_down),
+            ms(s.wall),
+            ms(s.until_session_end)
+        ),
+        "replay sends the same bytes".into(),
+    );
+}
+
+fn us_f(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000_000.0
+}
