@@ -456,6 +456,7 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         },
     ];
     srv.push(ServerMsg::Ack {
+        after: 0,
         seq: 6,
         rejected: BVec(
             reasons
@@ -1234,7 +1235,7 @@ fn mutate_server(msg: &mut ServerMsg, m: &MsgMut) {
             MsgMut::Number2(n) => *server_time_ms = *n,
             _ => {}
         },
-        ServerMsg::Ack { seq, rejected } => match m {
+        ServerMsg::Ack { seq, rejected, .. } => match m {
             MsgMut::Number(n) => *seq = *n,
             MsgMut::Reject(s, reason) => {
                 let _ = rejected.try_push(Rejection {
@@ -2051,6 +2052,7 @@ fn adversarial_length_prefixes_are_refused_fast_before_allocating() {
     };
     for (n, ok) in [(ACK_REJECTIONS_MAX, true), (ACK_REJECTIONS_MAX + 1, false)] {
         let ack = payload_of(&ServerMsg::Ack {
+            after: 0,
             seq: 1,
             rejected: BVec(vec![rejection.clone(); n]),
         });

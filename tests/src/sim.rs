@@ -278,7 +278,19 @@ impl World {
         match self.agents[i].store.write_local(now, &action) {
             Ok(changes) => {
                 self.counts.actions += 1;
-                self.trace(format_args!("agent {i} writes {} change(s)", changes.len()));
+                let last = self.agents[i]
+                    .store
+                    .stats()
+                    .map(|s| s.last_seq)
+                    .unwrap_or(0);
+                self.trace(format_args!(
+                    "agent {i} writes {} change(s), up to seq {last}, records {:?}",
+                    changes.len(),
+                    changes
+                        .iter()
+                        .map(|c| c.record.to_string()[..8].to_owned())
+                        .collect::<std::collections::BTreeSet<_>>()
+                ));
                 for c in changes {
                     self.ledger.push((i, c));
                 }
@@ -820,8 +832,12 @@ fn describe_client(m: &ClientMsg) -> String {
 fn describe_server(m: &ServerMsg) -> String {
     match m {
         ServerMsg::Welcome { acked, .. } => format!("Welcome acked {acked}"),
-        ServerMsg::Ack { seq, rejected } => format!(
-            "Ack {seq} (rejected: {})",
+        ServerMsg::Ack {
+            after,
+            seq,
+            rejected,
+        } => format!(
+            "Ack {after}..{seq} (rejected: {})",
             rejected
                 .0
                 .iter()

@@ -70,7 +70,10 @@ fn five_hundred_seeded_fault_schedules_end_converged_with_nothing_lost() {
 /// 1, 3, 15, 17 — a refusal was lost when the server committed a batch and the link dropped
 /// before its Ack (refusals are now kept on the server until the laptop confirms them);
 /// 1010, 1163, 1182, 1235, 1269 — a changelog batch delivered out of order let the laptop's
-/// cursor skip the one before (changelog messages now say which position they follow).
+/// cursor skip the one before (changelog messages now say which position they follow);
+/// 109668 (found in a 10,000-seed run) — two Acks delivered out of order: the later one
+/// acknowledged the earlier one's refused changes as accepted (Acks now chain like the
+/// changelog, and an out-of-order one ends the session before anything is acknowledged).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     for (seed, steps) in [
@@ -83,6 +86,7 @@ fn seeds_that_found_bugs_stay_fixed() {
         (1182, 250),
         (1235, 250),
         (1269, 250),
+        (109668, 150),
     ] {
         if let Err(f) = run(seed, steps) {
             panic!("{f}");

@@ -163,7 +163,19 @@ impl ClientSession {
             (ClientState::Active, ServerMsg::Welcome { .. }) => {
                 Err(ProtocolError::Unexpected("a second Welcome"))
             }
-            (ClientState::Active, ServerMsg::Ack { seq, rejected }) => {
+            (
+                ClientState::Active,
+                ServerMsg::Ack {
+                    after,
+                    seq,
+                    rejected,
+                },
+            ) => {
+                if after > self.acked {
+                    return Err(ProtocolError::Unexpected(
+                        "an acknowledgement out of order (it follows one not received)",
+                    ));
+                }
                 // An ack past what this session sent is possible when an older connection of
                 // this device delivered more before it died; it must still be a change we have.
                 if seq > self.sent_to && seq > store.stats()?.last_seq {
@@ -289,6 +301,8 @@ pub struct ServerSession {
     cursor: u64,
     /// Changelog position the agent holds once it took everything sent.
     sent_cursor: u64,
+    /// Highest sequence acknowledged to the agent in this session (or known to it at Hello).
+    ack_sent: u64,
     announced: Option<u64>,
     out: VecDeque<ServerMsg>,
     stats: SessionStats,
@@ -304,6 +318,7 @@ impl ServerSession {
             },
             cursor: 0,
             sent_cursor: 0,
+            ack_sent: 0,
             announced: None,
             out: VecDeque::new(),
             stats: SessionStats::default(),
@@ -352,22 +367,17 @@ impl ServerSession {
                 // Acknowledgements the agent missed (its link dropped after our commit) are
                 // sent again with their refusals, which are kept until the agent confirms them.
                 store.forget_rejections(self.device.actor, agent_acked.min(acked))?;
+                self.ack_sent = agent_acked;
                 if acked > agent_acked {
                     let mut pending =
                         store.device_rejections(self.device.actor, agent_acked, acked)?;
                     while pending.len() > ACK_REJECTIONS_MAX {
                         let rest = pending.split_off(ACK_REJECTIONS_MAX);
                         let seq = pending.last().map_or(acked, |r| r.seq);
-                        self.out.push_back(ServerMsg::Ack {
-                            seq,
-                            rejected: super::bounded::BVec(pending),
-                        });
+                        self.push_ack(seq, pending);
                         pending = rest;
                     }
-                    self.out.push_back(ServerMsg::Ack {
-                        seq: acked,
-                        rejected: super::bounded::BVec(pending),
-                    });
+                    self.push_ack(acked, pending);
                 }
                 self.cursor = cursor.min(store.changelog_head()?);
                 self.sent_cursor = self.cursor;
@@ -411,16 +421,24 @@ impl ServerSession {
         self.stats.applied += result.applied;
         self.stats.duplicates += result.duplicates;
         self.stats.rejected += result.rejected.len();
-        let mut rejected = super::bounded::BVec::new();
-        for r in result.rejected {
-            // A batch holds at most BATCH_CHANGES_MAX changes, the bound of this list.
-            let _ = rejected.try_push(r);
+        // A batch holds at most BATCH_CHANGES_MAX changes, the bound of the refusal list.
+        self.push_ack(result.acked, result.rejected);
+        Ok(())
+    }
+
+    /// Queue an acknowledgement up to `seq`, chained to the previous one.
+    fn push_ack(&mut self, seq: u64, rejected: Vec<super::wire::Rejection>) {
+        let after = self.ack_sent;
+        self.ack_sent = self.ack_sent.max(seq);
+        let mut list = super::bounded::BVec::new();
+        for r in rejected {
+            let _ = list.try_push(r);
         }
         self.out.push_back(ServerMsg::Ack {
-            seq: result.acked,
-            rejected,
+            after,
+            seq,
+            rejected: list,
         });
-        Ok(())
     }
 
     /// Queue changelog batches for the device while the queue has room; when caught up, queue

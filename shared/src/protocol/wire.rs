@@ -378,6 +378,9 @@ pub enum ServerMsg {
     },
     /// A batch was committed: everything up to `seq` is durable on the server.
     Ack {
+        /// Sequence number this acknowledgement follows: the agent must already be there, or an
+        /// earlier Ack (and its refusals) was lost or overtaken.
+        after: u64,
         /// Highest sequence now acknowledged.
         seq: u64,
         /// Changes of the batch that were refused.
