@@ -117,7 +117,9 @@ impl FrameReader {
         self.buf.len()
     }
 
-    /// Add bytes received. Refuses to buffer past one maximal frame.
+    /// Add bytes received; refuses a frame whose announced length is over the limit. Callers
+    /// drain every whole message with `next_msg` after each push, so the buffer holds at most
+    /// one maximal frame plus one read.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         self.buf.extend_from_slice(bytes);
         self.check_header()
