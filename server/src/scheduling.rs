@@ -13,7 +13,8 @@ use tournee_shared::clock::WallMs;
 use tournee_shared::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
 use tournee_shared::refdata::RefData;
 use tournee_shared::schedule::{
-    decode_stops, encode_stops, passage_id, ranges_overlap, visit_dates, RoundStop,
+    decode_stops, encode_stops, first_common_visit, passage_id, ranges_overlap, visit_dates,
+    RoundStop,
 };
 use tournee_shared::store::facts::is_marked;
 use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
@@ -185,15 +186,21 @@ fn validate(
         if !ranges_overlap((spec.from, spec.to), (other.from, other.to)) {
             continue;
         }
+        // Windows that overlap in time clash only on a date both rounds visit: alternating
+        // weeks at the same hour are a normal plan.
         for a in &spec.stops {
-            if let Some(b) = other.stops.iter().find(|b| a.overlaps(b)) {
-                bail!(
-                    "stop: window {} overlaps round '{}' ({}) of unit {} on the same day",
-                    window(a),
-                    other.name,
-                    window(b),
-                    unit.id
-                );
+            for b in other.stops.iter().filter(|b| a.overlaps(b)) {
+                let mine = (spec.from, spec.to, spec.every_weeks);
+                let theirs = (other.from, other.to, other.every_weeks);
+                if let Some(date) = first_common_visit(mine, theirs, a.weekday) {
+                    bail!(
+                        "stop: window {} overlaps round '{}' ({}) of unit {} on {date}",
+                        window(a),
+                        other.name,
+                        window(b),
+                        unit.id
+                    );
+                }
             }
         }
     }

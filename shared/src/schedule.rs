@@ -184,6 +184,40 @@ pub fn passage_id(round: Uuid, stop: &RoundStop, date: NaiveDate) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// The first date on which two recurrences — (first day, last day, every N weeks) — both visit
+/// on `weekday`, if any. The combined pattern repeats every lcm(N₁, N₂) weeks once both have
+/// started, so one such period is enough to decide.
+pub fn first_common_visit(
+    a: (NaiveDate, Option<NaiveDate>, u32),
+    b: (NaiveDate, Option<NaiveDate>, u32),
+    weekday: Weekday,
+) -> Option<NaiveDate> {
+    fn gcd(x: u32, y: u32) -> u32 {
+        if y == 0 {
+            x
+        } else {
+            gcd(y, x % y)
+        }
+    }
+    let (na, nb) = (a.2.clamp(1, EVERY_WEEKS_MAX), b.2.clamp(1, EVERY_WEEKS_MAX));
+    let period = na / gcd(na, nb) * nb;
+    let start = a.0.max(b.0);
+    let mut end = start + Duration::weeks(i64::from(period) + 1);
+    for last in [a.1, b.1].into_iter().flatten() {
+        end = end.min(last);
+    }
+    if end < start {
+        return None;
+    }
+    let theirs: std::collections::HashSet<NaiveDate> =
+        visit_dates(b.0, b.1, nb, weekday, start, end)
+            .into_iter()
+            .collect();
+    visit_dates(a.0, a.1, na, weekday, start, end)
+        .into_iter()
+        .find(|d| theirs.contains(d))
+}
+
 /// True when two validity ranges share a day (`None` = open-ended).
 pub fn ranges_overlap(
     a: (NaiveDate, Option<NaiveDate>),
@@ -321,6 +355,29 @@ mod tests {
         }
         let e = RoundStop::parse(&format!("{id}@thu@17:00-14:00")).expect_err("backwards");
         assert!(e.to_string().contains("end must come after its start"));
+    }
+
+    #[test]
+    fn alternating_weeks_never_meet_but_weekly_and_fortnightly_do() {
+        let even = (d("2027-03-01"), None, 2);
+        let odd = (d("2027-03-08"), None, 2);
+        assert_eq!(first_common_visit(even, odd, Weekday::Tue), None);
+        let weekly = (d("2027-03-08"), None, 1);
+        assert_eq!(
+            first_common_visit(even, weekly, Weekday::Tue),
+            Some(d("2027-03-16"))
+        );
+        let every_3 = (d("2027-03-01"), None, 3);
+        assert_eq!(
+            first_common_visit(even, every_3, Weekday::Mon),
+            Some(d("2027-03-01"))
+        );
+        let ended = (d("2027-03-08"), Some(d("2027-03-14")), 1);
+        assert_eq!(
+            first_common_visit(even, ended, Weekday::Tue),
+            None,
+            "ends before they meet"
+        );
     }
 
     #[test]

@@ -724,6 +724,34 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
         format!("{b}@tue@08:00-09:30"),
     ]);
     assert!(e.contains("overlaps"), "{e}");
+    // Alternating weeks at the same hour are a normal plan ("X on even weeks, Y on odd weeks");
+    // a weekly round at that hour meets one of them, and the refusal names the first date.
+    let fortnight = |from: &str, stop: &str| {
+        [
+            "round",
+            "add",
+            "--unit",
+            "bus-80-1",
+            "--name",
+            "Q",
+            "--from",
+            from,
+            "--every-weeks",
+            "2",
+            "--stop",
+        ]
+        .iter()
+        .map(|x| (*x).to_owned())
+        .chain(std::iter::once(format!("{stop}@sat@09:00-12:00")))
+        .collect::<Vec<String>>()
+    };
+    ok(fortnight("2027-01-11", &a));
+    ok(fortnight("2027-01-18", &b));
+    let e = err(round("bus-80-1", &[format!("{a}@sat@10:00-11:00")]));
+    assert!(
+        e.contains("overlaps") && (e.contains("2027-01-16") || e.contains("2027-01-23")),
+        "the first date it meets one of them: {e}"
+    );
     // A window that ends before it starts.
     let e = err(round("bus-80-1", &[format!("{a}@thu@12:00-09:00")]));
     assert!(e.contains("12:00-09:00"), "{e}");
@@ -756,9 +784,10 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
     ok(round("bus-80-1", &[format!("{b}@tue@12:00-13:30")]));
     ok(round("bus-80-2", &[format!("{a}@tue@09:00-12:00")]));
 
-    // The refusals left nothing behind: 4 rounds, and the edited one kept its Wednesdays.
+    // The refusals left nothing behind: 6 rounds (4 + the two alternating ones), and the edited
+    // one kept its Wednesdays.
     let rounds = json(&srv(&server, today, &["round", "list", "--format", "json"]));
-    assert_eq!(rounds["rounds"].as_array().map(Vec::len), Some(4));
+    assert_eq!(rounds["rounds"].as_array().map(Vec::len), Some(6));
     let second_round = rounds["rounds"]
         .as_array()
         .expect("rounds")
@@ -779,7 +808,11 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
             "json",
         ],
     ));
-    assert_eq!(all["passages"].as_array().map(Vec::len), Some(4 * 8));
+    assert_eq!(
+        all["passages"].as_array().map(Vec::len),
+        Some(4 * 8 + 2 * 4),
+        "four weekly rounds and two fortnightly ones over 8 weeks"
+    );
     assert!(rounds.to_string().contains(&first));
     let export = srv(&server, today, &["export", "--format", "json"]);
     assert!(!export.contains("Nulle part") && !export.contains("Ailleurs"));
