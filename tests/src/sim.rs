@@ -380,8 +380,6 @@ impl World {
     /// Deliver one frame of agent `i`'s connection, `up` (to the server) or down.
     fn deliver(&mut self, i: usize, up: bool) -> Result<(), Failure> {
         let step = self.step;
-        let server_now = self.now();
-        let agent_now = self.agent_now(i);
         let dup = self.rng.chance(30);
         let reorder = self.rng.chance(30);
         let a = &mut self.agents[i];
@@ -415,54 +413,7 @@ impl World {
         }
         for _ in 0..copies {
             self.counts.delivered += 1;
-            let mut reader = FrameReader::new();
-            let result = reader
-                .push(&bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    let a = &mut self.agents[i];
-                    let Some(conn) = a.conn.as_mut() else {
-                        return Ok(());
-                    };
-                    if up {
-                        let msg: ClientMsg = reader
-                            .next_msg()
-                            .map_err(|e| e.to_string())?
-                            .ok_or("partial frame")?;
-                        if self.verbose {
-                            eprintln!(
-                                "[{step:>5}]   agent {i} -> server: {}",
-                                describe_client(&msg)
-                            );
-                        }
-                        conn.server
-                            .handle_message(server_now, msg, &mut self.server)
-                            .map_err(|e| e.to_string())?;
-                        conn.server.fill(&self.server).map_err(|e| e.to_string())?;
-                        while let Some(m) = conn.server.poll_transmit() {
-                            conn.down.push_back(frame::encode(&m));
-                        }
-                    } else {
-                        let msg: ServerMsg = reader
-                            .next_msg()
-                            .map_err(|e| e.to_string())?
-                            .ok_or("partial frame")?;
-                        if self.verbose {
-                            eprintln!(
-                                "[{step:>5}]   server -> agent {i}: {}",
-                                describe_server(&msg)
-                            );
-                        }
-                        conn.client
-                            .handle_message(agent_now, msg, &mut a.store)
-                            .map_err(|e| e.to_string())?;
-                        conn.client.fill(&a.store).map_err(|e| e.to_string())?;
-                        while let Some(m) = conn.client.poll_transmit() {
-                            conn.up.push_back(frame::encode(&m));
-                        }
-                    }
-                    Ok(())
-                });
+            let result = self.handle_frame(i, up, &bytes);
             if let Err(e) = result {
                 if e.contains("storage error") || e.contains("damaged") {
                     return Err(self.fail(format!("agent {i} session storage failure: {e}")));
@@ -618,8 +569,6 @@ impl World {
     }
 
     fn deliver_plain(&mut self, i: usize, up: bool) -> Result<(), Failure> {
-        let server_now = self.now();
-        let agent_now = self.agent_now(i);
         let a = &mut self.agents[i];
         let Some(conn) = a.conn.as_mut() else {
             return Ok(());
@@ -628,53 +577,60 @@ impl World {
         let Some(bytes) = queue.pop_front() else {
             return Ok(());
         };
+        self.handle_frame(i, up, &bytes)
+            .map_err(|e| self.fail(format!("agent {i} session failed at quiescence: {e}")))
+    }
+
+    /// Hand one frame to the server's (`up`) or the agent's session of agent `i`'s connection,
+    /// and queue what that session answers.
+    fn handle_frame(&mut self, i: usize, up: bool, bytes: &[u8]) -> Result<(), String> {
+        let step = self.step;
+        let server_now = self.now();
+        let agent_now = self.agent_now(i);
         let mut reader = FrameReader::new();
-        let r: Result<(), String> = reader
-            .push(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                if up {
-                    let msg: ClientMsg = reader
-                        .next_msg()
-                        .map_err(|e| e.to_string())?
-                        .ok_or("partial")?;
-                    if self.verbose {
-                        eprintln!(
-                            "[{:>5}]   agent {i} -> server: {}",
-                            self.step,
-                            describe_client(&msg)
-                        );
-                    }
-                    conn.server
-                        .handle_message(server_now, msg, &mut self.server)
-                        .map_err(|e| e.to_string())?;
-                    conn.server.fill(&self.server).map_err(|e| e.to_string())?;
-                    while let Some(m) = conn.server.poll_transmit() {
-                        conn.down.push_back(frame::encode(&m));
-                    }
-                } else {
-                    let msg: ServerMsg = reader
-                        .next_msg()
-                        .map_err(|e| e.to_string())?
-                        .ok_or("partial")?;
-                    if self.verbose {
-                        eprintln!(
-                            "[{:>5}]   server -> agent {i}: {}",
-                            self.step,
-                            describe_server(&msg)
-                        );
-                    }
-                    conn.client
-                        .handle_message(agent_now, msg, &mut a.store)
-                        .map_err(|e| e.to_string())?;
-                    conn.client.fill(&a.store).map_err(|e| e.to_string())?;
-                    while let Some(m) = conn.client.poll_transmit() {
-                        conn.up.push_back(frame::encode(&m));
-                    }
-                }
-                Ok(())
-            });
-        r.map_err(|e| self.fail(format!("agent {i} session failed at quiescence: {e}")))
+        reader.push(bytes).map_err(|e| e.to_string())?;
+        let a = &mut self.agents[i];
+        let Some(conn) = a.conn.as_mut() else {
+            return Ok(());
+        };
+        if up {
+            let msg: ClientMsg = reader
+                .next_msg()
+                .map_err(|e| e.to_string())?
+                .ok_or("partial frame")?;
+            if self.verbose {
+                eprintln!(
+                    "[{step:>5}]   agent {i} -> server: {}",
+                    describe_client(&msg)
+                );
+            }
+            conn.server
+                .handle_message(server_now, msg, &mut self.server)
+                .map_err(|e| e.to_string())?;
+            conn.server.fill(&self.server).map_err(|e| e.to_string())?;
+            while let Some(m) = conn.server.poll_transmit() {
+                conn.down.push_back(frame::encode(&m));
+            }
+        } else {
+            let msg: ServerMsg = reader
+                .next_msg()
+                .map_err(|e| e.to_string())?
+                .ok_or("partial frame")?;
+            if self.verbose {
+                eprintln!(
+                    "[{step:>5}]   server -> agent {i}: {}",
+                    describe_server(&msg)
+                );
+            }
+            conn.client
+                .handle_message(agent_now, msg, &mut a.store)
+                .map_err(|e| e.to_string())?;
+            conn.client.fill(&a.store).map_err(|e| e.to_string())?;
+            while let Some(m) = conn.client.poll_transmit() {
+                conn.up.push_back(frame::encode(&m));
+            }
+        }
+        Ok(())
     }
 
     /// The first record whose canonical form differs between agent `i` and the server.

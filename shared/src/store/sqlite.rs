@@ -370,6 +370,19 @@ fn load_record(conn: &Connection, id: Uuid) -> Result<Option<Record>, StoreError
         .transpose()
 }
 
+/// A record from a row of `SELECT id, kind, scope, state FROM records`.
+fn record_of_row(r: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
+    let id: Vec<u8> = r.get(0)?;
+    let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
+        what: "record id",
+        detail: e.to_string(),
+    })?;
+    let kind: i64 = r.get(1)?;
+    let scope: String = r.get(2)?;
+    let state: Vec<u8> = r.get(3)?;
+    row_to_record(id, kind, &scope, &state)
+}
+
 fn row_to_record(id: Uuid, kind: i64, scope: &str, state: &[u8]) -> Result<Record, StoreError> {
     let kind = kind_from_code(kind)?;
     let scope = Scope::from_key(scope).ok_or_else(|| StoreError::Corrupt {
@@ -428,15 +441,7 @@ fn query_records(
     let mut rows = stmt.query(args)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let id: Vec<u8> = r.get(0)?;
-        let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
-            what: "record id",
-            detail: e.to_string(),
-        })?;
-        let kind: i64 = r.get(1)?;
-        let scope: String = r.get(2)?;
-        let state: Vec<u8> = r.get(3)?;
-        out.push(row_to_record(id, kind, &scope, &state)?);
+        out.push(record_of_row(r)?);
     }
     Ok(out)
 }
@@ -688,20 +693,13 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT id, kind, scope, state FROM records ORDER BY id")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let scope: String = r.get(2)?;
             if let Some(keys) = &keys {
+                let scope: String = r.get(2)?;
                 if !keys.contains(&scope) {
                     continue;
                 }
             }
-            let id: Vec<u8> = r.get(0)?;
-            let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
-                what: "record id",
-                detail: e.to_string(),
-            })?;
-            let kind: i64 = r.get(1)?;
-            let state: Vec<u8> = r.get(3)?;
-            f(row_to_record(id, kind, &scope, &state)?)?;
+            f(record_of_row(r)?)?;
         }
         Ok(())
     }
