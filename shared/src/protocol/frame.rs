@@ -81,22 +81,39 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     match flags {
         0 => postcard::from_bytes(payload).map_err(|e| FrameError::Decode(e.to_string())),
         FLAG_DEFLATE => {
-            let mut inflated = Vec::new();
-            let limit = u64::try_from(FRAME_INFLATED_BYTES_MAX).unwrap_or(u64::MAX) + 1;
-            DeflateDecoder::new(payload)
-                .take(limit)
-                .read_to_end(&mut inflated)
-                .map_err(|_| FrameError::Inflate {
-                    max: FRAME_INFLATED_BYTES_MAX,
-                })?;
-            if inflated.len() > FRAME_INFLATED_BYTES_MAX {
-                return Err(FrameError::Inflate {
-                    max: FRAME_INFLATED_BYTES_MAX,
-                });
-            }
+            let inflated = inflate_bounded(payload)?;
             postcard::from_bytes(&inflated).map_err(|e| FrameError::Decode(e.to_string()))
         }
         other => Err(FrameError::Flags(other)),
+    }
+}
+
+/// Inflate `payload`, refusing more than `FRAME_INFLATED_BYTES_MAX` bytes. The buffer grows by
+/// doubling but never reserves past the limit, so a deflate bomb costs at most the limit.
+fn inflate_bounded(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
+    const CHUNK_BYTES: usize = 16 * 1024;
+    let too_big = FrameError::Inflate {
+        max: FRAME_INFLATED_BYTES_MAX,
+    };
+    let mut decoder = DeflateDecoder::new(payload);
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; CHUNK_BYTES];
+    loop {
+        let n = decoder.read(&mut chunk).map_err(|_| too_big.clone())?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let needed = out.len() + n;
+        if needed > FRAME_INFLATED_BYTES_MAX {
+            return Err(too_big);
+        }
+        if needed > out.capacity() {
+            let target = (out.capacity() * 2)
+                .max(needed)
+                .min(FRAME_INFLATED_BYTES_MAX);
+            out.reserve_exact(target - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -227,6 +244,20 @@ mod tests {
             decode_body::<String>(&[1, 0xff, 0xff]),
             Err(FrameError::Inflate { .. })
         ));
+    }
+
+    #[test]
+    fn inflating_never_reserves_past_the_limit() {
+        let zeros = vec![0u8; FRAME_INFLATED_BYTES_MAX];
+        let mut enc = DeflateEncoder::new(Vec::new(), Compression::best());
+        std::io::Write::write_all(&mut enc, &zeros).expect("deflate");
+        let out = inflate_bounded(&enc.finish().expect("finish")).expect("exactly the limit");
+        assert_eq!(out.len(), FRAME_INFLATED_BYTES_MAX);
+        assert!(
+            out.capacity() <= FRAME_INFLATED_BYTES_MAX,
+            "{}",
+            out.capacity()
+        );
     }
 
     #[test]
