@@ -22,6 +22,7 @@ use tournee_shared::model::{
 };
 use tournee_shared::refdata::RefData;
 use tournee_shared::report;
+use tournee_shared::rng::SplitMix64;
 use tournee_shared::schedule::RoundStop;
 use tournee_shared::store::queries::GroupBy;
 use tournee_shared::store::{SqliteStore, Store};
@@ -77,27 +78,6 @@ const THEMES: [&str; 6] = [
     "papiers_citoyennete",
     "numerique",
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// A laptop in the demo: its data dir, store and how it reaches the server.
 struct Laptop {
@@ -208,7 +188,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         6,
         "the week (laptops work offline; they sync when the network allows):",
     );
-    let mut rng = Rng(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     let mut shared_appointment: Option<Uuid> = None;
     for (day_index, (weekday, commune, label)) in ROUND.iter().enumerate() {
         let date = monday + Duration::days(day_index as i64);
@@ -249,7 +229,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                     Some(passage),
                 )?;
                 requests += 1;
-                if rng.chance(40) {
+                if rng.chance_percent(40) {
                     add_request(bus, clock.as_ref(), &mut rng, id)?;
                     requests += 1;
                 }
@@ -276,7 +256,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         let home = &mut laptops[2];
         if let Some(Some(visit)) = plan.home_visits.get(day_index) {
             let rec = actions::require_kind(&home.store, *visit, Kind::Appointment)?;
-            let status = if rng.chance(85) { "seen" } else { "noshow" };
+            let status = if rng.chance_percent(85) {
+                "seen"
+            } else {
+                "noshow"
+            };
             home.store.write_local(
                 clock.now_ms(),
                 &actions::set_fields(&rec, vec![(Field::Status, Value::Text(status.into()))]),
@@ -422,11 +406,11 @@ fn commune_name(code: &str) -> String {
 async fn sync_some(
     laptops: &mut [Laptop],
     clock: &dyn Clock,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     timeout_s: u64,
 ) -> Result<()> {
     for l in laptops.iter_mut() {
-        if rng.chance(60) {
+        if rng.chance_percent(60) {
             sync_laptop(l, clock, false, timeout_s).await?;
         } else {
             let pending = l.store.stats()?.pending;
@@ -463,7 +447,7 @@ async fn sync_laptop(l: &mut Laptop, clock: &dyn Clock, quiet: bool, timeout_s: 
 fn record_visit(
     l: &mut Laptop,
     clock: &dyn Clock,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     start: i64,
     location: Location,
     commune: &str,
@@ -490,7 +474,11 @@ fn record_visit(
     let (id, action) = actions::add_appointment(&l.store, now, &l.unit, &a)?;
     l.store.write_local(now, &action)?;
     let rec = actions::require_kind(&l.store, id, Kind::Appointment)?;
-    let status = if rng.chance(90) { "seen" } else { "noshow" };
+    let status = if rng.chance_percent(90) {
+        "seen"
+    } else {
+        "noshow"
+    };
     l.store.write_local(
         now,
         &actions::set_fields(&rec, vec![(Field::Status, Value::Text(status.into()))]),
@@ -499,7 +487,12 @@ fn record_visit(
     Ok(id)
 }
 
-fn add_request(l: &mut Laptop, clock: &dyn Clock, rng: &mut Rng, appointment: Uuid) -> Result<()> {
+fn add_request(
+    l: &mut Laptop,
+    clock: &dyn Clock,
+    rng: &mut SplitMix64,
+    appointment: Uuid,
+) -> Result<()> {
     let outcomes = [
         Outcome::Resolved,
         Outcome::Resolved,

@@ -18,6 +18,7 @@ pub mod record;
 pub mod refdata;
 pub mod register;
 pub mod report;
+pub mod rng;
 pub mod schedule;
 pub mod store;
 pub mod time;

@@ -20,6 +20,7 @@ use tournee_shared::protocol::frame::{self, FrameReader};
 use tournee_shared::protocol::session::{ClientSession, ServerSession};
 use tournee_shared::protocol::wire::{ClientMsg, ServerMsg};
 use tournee_shared::record::Change;
+use tournee_shared::rng::SplitMix64;
 use tournee_shared::store::{
     Durability, Identity, LocalAction, RecordEdit, ServerStore, SqliteStore, Store,
 };
@@ -131,32 +132,6 @@ impl fmt::Display for Failure {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-    fn uuid(&mut self) -> Uuid {
-        let hi = self.next();
-        let lo = self.next();
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&hi.to_be_bytes());
-        b[8..].copy_from_slice(&lo.to_be_bytes());
-        uuid::Builder::from_custom_bytes(b).into_uuid()
-    }
-}
-
 struct Conn {
     client: ClientSession,
     server: ServerSession,
@@ -178,7 +153,7 @@ struct Agent {
 
 struct World {
     seed: u64,
-    rng: Rng,
+    rng: SplitMix64,
     step: u64,
     server_path: PathBuf,
     server: SqliteStore,
@@ -312,7 +287,7 @@ impl World {
             .server
             .ids_of_kind(Kind::Appointment, Some(&unit))
             .map_err(|e| self.fail(e.to_string()))?;
-        let action = if ids.is_empty() || self.rng.chance(300) {
+        let action = if ids.is_empty() || self.rng.chance_per_mille(300) {
             let id = self.rng.uuid();
             LocalAction {
                 edits: vec![RecordEdit {
@@ -380,8 +355,8 @@ impl World {
     /// Deliver one frame of agent `i`'s connection, `up` (to the server) or down.
     fn deliver(&mut self, i: usize, up: bool) -> Result<(), Failure> {
         let step = self.step;
-        let dup = self.rng.chance(30);
-        let reorder = self.rng.chance(30);
+        let dup = self.rng.chance_per_mille(30);
+        let reorder = self.rng.chance_per_mille(30);
         let a = &mut self.agents[i];
         let Some(conn) = a.conn.as_mut() else {
             return Ok(());
@@ -466,7 +441,7 @@ impl World {
             25..=27 => self.scheduler_action()?,
             28..=39 => self.connect(i)?,
             40..=79 => {
-                let up = self.rng.chance(500);
+                let up = self.rng.chance_per_mille(500);
                 self.deliver(i, up)?;
             }
             80..=83 => {
@@ -492,7 +467,7 @@ impl World {
                 let skews = [0, HOUR, -HOUR, WEEK, -WEEK];
                 let s = skews[usize::try_from(self.rng.below(5)).unwrap_or(0)];
                 let jump = i64::try_from(self.rng.below(600_000)).unwrap_or(0) - 300_000;
-                self.agents[i].skew_ms = if self.rng.chance(500) {
+                self.agents[i].skew_ms = if self.rng.chance_per_mille(500) {
                     s
                 } else {
                     self.agents[i].skew_ms + jump
@@ -814,7 +789,7 @@ fn describe_server(m: &ServerMsg) -> String {
 /// Run one seed in `dir` (which must be empty). `steps` user/nemesis steps, then quiescence.
 pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, Failure> {
     let fail = |what: String| Failure { seed, what };
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let n_agents = 3 + usize::try_from(rng.below(3)).unwrap_or(0);
     let server_path = dir.join("server.sqlite");
     let mut server = open(&server_path).map_err(fail)?;
