@@ -14,6 +14,9 @@
 //! - `w1`: the brief's W1 — three laptops a week offline against a real in-process server over
 //!   loopback QUIC; bytes each way against the deflated net delta, round trips, server CPU per
 //!   session (module `bench/w1.rs`).
+//! - `w1-compare`: W1 as above, then the same action stream replayed into automerge and yrs
+//!   and synced with their own protocols over quinn on loopback (module `bench/compare.rs`,
+//!   issue 6).
 //! - `coverage`: a year of a département on the server store, then the coverage report for the
 //!   whole year by each grouping (module `bench/coverage.rs`).
 //! - `all`: the three above, in that order.
@@ -21,6 +24,8 @@
 //! `--quick` runs every workload at a reduced size (for use inside the test suite); `--n` sets
 //! the size of one workload explicitly.
 
+#[path = "bench/compare.rs"]
+mod compare;
 #[path = "bench/coverage.rs"]
 mod coverage;
 #[path = "bench/w1.rs"]
@@ -42,7 +47,7 @@ use tournee_shared::store::{Identity, LocalAction, RecordEdit, SqliteStore, Stor
 use uuid::Uuid;
 
 /// Workload names, for the usage error.
-const WORKLOADS: &[&str] = &["store", "w1", "coverage", "all"];
+const WORKLOADS: &[&str] = &["store", "w1", "w1-compare", "coverage", "all"];
 
 /// The injected "now" of every workload: a fixed instant (2026-09-21), plus the action index.
 const BASE_NOW_MS: WallMs = 1_790_000_000_000;
@@ -122,6 +127,12 @@ fn main() -> ExitCode {
                 args.keep,
             ),
             "w1" => w1::run(
+                &mut report,
+                args.seed,
+                size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),
+                args.keep,
+            ),
+            "w1-compare" => compare::run(
                 &mut report,
                 args.seed,
                 size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),

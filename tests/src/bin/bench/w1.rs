@@ -144,8 +144,71 @@ struct Sizes {
     old_edits_per_day: usize,
 }
 
+/// One record's part of an action: its id, kind and the fields set, in order.
+pub(crate) type RecordSets = (Uuid, Kind, Vec<(Field, Value)>);
+
+/// One abstract user action, replayable into any store: the record edits of one product
+/// action (what `tournee_shared::actions` built), each a record id, its kind and the fields set.
+#[derive(Debug, Clone)]
+pub(crate) struct Act {
+    /// When the user did it.
+    pub at: WallMs,
+    /// Record id, kind, fields set (in order).
+    pub edits: Vec<RecordSets>,
+}
+
+impl Act {
+    fn of(at: WallMs, action: &LocalAction) -> Self {
+        Self {
+            at,
+            edits: action
+                .edits
+                .iter()
+                .map(|e| (e.id, e.kind, e.sets.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The whole W1 action stream of a seed: the server's initial load, then per laptop per day
+/// the actions in time order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Streams {
+    /// The scheduler's appointments, one action per appointment (written on the server in
+    /// large batches by the product).
+    pub server: Vec<Act>,
+    /// `laptops[k][day]`: laptop k's actions on that day, in time order.
+    pub laptops: Vec<Vec<Vec<Act>>>,
+}
+
+/// What our product measured for one laptop (for the comparison workload).
+#[derive(Debug, Clone)]
+pub(crate) struct OursRow {
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub deflated_delta: usize,
+    pub messages_up: usize,
+    pub messages_down: usize,
+    pub round_trips: usize,
+    pub server_cpu_ms_p50: f64,
+}
+
+/// What a W1 run leaves for the comparison.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub streams: Streams,
+    pub rows: Vec<OursRow>,
+    /// Final values on the server of every field the stream wrote: record → field → JSON.
+    pub dump: BTreeMap<Uuid, BTreeMap<String, serde_json::Value>>,
+    /// Bytes of the server's SQLite file (after VACUUM) per appointment.
+    pub server_bytes_per_appointment: f64,
+    pub converged: bool,
+}
+
 /// One laptop: its data dir, store, enrolment and what it changed during the week.
 struct Laptop {
+    /// Its actions, per day of the week.
+    days: Vec<Vec<Act>>,
     name: String,
     dir: PathBuf,
     bundle: Bundle,
@@ -268,10 +331,17 @@ fn add_appointment(
 }
 
 /// Set one field of an appointment through the product's action builder.
-fn edit(store: &mut SqliteStore, now: WallMs, id: Uuid, field: Field, value: Value) -> Result<()> {
+fn edit(
+    store: &mut SqliteStore,
+    now: WallMs,
+    id: Uuid,
+    field: Field,
+    value: Value,
+) -> Result<LocalAction> {
     let record = actions::require_kind(store, id, Kind::Appointment)?;
-    store.write_local(now, &actions::set_fields(&record, vec![(field, value)]))?;
-    Ok(())
+    let action = actions::set_fields(&record, vec![(field, value)]);
+    store.write_local(now, &action)?;
+    Ok(action)
 }
 
 fn outcome(rng: &mut Rng) -> Value {
@@ -283,6 +353,16 @@ fn note(rng: &mut Rng) -> Value {
 }
 
 pub(crate) fn run(report: &mut Report, seed: u64, per_day: usize, keep: bool) -> Result<()> {
+    run_outcome(report, seed, per_day, keep).map(|_| ())
+}
+
+/// Run W1 and return its action stream and our measurements.
+pub(crate) fn run_outcome(
+    report: &mut Report,
+    seed: u64,
+    per_day: usize,
+    keep: bool,
+) -> Result<Outcome> {
     ensure!(per_day >= 1, "--n must be at least 1 for w1");
     let sizes = Sizes {
         per_day,
@@ -349,7 +429,7 @@ impl Timeline {
     }
 }
 
-async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result<()> {
+async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result<Outcome> {
     let time = Timeline::new()?;
     let replay_dir = root.join("replay");
     std::fs::create_dir_all(&replay_dir)?;
@@ -364,7 +444,8 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
         territory: TERRITORY.into(),
         kind: "bus".into(),
     })?;
-    let shared = load_server(&data, seed, sizes.server_appointments, time.load_at)?;
+    let (shared, server_stream) =
+        load_server(&data, seed, sizes.server_appointments, time.load_at)?;
     copy_db(&data.store(), &replay_dir.join("server-0.sqlite"))?;
 
     let mut laptops = Vec::with_capacity(LAPTOPS);
@@ -379,6 +460,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
             bundle,
             store,
             touched: BTreeMap::new(),
+            days: Vec::new(),
         });
     }
 
@@ -496,6 +578,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
     server.shutdown().await;
 
     // The replays, on the server's state as each laptop found it, on an otherwise idle process.
+    let mut rows = Vec::with_capacity(LAPTOPS);
     let mut server_db = replay_dir.join("server-0.sqlite");
     for (k, l) in laptops.iter().enumerate() {
         let laptop_db = replay_dir.join(format!("laptop-{}.sqlite", k + 1));
@@ -506,7 +589,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
         };
         let replays = replay_all(&replay_dir, k, &server_db, &laptop_db, &device, &time)?;
         server_db = replays.next_server.clone();
-        push_rows(report, k, l, &sessions[k], &deltas[k], &replays);
+        rows.push(push_rows(report, k, l, &sessions[k], &deltas[k], &replays));
     }
     report.push(
         json!({
@@ -523,15 +606,70 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
         },
         "equal".into(),
     );
-    Ok(())
+
+    // The stream and the server's final values, for comparisons with other CRDTs.
+    let streams = Streams {
+        server: server_stream,
+        laptops: laptops
+            .iter_mut()
+            .map(|l| std::mem::take(&mut l.days))
+            .collect(),
+    };
+    let mut written: BTreeMap<Uuid, BTreeSet<Field>> = BTreeMap::new();
+    for act in streams
+        .server
+        .iter()
+        .chain(streams.laptops.iter().flatten().flatten())
+    {
+        for (id, _, sets) in &act.edits {
+            written
+                .entry(*id)
+                .or_default()
+                .extend(sets.iter().map(|(f, _)| *f));
+        }
+    }
+    let server_view = SqliteStore::open(&data.store())?;
+    let mut dump = BTreeMap::new();
+    for (id, fields) in &written {
+        let record = server_view
+            .record(*id)?
+            .context("a written record is gone")?;
+        let values: BTreeMap<String, serde_json::Value> = fields
+            .iter()
+            .map(|f| {
+                let v = record
+                    .value(*f)
+                    .map_or(serde_json::Value::Null, Value::to_json);
+                (f.code().to_owned(), v)
+            })
+            .collect();
+        dump.insert(*id, values);
+    }
+    server_view.vacuum()?;
+    let appointments = server_view.ids_of_kind(Kind::Appointment, None)?.len();
+    let server_bytes_per_appointment =
+        server_view.bytes_used()? as f64 / appointments.max(1) as f64;
+    Ok(Outcome {
+        streams,
+        rows,
+        dump,
+        server_bytes_per_appointment,
+        converged,
+    })
 }
 
 /// The scheduler's appointments of the unit, written on the server before the week (big
 /// actions, as the scheduler's tools do). Returns their ids.
-fn load_server(data: &DataDir, seed: u64, count: usize, now: WallMs) -> Result<Vec<Uuid>> {
+fn load_server(
+    data: &DataDir,
+    seed: u64,
+    count: usize,
+    now: WallMs,
+) -> Result<(Vec<Uuid>, Vec<Act>)> {
     let mut store = SqliteStore::open(&data.store())?;
     let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001);
     let mut ids = Vec::with_capacity(count);
+    let mut acts = Vec::with_capacity(count);
     let mut action = LocalAction::default();
     let mut changes = 0;
     for _ in 0..count {
@@ -539,6 +677,7 @@ fn load_server(data: &DataDir, seed: u64, count: usize, now: WallMs) -> Result<V
         let with_note = rng.chance(30);
         let a = new_appointment(&mut rng, now, 60, with_note);
         let (id, one) = add_appointment(&store, &mut rng, now, &a)?;
+        acts.push(Act::of(now, &one));
         let n: usize = one.edits.iter().map(|e| e.sets.len()).sum();
         if changes + n > SCHEDULER_ACTION_CHANGES_MAX {
             store.write_local(now, &std::mem::take(&mut action))?;
@@ -551,7 +690,7 @@ fn load_server(data: &DataDir, seed: u64, count: usize, now: WallMs) -> Result<V
     if !action.edits.is_empty() {
         store.write_local(now, &action)?;
     }
-    Ok(ids)
+    Ok((ids, acts))
 }
 
 /// What a laptop does in a day, in time order.
@@ -595,6 +734,7 @@ fn offline_week(
         }
         events.sort_by_key(|(t, _)| *t);
         let mut today: Vec<Uuid> = Vec::with_capacity(sizes.per_day);
+        let mut acts: Vec<Act> = Vec::with_capacity(events.len());
         for (now, event) in events {
             match event {
                 Event::Create(i) => {
@@ -602,6 +742,7 @@ fn offline_week(
                     let a = new_appointment(rng, now, 21, false);
                     let (id, action) = add_appointment(&l.store, rng, now, &a)?;
                     l.store.write_local(now, &action)?;
+                    acts.push(Act::of(now, &action));
                     for e in &action.edits {
                         l.touched
                             .entry(e.id)
@@ -619,7 +760,7 @@ fn offline_week(
                         Event::Status(_) => (Field::Status, outcome(rng)),
                         _ => (Field::Note, note(rng)),
                     };
-                    edit(&mut l.store, now, id, field, value)?;
+                    acts.push(Act::of(now, &edit(&mut l.store, now, id, field, value)?));
                     l.touched.entry(id).or_default().insert(field);
                 }
                 Event::Shared => {
@@ -629,11 +770,12 @@ fn offline_week(
                         4..=6 => (Field::Start, Value::Int(slot_after(rng, now, 42))),
                         _ => (Field::Note, note(rng)),
                     };
-                    edit(&mut l.store, now, id, field, value)?;
+                    acts.push(Act::of(now, &edit(&mut l.store, now, id, field, value)?));
                     l.touched.entry(id).or_default().insert(field);
                 }
             }
         }
+        l.days.push(acts);
     }
     Ok(())
 }
@@ -958,7 +1100,7 @@ fn push_rows(
     s: &Session,
     delta: &Delta,
     replays: &Replays,
-) {
+) -> OursRow {
     let name = &l.name;
     let r = &s.report;
     let ratio = r.bytes_out as f64 / delta.deflated.max(1) as f64;
@@ -1108,6 +1250,15 @@ fn push_rows(
         ),
         "replay sends the same bytes".into(),
     );
+    OursRow {
+        bytes_up: r.bytes_out,
+        bytes_down: r.bytes_in,
+        deflated_delta: delta.deflated,
+        messages_up: cold.messages_up,
+        messages_down: cold.messages_down,
+        round_trips: cold.round_trips,
+        server_cpu_ms_p50: ms(p50),
+    }
 }
 
 fn us_f(d: Duration) -> f64 {
