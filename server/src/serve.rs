@@ -16,7 +16,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tournee_shared::clock::Clock;
 use tournee_shared::limits::{
-    HELLO_TIMEOUT_MS, HORIZON_CHECK_MS, READ_CHUNK_BYTES, SERVER_POLL_MS, SHUTDOWN_GRACE_MS,
+    HELLO_TIMEOUT_MS, HORIZON_CHECK_MS, READ_CHUNK_BYTES, SERVER_POLL_MS,
+    SESSION_FLIGHT_BATCHES_MAX, SHUTDOWN_GRACE_MS,
 };
 use tournee_shared::protocol::auth::DeviceAuth;
 use tournee_shared::protocol::frame::{self, FrameReader};
@@ -446,25 +447,48 @@ async fn drive(
                     Ok(Some(n)) => {
                         tally.bytes_in += n as u64;
                         reader.push(&buf[..n]).map_err(ProtocolError::from)?;
-                        while let Some(msg) = reader.next_msg::<ClientMsg>().map_err(ProtocolError::from)? {
-                            said_hello = true;
-                            let now = shared.clock.now_ms();
-                            let s = session.clone();
-                            let started = Instant::now();
-                            let (r, new_head) = shared
-                                .db
-                                .call(move |store| {
-                                    let r = match s.lock() {
-                                        Ok(mut s) => s.handle_message(now, msg, store),
-                                        Err(_) => Err(ProtocolError::Unexpected("session state poisoned")),
-                                    };
-                                    (r, store.changelog_head().unwrap_or(0))
-                                })
-                                .await
-                                .map_err(|e| SessionEnd::Link(e.to_string()))?;
-                            tally.busy_us += started.elapsed().as_micros() as u64;
-                            advance_head(shared, new_head);
-                            r?;
+                        // The messages this read completed are handled in one store call
+                        // (a flight of batches is one transaction and one commit), a bounded
+                        // number at a time.
+                        loop {
+                            let mut msgs = Vec::new();
+                            let mut bad = None;
+                            while msgs.len() <= SESSION_FLIGHT_BATCHES_MAX {
+                                match reader.next_msg::<ClientMsg>() {
+                                    Ok(Some(msg)) => msgs.push(msg),
+                                    Ok(None) => break,
+                                    Err(e) => {
+                                        bad = Some(ProtocolError::from(e));
+                                        break;
+                                    }
+                                }
+                            }
+                            if msgs.is_empty() && bad.is_none() {
+                                break;
+                            }
+                            if !msgs.is_empty() {
+                                said_hello = true;
+                                let now = shared.clock.now_ms();
+                                let s = session.clone();
+                                let started = Instant::now();
+                                let (r, new_head) = shared
+                                    .db
+                                    .call(move |store| {
+                                        let r = match s.lock() {
+                                            Ok(mut s) => s.handle_messages(now, msgs, store),
+                                            Err(_) => Err(ProtocolError::Unexpected("session state poisoned")),
+                                        };
+                                        (r, store.changelog_head().unwrap_or(0))
+                                    })
+                                    .await
+                                    .map_err(|e| SessionEnd::Link(e.to_string()))?;
+                                tally.busy_us += started.elapsed().as_micros() as u64;
+                                advance_head(shared, new_head);
+                                r?;
+                            }
+                            if let Some(e) = bad {
+                                return Err(e.into());
+                            }
                         }
                     }
                     Ok(None) => {

@@ -36,8 +36,15 @@ pub const LOCAL_ACTION_CHANGES_MAX: usize = 32;
 pub const SCHEDULER_ACTION_CHANGES_MAX: usize = 4_096;
 /// Most changes applied in one remote batch transaction.
 pub const APPLY_BATCH_CHANGES_MAX: usize = 4_096;
+/// Most changes of one device applied in one server transaction (a flight of batches).
+pub const APPLY_FLIGHT_CHANGES_MAX: usize = SESSION_FLIGHT_BATCHES_MAX * BATCH_CHANGES_MAX;
+/// Most agent batches the server applies in one transaction.
+pub const SESSION_FLIGHT_BATCHES_MAX: usize = 8;
 /// Most bytes of one encoded register state read back from the store.
 pub const RECORD_STATE_BYTES_MAX: usize = 256 * 1024;
+/// Largest server changelog row decoded: one row holds at most `BATCH_CHANGES_MAX` changes,
+/// each well under 8 KiB (a note, its clock and siblings' dots).
+pub const CHANGELOG_ROW_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 const _: () = assert!(LABEL_BYTES_MAX < NOTE_BYTES_MAX);
 const _: () = assert!(HLC_LOGICAL_BITS < 32);

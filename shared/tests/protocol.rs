@@ -553,3 +553,187 @@ fn a_changelog_batch_out_of_order_is_refused_without_moving_the_cursor() {
     sync(&mut reader, &mut srv, NOW).expect("a clean session catches up");
     assert_eq!(agent_digest(&reader), unit_digest(&srv, UNIT, "80"));
 }
+
+/// The agent's whole first flight (Hello and every batch it queues before waiting).
+fn first_flight(agent: &SqliteStore) -> Vec<ClientMsg> {
+    let mut client = ClientSession::new(agent).expect("client");
+    let mut flight = Vec::new();
+    loop {
+        client.fill(agent).expect("fill");
+        let before = flight.len();
+        while let Some(m) = client.poll_transmit() {
+            flight.push(through_wire(&m));
+        }
+        if flight.len() == before {
+            return flight;
+        }
+    }
+}
+
+/// Acks, in order, from what the server queued.
+fn acks(srv: &mut ServerSession) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    while let Some(m) = srv.poll_transmit() {
+        if let ServerMsg::Ack { seq, rejected, .. } = m {
+            out.push((seq, rejected.len()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_flight_of_batches_in_one_transaction_equals_batch_by_batch() {
+    let mut a = agent(1, UNIT, "80");
+    for k in 0..700 {
+        appointment(&mut a, NOW + k, &format!("a #{k}"));
+    }
+    // Both servers already hold another unit's log.
+    let mut by_one = server();
+    let mut by_flight = server();
+    for srv in [&mut by_one, &mut by_flight] {
+        let mut b = agent(2, "bus-80-2", "80");
+        for k in 0..5 {
+            appointment(&mut b, NOW + k, "other unit");
+        }
+        sync(&mut b, srv, NOW).expect("other unit");
+    }
+    let flight = first_flight(&a);
+    let batches = flight
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::Changes { .. }))
+        .count();
+    assert!(
+        batches >= 3,
+        "700 appointments make several batches, got {batches}"
+    );
+
+    let mut one = ServerSession::new(auth(&a), NOW);
+    for m in flight.clone() {
+        one.handle_message(NOW, m, &mut by_one).expect("one by one");
+    }
+    let mut all = ServerSession::new(auth(&a), NOW);
+    all.handle_messages(NOW, flight, &mut by_flight)
+        .expect("as a flight");
+
+    assert_eq!(acks(&mut one), acks(&mut all), "same acknowledgements");
+    assert_eq!(one.stats(), all.stats());
+    assert_eq!(by_one.device_acked(1).expect("acked"), 4_200);
+    assert_eq!(by_flight.device_acked(1).expect("acked"), 4_200);
+    assert_eq!(
+        unit_digest(&by_one, UNIT, "80"),
+        unit_digest(&by_flight, UNIT, "80")
+    );
+    assert_eq!(
+        by_one.changelog_head().expect("head"),
+        by_flight.changelog_head().expect("head")
+    );
+    let scopes = [Scope::Unit(UNIT.into())];
+    let (x, _) = by_one
+        .changelog_after(0, &scopes, 99, 100_000)
+        .expect("log");
+    let (y, _) = by_flight
+        .changelog_after(0, &scopes, 99, 100_000)
+        .expect("log");
+    assert_eq!(x.len(), 4_200);
+    assert_eq!(x, y, "same changelog, same numbering");
+}
+
+#[test]
+fn a_gap_inside_a_flight_applies_the_batches_before_it_and_ends_the_session() {
+    let mut a = agent(1, UNIT, "80");
+    for k in 0..400 {
+        appointment(&mut a, NOW + k, &format!("#{k}"));
+    }
+    let mut flight = first_flight(&a);
+    // Drop the second batch: the third now leaves a gap.
+    let second = flight
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m, ClientMsg::Changes { .. }))
+        .nth(1)
+        .map(|(i, _)| i)
+        .expect("a second batch");
+    let dropped = flight.remove(second);
+    let ClientMsg::Changes { first_seq, .. } = dropped else {
+        unreachable!()
+    };
+    let mut srv = server();
+    let mut s = ServerSession::new(auth(&a), NOW);
+    let err = s
+        .handle_messages(NOW, flight, &mut srv)
+        .expect_err("a gap ends the session");
+    assert!(
+        matches!(err, ProtocolError::SequenceGap { expected, .. } if expected == first_seq),
+        "{err:?}"
+    );
+    assert_eq!(srv.device_acked(1).expect("acked"), first_seq - 1);
+    assert_eq!(
+        acks(&mut s),
+        vec![(first_seq - 1, 0)],
+        "the first batch is acknowledged"
+    );
+}
+
+#[test]
+fn changelog_reads_cut_anywhere_equal_a_change_by_change_log() {
+    // Rows of many sizes from three devices in two scopes, read back from every cursor with
+    // small limits: the result must be what a log of single changes would give.
+    let mut srv = server();
+    let mut agents = [
+        agent(1, UNIT, "80"),
+        agent(2, UNIT, "80"),
+        agent(3, "bus-80-2", "80"),
+    ];
+    let mut expected: Vec<(u64, u32, Scope)> = Vec::new();
+    let mut rng = 7u64;
+    let mut next = || {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        rng >> 33
+    };
+    for round in 0..12 {
+        for (i, a) in agents.iter_mut().enumerate() {
+            for k in 0..(next() % 40) {
+                appointment(a, NOW + round * 100 + k, "x");
+            }
+            let before = srv.changelog_head().expect("head");
+            sync(a, &mut srv, NOW + round * 100).expect("sync");
+            let after = srv.changelog_head().expect("head");
+            let scope = a.identity().expect("id").expect("set").scopes()[0].clone();
+            for g in before + 1..=after {
+                expected.push((g, i as u32 + 1, scope.clone()));
+            }
+        }
+    }
+    let head = srv.changelog_head().expect("head");
+    assert_eq!(expected.len() as u64, head, "every change numbered once");
+    let scopes = [Scope::Unit(UNIT.into()), Scope::Unit("bus-80-2".into())];
+    for (scope_set, exclude) in [(&scopes[..1], 1u32), (&scopes[..], 2), (&scopes[1..], 99)] {
+        let want: Vec<u64> = expected
+            .iter()
+            .filter(|(_, d, s)| scope_set.contains(s) && *d != exclude)
+            .map(|(g, _, _)| *g)
+            .collect();
+        for limit in [1usize, 3, 17, 64, 1_000] {
+            let start = next() % 10;
+            let mut cursor = start;
+            let mut got: Vec<u64> = Vec::new();
+            for _ in 0..100_000 {
+                let (entries, scanned) = srv
+                    .changelog_after(cursor, scope_set, exclude, limit)
+                    .expect("read");
+                assert!(entries.len() <= limit);
+                assert!(scanned >= cursor);
+                got.extend(entries.iter().map(|(g, _)| *g));
+                if scanned == head {
+                    break;
+                }
+                assert!(scanned > cursor, "progress at {cursor} with limit {limit}");
+                cursor = scanned;
+            }
+            let want_from: Vec<u64> = want.iter().copied().filter(|g| *g > start).collect();
+            assert_eq!(got, want_from, "limit {limit}, exclude {exclude}");
+        }
+    }
+}

@@ -36,6 +36,8 @@ const WEEK: i64 = 7 * 24 * HOUR;
 const QUIESCENCE_ROUNDS: usize = 4;
 /// Most message deliveries per quiescence session.
 const SESSION_STEPS_MAX: usize = 10_000;
+/// Most queued frames one delivery hands to the server together (a flight read at once).
+const SIM_FLIGHT_FRAMES_MAX: usize = 4;
 
 /// Counts of what the nemesis and the users did in one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -357,6 +359,9 @@ impl World {
         let step = self.step;
         let dup = self.rng.chance_per_mille(30);
         let reorder = self.rng.chance_per_mille(30);
+        // Frames that reach the server in one read are handled as one flight (one store
+        // transaction), as `serve` does.
+        let coalesce = up && self.rng.chance_per_mille(500);
         let a = &mut self.agents[i];
         let Some(conn) = a.conn.as_mut() else {
             return Ok(());
@@ -369,9 +374,17 @@ impl World {
             queue.swap(0, 1);
             self.counts.reordered += 1;
         }
-        let Some(bytes) = queue.pop_front() else {
+        let Some(mut bytes) = queue.pop_front() else {
             return Ok(());
         };
+        if coalesce {
+            for _ in 0..SIM_FLIGHT_FRAMES_MAX - 1 {
+                match queue.pop_front() {
+                    Some(more) => bytes.extend_from_slice(&more),
+                    None => break,
+                }
+            }
+        }
         let lost = if up {
             a.partition.0 > step
         } else {
@@ -569,18 +582,21 @@ impl World {
             return Ok(());
         };
         if up {
-            let msg: ClientMsg = reader
-                .next_msg()
-                .map_err(|e| e.to_string())?
-                .ok_or("partial frame")?;
-            if self.verbose {
-                eprintln!(
-                    "[{step:>5}]   agent {i} -> server: {}",
-                    describe_client(&msg)
-                );
+            let mut msgs = Vec::new();
+            while let Some(msg) = reader.next_msg::<ClientMsg>().map_err(|e| e.to_string())? {
+                if self.verbose {
+                    eprintln!(
+                        "[{step:>5}]   agent {i} -> server: {}",
+                        describe_client(&msg)
+                    );
+                }
+                msgs.push(msg);
+            }
+            if msgs.is_empty() {
+                return Err("partial frame".into());
             }
             conn.server
-                .handle_message(server_now, msg, &mut self.server)
+                .handle_messages(server_now, msgs, &mut self.server)
                 .map_err(|e| e.to_string())?;
             conn.server.fill(&self.server).map_err(|e| e.to_string())?;
             while let Some(m) = conn.server.poll_transmit() {

@@ -14,9 +14,11 @@ use super::wire::{pack, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION
 use super::ProtocolError;
 use crate::clock::WallMs;
 use crate::limits::{
-    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_QUEUED_BATCHES_MAX,
+    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_FLIGHT_BATCHES_MAX,
+    SESSION_QUEUED_BATCHES_MAX,
 };
 use crate::model::Scope;
+use crate::record::Change;
 use crate::store::{ServerStore, Store, StoreError};
 
 /// Counts kept by a session, for its log line and for tests.
@@ -391,39 +393,96 @@ impl ServerSession {
                 Err(ProtocolError::Unexpected("a second Hello"))
             }
             (ServerState::Active, ClientMsg::Changes { first_seq, batch }) => {
-                self.accept(now, first_seq, &batch, store)
+                self.accept(now, vec![(first_seq, batch)], store)
             }
         }
     }
 
+    /// Take the agent messages that arrived together, in order. Consecutive batches (up to
+    /// `SESSION_FLIGHT_BATCHES_MAX`) are applied in one store transaction — one commit per
+    /// flight instead of one per batch — and acknowledged each as if applied alone.
+    pub fn handle_messages(
+        &mut self,
+        now: WallMs,
+        msgs: Vec<ClientMsg>,
+        store: &mut dyn ServerStore,
+    ) -> Result<(), ProtocolError> {
+        let mut run: Vec<(u64, Batch)> = Vec::new();
+        for msg in msgs {
+            match msg {
+                ClientMsg::Changes { first_seq, batch } if self.state == ServerState::Active => {
+                    if run.len() == SESSION_FLIGHT_BATCHES_MAX {
+                        self.accept(now, std::mem::take(&mut run), store)?;
+                    }
+                    run.push((first_seq, batch));
+                }
+                other => {
+                    if !run.is_empty() {
+                        self.accept(now, std::mem::take(&mut run), store)?;
+                    }
+                    self.handle_message(now, other, store)?;
+                }
+            }
+        }
+        if run.is_empty() {
+            Ok(())
+        } else {
+            self.accept(now, run, store)
+        }
+    }
+
+    /// Apply consecutive batches in one transaction. A batch out of sequence or undecodable
+    /// ends the session after the batches before it are applied and acknowledged.
     fn accept(
         &mut self,
         now: WallMs,
-        first_seq: u64,
-        batch: &Batch,
+        run: Vec<(u64, Batch)>,
         store: &mut dyn ServerStore,
     ) -> Result<(), ProtocolError> {
-        let changes = batch.to_changes()?;
-        let acked = store.device_acked(self.device.actor)?;
-        if first_seq == 0 || first_seq > acked + 1 {
-            return Err(ProtocolError::SequenceGap {
-                expected: acked + 1,
-                got: first_seq,
-            });
+        let mut next = store.device_acked(self.device.actor)? + 1;
+        let mut decoded: Vec<(u64, Vec<Change>)> = Vec::with_capacity(run.len());
+        let mut failure = None;
+        for (first_seq, batch) in run {
+            let changes = match batch.to_changes() {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
+            };
+            if first_seq == 0 || first_seq > next {
+                failure = Some(ProtocolError::SequenceGap {
+                    expected: next,
+                    got: first_seq,
+                });
+                break;
+            }
+            if !changes.is_empty() {
+                next = next.max(first_seq + changes.len() as u64);
+            }
+            decoded.push((first_seq, changes));
         }
-        let device = self.device.clone();
-        let result =
-            store.accept_batch(device.actor, first_seq, &changes, &mut |c, existing| {
+        if !decoded.is_empty() {
+            let device = self.device.clone();
+            let batches: Vec<(u64, &[Change])> =
+                decoded.iter().map(|(f, c)| (*f, c.as_slice())).collect();
+            let results = store.accept_batches(device.actor, &batches, &mut |c, existing| {
                 authorize(&device, c, existing, now)
             })?;
-        self.stats.batches_in += 1;
-        self.stats.changes_in += changes.len();
-        self.stats.applied += result.applied;
-        self.stats.duplicates += result.duplicates;
-        self.stats.rejected += result.rejected.len();
-        // A batch holds at most BATCH_CHANGES_MAX changes, the bound of the refusal list.
-        self.push_ack(result.acked, result.rejected);
-        Ok(())
+            for ((_, changes), result) in decoded.iter().zip(results) {
+                self.stats.batches_in += 1;
+                self.stats.changes_in += changes.len();
+                self.stats.applied += result.applied;
+                self.stats.duplicates += result.duplicates;
+                self.stats.rejected += result.rejected.len();
+                // A batch holds at most BATCH_CHANGES_MAX changes, the bound of the refusal list.
+                self.push_ack(result.acked, result.rejected);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Queue an acknowledgement up to `seq`, chained to the previous one.

@@ -286,7 +286,22 @@ pub trait ServerStore: Store {
         first_seq: u64,
         changes: &[Change],
         check: &mut ChangeCheck<'_>,
-    ) -> Result<Accepted, StoreError>;
+    ) -> Result<Accepted, StoreError> {
+        let mut all = self.accept_batches(device, &[(first_seq, changes)], check)?;
+        all.pop().ok_or(StoreError::Corrupt {
+            what: "accepted batches",
+            detail: "no result for the batch".into(),
+        })
+    }
+    /// Apply consecutive batches of one device (a flight of the session) in one transaction,
+    /// each as `accept_batch` would, one result per batch. Records touched by several batches
+    /// are read and written once; at most `APPLY_FLIGHT_CHANGES_MAX` changes in all.
+    fn accept_batches(
+        &mut self,
+        device: Actor,
+        batches: &[(u64, &[Change])],
+        check: &mut ChangeCheck<'_>,
+    ) -> Result<Vec<Accepted>, StoreError>;
     /// Changelog entries after `cursor` in `scopes`, not written by `exclude`, at most `limit`.
     /// Returns the entries and the sequence number scanned up to.
     fn changelog_after(
