@@ -615,7 +615,14 @@ fn a_flight_of_batches_in_one_transaction_equals_batch_by_batch() {
     all.handle_messages(NOW, flight, &mut by_flight)
         .expect("as a flight");
 
-    assert_eq!(acks(&mut one), acks(&mut all), "same acknowledgements");
+    let (each, once) = (acks(&mut one), acks(&mut all));
+    assert_eq!(
+        each.len(),
+        batches,
+        "one Ack per batch when they arrive one by one"
+    );
+    assert_eq!(once, vec![(4_200, 0)], "one Ack for the flight");
+    assert_eq!(each.last(), once.last());
     assert_eq!(one.stats(), all.stats());
     assert_eq!(by_one.device_acked(1).expect("acked"), 4_200);
     assert_eq!(by_flight.device_acked(1).expect("acked"), 4_200);

@@ -371,15 +371,8 @@ impl ServerSession {
                 store.forget_rejections(self.device.actor, agent_acked.min(acked))?;
                 self.ack_sent = agent_acked;
                 if acked > agent_acked {
-                    let mut pending =
-                        store.device_rejections(self.device.actor, agent_acked, acked)?;
-                    while pending.len() > ACK_REJECTIONS_MAX {
-                        let rest = pending.split_off(ACK_REJECTIONS_MAX);
-                        let seq = pending.last().map_or(acked, |r| r.seq);
-                        self.push_ack(seq, pending);
-                        pending = rest;
-                    }
-                    self.push_ack(acked, pending);
+                    let pending = store.device_rejections(self.device.actor, agent_acked, acked)?;
+                    self.push_acks(acked, pending);
                 }
                 self.cursor = cursor.min(store.changelog_head()?);
                 self.sent_cursor = self.cursor;
@@ -469,20 +462,36 @@ impl ServerSession {
             let results = store.accept_batches(device.actor, &batches, &mut |c, existing| {
                 authorize(&device, c, existing, now)
             })?;
+            // One acknowledgement for the whole run: the agent learns the same, in fewer bytes.
+            let mut acked = self.ack_sent;
+            let mut rejected = Vec::new();
             for ((_, changes), result) in decoded.iter().zip(results) {
                 self.stats.batches_in += 1;
                 self.stats.changes_in += changes.len();
                 self.stats.applied += result.applied;
                 self.stats.duplicates += result.duplicates;
                 self.stats.rejected += result.rejected.len();
-                // A batch holds at most BATCH_CHANGES_MAX changes, the bound of the refusal list.
-                self.push_ack(result.acked, result.rejected);
+                acked = acked.max(result.acked);
+                rejected.extend(result.rejected);
             }
+            self.push_acks(acked, rejected);
         }
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Acknowledge up to `acked` with `rejected` (ascending), in as many Acks as the refusal
+    /// bound needs: each but the last acknowledges up to its last refusal.
+    fn push_acks(&mut self, acked: u64, mut rejected: Vec<super::wire::Rejection>) {
+        while rejected.len() > ACK_REJECTIONS_MAX {
+            let rest = rejected.split_off(ACK_REJECTIONS_MAX);
+            let seq = rejected.last().map_or(acked, |r| r.seq);
+            self.push_ack(seq, rejected);
+            rejected = rest;
+        }
+        self.push_ack(acked, rejected);
     }
 
     /// Queue an acknowledgement up to `seq`, chained to the previous one.
