@@ -14,7 +14,8 @@ use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use tournee_shared::bundle::Bundle;
 use tournee_shared::clock::Clock;
 use tournee_shared::limits::{
-    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, LOCAL_POLL_MS, READ_CHUNK_BYTES,
+    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, LOCAL_POLL_MS, QUIC_CLOSE_WAIT_MS,
+    READ_CHUNK_BYTES,
 };
 use tournee_shared::protocol::frame::{self, FrameReader};
 use tournee_shared::protocol::session::{ClientSession, SessionStats};
@@ -61,6 +62,11 @@ impl Remote {
             addrs: bundle.server_addrs.clone(),
             config: tournee_shared::transport::client_config(tls_config)?,
         })
+    }
+
+    /// The QUIC client configuration (this device's certificate, the CA it trusts).
+    pub fn client_config(&self) -> &quinn::ClientConfig {
+        &self.config
     }
 
     /// The server addresses, as configured.
@@ -313,6 +319,17 @@ pub async fn session(
     Ok(report)
 }
 
+/// After a session: let the connection finish closing, for at most `QUIC_CLOSE_WAIT_MS`. The
+/// server closes once it has read our end of the stream; quinn's draining period after that
+/// (3 PTO, ~1 s on a 200 ms link) carries nothing and would only make the user wait.
+pub async fn wait_closed(endpoint: &Endpoint) {
+    let _ = tokio::time::timeout(
+        Duration::from_millis(QUIC_CLOSE_WAIT_MS),
+        endpoint.wait_idle(),
+    )
+    .await;
+}
+
 /// One reconciliation, retrying a dropped link until `timeout_s` has passed.
 pub async fn sync_once(
     store: &mut SqliteStore,
@@ -327,7 +344,7 @@ pub async fn sync_once(
         let attempt = async {
             let (endpoint, conn) = connect(remote).await?;
             let r = session(&conn, store, clock, false, &mut stop).await;
-            endpoint.wait_idle().await;
+            wait_closed(&endpoint).await;
             r
         };
         let result = tokio::time::timeout_at(deadline, attempt).await;

@@ -42,6 +42,15 @@ pub const APPLY_FLIGHT_CHANGES_MAX: usize = SESSION_FLIGHT_BATCHES_MAX * BATCH_C
 pub const SESSION_FLIGHT_BATCHES_MAX: usize = 8;
 /// Most bytes of one encoded register state read back from the store.
 pub const RECORD_STATE_BYTES_MAX: usize = 256 * 1024;
+/// SQLite page cache of the server's store, KiB. SQLite's default (2 MiB) makes a busy server
+/// re-read its indexes through the kernel on every lookup (a W2 storm spent most of its CPU
+/// copying pages in `pread`).
+pub const SERVER_PAGE_CACHE_KIB: i64 = 48 * 1024;
+/// WAL pages after which the server's store checkpoints (SQLite's default: 1,000). Fewer,
+/// larger checkpoints copy each hot index page once instead of many times. (A background
+/// checkpoint thread every 500 ms was tried and made a 400-device storm slower: 62 against
+/// 49 ms of server CPU per session.)
+pub const SERVER_WAL_CHECKPOINT_PAGES: i64 = 8_192;
 /// Largest server changelog row decoded: one row holds at most `BATCH_CHANGES_MAX` changes,
 /// each well under 8 KiB (a note, its clock and siblings' dots).
 pub const CHANGELOG_ROW_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -95,6 +104,11 @@ pub const QUIC_UNI_STREAMS_MAX: u32 = 0;
 /// keep-alive, so a live but quiet daemon connection stays up; short enough that a cut link is
 /// noticed and retried.
 pub const QUIC_IDLE_TIMEOUT_MS: u32 = 20_000;
+/// Initial RTT estimate before the first sample (quinn's default, 333 ms, makes the first
+/// retransmission wait 1 s; a rural 4G link is ~200 ms: a lost first packet cost 400 ms more).
+pub const QUIC_INITIAL_RTT_MS: u64 = 200;
+/// How long `sync` waits after its session for the connection to finish closing.
+pub const QUIC_CLOSE_WAIT_MS: u64 = 100;
 /// Keep-alive interval of an idle connection, in milliseconds.
 pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
 /// How long an agent waits for the QUIC handshake, in milliseconds.

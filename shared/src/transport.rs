@@ -11,8 +11,8 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 use crate::limits::{
     QUIC_BIDI_STREAMS_MAX, QUIC_CONNECTION_RECEIVE_WINDOW_BYTES, QUIC_IDLE_TIMEOUT_MS,
-    QUIC_KEEP_ALIVE_MS, QUIC_SEND_WINDOW_BYTES, QUIC_STREAM_RECEIVE_WINDOW_BYTES,
-    QUIC_UNI_STREAMS_MAX,
+    QUIC_INITIAL_RTT_MS, QUIC_KEEP_ALIVE_MS, QUIC_SEND_WINDOW_BYTES,
+    QUIC_STREAM_RECEIVE_WINDOW_BYTES, QUIC_UNI_STREAMS_MAX,
 };
 
 /// Why a QUIC configuration cannot be built.
@@ -31,6 +31,7 @@ pub fn transport_config() -> TransportConfig {
         .send_window(QUIC_SEND_WINDOW_BYTES)
         .max_concurrent_bidi_streams(VarInt::from_u32(QUIC_BIDI_STREAMS_MAX))
         .max_concurrent_uni_streams(VarInt::from_u32(QUIC_UNI_STREAMS_MAX))
+        .initial_rtt(Duration::from_millis(QUIC_INITIAL_RTT_MS))
         .keep_alive_interval(Some(Duration::from_millis(QUIC_KEEP_ALIVE_MS)))
         .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(
             QUIC_IDLE_TIMEOUT_MS,

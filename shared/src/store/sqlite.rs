@@ -25,7 +25,8 @@ use crate::hlc::{Hlc, HlcGen};
 use crate::limits::{
     APPLY_BATCH_CHANGES_MAX, APPLY_FLIGHT_CHANGES_MAX, BATCH_CHANGES_MAX, CHANGELOG_ROW_BYTES_MAX,
     HLC_FUTURE_DRIFT_MAX_MS, LOCAL_ACTION_CHANGES_MAX, RECORD_STATE_BYTES_MAX,
-    SCHEDULER_ACTION_CHANGES_MAX, STORE_BUSY_WAIT_MS,
+    SCHEDULER_ACTION_CHANGES_MAX, SERVER_PAGE_CACHE_KIB, SERVER_WAL_CHECKPOINT_PAGES,
+    STORE_BUSY_WAIT_MS,
 };
 use crate::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
 use crate::protocol::wire::{RejectReason, Rejection};
@@ -217,7 +218,19 @@ impl SqliteStore {
         };
         store.migrate()?;
         store.identity = store.load_identity()?;
+        if store.identity.as_ref().is_some_and(Identity::is_server) {
+            store.tune_for_server()?;
+        }
         Ok(store)
+    }
+
+    /// The server's store serves many sessions: a larger page cache and rarer checkpoints.
+    fn tune_for_server(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!(
+                "PRAGMA cache_size = -{SERVER_PAGE_CACHE_KIB}; PRAGMA wal_autocheckpoint = {SERVER_WAL_CHECKPOINT_PAGES};"
+            ))
+            .map_err(|e| map_err(&self.path, e))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -555,6 +568,9 @@ impl Store for SqliteStore {
         meta_set(&tx, META_TERRITORY, &identity.territory)?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         self.identity = Some(identity.clone());
+        if identity.is_server() {
+            self.tune_for_server()?;
+        }
         Ok(())
     }
 
