@@ -3,6 +3,13 @@
 //!
 //! It relays one client (the first address that sends) to one upstream. Threads and std
 //! sockets only, so it works under any test harness. Deliberately not a general proxy.
+//!
+//! The link model, per direction: a datagram is lost (or cut) as it enters; otherwise, when the
+//! direction has a bandwidth, it waits in a FIFO for the bottleneck (dropped at the tail when it
+//! would wait longer than `queue_ms`), is serialised at the link's rate (UDP payload plus
+//! `header_bytes`), then arrives after the one-way delay. Each direction draws its faults from
+//! its own seeded stream, so the n-th datagram up (or down) meets the same fate in every run of
+//! a seed, whatever the timing of the other direction.
 
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
@@ -30,6 +37,12 @@ pub struct Faults {
     pub down_bps: u64,
     /// When true every datagram is dropped (a cut link).
     pub cut: bool,
+    /// Drop-tail buffer in front of a bandwidth limit, in ms of traffic at that direction's
+    /// rate: a datagram that would wait longer than this for the link is dropped (0: unbounded).
+    pub queue_ms: u64,
+    /// Bytes a datagram occupies on a bandwidth-limited link beyond its UDP payload (28 for the
+    /// IPv4 and UDP headers); used for the serialisation time only, not in the byte counts.
+    pub header_bytes: u64,
 }
 
 impl Faults {
@@ -44,6 +57,8 @@ impl Faults {
             up_bps: 0,
             down_bps: 0,
             cut: false,
+            queue_ms: 0,
+            header_bytes: 0,
         }
     }
 }
@@ -57,6 +72,12 @@ pub struct RelayStats {
     pub down_in: AtomicU64,
     /// Datagrams dropped (loss or cut).
     pub dropped: AtomicU64,
+    /// Of those, datagrams from the client.
+    pub dropped_up: AtomicU64,
+    /// Of those, datagrams from the server.
+    pub dropped_down: AtomicU64,
+    /// Datagrams dropped because the bottleneck's buffer was full (`queue_ms`), both ways.
+    pub queue_dropped: AtomicU64,
     /// Extra copies sent.
     pub duplicated: AtomicU64,
     /// Bytes delivered to the server.
@@ -91,7 +112,9 @@ impl Ord for Pending {
 
 struct State {
     faults: Faults,
-    rng: u64,
+    /// The fault streams of each direction (splitmix64 states).
+    rng_up: u64,
+    rng_down: u64,
     order: u64,
     queue: BinaryHeap<Pending>,
     up_free_at: Instant,
@@ -99,9 +122,14 @@ struct State {
 }
 
 impl State {
-    fn roll(&mut self) -> f64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
+    fn roll(&mut self, up: bool) -> f64 {
+        let rng = if up {
+            &mut self.rng_up
+        } else {
+            &mut self.rng_down
+        };
+        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -148,7 +176,8 @@ impl Relay {
         let shared = Arc::new((
             Mutex::new(StateBox(State {
                 faults,
-                rng: seed,
+                rng_up: seed,
+                rng_down: seed ^ 0xD0E5_0000_0000_D0E5,
                 order: 0,
                 queue: BinaryHeap::new(),
                 up_free_at: now,
@@ -277,11 +306,16 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
     let Ok(mut guard) = lock.lock() else { return };
     let st = &mut guard.0;
     let f = st.faults;
-    if f.cut || st.roll() < f.loss {
+    if f.cut || st.roll(up) < f.loss {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
+        if up {
+            stats.dropped_up.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.dropped_down.fetch_add(1, Ordering::Relaxed);
+        }
         return;
     }
-    let copies = if st.roll() < f.duplicate {
+    let copies = if st.roll(up) < f.duplicate {
         stats.duplicated.fetch_add(1, Ordering::Relaxed);
         2
     } else {
@@ -290,18 +324,23 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
     let now = Instant::now();
     let bps = if up { f.up_bps } else { f.down_bps };
     let mut at = now + Duration::from_millis(f.delay_ms);
-    if let Some(us) = (bytes.len() as u64 * 8 * 1_000_000).checked_div(bps) {
+    let wire_bytes = bytes.len() as u64 + f.header_bytes;
+    if let Some(us) = (wire_bytes * 8 * 1_000_000).checked_div(bps) {
         let free = if up {
             &mut st.up_free_at
         } else {
             &mut st.down_free_at
         };
         let start = (*free).max(now);
+        if f.queue_ms > 0 && start > now + Duration::from_millis(f.queue_ms) {
+            stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let tx = Duration::from_micros(us);
         *free = start + tx;
         at = *free + Duration::from_millis(f.delay_ms);
     }
-    if st.roll() < f.reorder {
+    if st.roll(up) < f.reorder {
         at += Duration::from_millis(f.reorder_ms);
     }
     for _ in 0..copies {
@@ -324,5 +363,93 @@ impl Drop for Relay {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback socket standing in for the server, with a short read timeout.
+    fn upstream() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        s
+    }
+
+    /// Send `n` numbered datagrams up (answering every third one down when `chatter`) and
+    /// return the numbers that arrived.
+    fn arrivals(faults: Faults, seed: u64, n: u8, chatter: bool) -> Vec<u8> {
+        let server = upstream();
+        let relay = Relay::start(server.local_addr().expect("addr"), faults, seed);
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        for i in 0..n {
+            client.send_to(&[i; 32], relay.addr()).expect("send");
+            if chatter && i % 3 == 0 {
+                // Down traffic in between draws from its own stream, not from the up one.
+                if let Ok((_, from)) = server.recv_from(&mut buf) {
+                    got.push(buf[0]);
+                    server.send_to(&buf[..8], from).expect("answer");
+                }
+            }
+        }
+        while let Ok((_, _)) = server.recv_from(&mut buf) {
+            got.push(buf[0]);
+        }
+        got.sort_unstable();
+        got
+    }
+
+    #[test]
+    fn relay_fault_pattern_of_a_direction_depends_on_the_seed_only() {
+        let faults = Faults {
+            loss: 0.3,
+            ..Faults::none()
+        };
+        let quiet = arrivals(faults, 7, 60, false);
+        let chatty = arrivals(faults, 7, 60, true);
+        assert_eq!(quiet, chatty, "the same datagrams are lost up");
+        assert!(
+            quiet.len() < 60 && quiet.len() > 20,
+            "{} arrived",
+            quiet.len()
+        );
+        assert_ne!(
+            quiet,
+            arrivals(faults, 8, 60, false),
+            "another seed, other losses"
+        );
+    }
+
+    #[test]
+    fn relay_drops_at_the_tail_of_a_full_bottleneck_buffer() {
+        // 80 kbit/s: a 1000-byte datagram takes 100 ms; the buffer holds 250 ms.
+        let faults = Faults {
+            up_bps: 80_000,
+            queue_ms: 250,
+            ..Faults::none()
+        };
+        let server = upstream();
+        let relay = Relay::start(server.local_addr().expect("addr"), faults, 1);
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        for _ in 0..10 {
+            client.send_to(&[0u8; 1000], relay.addr()).expect("send");
+        }
+        let mut buf = [0u8; 2000];
+        let mut arrived = 0;
+        while server.recv_from(&mut buf).is_ok() {
+            arrived += 1;
+        }
+        let dropped = relay.stats().queue_dropped.load(Ordering::Relaxed);
+        // Sent at once: the first goes straight on the link, then up to three wait 100, 200
+        // and 250 ms or less; the rest find the buffer full.
+        assert_eq!(arrived + dropped, 10);
+        assert!(
+            (3..=4).contains(&arrived),
+            "{arrived} arrived, {dropped} dropped"
+        );
     }
 }

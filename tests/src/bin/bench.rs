@@ -17,9 +17,22 @@
 //! - `w1-compare`: W1 as above, then the same action stream replayed into automerge and yrs
 //!   and synced with their own protocols over quinn on loopback (module `bench/compare.rs`,
 //!   issue 6).
+//! - `w1-rural`: W1's reconnections again, each many times from fresh copies of the files,
+//!   over the fault relay emulating a rural link (200 ms RTT, 1 % loss, 1 Mbit/s up): p50/p99
+//!   wall time (module `bench/rural.rs`, issue 6).
+//! - `w3`: a laptop a month offline while four other units and its own unit's scheduler write
+//!   on the server; its reconnection through ours, automerge and yrs (one document per unit)
+//!   side by side, with the server's changelog and our sync metadata (module `bench/w3.rs`).
+//! - `w5`: five devices editing the same twenty appointments concurrently for 100 rounds of
+//!   offline edits and reconnections, through ours, automerge and yrs: totals, conflicts left,
+//!   convergence (module `bench/w5.rs`).
 //! - `coverage`: a year of a département on the server store, then the coverage report for the
 //!   whole year by each grouping (module `bench/coverage.rs`).
-//! - `all`: the three above, in that order.
+//! - `w2`: the reconnect storm — 2,000 devices with a W1 week each reconnecting within one
+//!   second to a server in its own process, driven from two client processes: time until all
+//!   are synced, p50/p99 per device, failures, server CPU and peak RSS (module `bench/storm.rs`).
+//! - `all`: every workload above (`w1` through `w1-compare`), in the order store, w1-compare,
+//!   w1-rural, w2, w3, w5, coverage.
 //!
 //! `--quick` runs every workload at a reduced size (for use inside the test suite); `--n` sets
 //! the size of one workload explicitly.
@@ -28,8 +41,18 @@
 mod compare;
 #[path = "bench/coverage.rs"]
 mod coverage;
+#[path = "bench/fleet.rs"]
+mod fleet;
+#[path = "bench/rural.rs"]
+mod rural;
+#[path = "bench/storm.rs"]
+mod storm;
 #[path = "bench/w1.rs"]
 mod w1;
+#[path = "bench/w3.rs"]
+mod w3;
+#[path = "bench/w5.rs"]
+mod w5;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,7 +70,27 @@ use tournee_shared::store::{Identity, LocalAction, RecordEdit, SqliteStore, Stor
 use uuid::Uuid;
 
 /// Workload names, for the usage error.
-const WORKLOADS: &[&str] = &["store", "w1", "w1-compare", "coverage", "all"];
+const WORKLOADS: &[&str] = &[
+    "store",
+    "w1",
+    "w1-compare",
+    "w1-rural",
+    "w2",
+    "w3",
+    "w5",
+    "coverage",
+    "all",
+];
+/// What `all` runs (`w1-compare` runs W1 itself and prints its lines).
+const ALL: &[&str] = &[
+    "store",
+    "w1-compare",
+    "w1-rural",
+    "w2",
+    "w3",
+    "w5",
+    "coverage",
+];
 
 /// The injected "now" of every workload: a fixed instant (2026-09-21), plus the action index.
 const BASE_NOW_MS: WallMs = 1_790_000_000_000;
@@ -84,22 +127,64 @@ struct Args {
     /// 20000); the local write phase measures n/10 creates and n/10 edits after n/100 warm-up
     /// actions of each. For `w1`: new appointments per laptop per day (default 50; the server
     /// starts with 40·n appointments and each laptop edits n/5 of them a day). For `coverage`:
-    /// appointments in the year (default 100000; 1.5·n requests).
+    /// appointments in the year (default 100000; 1.5·n requests). For `w3`: days the laptop stays
+    /// offline (default 30; 50 new appointments a day, 5 with `--quick`). For `w5`: rounds (default 100). For `w2`: devices (default 2000;
+    /// 50 new appointments a day each, 5 with `--quick`).
     #[arg(long)]
     n: Option<usize>,
-    /// Reduced sizes (store 1000, w1 5 a day, coverage 5000 appointments): seconds instead of
-    /// minutes, for smoke runs inside the test suite. Targets are still checked, at that size.
+    /// Reduced sizes (store 1000, w1 5 a day, w2 12 devices, w3 3 days, w5 10 rounds, coverage 5000
+    /// appointments): seconds instead of minutes, for smoke runs inside the test suite. Targets
+    /// are still checked, at that size.
     #[arg(long)]
     quick: bool,
     /// Keep the SQLite files of the run and print where they are, for inspection.
     #[arg(long)]
     keep: bool,
+    /// Internal to `w2`: this process is the storm's `server` or a `client`.
+    #[arg(long, hide = true)]
+    storm_role: Option<String>,
+    /// Internal to `w2`: the storm's directory.
+    #[arg(long, hide = true)]
+    storm_dir: Option<std::path::PathBuf>,
+    /// Internal to `w2`: which client part this process drives.
+    #[arg(long, hide = true)]
+    storm_part: Option<usize>,
+    /// Internal to `w2`: the server's address.
+    #[arg(long, hide = true)]
+    storm_addr: Option<String>,
+    /// Internal to `w2`: devices in the whole storm.
+    #[arg(long, hide = true)]
+    storm_devices: Option<usize>,
+}
+
+/// `--storm-role`: run as one of the storm's processes.
+fn storm_role(args: &Args, role: &str) -> Result<()> {
+    let dir = args.storm_dir.as_deref().context("--storm-dir")?;
+    match role {
+        "server" => storm::serve_role(dir),
+        "client" => storm::client_role(
+            dir,
+            args.storm_part.context("--storm-part")?,
+            args.storm_addr.as_deref().context("--storm-addr")?,
+            args.storm_devices.context("--storm-devices")?,
+        ),
+        other => anyhow::bail!("unknown storm role {other}"),
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(role) = args.storm_role.as_deref() {
+        return match storm_role(&args, role) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: storm {role}: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let names: Vec<&str> = match args.workload.as_str() {
-        "all" => vec!["store", "w1", "coverage"],
+        "all" => ALL.to_vec(),
         one if WORKLOADS.contains(&one) => vec![one],
         other => {
             eprintln!(
@@ -132,10 +217,49 @@ fn main() -> ExitCode {
                 size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),
                 args.keep,
             ),
+            "w1-rural" => rural::run(
+                &mut report,
+                args.seed,
+                size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),
+                if args.quick {
+                    rural::QUICK_TRIALS
+                } else {
+                    rural::TRIALS
+                },
+                args.keep,
+            ),
             "w1-compare" => compare::run(
                 &mut report,
                 args.seed,
                 size(w1::DEFAULT_PER_DAY, w1::QUICK_PER_DAY),
+                args.keep,
+            ),
+            "w3" => w3::run_w3(
+                &mut report,
+                args.seed,
+                size(w3::DEFAULT_DAYS, w3::QUICK_DAYS),
+                if args.quick {
+                    w1::QUICK_PER_DAY
+                } else {
+                    w1::DEFAULT_PER_DAY
+                },
+                args.keep,
+            ),
+            "w2" => storm::run(
+                &mut report,
+                args.seed,
+                size(storm::DEFAULT_DEVICES, storm::QUICK_DEVICES),
+                if args.quick {
+                    w1::QUICK_PER_DAY
+                } else {
+                    w1::DEFAULT_PER_DAY
+                },
+                args.keep,
+            ),
+            "w5" => w5::run_w5(
+                &mut report,
+                args.seed,
+                size(w5::DEFAULT_ROUNDS, w5::QUICK_ROUNDS),
                 args.keep,
             ),
             _ => coverage::run(

@@ -56,21 +56,22 @@ const TARGET_VS_YRS: f64 = 0.5;
 /// Safety bound on protocol rounds.
 const MAX_ROUNDS: usize = 1_000;
 
-type Dump = BTreeMap<Uuid, BTreeMap<String, serde_json::Value>>;
+/// Final values of a replica: record → field code → JSON value.
+pub(crate) type Dump = BTreeMap<Uuid, BTreeMap<String, serde_json::Value>>;
 
 /// One reconnection of one laptop.
 #[derive(Debug, Default, Clone)]
-struct Flow {
-    bytes_up: u64,
-    bytes_down: u64,
-    messages_up: usize,
-    messages_down: usize,
+pub(crate) struct Flow {
+    pub(crate) bytes_up: u64,
+    pub(crate) bytes_down: u64,
+    pub(crate) messages_up: usize,
+    pub(crate) messages_down: usize,
     /// Client flights of messages (as our replay counts them).
-    round_trips: usize,
-    server_cpu: Duration,
+    pub(crate) round_trips: usize,
+    pub(crate) server_cpu: Duration,
     /// UDP payload bytes the client's QUIC connection sent and received (handshake included).
-    udp_up: u64,
-    udp_down: u64,
+    pub(crate) udp_up: u64,
+    pub(crate) udp_down: u64,
 }
 
 impl Flow {
@@ -88,16 +89,31 @@ impl Flow {
 // Transport
 
 /// Carries one protocol message from one side to the other; returns what the other side read.
-trait Link {
+pub(crate) trait Link {
     fn up(&mut self, bytes: &[u8]) -> Result<Vec<u8>>;
     fn down(&mut self, bytes: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Hands the bytes over in memory: for the syncs a workload does not measure (other units'
+/// daily syncs, the final round that checks convergence).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Direct;
+
+impl Link for Direct {
+    fn up(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        Ok(bytes.to_vec())
+    }
+
+    fn down(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        Ok(bytes.to_vec())
+    }
 }
 
 /// A minimal QUIC transport on loopback: a server endpoint with a self-signed certificate, a
 /// client endpoint trusting it, one connection and one bidirectional stream per session,
 /// messages as u32-length-prefixed frames. Both sides are driven from this thread in
 /// lockstep (the adapters' documents stay where they are).
-struct QuinnTransport {
+pub(crate) struct QuinnTransport {
     rt: tokio::runtime::Runtime,
     server: quinn::Endpoint,
     client: quinn::Endpoint,
@@ -105,7 +121,7 @@ struct QuinnTransport {
 }
 
 impl QuinnTransport {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -133,7 +149,7 @@ impl QuinnTransport {
         })
     }
 
-    fn session(&self) -> Result<QuinnSession<'_>> {
+    pub(crate) fn session(&self) -> Result<QuinnSession<'_>> {
         self.rt.block_on(async {
             let connecting = self.client.connect(self.addr, "localhost")?;
             let accepting = async {
@@ -159,7 +175,7 @@ impl QuinnTransport {
     }
 }
 
-struct QuinnSession<'a> {
+pub(crate) struct QuinnSession<'a> {
     rt: &'a tokio::runtime::Runtime,
     client: quinn::Connection,
     server: quinn::Connection,
@@ -185,7 +201,7 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>> {
 
 impl QuinnSession<'_> {
     /// Close the connection; returns the client's UDP bytes sent and received.
-    fn finish(self) -> (u64, u64) {
+    pub(crate) fn finish(self) -> (u64, u64) {
         let stats = self.client.stats();
         self.client.close(0u32.into(), b"done");
         self.server.close(0u32.into(), b"done");
@@ -216,25 +232,90 @@ impl Link for QuinnSession<'_> {
     }
 }
 
-trait Adapter {
+/// Where an action is applied or a sync runs: document `doc` (one per unit; a workload with one
+/// unit uses document 0) and replica `site` of it (0: the server's copy, k ≥ 1: device k).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Replica {
+    pub(crate) doc: usize,
+    pub(crate) site: usize,
+}
+
+impl Replica {
+    /// The server's copy of document `doc`.
+    pub(crate) fn server(doc: usize) -> Self {
+        Self { doc, site: 0 }
+    }
+
+    /// Device `k` (1-based) of document `doc`.
+    pub(crate) fn device(doc: usize, k: usize) -> Self {
+        Self { doc, site: k }
+    }
+}
+
+/// Another CRDT, fed our action stream. An adapter holds documents (one per unit), each with
+/// its server copy and its devices' copies; a device syncs only with its document's server
+/// copy, so no device ever receives another unit's data (as ours does not).
+pub(crate) trait Adapter {
     fn name(&self) -> &'static str;
-    /// Apply one action on a replica (0: the server, k: laptop k).
-    fn apply(&mut self, replica: usize, act: &Act) -> Result<()>;
-    /// The laptops start as copies of the server.
-    fn start_laptops(&mut self, laptops: usize) -> Result<()>;
-    /// One reconnection of laptop `k` (1-based).
-    fn sync(&mut self, k: usize, link: &mut dyn Link) -> Result<Flow>;
-    fn dump(&mut self, replica: usize) -> Result<Dump>;
-    /// Bytes of the server's saved state.
-    fn server_storage(&mut self) -> Result<u64>;
+    /// Apply one action on a replica (one commit or transaction).
+    fn apply(&mut self, at: Replica, act: &Act) -> Result<()>;
+    /// Give document `doc` `devices` more device replicas, each a copy of the document's server
+    /// replica as it stands.
+    fn start_devices(&mut self, doc: usize, devices: usize) -> Result<()>;
+    /// One reconnection of device replica `at` with its document's server replica.
+    fn sync(&mut self, at: Replica, link: &mut dyn Link) -> Result<Flow>;
+    fn dump(&mut self, at: Replica) -> Result<Dump>;
+    /// Records of a replica holding more than one distinct value for a field, for a CRDT that
+    /// keeps concurrent values; `None` for one that keeps a single value per key.
+    fn conflicted_records(&mut self, _at: Replica) -> Result<Option<usize>> {
+        Ok(None)
+    }
+    /// Bytes of the server's saved copy of document `doc`.
+    fn server_storage(&mut self, doc: usize) -> Result<u64>;
+}
+
+/// The adapters of the workloads that compare over a month or many rounds (`w3`, `w5`), each
+/// with `documents` documents: automerge with a fresh `sync::State` per connection (as
+/// `w1-compare`), automerge keeping each side's state between a device's connections (what
+/// automerge advises for a peer met again), and yrs.
+pub(crate) fn adapters(documents: usize) -> Vec<Box<dyn Adapter>> {
+    vec![
+        Box::new(Automerge::new(documents, false)),
+        Box::new(Automerge::new(documents, true)),
+        Box::new(Yrs::new(documents)),
+    ]
+}
+
+/// Fields of `ours` that `theirs` holds with another value, and fields it does not hold.
+pub(crate) fn differences(ours: &Dump, theirs: &Dump) -> (usize, usize) {
+    let mut differ = 0;
+    let mut missing = 0;
+    for (id, fields) in ours {
+        let record = theirs.get(id);
+        for (f, v) in fields {
+            match record.and_then(|t| t.get(f)) {
+                Some(x) if x == v => {}
+                Some(_) => differ += 1,
+                None => missing += 1,
+            }
+        }
+    }
+    (differ, missing)
 }
 
 // ---------------------------------------------------------------------------------------------
 // automerge
 
 struct Automerge {
-    docs: Vec<AutoCommit>,
+    /// `docs[doc][site]`.
+    docs: Vec<Vec<AutoCommit>>,
+    /// With kept state: each side's `sync::State` of a device between its connections.
+    kept: Option<KeptStates>,
 }
+
+/// Per device, the device's and the server's `sync::State`, as `State::encode` persists them
+/// (the shared heads).
+type KeptStates = BTreeMap<Replica, (Vec<u8>, Vec<u8>)>;
 
 fn actor(replica: usize) -> ActorId {
     let mut bytes = [0u8; 16];
@@ -264,20 +345,46 @@ fn scalar_json(s: &ScalarValue) -> serde_json::Value {
 }
 
 impl Automerge {
-    fn new() -> Self {
+    /// `documents` documents, each with its server copy (actor 1; device k is actor k + 1).
+    fn new(documents: usize, keep_state: bool) -> Self {
         Self {
-            docs: vec![AutoCommit::new().with_actor(actor(0))],
+            docs: (0..documents)
+                .map(|_| vec![AutoCommit::new().with_actor(actor(0))])
+                .collect(),
+            kept: keep_state.then(BTreeMap::new),
         }
+    }
+
+    fn replica(&self, at: Replica) -> Result<&AutoCommit> {
+        self.docs
+            .get(at.doc)
+            .and_then(|d| d.get(at.site))
+            .context("no such replica")
+    }
+
+    fn server_mut(&mut self, doc: usize) -> Result<&mut AutoCommit> {
+        self.docs
+            .get_mut(doc)
+            .and_then(|d| d.first_mut())
+            .context("no such document")
     }
 }
 
 impl Adapter for Automerge {
     fn name(&self) -> &'static str {
-        "automerge"
+        if self.kept.is_some() {
+            "automerge-kept"
+        } else {
+            "automerge"
+        }
     }
 
-    fn apply(&mut self, replica: usize, act: &Act) -> Result<()> {
-        let doc = self.docs.get_mut(replica).context("no such replica")?;
+    fn apply(&mut self, at: Replica, act: &Act) -> Result<()> {
+        let doc = self
+            .docs
+            .get_mut(at.doc)
+            .and_then(|d| d.get_mut(at.site))
+            .context("no such replica")?;
         for (id, _, sets) in &act.edits {
             let key = id.to_string();
             let obj = match doc.get(ROOT, key.as_str())? {
@@ -292,22 +399,48 @@ impl Adapter for Automerge {
         Ok(())
     }
 
-    fn start_laptops(&mut self, laptops: usize) -> Result<()> {
-        let saved = self.docs.first_mut().context("no server")?.save();
-        for k in 1..=laptops {
-            self.docs
-                .push(AutoCommit::load(&saved)?.with_actor(actor(k)));
+    fn start_devices(&mut self, doc: usize, devices: usize) -> Result<()> {
+        let server = self.server_mut(doc)?;
+        let saved = server.save();
+        let heads = server.get_heads();
+        let replicas = self.docs.get_mut(doc).context("no such document")?;
+        let first = replicas.len();
+        for k in first..first + devices {
+            replicas.push(AutoCommit::load(&saved)?.with_actor(actor(k)));
+            if let Some(kept) = &mut self.kept {
+                // The copy is what a first sync would have left: both sides share its heads.
+                let mut state = amsync::State::new();
+                state.shared_heads = heads.clone();
+                kept.insert(Replica::device(doc, k), (state.encode(), state.encode()));
+            }
         }
         Ok(())
     }
 
-    fn sync(&mut self, k: usize, link: &mut dyn Link) -> Result<Flow> {
-        let (server, laptops) = self.docs.split_at_mut(1);
+    fn sync(&mut self, at: Replica, link: &mut dyn Link) -> Result<Flow> {
+        let Self { docs, kept } = self;
+        let (server, devices) = docs
+            .get_mut(at.doc)
+            .context("no such document")?
+            .split_at_mut(1);
         let server = server.first_mut().context("no server")?;
-        let laptop = laptops.get_mut(k - 1).context("no such laptop")?;
-        let mut at_laptop = amsync::State::new();
-        let mut at_server = amsync::State::new();
+        let laptop = at
+            .site
+            .checked_sub(1)
+            .and_then(|i| devices.get_mut(i))
+            .context("no such device")?;
         let mut flow = Flow::default();
+        let saved = kept.as_ref().and_then(|k| k.get(&at));
+        let mut at_laptop = match saved {
+            Some((l, _)) => amsync::State::decode(l)?,
+            None => amsync::State::new(),
+        };
+        let c0 = thread_cpu()?;
+        let mut at_server = match saved {
+            Some((_, s)) => amsync::State::decode(s)?,
+            None => amsync::State::new(),
+        };
+        flow.server_cpu += thread_cpu()?.saturating_sub(c0);
         for _ in 0..MAX_ROUNDS {
             let up = laptop
                 .sync()
@@ -334,15 +467,23 @@ impl Adapter for Automerge {
                     let m = amsync::Message::decode(&link.down(bytes)?)?;
                     laptop.sync().receive_sync_message(&mut at_laptop, m)?;
                 }
-                None if up.is_none() => return Ok(flow),
+                None if up.is_none() => {
+                    if let Some(kept) = kept {
+                        let c0 = thread_cpu()?;
+                        let server_state = at_server.encode();
+                        flow.server_cpu += thread_cpu()?.saturating_sub(c0);
+                        kept.insert(at, (at_laptop.encode(), server_state));
+                    }
+                    return Ok(flow);
+                }
                 None => {}
             }
         }
         anyhow::bail!("automerge sync did not finish in {MAX_ROUNDS} rounds")
     }
 
-    fn dump(&mut self, replica: usize) -> Result<Dump> {
-        let doc = self.docs.get(replica).context("no such replica")?;
+    fn dump(&mut self, at: Replica) -> Result<Dump> {
+        let doc = self.replica(at)?;
         let mut out = Dump::new();
         for key in doc.keys(ROOT) {
             let id = Uuid::parse_str(&key)?;
@@ -359,8 +500,28 @@ impl Adapter for Automerge {
         Ok(out)
     }
 
-    fn server_storage(&mut self) -> Result<u64> {
-        Ok(self.docs.first_mut().context("no server")?.save().len() as u64)
+    fn conflicted_records(&mut self, at: Replica) -> Result<Option<usize>> {
+        let doc = self.replica(at)?;
+        let mut conflicted = 0;
+        for key in doc.keys(ROOT) {
+            if let Some((automerge::Value::Object(_), obj)) = doc.get(ROOT, key.as_str())? {
+                let mut any = false;
+                for f in doc.keys(&obj) {
+                    let values: BTreeSet<String> = doc
+                        .get_all(&obj, f.as_str())?
+                        .into_iter()
+                        .map(|(v, _)| v.to_string())
+                        .collect();
+                    any |= values.len() > 1;
+                }
+                conflicted += usize::from(any);
+            }
+        }
+        Ok(Some(conflicted))
+    }
+
+    fn server_storage(&mut self, doc: usize) -> Result<u64> {
+        Ok(self.server_mut(doc)?.save().len() as u64)
     }
 }
 
@@ -368,7 +529,8 @@ impl Adapter for Automerge {
 // yrs
 
 struct Yrs {
-    docs: Vec<Doc>,
+    /// `docs[doc][site]`.
+    docs: Vec<Vec<Doc>>,
 }
 
 const YRS_ROOT: &str = "r";
@@ -394,10 +556,20 @@ fn any_json(a: &Any) -> serde_json::Value {
 }
 
 impl Yrs {
-    fn new() -> Self {
+    /// `documents` documents, each with its server copy (client 1; device k is client k + 1).
+    fn new(documents: usize) -> Self {
         Self {
-            docs: vec![Doc::with_client_id(1)],
+            docs: (0..documents)
+                .map(|_| vec![Doc::with_client_id(1)])
+                .collect(),
         }
+    }
+
+    fn replica(&self, at: Replica) -> Result<&Doc> {
+        self.docs
+            .get(at.doc)
+            .and_then(|d| d.get(at.site))
+            .context("no such replica")
     }
 }
 
@@ -406,8 +578,8 @@ impl Adapter for Yrs {
         "yrs"
     }
 
-    fn apply(&mut self, replica: usize, act: &Act) -> Result<()> {
-        let doc = self.docs.get(replica).context("no such replica")?;
+    fn apply(&mut self, at: Replica, act: &Act) -> Result<()> {
+        let doc = self.replica(at)?;
         let root = doc.get_or_insert_map(YRS_ROOT);
         let mut txn = doc.transact_mut();
         for (id, _, sets) in &act.edits {
@@ -423,24 +595,28 @@ impl Adapter for Yrs {
         Ok(())
     }
 
-    fn start_laptops(&mut self, laptops: usize) -> Result<()> {
+    fn start_devices(&mut self, doc: usize, devices: usize) -> Result<()> {
         let full = self
-            .docs
-            .first()
-            .context("no server")?
+            .replica(Replica::server(doc))?
             .transact()
             .encode_state_as_update_v2(&StateVector::default());
-        for k in 1..=laptops {
-            let doc = Doc::with_client_id(k as u64 + 1);
-            doc.transact_mut().apply_update(Update::decode_v2(&full)?)?;
-            self.docs.push(doc);
+        let replicas = self.docs.get_mut(doc).context("no such document")?;
+        let first = replicas.len();
+        for k in first..first + devices {
+            let copy = Doc::with_client_id(k as u64 + 1);
+            copy.transact_mut()
+                .apply_update(Update::decode_v2(&full)?)?;
+            replicas.push(copy);
         }
         Ok(())
     }
 
-    fn sync(&mut self, k: usize, link: &mut dyn Link) -> Result<Flow> {
-        let server = self.docs.first().context("no server")?;
-        let laptop = self.docs.get(k).context("no such laptop")?;
+    fn sync(&mut self, at: Replica, link: &mut dyn Link) -> Result<Flow> {
+        let server = self.replica(Replica::server(at.doc))?;
+        if at.site == 0 {
+            anyhow::bail!("the server does not sync with itself");
+        }
+        let laptop = self.replica(at)?;
         let mut flow = Flow::default();
         // Flight 1: the laptop's state vector; the server answers with its diff and its own
         // state vector.
@@ -477,8 +653,8 @@ impl Adapter for Yrs {
         Ok(flow)
     }
 
-    fn dump(&mut self, replica: usize) -> Result<Dump> {
-        let doc = self.docs.get(replica).context("no such replica")?;
+    fn dump(&mut self, at: Replica) -> Result<Dump> {
+        let doc = self.replica(at)?;
         let root = doc.get_or_insert_map(YRS_ROOT);
         let txn = doc.transact();
         let mut out = Dump::new();
@@ -497,11 +673,9 @@ impl Adapter for Yrs {
         Ok(out)
     }
 
-    fn server_storage(&mut self) -> Result<u64> {
+    fn server_storage(&mut self, doc: usize) -> Result<u64> {
         Ok(self
-            .docs
-            .first()
-            .context("no server")?
+            .replica(Replica::server(doc))?
             .transact()
             .encode_state_as_update_v2(&StateVector::default())
             .len() as u64)
@@ -570,51 +744,40 @@ pub(crate) fn run(report: &mut Report, seed: u64, per_day: usize, keep: bool) ->
 
     let quic = QuinnTransport::new()?;
     let mut adapters: Vec<Box<dyn Adapter>> =
-        vec![Box::new(Automerge::new()), Box::new(Yrs::new())];
+        vec![Box::new(Automerge::new(1, false)), Box::new(Yrs::new(1))];
     let mut summaries = Vec::new();
     for a in &mut adapters {
         let name = a.name();
         let laptops = out.streams.laptops.len();
         for act in &out.streams.server {
-            a.apply(0, act)?;
+            a.apply(Replica::server(0), act)?;
         }
-        a.start_laptops(laptops)?;
+        a.start_devices(0, laptops)?;
         for (k, days) in out.streams.laptops.iter().enumerate() {
             for act in days.iter().flatten() {
-                a.apply(k + 1, act)?;
+                a.apply(Replica::device(0, k + 1), act)?;
             }
         }
         let mut flows = Vec::with_capacity(laptops);
         for k in 1..=laptops {
             let mut session = quic.session()?;
-            let mut flow = a.sync(k, &mut session)?;
+            let mut flow = a.sync(Replica::device(0, k), &mut session)?;
             (flow.udp_up, flow.udp_down) = session.finish();
             flows.push(flow);
         }
-        let storage = a.server_storage()?;
+        let storage = a.server_storage(0)?;
         // A second round, then every replica must hold the server's values.
         for k in 1..=laptops {
             let mut session = quic.session()?;
-            a.sync(k, &mut session)?;
+            a.sync(Replica::device(0, k), &mut session)?;
             session.finish();
         }
-        let server = a.dump(0)?;
+        let server = a.dump(Replica::server(0))?;
         let mut converged = true;
         for k in 1..=laptops {
-            converged &= a.dump(k)? == server;
+            converged &= a.dump(Replica::device(0, k))? == server;
         }
-        let mut differ_from_ours = 0;
-        let mut missing = 0;
-        for (id, fields) in &out.dump {
-            let theirs = server.get(id);
-            for (f, v) in fields {
-                match theirs.and_then(|t| t.get(f)) {
-                    Some(x) if x == v => {}
-                    Some(_) => differ_from_ours += 1,
-                    None => missing += 1,
-                }
-            }
-        }
+        let (differ_from_ours, missing) = differences(&out.dump, &server);
         for (k, (f, r)) in flows.iter().zip(&out.rows).enumerate() {
             report.push(
                 json!({

@@ -73,27 +73,27 @@ const LAPTOPS: usize = 3;
 const DAYS: i64 = 7;
 /// Appointments on the server at the start, per new appointment a laptop makes in a day
 /// (2,000 for 50 a day).
-const SERVER_APPOINTMENTS_PER_DAILY: usize = 40;
+pub(crate) const SERVER_APPOINTMENTS_PER_DAILY: usize = 40;
 /// Edits a day to older shared appointments, per five new appointments (10 for 50 a day).
-const OLD_EDITS_PER_FIVE: usize = 1;
-const RESCHEDULE_PCT: u64 = 40;
-const STATUS_PCT: u64 = 90;
-const NOTE_PCT: u64 = 20;
+pub(crate) const OLD_EDITS_PER_FIVE: usize = 1;
+pub(crate) const RESCHEDULE_PCT: u64 = 40;
+pub(crate) const STATUS_PCT: u64 = 90;
+pub(crate) const NOTE_PCT: u64 = 20;
 /// New appointments recorded with a citizen (which adds a citizen record).
 const CITIZEN_PCT: u64 = 80;
 /// A working day: 08:30 to 17:30, Paris time.
-const DAY_START_S: i64 = 8 * 3_600 + 1_800;
-const DAY_LENGTH_S: i64 = 9 * 3_600;
+pub(crate) const DAY_START_S: i64 = 8 * 3_600 + 1_800;
+pub(crate) const DAY_LENGTH_S: i64 = 9 * 3_600;
 /// How long one sync may take before the workload gives up.
-const SYNC_TIMEOUT_S: u64 = 120;
+pub(crate) const SYNC_TIMEOUT_S: u64 = 120;
 /// Timed replays of each session (the median is reported).
-const REPLAY_RUNS: usize = 5;
+pub(crate) const REPLAY_RUNS: usize = 5;
 /// Actor number of the warm-up device of the replays (never enrolled).
 const WARMUP_ACTOR: u32 = 60_000;
 
 /// §6 targets.
-const TARGET_BYTES_RATIO: f64 = 1.25;
-const TARGET_ROUND_TRIPS: usize = 1;
+pub(crate) const TARGET_BYTES_RATIO: f64 = 1.25;
+pub(crate) const TARGET_ROUND_TRIPS: usize = 1;
 const TARGET_SERVER_CPU_MS: f64 = 3.0;
 
 /// Communes the unit serves (Somme).
@@ -158,7 +158,7 @@ pub(crate) struct Act {
 }
 
 impl Act {
-    fn of(at: WallMs, action: &LocalAction) -> Self {
+    pub(crate) fn of(at: WallMs, action: &LocalAction) -> Self {
         Self {
             at,
             edits: action
@@ -203,18 +203,45 @@ pub(crate) struct Outcome {
     /// Bytes of the server's SQLite file (after VACUUM) per appointment.
     pub server_bytes_per_appointment: f64,
     pub converged: bool,
+    /// The files of the reconnections, to replay them over other links (`w1-rural`).
+    pub reconnections: Reconnections,
+}
+
+/// What replaying W1's reconnections needs: the server's data dir and, per laptop, its
+/// enrolment and the two stores as they were before it reconnected. Paths under `run_in`'s root.
+#[derive(Debug, Clone)]
+pub(crate) struct Reconnections {
+    /// The server's data dir: CA, certificates, `server.toml`, registry with the laptops enrolled.
+    pub server_dir: PathBuf,
+    pub config: tournee_server::config::ServerConfig,
+    /// The server's clock (and the laptops') during the reconnections.
+    pub sync_at: WallMs,
+    /// In reconnection order.
+    pub laptops: Vec<Reconnection>,
+}
+
+/// One laptop's reconnection, before it happened.
+#[derive(Debug, Clone)]
+pub(crate) struct Reconnection {
+    pub name: String,
+    pub bundle: Bundle,
+    /// The server's store as this laptop found it: the loaded store for the first laptop, for
+    /// the others the state after the (sans-IO) replays of the laptops before it.
+    pub server_db: PathBuf,
+    /// The laptop's store before it reconnected.
+    pub laptop_db: PathBuf,
 }
 
 /// One laptop: its data dir, store, enrolment and what it changed during the week.
-struct Laptop {
+pub(crate) struct Laptop {
     /// Its actions, per day of the week.
-    days: Vec<Vec<Act>>,
-    name: String,
-    dir: PathBuf,
-    bundle: Bundle,
-    store: SqliteStore,
+    pub(crate) days: Vec<Vec<Act>>,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) bundle: Bundle,
+    pub(crate) store: SqliteStore,
     /// Record → fields this laptop wrote during the offline week.
-    touched: BTreeMap<Uuid, BTreeSet<Field>>,
+    pub(crate) touched: BTreeMap<Uuid, BTreeSet<Field>>,
 }
 
 impl Laptop {
@@ -223,7 +250,7 @@ impl Laptop {
     }
 
     /// Close the store, copy its file to `to`, open it again.
-    fn snapshot(&mut self, to: &Path) -> Result<()> {
+    pub(crate) fn snapshot(&mut self, to: &Path) -> Result<()> {
         let placeholder = SqliteStore::open_in_memory()?;
         drop(std::mem::replace(&mut self.store, placeholder));
         copy_db(&self.store_path(), to)?;
@@ -233,7 +260,7 @@ impl Laptop {
 }
 
 /// Copy a closed SQLite database (and its WAL, if one was left).
-fn copy_db(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_db(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
     let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
     let _ = std::fs::remove_file(wal(to));
@@ -243,7 +270,7 @@ fn copy_db(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -253,21 +280,26 @@ fn deflated_len(bytes: &[u8]) -> Result<usize> {
     Ok(enc.finish()?.len())
 }
 
-fn ms_of(secs: i64) -> WallMs {
+pub(crate) fn ms_of(secs: i64) -> WallMs {
     u64::try_from(secs).unwrap_or(0) * 1000
 }
 
-fn secs_of(ms: WallMs) -> i64 {
+pub(crate) fn secs_of(ms: WallMs) -> i64 {
     i64::try_from(ms / 1000).unwrap_or(i64::MAX)
 }
 
 /// A start time (Unix seconds) between one hour and `days` days after `now`, on a 15-minute slot.
-fn slot_after(rng: &mut Rng, now: WallMs, days: u64) -> i64 {
+pub(crate) fn slot_after(rng: &mut Rng, now: WallMs, days: u64) -> i64 {
     let offset = 3_600 + rng.below(days * 86_400) as i64;
     (secs_of(now) + offset) / 900 * 900
 }
 
-fn new_appointment(rng: &mut Rng, now: WallMs, horizon_days: u64, note: bool) -> NewAppointment {
+pub(crate) fn new_appointment(
+    rng: &mut Rng,
+    now: WallMs,
+    horizon_days: u64,
+    note: bool,
+) -> NewAppointment {
     let location = *rng.pick(&[
         Location::Stop,
         Location::Stop,
@@ -299,7 +331,7 @@ fn new_appointment(rng: &mut Rng, now: WallMs, horizon_days: u64, note: bool) ->
 
 /// The action `actions::add_appointment` builds, with its record ids drawn from the generator
 /// instead of the OS (so a seed gives the same bytes). Returns the appointment id and the action.
-fn add_appointment(
+pub(crate) fn add_appointment(
     store: &dyn Store,
     rng: &mut Rng,
     now: WallMs,
@@ -330,8 +362,23 @@ fn add_appointment(
     Ok((id, action))
 }
 
+/// The action `add_appointment` builds, for `unit` instead of the bench's unit.
+pub(crate) fn add_appointment_in(
+    unit: &str,
+    store: &dyn Store,
+    rng: &mut Rng,
+    now: WallMs,
+    a: &NewAppointment,
+) -> Result<(Uuid, LocalAction)> {
+    let (id, mut action) = add_appointment(store, rng, now, a)?;
+    for e in &mut action.edits {
+        e.scope = tournee_shared::model::Scope::Unit(unit.to_owned());
+    }
+    Ok((id, action))
+}
+
 /// Set one field of an appointment through the product's action builder.
-fn edit(
+pub(crate) fn edit(
     store: &mut SqliteStore,
     now: WallMs,
     id: Uuid,
@@ -344,11 +391,11 @@ fn edit(
     Ok(action)
 }
 
-fn outcome(rng: &mut Rng) -> Value {
+pub(crate) fn outcome(rng: &mut Rng) -> Value {
     Value::Text(rng.pick(OUTCOMES).code().to_owned())
 }
 
-fn note(rng: &mut Rng) -> Value {
+pub(crate) fn note(rng: &mut Rng) -> Value {
     Value::Text(format!("{} #{:03}", rng.pick(NOTES), rng.below(1000)))
 }
 
@@ -363,20 +410,34 @@ pub(crate) fn run_outcome(
     per_day: usize,
     keep: bool,
 ) -> Result<Outcome> {
+    let dir = tempfile::tempdir().context("creating the temporary directory")?;
+    let result = run_in(report, seed, per_day, dir.path());
+    if keep {
+        eprintln!("w1: files kept in {}", dir.keep().display());
+    }
+    result
+}
+
+/// Run W1 with its files under `root`; the files `Outcome::reconnections` names live there.
+pub(crate) fn run_in(
+    report: &mut Report,
+    seed: u64,
+    per_day: usize,
+    root: &Path,
+) -> Result<Outcome> {
     ensure!(per_day >= 1, "--n must be at least 1 for w1");
     let sizes = Sizes {
         per_day,
         server_appointments: per_day * SERVER_APPOINTMENTS_PER_DAILY,
         old_edits_per_day: (per_day * OLD_EDITS_PER_FIVE / 5).max(1),
     };
-    let dir = tempfile::tempdir().context("creating the temporary directory")?;
     eprintln!(
         "w1: seed {seed}, {} laptops x {DAYS} days x {} new appointments, server starts with {}, {} shared edits a day; files in {}; load average {}",
         LAPTOPS,
         sizes.per_day,
         sizes.server_appointments,
         sizes.old_edits_per_day,
-        dir.path().display(),
+        root.display(),
         load_average()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -384,11 +445,8 @@ pub(crate) fn run_outcome(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(w1(report, seed, sizes, dir.path()));
+    let result = runtime.block_on(w1(report, seed, sizes, root));
     runtime.shutdown_timeout(Duration::from_secs(5));
-    if keep {
-        eprintln!("w1: files kept in {}", dir.keep().display());
-    }
     result
 }
 
@@ -521,7 +579,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
                 let r = session(&conn, &mut l.store, &clock, false, &mut stop).await;
                 let done = t.elapsed();
                 let quic = conn.stats();
-                endpoint.wait_idle().await;
+                tournee_agent::sync::wait_closed(&endpoint).await;
                 r.map(|r| (r, quic, done))
             })
             .await
@@ -580,8 +638,20 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
     // The replays, on the server's state as each laptop found it, on an otherwise idle process.
     let mut rows = Vec::with_capacity(LAPTOPS);
     let mut server_db = replay_dir.join("server-0.sqlite");
+    let mut reconnections = Reconnections {
+        server_dir: data.root().to_path_buf(),
+        config: config.clone(),
+        sync_at: time.sync_at,
+        laptops: Vec::with_capacity(LAPTOPS),
+    };
     for (k, l) in laptops.iter().enumerate() {
         let laptop_db = replay_dir.join(format!("laptop-{}.sqlite", k + 1));
+        reconnections.laptops.push(Reconnection {
+            name: l.name.clone(),
+            bundle: l.bundle.clone(),
+            server_db: server_db.clone(),
+            laptop_db: laptop_db.clone(),
+        });
         let device = DeviceAuth {
             actor: l.bundle.device,
             unit: UNIT.into(),
@@ -655,6 +725,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
         dump,
         server_bytes_per_appointment,
         converged,
+        reconnections,
     })
 }
 
@@ -668,15 +739,27 @@ fn load_server(
 ) -> Result<(Vec<Uuid>, Vec<Act>)> {
     let mut store = SqliteStore::open(&data.store())?;
     let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001);
+    load_unit(&mut store, UNIT, &mut rng, count, now)
+}
+
+/// The scheduler's appointments of `unit`, planned over the coming two months (30 % with a
+/// note), written on the server in actions of at most `SCHEDULER_ACTION_CHANGES_MAX` changes as
+/// W1's load does. Returns their ids and one `Act` per appointment.
+pub(crate) fn load_unit(
+    store: &mut SqliteStore,
+    unit: &str,
+    rng: &mut Rng,
+    count: usize,
+    now: WallMs,
+) -> Result<(Vec<Uuid>, Vec<Act>)> {
     let mut ids = Vec::with_capacity(count);
     let mut acts = Vec::with_capacity(count);
     let mut action = LocalAction::default();
     let mut changes = 0;
     for _ in 0..count {
-        // Planned over the coming two months; a third carry a note from the coordination.
         let with_note = rng.chance(30);
-        let a = new_appointment(&mut rng, now, 60, with_note);
-        let (id, one) = add_appointment(&store, &mut rng, now, &a)?;
+        let a = new_appointment(rng, now, 60, with_note);
+        let (id, one) = add_appointment_in(unit, store, rng, now, &a)?;
         acts.push(Act::of(now, &one));
         let n: usize = one.edits.iter().map(|e| e.sets.len()).sum();
         if changes + n > SCHEDULER_ACTION_CHANGES_MAX {
@@ -693,15 +776,101 @@ fn load_server(
     Ok((ids, acts))
 }
 
-/// What a laptop does in a day, in time order.
+/// What a device does in a day, in time order.
 enum Event {
     Create(usize),
     Reschedule(usize),
     Status(usize),
     Note(usize),
-    Shared,
+    Older,
 }
 
+/// Record → fields a device changed.
+pub(crate) type Touched = BTreeMap<Uuid, BTreeSet<Field>>;
+
+/// One device's working day (W1's): `per_day` new appointments of `unit`, each perhaps
+/// rescheduled, given a status and a note later that day, and `per_day / 5` (at least one)
+/// edits of `older` appointments, written through the product's action builders in time
+/// order. Returns the day's acts and the appointments created; `touched` collects the fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn work_day(
+    store: &mut SqliteStore,
+    touched: &mut Touched,
+    unit: &str,
+    rng: &mut Rng,
+    start: WallMs,
+    per_day: usize,
+    older: &[Uuid],
+) -> Result<(Vec<Act>, Vec<Uuid>)> {
+    let step = DAY_LENGTH_S * 1000 / per_day as i64;
+    let at = |offset_ms: i64| start.saturating_add_signed(offset_ms);
+    let mut events: Vec<(WallMs, Event)> = Vec::new();
+    for i in 0..per_day {
+        let t = i as i64 * step;
+        events.push((at(t), Event::Create(i)));
+        let later = |rng: &mut Rng| at(t + 60_000 * (1 + rng.below(240) as i64));
+        if rng.chance(RESCHEDULE_PCT) {
+            events.push((later(rng), Event::Reschedule(i)));
+        }
+        if rng.chance(STATUS_PCT) {
+            events.push((later(rng), Event::Status(i)));
+        }
+        if rng.chance(NOTE_PCT) {
+            events.push((later(rng), Event::Note(i)));
+        }
+    }
+    for _ in 0..(per_day * OLD_EDITS_PER_FIVE / 5).max(1) {
+        let t = rng.below(DAY_LENGTH_S as u64 * 1000) as i64;
+        events.push((at(t), Event::Older));
+    }
+    events.sort_by_key(|(t, _)| *t);
+    let mut today: Vec<Uuid> = Vec::with_capacity(per_day);
+    let mut acts: Vec<Act> = Vec::with_capacity(events.len());
+    for (now, event) in events {
+        let (id, field) = match event {
+            Event::Create(i) => {
+                ensure!(i == today.len(), "appointments are created in order");
+                let a = new_appointment(rng, now, 21, false);
+                let (id, action) = add_appointment_in(unit, store, rng, now, &a)?;
+                store.write_local(now, &action)?;
+                acts.push(Act::of(now, &action));
+                for e in &action.edits {
+                    touched
+                        .entry(e.id)
+                        .or_default()
+                        .extend(e.sets.iter().map(|(f, _)| *f));
+                }
+                today.push(id);
+                continue;
+            }
+            Event::Reschedule(i) | Event::Status(i) | Event::Note(i) => {
+                let id = *today.get(i).context("an edit before its appointment")?;
+                let (field, value) = match event {
+                    Event::Reschedule(_) => (Field::Start, Value::Int(slot_after(rng, now, 21))),
+                    Event::Status(_) => (Field::Status, outcome(rng)),
+                    _ => (Field::Note, note(rng)),
+                };
+                acts.push(Act::of(now, &edit(store, now, id, field, value)?));
+                (id, field)
+            }
+            Event::Older => {
+                let id = *rng.pick(older);
+                let (field, value) = match rng.below(10) {
+                    0..=3 => (Field::Status, outcome(rng)),
+                    4..=6 => (Field::Start, Value::Int(slot_after(rng, now, 42))),
+                    _ => (Field::Note, note(rng)),
+                };
+                acts.push(Act::of(now, &edit(store, now, id, field, value)?));
+                (id, field)
+            }
+        };
+        touched.entry(id).or_default().insert(field);
+    }
+    Ok((acts, today))
+}
+
+/// The offline week of a laptop of the bench's unit, day by day (edits of older appointments
+/// go to the server's `shared` ones).
 fn offline_week(
     l: &mut Laptop,
     rng: &mut Rng,
@@ -709,72 +878,20 @@ fn offline_week(
     sizes: Sizes,
     shared: &[Uuid],
 ) -> Result<()> {
-    let step = DAY_LENGTH_S * 1000 / sizes.per_day as i64;
+    ensure!(
+        sizes.old_edits_per_day == (sizes.per_day * OLD_EDITS_PER_FIVE / 5).max(1),
+        "the shared edits a day follow the day's size"
+    );
     for d in 0..DAYS {
-        let start = time.day_start(d);
-        let at = |offset_ms: i64| start.saturating_add_signed(offset_ms);
-        let mut events: Vec<(WallMs, Event)> = Vec::new();
-        for i in 0..sizes.per_day {
-            let t = i as i64 * step;
-            events.push((at(t), Event::Create(i)));
-            let later = |rng: &mut Rng| at(t + 60_000 * (1 + rng.below(240) as i64));
-            if rng.chance(RESCHEDULE_PCT) {
-                events.push((later(rng), Event::Reschedule(i)));
-            }
-            if rng.chance(STATUS_PCT) {
-                events.push((later(rng), Event::Status(i)));
-            }
-            if rng.chance(NOTE_PCT) {
-                events.push((later(rng), Event::Note(i)));
-            }
-        }
-        for _ in 0..sizes.old_edits_per_day {
-            let t = rng.below(DAY_LENGTH_S as u64 * 1000) as i64;
-            events.push((at(t), Event::Shared));
-        }
-        events.sort_by_key(|(t, _)| *t);
-        let mut today: Vec<Uuid> = Vec::with_capacity(sizes.per_day);
-        let mut acts: Vec<Act> = Vec::with_capacity(events.len());
-        for (now, event) in events {
-            match event {
-                Event::Create(i) => {
-                    ensure!(i == today.len(), "appointments are created in order");
-                    let a = new_appointment(rng, now, 21, false);
-                    let (id, action) = add_appointment(&l.store, rng, now, &a)?;
-                    l.store.write_local(now, &action)?;
-                    acts.push(Act::of(now, &action));
-                    for e in &action.edits {
-                        l.touched
-                            .entry(e.id)
-                            .or_default()
-                            .extend(e.sets.iter().map(|(f, _)| *f));
-                    }
-                    today.push(id);
-                }
-                Event::Reschedule(i) | Event::Status(i) | Event::Note(i) => {
-                    let id = *today.get(i).context("an edit before its appointment")?;
-                    let (field, value) = match event {
-                        Event::Reschedule(_) => {
-                            (Field::Start, Value::Int(slot_after(rng, now, 21)))
-                        }
-                        Event::Status(_) => (Field::Status, outcome(rng)),
-                        _ => (Field::Note, note(rng)),
-                    };
-                    acts.push(Act::of(now, &edit(&mut l.store, now, id, field, value)?));
-                    l.touched.entry(id).or_default().insert(field);
-                }
-                Event::Shared => {
-                    let id = *rng.pick(shared);
-                    let (field, value) = match rng.below(10) {
-                        0..=3 => (Field::Status, outcome(rng)),
-                        4..=6 => (Field::Start, Value::Int(slot_after(rng, now, 42))),
-                        _ => (Field::Note, note(rng)),
-                    };
-                    acts.push(Act::of(now, &edit(&mut l.store, now, id, field, value)?));
-                    l.touched.entry(id).or_default().insert(field);
-                }
-            }
-        }
+        let (acts, _) = work_day(
+            &mut l.store,
+            &mut l.touched,
+            UNIT,
+            rng,
+            time.day_start(d),
+            sizes.per_day,
+            shared,
+        )?;
         l.days.push(acts);
     }
     Ok(())
@@ -784,15 +901,15 @@ fn offline_week(
 /// values of the fields it changed, no CRDT metadata, compact JSON, deflated. The canonical JSON
 /// of the same records (every field, siblings with HLC, device and counter) is kept beside it.
 #[derive(Debug, Clone, Copy)]
-struct Delta {
-    records: usize,
-    fields: usize,
-    json_bytes: usize,
-    deflated: usize,
-    canonical_deflated: usize,
+pub(crate) struct Delta {
+    pub(crate) records: usize,
+    pub(crate) fields: usize,
+    pub(crate) json_bytes: usize,
+    pub(crate) deflated: usize,
+    pub(crate) canonical_deflated: usize,
 }
 
-fn net_delta(l: &Laptop) -> Result<Delta> {
+pub(crate) fn net_delta(l: &Laptop) -> Result<Delta> {
     let mut compact = Vec::with_capacity(l.touched.len());
     let mut canonical = Vec::with_capacity(l.touched.len());
     let mut fields = 0;
@@ -836,39 +953,39 @@ struct Session {
 
 /// The server-side cost of one replayed session.
 #[derive(Debug, Clone, Copy, Default)]
-struct ServerCost {
+pub(crate) struct ServerCost {
     /// Thread CPU: decoding frames.
-    decode: Duration,
+    pub(crate) decode: Duration,
     /// Thread CPU: `handle_message` and `fill` (authorization, merge, SQLite, commit).
-    session: Duration,
+    pub(crate) session: Duration,
     /// Thread CPU: encoding (and deflating) frames.
-    encode: Duration,
+    pub(crate) encode: Duration,
     /// Wall time of the same work (includes waiting for `fsync`).
-    wall: Duration,
+    pub(crate) wall: Duration,
 }
 
 impl ServerCost {
-    fn cpu(&self) -> Duration {
+    pub(crate) fn cpu(&self) -> Duration {
         self.decode + self.session + self.encode
     }
 }
 
 /// What a replay saw.
 #[derive(Debug, Clone, Default)]
-struct Flow {
-    bytes_up: u64,
-    bytes_down: u64,
-    messages_up: usize,
-    messages_down: usize,
+pub(crate) struct Flow {
+    pub(crate) bytes_up: u64,
+    pub(crate) bytes_down: u64,
+    pub(crate) messages_up: usize,
+    pub(crate) messages_down: usize,
     /// Client flights carrying messages, each followed by a wait for the server.
-    round_trips: usize,
+    pub(crate) round_trips: usize,
     /// Hello, Welcome, Ack and UpToDate frames, both ways.
-    metadata_bytes: u64,
-    changes_up: usize,
-    changes_down: usize,
-    cost: ServerCost,
+    pub(crate) metadata_bytes: u64,
+    pub(crate) changes_up: usize,
+    pub(crate) changes_down: usize,
+    pub(crate) cost: ServerCost,
     /// Changes the server refused (none expected).
-    rejected: usize,
+    pub(crate) rejected: usize,
 }
 
 /// Replay one laptop's reconnection sans-IO: a `ClientSession` on `laptop_db`, a
@@ -880,9 +997,10 @@ struct Flow {
 /// with nothing queued it refills or finishes. Each flight of client messages that has to wait
 /// for the server's answer costs one round trip.
 ///
-/// The server's side is timed: frames decoded, `handle_message` for each, then `poll_transmit`
+/// The server's side is timed: frames decoded, `handle_messages` for the flight (one store
+/// transaction for its batches, as `serve` does when one read completes them), then `poll_transmit`
 /// and `fill` until nothing is left (as `tournee_server::serve` flushes), frames encoded.
-fn replay(
+pub(crate) fn replay(
     server_db: &Path,
     laptop_db: &Path,
     device: &DeviceAuth,
@@ -952,9 +1070,7 @@ fn replay(
             msgs.push(m);
         }
         let c1 = thread_cpu()?;
-        for m in msgs {
-            session.handle_message(now, m, &mut server)?;
-        }
+        session.handle_messages(now, msgs, &mut server)?;
         let mut answers = Vec::new();
         loop {
             while let Some(m) = session.poll_transmit() {
@@ -1201,7 +1317,7 @@ fn push_rows(
     report.push(
         json!({
             "bench": format!("w1.{name}.session"),
-            "what": "the real reconnection (the agent's connect + session + wait_idle, as sync_once runs them, over loopback QUIC through a fault-free relay counting UDP bytes)",
+            "what": "the real reconnection (the agent's connect + session + wait_closed, as sync_once runs them, over loopback QUIC through a fault-free relay counting UDP bytes)",
             "order": k + 1,
             "bytes_up": r.bytes_out,
             "bytes_down": r.bytes_in,
