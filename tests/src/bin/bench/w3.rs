@@ -529,7 +529,7 @@ fn push_rows(report: &mut Report, o: &Ours) -> Result<()> {
             "what": "sync metadata of the reconnection: Hello, Welcome, Ack and UpToDate frames both ways (the changes' own dots and clocks are not counted); a device stores two integers of sync state (cursor, acked seq)",
             "metadata_bytes": cold.metadata_bytes,
             "batches_up": r.stats.batches_out,
-            "metadata_note": "one Ack per batch up: grows with the laptop's batches, not with the server's changelog",
+            "metadata_note": "one Ack per flight of up to 8 batches the server reads at once: grows with the laptop's batches, not with the server's changelog",
             "server_changelog_entries": c.entries,
             "target_bytes": TARGET_METADATA_BYTES,
             "ok": cold.metadata_bytes <= TARGET_METADATA_BYTES,
