@@ -482,6 +482,15 @@ fn append_changelog<'a>(
     Ok(())
 }
 
+/// Highest sequence of `device` the server has applied (0 before its first batch).
+fn device_acked_in(conn: &Connection, device: Actor) -> Result<u64, StoreError> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT acked FROM device_acks WHERE device = ?1")?
+        .query_row([i64::from(device)], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+}
+
 /// Number of the last change in the changelog (0 when empty).
 fn log_head(conn: &Connection) -> Result<u64, StoreError> {
     let v: Option<i64> = conn
@@ -895,12 +904,7 @@ impl Store for SqliteStore {
 
 impl ServerStore for SqliteStore {
     fn device_acked(&self, device: Actor) -> Result<u64, StoreError> {
-        let v: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT acked FROM device_acks WHERE device = ?1")?
-            .query_row([i64::from(device)], |r| r.get(0))
-            .optional()?;
-        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+        device_acked_in(&self.conn, device)
     }
 
     fn accept_batches(
@@ -919,12 +923,7 @@ impl ServerStore for SqliteStore {
         }
         let path = self.path.clone();
         let tx = self.begin()?;
-        let mut prev: u64 = tx
-            .prepare_cached("SELECT acked FROM device_acks WHERE device = ?1")?
-            .query_row([i64::from(device)], |r| r.get::<_, i64>(0))
-            .optional()?
-            .and_then(|v| u64::try_from(v).ok())
-            .unwrap_or(0);
+        let mut prev = device_acked_in(&tx, device)?;
         let acked_before = prev;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
         // Records read once and written once per transaction, however many batches touch them.

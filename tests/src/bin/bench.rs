@@ -204,6 +204,12 @@ fn main() -> ExitCode {
         let size = |default: usize, quick: usize| {
             args.n.unwrap_or(if args.quick { quick } else { default })
         };
+        // New appointments per device per day for the workloads built on W1's day.
+        let per_day = if args.quick {
+            w1::QUICK_PER_DAY
+        } else {
+            w1::DEFAULT_PER_DAY
+        };
         let run = match name {
             "store" => store_workload(
                 &mut report,
@@ -238,22 +244,14 @@ fn main() -> ExitCode {
                 &mut report,
                 args.seed,
                 size(w3::DEFAULT_DAYS, w3::QUICK_DAYS),
-                if args.quick {
-                    w1::QUICK_PER_DAY
-                } else {
-                    w1::DEFAULT_PER_DAY
-                },
+                per_day,
                 args.keep,
             ),
             "w2" => storm::run(
                 &mut report,
                 args.seed,
                 size(storm::DEFAULT_DEVICES, storm::QUICK_DEVICES),
-                if args.quick {
-                    w1::QUICK_PER_DAY
-                } else {
-                    w1::DEFAULT_PER_DAY
-                },
+                per_day,
                 args.keep,
             ),
             "w5" => w5::run_w5(

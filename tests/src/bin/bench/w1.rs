@@ -956,7 +956,7 @@ struct Session {
 pub(crate) struct ServerCost {
     /// Thread CPU: decoding frames.
     pub(crate) decode: Duration,
-    /// Thread CPU: `handle_message` and `fill` (authorization, merge, SQLite, commit).
+    /// Thread CPU: `handle_messages` and `fill` (authorization, merge, SQLite, commit).
     pub(crate) session: Duration,
     /// Thread CPU: encoding (and deflating) frames.
     pub(crate) encode: Duration,
@@ -1286,7 +1286,7 @@ fn push_rows(
     report.push(
         json!({
             "bench": format!("w1.{name}.server_cpu"),
-            "what": "server thread CPU of one session replayed sans-IO on a synchronous=FULL file store after a warm-up session: frame decode + handle_message + fill + frame encode (no QUIC/TLS), p50",
+            "what": "server thread CPU of one session replayed sans-IO on a synchronous=FULL file store after a warm-up session: frame decode + handle_messages + fill + frame encode (no QUIC/TLS), p50",
             "cpu_ms_p50": ms(p50),
             "cpu_ms_max": ms(cpu.last().copied().unwrap_or_default()),
             "decode_ms_p50": med(|c| c.decode),
