@@ -1,6 +1,6 @@
 //! The agent's commands: each opens the store, does one thing, prints the result.
 //!
-//! Validation and record building live in `tournee_shared::actions`; this module only parses
+//! Validation and record building live in `tournee_core::actions`; this module only parses
 //! what a person typed and shows results. No network here.
 
 use std::path::{Path, PathBuf};
@@ -10,25 +10,26 @@ use chrono::NaiveDate;
 use serde_json::json;
 use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
-use tournee_shared::actions::{
+use tournee_cli::{init_logging, wait_for_signal};
+use tournee_core::actions::{
     self, add_appointment, add_request, require_kind, set_fields, NewRequest, PassageUpdate,
 };
-use tournee_shared::bundle::Bundle;
-use tournee_shared::cli::{init_logging, wait_for_signal};
-use tournee_shared::clock::{Clock, SkewedClock};
-use tournee_shared::export;
-use tournee_shared::limits::CLOCK_OFFSET_WARN_MS;
-use tournee_shared::model::{
+use tournee_core::clock::{Clock, SkewedClock};
+use tournee_core::export;
+use tournee_core::limits::CLOCK_OFFSET_WARN_MS;
+use tournee_core::model::{
     AppointmentStatus, CancelCause, Field, Kind, Level, ModelError, Outcome, PassageStatus, Value,
 };
-use tournee_shared::record::Record;
-use tournee_shared::refdata::RefData;
-use tournee_shared::store::{Identity, SqliteStore, Store};
-use tournee_shared::time::{paris_date, parse_date, parse_time, show_local, show_rfc3339};
+use tournee_core::record::Record;
+use tournee_core::refdata::RefData;
+use tournee_core::store::{Identity, Store};
+use tournee_core::time::{paris_date, parse_date, parse_time, show_local, show_rfc3339};
+use tournee_net::bundle::Bundle;
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::{AppointmentCmd, Cli, Command, PassageCmd, RequestCmd};
-use tournee_shared::output::{print_json, print_pairs, print_table, Format};
+use tournee_cli::output::{print_json, print_pairs, print_table, Format};
 
 fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
     match cli_data {
@@ -553,7 +554,7 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
 
 fn conflicts(dir: &Path, format: Format) -> Result<()> {
     let store = open_existing(dir)?;
-    actions::print_conflicts(&store, format)
+    tournee_cli::print_conflicts(&store, format)
 }
 
 fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {

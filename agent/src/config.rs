@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tournee_shared::limits::{BACKOFF_MAX_MS, BACKOFF_MIN_MS};
+use tournee_core::limits::{BACKOFF_MAX_MS, BACKOFF_MIN_MS};
 
 /// File name inside the data directory.
 pub const CONFIG_FILE: &str = "agent.toml";

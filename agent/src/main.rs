@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use tournee_shared::output::Format;
+use tournee_cli::output::Format;
 
 /// Tournée agent: offline-first records of a France Services mobile unit.
 #[derive(Debug, Parser)]
@@ -116,7 +116,7 @@ pub enum AppointmentCmd {
 #[derive(Debug, Args)]
 pub struct AppointmentAdd {
     #[command(flatten)]
-    pub fields: tournee_shared::cli::AppointmentArgs,
+    pub fields: tournee_cli::AppointmentArgs,
 }
 
 /// `appointment set`.
@@ -252,7 +252,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if tournee_shared::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if tournee_cli::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tournee-agent: error: {e:#}");
             ExitCode::from(1)

@@ -6,10 +6,11 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use tournee_shared::bundle::Bundle;
-use tournee_shared::cli::{create_private_dir, write_private};
-use tournee_shared::model::{check_admin_id, check_territory};
-use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_cli::{create_private_dir, write_private};
+use tournee_core::model::{check_admin_id, check_territory};
+use tournee_core::store::{Identity, Store};
+use tournee_net::bundle::Bundle;
+use tournee_store::SqliteStore;
 
 use crate::sync::{Remote, BUNDLE_FILE};
 

@@ -3,7 +3,7 @@
 //! conseiller can act on. `sync` runs one reconciliation; `run` stays connected and retries
 //! with exponential backoff and jitter.
 //!
-//! No protocol decisions here (see `tournee_shared::protocol::session`).
+//! No protocol decisions here (see `tournee_proto::session`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -11,18 +11,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
-use tournee_shared::bundle::Bundle;
-use tournee_shared::clock::Clock;
-use tournee_shared::limits::{
+use tournee_core::clock::Clock;
+use tournee_core::limits::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, LOCAL_POLL_MS, QUIC_CLOSE_WAIT_MS,
     READ_CHUNK_BYTES,
 };
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::session::{ClientSession, SessionStats};
-use tournee_shared::protocol::wire::{ErrorCode, ServerMsg};
-use tournee_shared::protocol::ProtocolError;
-use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::tls;
+use tournee_core::store::Store;
+use tournee_net::bundle::Bundle;
+use tournee_net::tls;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::session::{ClientSession, SessionStats};
+use tournee_proto::wire::{ErrorCode, ServerMsg};
+use tournee_proto::ProtocolError;
+use tournee_store::SqliteStore;
 use tracing::{info, warn};
 
 /// File holding the enrolment bundle inside the agent's data directory (0600).
@@ -60,7 +61,7 @@ impl Remote {
         let tls_config = tls::client_config(&ca, chain, key)?;
         Ok(Self {
             addrs: bundle.server_addrs.clone(),
-            config: tournee_shared::transport::client_config(tls_config)?,
+            config: tournee_net::transport::client_config(tls_config)?,
         })
     }
 
@@ -111,8 +112,8 @@ pub enum SyncError {
     Timeout(u64),
 }
 
-impl From<tournee_shared::store::StoreError> for SyncError {
-    fn from(e: tournee_shared::store::StoreError) -> Self {
+impl From<tournee_core::store::StoreError> for SyncError {
+    fn from(e: tournee_core::store::StoreError) -> Self {
         SyncError::Protocol(e.into())
     }
 }

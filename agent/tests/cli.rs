@@ -7,8 +7,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
-use tournee_shared::model::{Field, Kind, Scope, Value};
-use tournee_shared::store::{Identity, LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tournee-agent");
@@ -470,7 +471,7 @@ fn seed_passage(dir: &Path, date: &str) -> (Uuid, Uuid) {
     let now = chrono::Utc::now().timestamp_millis() as u64;
     let stop = Uuid::now_v7();
     let passage = Uuid::now_v7();
-    let start = tournee_shared::time::parse_time("t", &format!("{date}T09:00")).expect("time");
+    let start = tournee_core::time::parse_time("t", &format!("{date}T09:00")).expect("time");
     let action = LocalAction {
         edits: vec![
             RecordEdit {

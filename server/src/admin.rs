@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
-use tournee_shared::bundle::{Bundle, BUNDLE_VERSION};
-use tournee_shared::cli::{create_private_dir, write_private};
-use tournee_shared::clock::Clock;
-use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_cli::{create_private_dir, write_private};
+use tournee_core::clock::Clock;
+use tournee_core::store::{Identity, Store};
+use tournee_net::bundle::{Bundle, BUNDLE_VERSION};
 
 use crate::ca::Ca;
 use crate::config::{DataDir, ServerConfig, DEFAULT_SESSIONS_MAX};
@@ -71,7 +71,7 @@ pub fn init_server(
         horizon_weeks: crate::scheduling::HORIZON_WEEKS_DEFAULT,
     };
     Registry::open(&data.registry())?;
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     store.set_identity(&Identity::server())?;
     std::fs::write(data.config(), toml::to_string_pretty(&config)?)?;
     Ok(config)

@@ -3,7 +3,7 @@
 //!
 //! This module neither reads the clock (the caller passes `not_before`) nor touches files
 //! (callers store the PEM texts, keys with mode 0600). It keeps no record of what it issued and
-//! does not revoke: the device registry and `tournee_shared::tls::RevocationList` do that.
+//! does not revoke: the device registry and `tournee_net::tls::RevocationList` do that.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,7 +13,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
 };
-use tournee_shared::tls;
+use tournee_net::tls;
 
 /// How long the CA certificate is valid.
 const CA_VALIDITY_YEARS: u32 = 20;

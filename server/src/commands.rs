@@ -8,23 +8,25 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use tournee_cli::output::{print_json, print_table, Format};
+use tournee_cli::{init_logging, wait_for_signal, write_private};
+use tournee_core::actions;
+use tournee_core::clock::{Clock, SkewedClock};
+use tournee_core::export;
+use tournee_core::model::Scope;
+use tournee_core::model::{Field, Kind};
+use tournee_core::refdata::RefData;
+use tournee_core::store::Store;
+use tournee_core::time::{parse_date, show_rfc3339};
+use tournee_report::queries::GroupBy;
+use tournee_report::queries::Queries;
+use tournee_report::report;
 use tournee_server::admin;
 use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::scheduling::{self, RoundSpec};
 use tournee_server::serve;
-use tournee_shared::actions;
-use tournee_shared::cli::{init_logging, wait_for_signal, write_private};
-use tournee_shared::clock::{Clock, SkewedClock};
-use tournee_shared::export;
-use tournee_shared::model::Scope;
-use tournee_shared::model::{Field, Kind};
-use tournee_shared::output::{print_json, print_table, Format};
-use tournee_shared::refdata::RefData;
-use tournee_shared::report;
-use tournee_shared::store::queries::GroupBy;
-use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::time::{parse_date, show_rfc3339};
+use tournee_store::SqliteStore;
 
 use crate::{
     Cli, Command, CoverageBy, DeviceCmd, ReportFormat, RoundCmd, ServerAppointmentCmd, StopCmd,
@@ -51,7 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo_cmd(explicit_data, a),
         Command::Stop(StopCmd::Add(a)) => {
             data.require()?;
-            let mut store = SqliteStore::open(&data.store())?;
+            let mut store = data.open_store()?;
             let id = scheduling::add_stop(
                 &mut store,
                 clock.now_ms(),
@@ -67,7 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
         Command::Round(RoundCmd::List(a)) => {
             data.require()?;
-            let store = SqliteStore::open(&data.store())?;
+            let store = data.open_store()?;
             let rounds = scheduling::list_rounds(&store, a.unit.as_deref())?;
             match a.format {
                 Format::Json => print_json(&json!({ "rounds": rounds })),
@@ -181,15 +183,15 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Conflicts(f) => {
             data.require()?;
-            let store = SqliteStore::open(&data.store())?;
-            actions::print_conflicts(&store, f.format)
+            let store = data.open_store()?;
+            tournee_cli::print_conflicts(&store, f.format)
         }
     }
 }
 
 fn open_scoped(data: &DataDir, unit: Option<&str>) -> Result<(SqliteStore, Option<Vec<Scope>>)> {
     data.require()?;
-    let store = SqliteStore::open(&data.store())?;
+    let store = data.open_store()?;
     let scopes = match unit {
         None => None,
         Some(u) => {
@@ -282,7 +284,7 @@ fn demo_cmd(data: Option<PathBuf>, a: crate::DemoArgs) -> Result<()> {
 }
 
 fn today(clock: &dyn Clock) -> chrono::NaiveDate {
-    tournee_shared::time::paris_date(i64::try_from(clock.now_ms() / 1000).unwrap_or(0))
+    tournee_core::time::paris_date(i64::try_from(clock.now_ms() / 1000).unwrap_or(0))
         .unwrap_or_default()
 }
 
@@ -303,7 +305,7 @@ fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()
         every_weeks: a.every_weeks,
         stops: scheduling::parse_stops(&a.stops)?,
     };
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     let (id, r) = scheduling::add_round(
         &mut store,
         clock.now_ms(),
@@ -329,7 +331,7 @@ fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()
             a.id
         )
     })?;
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     let (mut spec, unit) = scheduling::round_spec(&store, id)?;
     if let Some(n) = a.name {
         spec.name = n;
@@ -371,7 +373,7 @@ fn passages(data: &DataDir, a: crate::PassagesArgs) -> Result<()> {
     if let Some(u) = &a.unit {
         unit_of(data, u)?;
     }
-    let store = SqliteStore::open(&data.store())?;
+    let store = data.open_store()?;
     let list = store.passages_between(a.unit.as_deref(), from, to)?;
     let mut views = Vec::new();
     for p in &list {
@@ -447,7 +449,7 @@ fn appointment_add(
     let unit = unit_of(data, &a.unit)?;
     let now = clock.now_ms();
     let new = a.fields.to_new(now)?;
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     if let Some(p) = new.passage {
         let passage = actions::require_kind(&store, p, Kind::Passage)?;
         if passage.scope != Scope::Unit(unit.id.clone()) {
@@ -465,7 +467,7 @@ fn appointment_add(
 
 fn coverage(data: &DataDir, a: crate::CoverageArgs) -> Result<()> {
     data.require()?;
-    tournee_shared::model::check_territory("territory", &a.territory)?;
+    tournee_core::model::check_territory("territory", &a.territory)?;
     let from = parse_date("from", &a.from)?;
     let to = parse_date("to", &a.to)?;
     if to < from {
@@ -477,7 +479,7 @@ fn coverage(data: &DataDir, a: crate::CoverageArgs) -> Result<()> {
         CoverageBy::Partner => GroupBy::Partner,
         CoverageBy::Theme => GroupBy::Theme,
     };
-    let store = SqliteStore::open(&data.store())?;
+    let store = data.open_store()?;
     let raw = store.coverage_data(&a.territory, from, to, by)?;
     let report = report::build(&a.territory, from, to, by, &raw);
     let mut out = std::io::stdout().lock();

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use tournee_core::store::StoreError;
+use tournee_store::SqliteStore;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4433";
@@ -75,6 +77,10 @@ impl DataDir {
     /// The replicated store.
     pub fn store(&self) -> PathBuf {
         self.root.join("server.sqlite")
+    }
+    /// Open the replicated store with the reporting projection plugged in.
+    pub fn open_store(&self) -> Result<SqliteStore, StoreError> {
+        tournee_report::facts::open_server_store(&self.store())
     }
     /// The device registry.
     pub fn registry(&self) -> PathBuf {

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
-use tournee_shared::store::SqliteStore;
+use tournee_store::SqliteStore;
 
 type Job = Box<dyn FnOnce(&mut SqliteStore) + Send>;
 

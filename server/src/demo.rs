@@ -14,19 +14,21 @@ use anyhow::{Context, Result};
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use tournee_agent::setup::{identity_of, init_store};
 use tournee_agent::sync::{sync_once, Remote};
-use tournee_shared::actions::{self, NewAppointment, NewRequest, PassageUpdate};
-use tournee_shared::clock::{Clock, SystemClock};
-use tournee_shared::export;
-use tournee_shared::model::{
+use tournee_core::actions::{self, NewAppointment, NewRequest, PassageUpdate};
+use tournee_core::clock::{Clock, SystemClock};
+use tournee_core::export;
+use tournee_core::model::{
     CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Value,
 };
-use tournee_shared::refdata::RefData;
-use tournee_shared::report;
-use tournee_shared::rng::SplitMix64;
-use tournee_shared::schedule::RoundStop;
-use tournee_shared::store::queries::GroupBy;
-use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::time::{paris_date, parse_time};
+use tournee_core::refdata::RefData;
+use tournee_core::rng::SplitMix64;
+use tournee_core::schedule::RoundStop;
+use tournee_core::store::Store;
+use tournee_core::time::{paris_date, parse_time};
+use tournee_report::queries::GroupBy;
+use tournee_report::queries::Queries;
+use tournee_report::report;
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::admin;
@@ -335,7 +337,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             sync_laptop(l, clock.as_ref(), false, SYNC_TIMEOUT_S).await?;
         }
     }
-    let report_store = SqliteStore::open(&data.store())?;
+    let report_store = data.open_store()?;
     print_summary(&report_store, monday)?;
     let conflicts = report_store.conflicted()?;
     println!(
@@ -379,7 +381,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         root.display(),
         data.root().display()
     );
-    tournee_shared::cli::wait_for_signal().await;
+    tournee_cli::wait_for_signal().await;
     server.shutdown().await;
     Ok(())
 }
@@ -523,7 +525,7 @@ struct Plan {
 /// The scheduler's work, on the server: stops, a weekly round (its passages follow), and
 /// planned home visits.
 fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan> {
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     let now = clock.now_ms();
     let mut stops = Vec::new();
     for (weekday, commune, label) in ROUND {

@@ -1,7 +1,7 @@
 //! Tournée server library: device registry and CA, the sync daemon's glue, and the commands of
 //! the `tournee-server` binary.
 //!
-//! The replicated data model, merge and protocol live in `tournee_shared`; nothing here
+//! The replicated data model, merge and protocol live in the `shared/` crates (`tournee-core`, `tournee-proto`, `tournee-store`, `tournee-net`, `tournee-report`); nothing here
 //! re-implements them.
 
 pub mod admin;

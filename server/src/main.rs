@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tournee_shared::output::Format;
+use tournee_cli::output::Format;
 
 /// Tournée server: device registry, sync endpoint, scheduling and coverage.
 #[derive(Debug, Parser)]
@@ -183,7 +183,7 @@ pub struct ServerAppointmentAdd {
     #[arg(long, value_name = "ID")]
     pub unit: String,
     #[command(flatten)]
-    pub fields: tournee_shared::cli::AppointmentArgs,
+    pub fields: tournee_cli::AppointmentArgs,
 }
 
 /// Report formats.
@@ -366,7 +366,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if tournee_shared::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if tournee_cli::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tournee-server: error: {e:#}");
             ExitCode::from(1)

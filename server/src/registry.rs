@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use tournee_shared::limits::STORE_BUSY_WAIT_MS;
-use tournee_shared::model::{check_admin_id, check_territory, ModelError, UnitKind};
-use tournee_shared::register::Actor;
+use tournee_core::limits::STORE_BUSY_WAIT_MS;
+use tournee_core::model::{check_admin_id, check_territory, ModelError, UnitKind};
+use tournee_core::register::Actor;
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE units (
          id        TEXT PRIMARY KEY,

@@ -8,16 +8,18 @@
 use anyhow::{bail, Context, Result};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
-use tournee_shared::actions::new_id;
-use tournee_shared::clock::WallMs;
-use tournee_shared::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
-use tournee_shared::refdata::RefData;
-use tournee_shared::schedule::{
+use tournee_core::actions::new_id;
+use tournee_core::clock::WallMs;
+use tournee_core::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
+use tournee_core::refdata::RefData;
+use tournee_core::schedule::{
     decode_stops, encode_stops, first_common_visit, passage_id, ranges_overlap, visit_dates,
     RoundStop,
 };
-use tournee_shared::store::facts::is_marked;
-use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_core::store::{LocalAction, RecordEdit, Store};
+use tournee_report::facts::is_marked;
+use tournee_report::queries::Queries;
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::registry::Unit;
@@ -34,7 +36,7 @@ pub fn add_stop(
     label: &str,
     address: Option<&str>,
 ) -> Result<Uuid> {
-    tournee_shared::model::check_territory("territory", territory)?;
+    tournee_core::model::check_territory("territory", territory)?;
     check_commune("commune", commune)?;
     let c = RefData::get().commune(commune).context("commune")?;
     if c.departement != territory {
@@ -83,7 +85,7 @@ pub struct RoundSpec {
 }
 
 impl RoundSpec {
-    fn from_record(r: &tournee_shared::record::Record) -> Result<Self> {
+    fn from_record(r: &tournee_core::record::Record) -> Result<Self> {
         let day = |f| {
             r.text(f)
                 .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
@@ -122,7 +124,7 @@ fn validate(
     if spec.stops.is_empty() {
         bail!("stop: a round needs at least one --stop STOP_ID@WEEKDAY@HH:MM-HH:MM");
     }
-    if !(1..=tournee_shared::schedule::EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
+    if !(1..=tournee_core::schedule::EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
         bail!(
             "every-weeks: {} is not allowed; allowed: 1 to 52",
             spec.every_weeks
@@ -264,7 +266,7 @@ pub fn edit_round(
     validate(store, unit, spec, Some(round))?;
     store.write_local(
         now,
-        &tournee_shared::actions::set_fields(&record, spec.sets()),
+        &tournee_core::actions::set_fields(&record, spec.sets()),
     )?;
     materialise(store, now, today, horizon_weeks, round)
 }

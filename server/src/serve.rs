@@ -1,7 +1,7 @@
 //! The sync daemon: a quinn endpoint whose connections are authenticated by client certificate,
 //! admitted through a semaphore, and each driven by a `ServerSession` over one stream.
 //!
-//! Thin glue: protocol decisions are in `tournee_shared::protocol`, storage in the store thread
+//! Thin glue: protocol decisions are in `tournee_proto`, storage in the store thread
 //! (`db`). This module owns sockets, tasks, timers, revocation polling and logging.
 
 use std::collections::HashMap;
@@ -14,18 +14,19 @@ use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tournee_shared::clock::Clock;
-use tournee_shared::limits::{
+use tournee_core::clock::Clock;
+use tournee_core::limits::{
     HELLO_TIMEOUT_MS, HORIZON_CHECK_MS, READ_CHUNK_BYTES, SERVER_POLL_MS,
     SESSION_FLIGHT_BATCHES_MAX, SHUTDOWN_GRACE_MS,
 };
-use tournee_shared::protocol::auth::DeviceAuth;
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::session::ServerSession;
-use tournee_shared::protocol::wire::{ClientMsg, ErrorCode};
-use tournee_shared::protocol::ProtocolError;
-use tournee_shared::store::{Identity, ServerStore, SqliteStore, Store};
-use tournee_shared::tls::{self, RevocationList};
+use tournee_core::store::{Identity, ServerStore, Store};
+use tournee_net::tls::{self, RevocationList};
+use tournee_proto::auth::DeviceAuth;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::session::ServerSession;
+use tournee_proto::wire::{ClientMsg, ErrorCode};
+use tournee_proto::ProtocolError;
+use tournee_store::SqliteStore;
 use tracing::{info, warn};
 
 use crate::ca::Ca;
@@ -56,7 +57,7 @@ pub struct RunningServer {
 }
 
 fn open_server_store(data: &DataDir) -> Result<SqliteStore> {
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = data.open_store()?;
     if store.identity()?.is_none() {
         store.set_identity(&Identity::server())?;
     }
@@ -71,7 +72,7 @@ pub async fn start(
 ) -> Result<RunningServer> {
     data.require()?;
     // Load reference data now, not inside the first session.
-    tournee_shared::refdata::RefData::get();
+    tournee_core::refdata::RefData::get();
     let store = open_server_store(data)?;
     let head = store.changelog_head()?;
     let registry = Registry::open(&data.registry())?;
@@ -84,7 +85,7 @@ pub async fn start(
     let chain = tls::pem_to_der_certs(&std::fs::read_to_string(data.server_cert())?)?;
     let key = tls::pem_to_der_key(&std::fs::read_to_string(data.server_key())?)?;
     let tls_config = tls::server_config(&ca.cert_der()?, chain, key, revoked.clone())?;
-    let quinn_config = tournee_shared::transport::server_config(tls_config)?;
+    let quinn_config = tournee_net::transport::server_config(tls_config)?;
     let endpoint = Endpoint::server(quinn_config, config.listen)
         .with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
     let addr = endpoint.local_addr()?;
@@ -209,7 +210,7 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
             _ = shutdown.changed() => return,
         }
         let now = shared.clock.now_ms();
-        let Some(today) = tournee_shared::time::paris_date(i64::try_from(now / 1000).unwrap_or(0))
+        let Some(today) = tournee_core::time::paris_date(i64::try_from(now / 1000).unwrap_or(0))
         else {
             continue;
         };
@@ -349,7 +350,7 @@ struct Tally {
     bytes_in: u64,
     bytes_out: u64,
     busy_us: u64,
-    stats: tournee_shared::protocol::session::SessionStats,
+    stats: tournee_proto::session::SessionStats,
 }
 
 async fn run_session(
@@ -390,7 +391,7 @@ async fn run_session(
             // mismatch says which side to update); otherwise describe the error itself.
             let queued = session.lock().ok().and_then(|mut s| {
                 std::iter::from_fn(|| s.poll_transmit())
-                    .find(|m| matches!(m, tournee_shared::protocol::wire::ServerMsg::Error { .. }))
+                    .find(|m| matches!(m, tournee_proto::wire::ServerMsg::Error { .. }))
             });
             let msg = queued.unwrap_or_else(|| ServerSession::error_message(&e));
             let bytes = frame::encode(&msg);

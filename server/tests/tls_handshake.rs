@@ -3,7 +3,7 @@
 //! device's are refused before any stream is accepted; 0-RTT and resumption stay off.
 //!
 //! These tests do not cover the sync protocol, connection limits or closing live connections on
-//! revocation; they only pin the TLS policy of `tournee_shared::tls` and `tournee_server::ca`.
+//! revocation; they only pin the TLS policy of `tournee_net::tls` and `tournee_server::ca`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,8 +15,8 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
+use tournee_net::tls::{self, RevocationList};
 use tournee_server::ca::{Ca, Issued};
-use tournee_shared::tls::{self, RevocationList};
 
 const STEP: Duration = Duration::from_secs(5);
 

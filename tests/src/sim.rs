@@ -13,17 +13,17 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use tournee_shared::export;
-use tournee_shared::model::{Field, Kind, Scope, Value};
-use tournee_shared::protocol::auth::DeviceAuth;
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::session::{ClientSession, ServerSession};
-use tournee_shared::protocol::wire::{ClientMsg, ServerMsg};
-use tournee_shared::record::Change;
-use tournee_shared::rng::SplitMix64;
-use tournee_shared::store::{
-    Durability, Identity, LocalAction, RecordEdit, ServerStore, SqliteStore, Store,
-};
+use tournee_core::export;
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::record::Change;
+use tournee_core::rng::SplitMix64;
+use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
+use tournee_proto::auth::DeviceAuth;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::wire::{ClientMsg, ServerMsg};
+use tournee_report::queries::Queries;
+use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
 /// Start of simulated time (ms since the epoch): a Monday morning in 2026.
@@ -169,7 +169,8 @@ struct World {
 fn open(path: &Path) -> Result<SqliteStore, String> {
     // Process crashes lose nothing that committed even with NORMAL (the WAL is in the OS);
     // power loss is a separate harness.
-    SqliteStore::open_with(path, Durability::Normal)
+    // The reporting projection is plugged into every store; only the server's writes use it.
+    tournee_report::facts::open_server_store_with(path, Durability::Normal)
         .map_err(|e| format!("open {}: {e}", path.display()))
 }
 
@@ -250,7 +251,7 @@ impl World {
                     (Field::Status, Value::Text(s.into()))
                 }
             };
-            tournee_shared::actions::set_fields(&record, vec![(field, value)])
+            tournee_core::actions::set_fields(&record, vec![(field, value)])
         };
         match self.agents[i].store.write_local(now, &action) {
             Ok(changes) => {
@@ -273,7 +274,7 @@ impl World {
                 }
                 Ok(())
             }
-            Err(tournee_shared::store::StoreError::Model(_)) => {
+            Err(tournee_core::store::StoreError::Model(_)) => {
                 self.counts.refused += 1;
                 Ok(())
             }
@@ -314,7 +315,7 @@ impl World {
             let Ok(Some(r)) = self.server.record(id) else {
                 return Ok(());
             };
-            tournee_shared::actions::set_fields(
+            tournee_core::actions::set_fields(
                 &r,
                 vec![(Field::Note, Value::Text(format!("scheduler {}", self.step)))],
             )

@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tournee_shared::actions::{add_appointment, NewAppointment};
-use tournee_shared::limits::{BATCH_CHANGES_MAX, QUIC_IDLE_TIMEOUT_MS};
-use tournee_shared::model::Location;
-use tournee_shared::store::{Durability, ServerStore, SqliteStore, Store};
+use tournee_core::actions::{add_appointment, NewAppointment};
+use tournee_core::limits::{BATCH_CHANGES_MAX, QUIC_IDLE_TIMEOUT_MS};
+use tournee_core::model::Location;
+use tournee_core::store::{ServerStore, Store};
+use tournee_store::{Durability, SqliteStore};
 use tournee_tests::relay::{Faults, Relay};
 use tournee_tests::{free_udp_port, Agent, Server};
 

@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tournee_shared::model::Kind;
-use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_core::model::Kind;
+use tournee_core::store::{Identity, Store};
+use tournee_store::SqliteStore;
 use tournee_tests::bin;
 use uuid::Uuid;
 

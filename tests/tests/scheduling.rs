@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use serde_json::Value as Json;
-use tournee_shared::report::CSV_COLUMNS;
+use tournee_report::report::CSV_COLUMNS;
 use tournee_tests::{run, Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -1449,8 +1449,9 @@ fn build_fixture() -> Fixture {
     };
     let zoe = citizen_of(&bus, &a1);
     {
-        use tournee_shared::model::{Field, Kind, Scope, Value};
-        use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+        use tournee_core::model::{Field, Kind, Scope, Value};
+        use tournee_core::store::{LocalAction, RecordEdit, Store};
+        use tournee_store::SqliteStore;
         let mut store = SqliteStore::open(&bus.store_file()).expect("open laptop store");
         let now = skew_to(t2).parse::<i64>().expect("skew") + chrono::Utc::now().timestamp_millis();
         store
@@ -1741,7 +1742,7 @@ fn pct(part: u64, whole: u64) -> Option<f64> {
 }
 
 fn somme_communes() -> BTreeMap<String, u64> {
-    tournee_shared::refdata::RefData::get()
+    tournee_core::refdata::RefData::get()
         .communes_of("80")
         .into_iter()
         .map(|c| (c.code_insee.clone(), c.population))

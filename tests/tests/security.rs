@@ -13,11 +13,11 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use quinn::ConnectionError;
-use tournee_shared::bundle::Bundle;
-use tournee_shared::limits::FRAME_BYTES_MAX;
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::wire::{ClientMsg, ErrorCode, ServerMsg};
-use tournee_shared::tls;
+use tournee_core::limits::FRAME_BYTES_MAX;
+use tournee_net::bundle::Bundle;
+use tournee_net::tls;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::wire::{ClientMsg, ErrorCode, ServerMsg};
 use tournee_tests::{day, Agent, Server};
 
 /// One week, in milliseconds.
@@ -432,8 +432,7 @@ async fn raw_connect(bundle: &Bundle, addr: SocketAddr) -> (quinn::Endpoint, qui
     let chain = tls::pem_to_der_certs(&bundle.cert_pem).expect("certificate PEM");
     let key = tls::pem_to_der_key(&bundle.key_pem).expect("key PEM");
     let rustls_config = tls::client_config(&ca, chain, key).expect("client TLS config");
-    let config =
-        tournee_shared::transport::client_config(rustls_config).expect("client QUIC config");
+    let config = tournee_net::transport::client_config(rustls_config).expect("client QUIC config");
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("endpoint");
     endpoint.set_default_client_config(config);

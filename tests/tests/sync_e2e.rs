@@ -1,8 +1,9 @@
 //! End-to-end sync with real processes: `tournee-server serve` and `tournee-agent` on real data
 //! directories over loopback QUIC.
 
-use tournee_shared::model::{Field, Kind, Scope, Value};
-use tournee_shared::store::{LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::store::{LocalAction, RecordEdit, Store};
+use tournee_store::SqliteStore;
 use tournee_tests::{day, Agent, Server};
 use uuid::Uuid;
 

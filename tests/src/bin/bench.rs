@@ -61,12 +61,13 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use serde_json::json;
-use tournee_shared::clock::WallMs;
-use tournee_shared::limits::APPLY_BATCH_CHANGES_MAX;
-use tournee_shared::model::{Field, Kind, Scope, Value};
-use tournee_shared::record::Change;
-use tournee_shared::store::sqlite::Durability;
-use tournee_shared::store::{Identity, LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_core::clock::WallMs;
+use tournee_core::limits::APPLY_BATCH_CHANGES_MAX;
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::record::Change;
+use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
+use tournee_store::Durability;
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 /// Workload names, for the usage error.

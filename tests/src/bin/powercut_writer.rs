@@ -7,8 +7,9 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use tournee_shared::model::{Field, Kind, Scope, Value};
-use tournee_shared::store::{Durability, Identity, LocalAction, RecordEdit, SqliteStore, Store};
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
+use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
 const NOW: u64 = 1_790_000_000_000;

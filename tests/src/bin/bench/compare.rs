@@ -39,7 +39,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ObjType, ReadDoc, ScalarValue, ROOT};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
-use tournee_shared::model::{Kind, Value};
+use tournee_core::model::{Kind, Value};
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;

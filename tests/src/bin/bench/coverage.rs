@@ -18,18 +18,20 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 use serde_json::json;
-use tournee_shared::clock::WallMs;
-use tournee_shared::limits::SCHEDULER_ACTION_CHANGES_MAX;
-use tournee_shared::model::{
+use tournee_core::clock::WallMs;
+use tournee_core::limits::SCHEDULER_ACTION_CHANGES_MAX;
+use tournee_core::model::{
     AppointmentStatus, CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Scope,
     Value,
 };
-use tournee_shared::refdata::RefData;
-use tournee_shared::report;
-use tournee_shared::schedule::{encode_stops, RoundStop};
-use tournee_shared::store::queries::GroupBy;
-use tournee_shared::store::{Durability, Identity, LocalAction, RecordEdit, SqliteStore, Store};
-use tournee_shared::time::{paris_date, paris_midnight};
+use tournee_core::refdata::RefData;
+use tournee_core::schedule::{encode_stops, RoundStop};
+use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
+use tournee_core::time::{paris_date, paris_midnight};
+use tournee_report::queries::GroupBy;
+use tournee_report::queries::Queries;
+use tournee_report::report;
+use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
 use super::{load_average, ms, percentile, Report, Rng, BASE_NOW_MS, TERRITORY};
@@ -187,8 +189,8 @@ pub(crate) fn run(report: &mut Report, seed: u64, appointments: usize, keep: boo
 
     let t = Instant::now();
     let loaded = {
-        let mut store =
-            SqliteStore::open_with(&path, Durability::Normal).context("opening the store")?;
+        let mut store = tournee_report::facts::open_server_store_with(&path, Durability::Normal)
+            .context("opening the store")?;
         store.set_identity(&Identity::server())?;
         load(&mut store, seed, appointments, from, to)?
     };

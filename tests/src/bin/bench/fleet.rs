@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use tournee_agent::setup::{identity_of, init_store};
 use tournee_agent::sync::{connect, session, sync_once, Remote, Report};
+use tournee_core::clock::{Clock, ManualClock, SystemClock, WallMs};
+use tournee_core::export;
+use tournee_core::model::Value;
+use tournee_core::store::{ServerStore, Store};
+use tournee_proto::auth::DeviceAuth;
 use tournee_server::admin;
 use tournee_server::config::{DataDir, ServerConfig};
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::serve::{self, RunningServer};
-use tournee_shared::clock::{Clock, ManualClock, SystemClock, WallMs};
-use tournee_shared::export;
-use tournee_shared::model::Value;
-use tournee_shared::protocol::auth::DeviceAuth;
-use tournee_shared::store::{ServerStore, SqliteStore, Store};
+use tournee_store::SqliteStore;
 use tournee_tests::relay::Relay;
 use uuid::Uuid;
 
@@ -138,7 +139,9 @@ impl Fleet {
     /// The server's store opened beside the running server, as the scheduler's command line
     /// (`tournee-server appointment add`) opens it.
     pub(crate) fn scheduler_store(&self) -> Result<SqliteStore> {
-        Ok(SqliteStore::open(&self.data.store())?)
+        Ok(tournee_report::facts::open_server_store(
+            &self.data.store(),
+        )?)
     }
 }
 

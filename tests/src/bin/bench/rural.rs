@@ -35,14 +35,15 @@ use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{ConnectionStats, Endpoint, TransportConfig};
 use serde_json::json;
 use tournee_agent::sync::{connect, session, Remote};
+use tournee_core::clock::{Clock, ManualClock};
+use tournee_core::export;
+use tournee_core::limits::CONNECT_TIMEOUT_MS;
+use tournee_core::store::Store;
+use tournee_net::bundle::Bundle;
+use tournee_net::tls;
 use tournee_server::config::{DataDir, ServerConfig};
 use tournee_server::serve;
-use tournee_shared::bundle::Bundle;
-use tournee_shared::clock::{Clock, ManualClock};
-use tournee_shared::export;
-use tournee_shared::limits::CONNECT_TIMEOUT_MS;
-use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::tls;
+use tournee_store::SqliteStore;
 use tournee_tests::relay::{Faults, Relay};
 
 use super::w1::{self, copy_db, Reconnection, Reconnections};
@@ -432,7 +433,7 @@ fn client_config(bundle: &Bundle, apply: fn(&mut TransportConfig)) -> Result<qui
     let crypto = QuicClientConfig::try_from(tls::client_config(&ca, chain, key)?)
         .map_err(|e| anyhow::anyhow!("TLS configuration unusable for QUIC: {e}"))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = tournee_shared::transport::transport_config();
+    let mut transport = tournee_net::transport::transport_config();
     apply(&mut transport);
     config.transport_config(Arc::new(transport));
     Ok(config)
@@ -555,7 +556,10 @@ async fn trial(
     let identity = store.identity()?.context("laptop identity")?;
     let scopes = identity.scopes();
     let mine = export::digest(&store, Some(&scopes))?;
-    let theirs = export::digest(&SqliteStore::open(&data.store())?, Some(&scopes))?;
+    let theirs = export::digest(
+        &tournee_report::facts::open_server_store(&data.store())?,
+        Some(&scopes),
+    )?;
     out.converged &= store.stats()?.pending == 0 && mine == theirs;
     drop(store);
     let _ = std::fs::remove_dir_all(dir);

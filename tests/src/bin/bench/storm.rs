@@ -33,19 +33,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tournee_agent::setup::identity_of;
 use tournee_agent::sync::Remote;
+use tournee_core::clock::{Clock, SystemClock, WallMs};
+use tournee_core::limits::CONNECT_TIMEOUT_MS;
+use tournee_core::model::Scope;
+use tournee_core::store::{ServerStore, Store};
+use tournee_net::bundle::Bundle;
+use tournee_net::tls;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::session::ClientSession;
+use tournee_proto::wire::{ClientMsg, ServerMsg};
 use tournee_server::admin;
 use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::serve;
-use tournee_shared::bundle::Bundle;
-use tournee_shared::clock::{Clock, SystemClock, WallMs};
-use tournee_shared::limits::CONNECT_TIMEOUT_MS;
-use tournee_shared::model::Scope;
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::session::ClientSession;
-use tournee_shared::protocol::wire::{ClientMsg, ServerMsg};
-use tournee_shared::store::{ServerStore, SqliteStore, Store};
-use tournee_shared::tls;
+use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use super::w1::{self, Touched};
@@ -167,7 +168,7 @@ fn storm(
     let now = SystemClock.now_ms();
     let week_start = now - (DAYS as u64 + 1) * 86_400_000;
     let registry = Registry::open(&data.registry())?;
-    let mut server = SqliteStore::open(&data.store())?;
+    let mut server = tournee_report::facts::open_server_store(&data.store())?;
     let mut rng = Rng::new(seed ^ 0x57_0E3A);
     let mut planned: Vec<Vec<Uuid>> = Vec::new();
     let mut bundles = Vec::with_capacity(devices);
@@ -313,7 +314,7 @@ fn storm(
     }
 
     // The server's file: every device acknowledged to its last change, each change once.
-    let server = SqliteStore::open(&data.store())?;
+    let server = tournee_report::facts::open_server_store(&data.store())?;
     let mut unacked = 0usize;
     for (device, last) in &expected {
         if server.device_acked(*device)? != *last {
@@ -434,7 +435,7 @@ fn prepare(
         ensure!(scanned == preload_head, "the unit's plan is read whole");
         entries.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
     };
-    for chunk in received.chunks(tournee_shared::limits::BATCH_CHANGES_MAX) {
+    for chunk in received.chunks(tournee_core::limits::BATCH_CHANGES_MAX) {
         store.apply_remote(chunk, Some(preload_head))?;
     }
     // A stream per device from a generator output (seeding with `seed ^ k·increment` would give
@@ -617,7 +618,7 @@ fn peak_rss_kb(pid: u32) -> Result<u64> {
 
 /// `--storm-role server`: the real server on the storm's data dir until stdin closes.
 pub(crate) fn serve_role(dir: &Path) -> Result<()> {
-    tournee_shared::cli::init_logging("info");
+    tournee_cli::init_logging("info");
     let data = DataDir::new(dir.join("server"));
     let config = data.load_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -730,7 +731,7 @@ async fn reconnect(
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(&f.flight).await?;
     let mut reader = FrameReader::new();
-    let mut buf = vec![0u8; tournee_shared::limits::READ_CHUNK_BYTES];
+    let mut buf = vec![0u8; tournee_core::limits::READ_CHUNK_BYTES];
     let (mut acked, mut up_to_date) = (0u64, false);
     while !(acked >= f.last_seq && up_to_date) {
         let n = recv

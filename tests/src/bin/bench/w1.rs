@@ -7,7 +7,7 @@
 //! dir, CA, registry, enrolment), the laptops are `init_store` + `sync_once` over loopback
 //! QUIC (the measured reconnection runs what `sync_once` runs — `connect`, `session`, waiting
 //! for the close — without its retry loop, to read the connection's QUIC statistics), user
-//! actions go through `tournee_shared::actions` and `Store::write_local`. Time is
+//! actions go through `tournee_core::actions` and `Store::write_local`. Time is
 //! injected: the server's clock is a `ManualClock` set to the end of the simulated week, the
 //! laptops write with `now` advancing through the week before it. Certificates are issued with
 //! the system clock, which is what TLS checks them against.
@@ -40,22 +40,24 @@ use flate2::Compression;
 use serde_json::json;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
 use tournee_agent::sync::{connect, session, sync_once, Remote};
+use tournee_core::actions::{self, NewAppointment};
+use tournee_core::clock::{Clock, ManualClock, SystemClock, WallMs};
+use tournee_core::export;
+use tournee_core::limits::SCHEDULER_ACTION_CHANGES_MAX;
+use tournee_core::model::{AppointmentStatus, Field, Kind, Location, Value};
+use tournee_core::store::{Identity, LocalAction, ServerStore, Store};
+use tournee_core::time::{paris_date, paris_midnight};
+use tournee_net::bundle::Bundle;
+use tournee_proto::auth::DeviceAuth;
+use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::wire::{pack, ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use tournee_report::queries::Queries;
 use tournee_server::admin;
 use tournee_server::config::DataDir;
 use tournee_server::registry::{Registry, Unit};
 use tournee_server::serve;
-use tournee_shared::actions::{self, NewAppointment};
-use tournee_shared::bundle::Bundle;
-use tournee_shared::clock::{Clock, ManualClock, SystemClock, WallMs};
-use tournee_shared::export;
-use tournee_shared::limits::SCHEDULER_ACTION_CHANGES_MAX;
-use tournee_shared::model::{AppointmentStatus, Field, Kind, Location, Value};
-use tournee_shared::protocol::auth::DeviceAuth;
-use tournee_shared::protocol::frame::{self, FrameReader};
-use tournee_shared::protocol::session::{ClientSession, ServerSession};
-use tournee_shared::protocol::wire::{pack, ClientMsg, ServerMsg, PROTOCOL_VERSION};
-use tournee_shared::store::{Identity, LocalAction, ServerStore, SqliteStore, Store};
-use tournee_shared::time::{paris_date, paris_midnight};
+use tournee_store::SqliteStore;
 use tournee_tests::relay::{Faults, Relay};
 use uuid::Uuid;
 
@@ -148,7 +150,7 @@ struct Sizes {
 pub(crate) type RecordSets = (Uuid, Kind, Vec<(Field, Value)>);
 
 /// One abstract user action, replayable into any store: the record edits of one product
-/// action (what `tournee_shared::actions` built), each a record id, its kind and the fields set.
+/// action (what `tournee_core::actions` built), each a record id, its kind and the fields set.
 #[derive(Debug, Clone)]
 pub(crate) struct Act {
     /// When the user did it.
@@ -372,7 +374,7 @@ pub(crate) fn add_appointment_in(
 ) -> Result<(Uuid, LocalAction)> {
     let (id, mut action) = add_appointment(store, rng, now, a)?;
     for e in &mut action.edits {
-        e.scope = tournee_shared::model::Scope::Unit(unit.to_owned());
+        e.scope = tournee_core::model::Scope::Unit(unit.to_owned());
     }
     Ok((id, action))
 }
@@ -625,7 +627,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
     }
     let mut converged = true;
     {
-        let server_view = SqliteStore::open(&data.store())?;
+        let server_view = tournee_report::facts::open_server_store(&data.store())?;
         for l in &laptops {
             let id = l.store.identity()?.context("laptop identity")?;
             let mine = export::digest(&l.store, Some(&id.scopes()))?;
@@ -698,7 +700,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
                 .extend(sets.iter().map(|(f, _)| *f));
         }
     }
-    let server_view = SqliteStore::open(&data.store())?;
+    let server_view = tournee_report::facts::open_server_store(&data.store())?;
     let mut dump = BTreeMap::new();
     for (id, fields) in &written {
         let record = server_view
@@ -737,7 +739,7 @@ fn load_server(
     count: usize,
     now: WallMs,
 ) -> Result<(Vec<Uuid>, Vec<Act>)> {
-    let mut store = SqliteStore::open(&data.store())?;
+    let mut store = tournee_report::facts::open_server_store(&data.store())?;
     let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001);
     load_unit(&mut store, UNIT, &mut rng, count, now)
 }
@@ -1007,7 +1009,7 @@ pub(crate) fn replay(
     now: WallMs,
     warm: bool,
 ) -> Result<Flow> {
-    let mut server = SqliteStore::open(server_db)?;
+    let mut server = tournee_report::facts::open_server_store(server_db)?;
     let mut laptop = SqliteStore::open(laptop_db)?;
     if warm {
         warm_up(&mut server, now)?;

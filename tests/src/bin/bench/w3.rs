@@ -8,7 +8,7 @@
 //! measured side by side.
 //!
 //! Ours is the product: the server in process (`serve::start`, its registry, CA, enrolments),
-//! devices initialised as the agent does, user actions through `tournee_shared::actions` and
+//! devices initialised as the agent does, user actions through `tournee_core::actions` and
 //! `write_local` on real SQLite files, the scheduler writing on the server's store beside the
 //! running server (as `tournee-server appointment add` does), every sync the agent's own over
 //! loopback QUIC. The out-of-scope changes are really on the server: the server filters them
@@ -45,10 +45,11 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use chrono::NaiveDate;
 use serde_json::json;
-use tournee_shared::clock::WallMs;
-use tournee_shared::model::Kind;
-use tournee_shared::store::{SqliteStore, Store};
-use tournee_shared::time::{paris_date, paris_midnight};
+use tournee_core::clock::WallMs;
+use tournee_core::model::Kind;
+use tournee_core::store::Store;
+use tournee_core::time::{paris_date, paris_midnight};
+use tournee_report::queries::Queries;
 use tournee_tests::relay::{Faults, Relay};
 use uuid::Uuid;
 
@@ -340,7 +341,7 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
         w1::REPLAY_RUNS,
     )?;
 
-    let server_view = SqliteStore::open(&fleet.data.store())?;
+    let server_view = tournee_report::facts::open_server_store(&fleet.data.store())?;
     let dump = fleet::dump_of(&server_view, stream.acts())?;
     server_view.vacuum()?;
     let appointments = server_view.ids_of_kind(Kind::Appointment, None)?.len();

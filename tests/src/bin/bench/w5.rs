@@ -37,10 +37,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
-use tournee_shared::clock::{Clock, WallMs};
-use tournee_shared::export;
-use tournee_shared::model::{Field, Value};
-use tournee_shared::store::{Identity, SqliteStore, Store};
+use tournee_core::clock::{Clock, WallMs};
+use tournee_core::export;
+use tournee_core::model::{Field, Value};
+use tournee_core::store::{Identity, Store};
+use tournee_store::SqliteStore;
 use tournee_tests::relay::{Faults, Relay};
 use uuid::Uuid;
 
@@ -330,7 +331,7 @@ async fn ours(seed: u64, rounds: usize, root: &Path) -> Result<Ours> {
     drop(server_view);
     fleet.stop().await?;
     let server_bytes = {
-        let store = SqliteStore::open(&fleet.data.store())?;
+        let store = tournee_report::facts::open_server_store(&fleet.data.store())?;
         store.vacuum()?;
         store.bytes_used()?
     };

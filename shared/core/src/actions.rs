@@ -1,0 +1,367 @@
+//! User actions in domain terms — record an appointment, change it, add a request, mark a
+//! passage, resolve a conflict — turned into `LocalAction`s for `Store::write_local`.
+//!
+//! Shared by the agent and the server so both validate the same way. Ids are UUIDv7 made from
+//! the injected time; nothing here reads the clock or touches storage except to look records up.
+
+use serde::Serialize;
+use uuid::{NoContext, Timestamp, Uuid};
+
+use crate::clock::WallMs;
+use crate::model::{
+    check_appointment_start, check_commune, AppointmentStatus, CancelCause, Field, Kind, Level,
+    Location, ModelError, Outcome, PassageStatus, Scope, Value,
+};
+use crate::record::Record;
+use crate::store::{LocalAction, RecordEdit, Store, StoreError};
+use crate::time::parse_time;
+
+/// A new UUIDv7 for a record created at `now`.
+pub fn new_id(now: WallMs) -> Uuid {
+    let secs = now / 1000;
+    let nanos = u32::try_from((now % 1000) * 1_000_000).unwrap_or(0);
+    Uuid::new_v7(Timestamp::from_unix(NoContext, secs, nanos))
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+/// What `appointment add` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAppointment {
+    /// Start, Unix seconds.
+    pub start: i64,
+    /// Duration in minutes.
+    pub duration: i64,
+    /// Where.
+    pub location: Location,
+    /// INSEE code of the commune.
+    pub commune: String,
+    /// Citizen's display name, if given (creates a minimised citizen record).
+    pub citizen: Option<String>,
+    /// Passage the appointment belongs to.
+    pub passage: Option<Uuid>,
+    /// Note.
+    pub note: Option<String>,
+}
+
+/// Build the action that creates an appointment (and its citizen) in `unit`.
+/// Returns the appointment id and the action.
+pub fn add_appointment(
+    store: &dyn Store,
+    now: WallMs,
+    unit: &str,
+    a: &NewAppointment,
+) -> Result<(Uuid, LocalAction), StoreError> {
+    if let Some(p) = a.passage {
+        require_kind(store, p, Kind::Passage)?;
+    }
+    let scope = Scope::Unit(unit.to_owned());
+    let id = new_id(now);
+    let mut edits = Vec::with_capacity(2);
+    let mut sets = vec![
+        (Field::Location, text(a.location.code())),
+        (Field::Commune, text(&a.commune)),
+        (Field::Start, Value::Int(a.start)),
+        (Field::Duration, Value::Int(a.duration)),
+        (Field::Status, text(AppointmentStatus::Unknown.code())),
+    ];
+    if let Some(name) = &a.citizen {
+        let citizen = new_id(now);
+        edits.push(RecordEdit {
+            id: citizen,
+            kind: Kind::Citizen,
+            scope: scope.clone(),
+            create: true,
+            sets: vec![
+                (Field::Name, text(name)),
+                (Field::Commune, text(&a.commune)),
+            ],
+        });
+        sets.push((Field::Citizen, Value::Id(citizen)));
+    }
+    if let Some(p) = a.passage {
+        sets.push((Field::Passage, Value::Id(p)));
+    }
+    if let Some(n) = &a.note {
+        sets.push((Field::Note, text(n)));
+    }
+    edits.push(RecordEdit {
+        id,
+        kind: Kind::Appointment,
+        scope,
+        create: true,
+        sets,
+    });
+    Ok((id, LocalAction { edits }))
+}
+
+/// Load a record and check its kind.
+pub fn require_kind(store: &dyn Store, id: Uuid, kind: Kind) -> Result<Record, StoreError> {
+    match store.record(id)? {
+        Some(r) if r.kind == kind && !r.is_deleted() => Ok(r),
+        _ => Err(StoreError::NotFound { kind, id }),
+    }
+}
+
+/// Build an action that sets fields of an existing record.
+pub fn set_fields(record: &Record, sets: Vec<(Field, Value)>) -> LocalAction {
+    LocalAction {
+        edits: vec![RecordEdit {
+            id: record.id,
+            kind: record.kind,
+            scope: record.scope.clone(),
+            create: false,
+            sets,
+        }],
+    }
+}
+
+/// What `request add` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    /// The appointment it was made at, or…
+    pub appointment: Option<Uuid>,
+    /// …the passage (a walk-in at a bus stop).
+    pub passage: Option<Uuid>,
+    /// Partner code.
+    pub partner: String,
+    /// Theme code.
+    pub theme: String,
+    /// Level.
+    pub level: Level,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Minutes spent.
+    pub minutes: Option<i64>,
+}
+
+/// Build the action that records a request.
+pub fn add_request(
+    store: &dyn Store,
+    now: WallMs,
+    r: &NewRequest,
+) -> Result<(Uuid, LocalAction), StoreError> {
+    let (link_field, link, kind) = match (r.appointment, r.passage) {
+        (Some(a), None) => (Field::Appointment, a, Kind::Appointment),
+        (None, Some(p)) => (Field::Passage, p, Kind::Passage),
+        _ => {
+            return Err(ModelError::BadFormat {
+                field: "request",
+                value: "appointment/passage".into(),
+                expected: "link to exactly one of --appointment or --passage",
+            }
+            .into())
+        }
+    };
+    let parent = require_kind(store, link, kind)?;
+    let id = new_id(now);
+    let mut sets = vec![
+        (link_field, Value::Id(link)),
+        (Field::Partner, text(&r.partner)),
+        (Field::Theme, text(&r.theme)),
+        (Field::Level, text(r.level.code())),
+        (Field::Outcome, text(r.outcome.code())),
+    ];
+    if let Some(m) = r.minutes {
+        sets.push((Field::Duration, Value::Int(m)));
+    }
+    Ok((
+        id,
+        LocalAction {
+            edits: vec![RecordEdit {
+                id,
+                kind: Kind::Request,
+                scope: parent.scope.clone(),
+                create: true,
+                sets,
+            }],
+        },
+    ))
+}
+
+/// What `passage set` records.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PassageUpdate {
+    /// New status.
+    pub status: Option<PassageStatus>,
+    /// Cancellation cause.
+    pub cause: Option<CancelCause>,
+    /// Actual start, Unix seconds.
+    pub actual_start: Option<i64>,
+    /// Actual end, Unix seconds.
+    pub actual_end: Option<i64>,
+}
+
+/// Build the action that records a passage's actuals, checking they make sense together.
+pub fn set_passage(passage: &Record, u: &PassageUpdate) -> Result<LocalAction, StoreError> {
+    let status = u.status.or_else(|| {
+        passage
+            .text(Field::Status)
+            .and_then(|s| PassageStatus::parse(s).ok())
+    });
+    match (status, u.cause) {
+        (Some(PassageStatus::Cancelled), None) if passage.text(Field::Cause).is_none() => {
+            return Err(ModelError::BadFormat {
+                field: "cause",
+                value: String::new(),
+                expected: "cause for a cancelled passage: panne, meteo, absence_conseiller, autre",
+            }
+            .into())
+        }
+        (Some(s), Some(_)) if s != PassageStatus::Cancelled => {
+            return Err(ModelError::BadFormat {
+                field: "cause",
+                value: s.code().into(),
+                expected: "status annule (a cause only goes with a cancelled passage)",
+            }
+            .into())
+        }
+        _ => {}
+    }
+    let start = u.actual_start.or_else(|| passage.int(Field::ActualStart));
+    let end = u.actual_end.or_else(|| passage.int(Field::ActualEnd));
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            return Err(ModelError::BadFormat {
+                field: "actual-end",
+                value: crate::time::show_local(e),
+                expected: "time after the actual start",
+            }
+            .into());
+        }
+    }
+    let mut sets = Vec::new();
+    if let Some(s) = u.status {
+        sets.push((Field::Status, text(s.code())));
+        if s != PassageStatus::Cancelled && passage.text(Field::Cause).is_some() {
+            sets.push((Field::Cause, Value::Null));
+        }
+    }
+    if let Some(c) = u.cause {
+        sets.push((Field::Cause, text(c.code())));
+    }
+    if let Some(s) = u.actual_start {
+        sets.push((Field::ActualStart, Value::Int(s)));
+    }
+    if let Some(e) = u.actual_end {
+        sets.push((Field::ActualEnd, Value::Int(e)));
+    }
+    if sets.is_empty() {
+        return Err(nothing_to_change(
+            "--status, --cause, --actual-start or --actual-end",
+        ));
+    }
+    Ok(set_fields(passage, sets))
+}
+
+/// The error for an edit command given nothing to change.
+pub fn nothing_to_change(options: &'static str) -> StoreError {
+    ModelError::BadFormat {
+        field: "options",
+        value: String::new(),
+        expected: options,
+    }
+    .into()
+}
+
+/// Parse a value typed by a person for a field (used by `resolve`), to the field's stored type.
+pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value, ModelError> {
+    kind.check_field(field)?;
+    let int = |what: &'static str| {
+        input
+            .trim()
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| ModelError::BadFormat {
+                field: field.code(),
+                value: input.to_owned(),
+                expected: what,
+            })
+    };
+    Ok(match field {
+        Field::Start
+        | Field::PlannedStart
+        | Field::PlannedEnd
+        | Field::ActualStart
+        | Field::ActualEnd => Value::Int(parse_time(field.code(), input)?),
+        Field::Duration | Field::EveryWeeks | Field::BirthYear => int("whole number")?,
+        Field::Deleted => match input {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => {
+                return Err(ModelError::NotInList {
+                    field: "deleted",
+                    value: input.to_owned(),
+                    allowed: "true, false".into(),
+                })
+            }
+        },
+        Field::Round | Field::Stop | Field::Citizen | Field::Appointment | Field::Passage => {
+            if input.is_empty() {
+                Value::Null
+            } else {
+                Value::Id(Uuid::parse_str(input).map_err(|_| ModelError::BadFormat {
+                    field: field.code(),
+                    value: input.to_owned(),
+                    expected: "record id (UUID)",
+                })?)
+            }
+        }
+        _ => Value::Text(input.to_owned()),
+    })
+}
+
+/// Check the parts of a new appointment that do not need the store, with clear errors.
+pub fn check_new_appointment(now: WallMs, a: &NewAppointment) -> Result<(), ModelError> {
+    check_commune("commune", &a.commune)?;
+    check_appointment_start("start", a.start, now)?;
+    crate::model::check_duration("duration", a.duration)
+}
+
+/// One conflicting field of a record, for `conflicts` listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictView {
+    /// The record id.
+    pub record: Uuid,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The field.
+    pub field: &'static str,
+    /// The competing values, in display order (last shown).
+    pub values: Vec<SiblingView>,
+}
+
+/// One sibling value, for people and JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiblingView {
+    /// The value as JSON.
+    pub value: serde_json::Value,
+    /// The device that wrote it.
+    pub device: u32,
+    /// Its HLC.
+    pub hlc: u64,
+}
+
+/// The conflicts of a record, field by field.
+pub fn conflict_views(record: &Record) -> Vec<ConflictView> {
+    record
+        .conflicts()
+        .into_iter()
+        .map(|f| ConflictView {
+            record: record.id,
+            kind: record.kind.code(),
+            field: f.code(),
+            values: record
+                .shown_siblings(f)
+                .into_iter()
+                .map(|s| SiblingView {
+                    value: s.value.to_json(),
+                    device: s.dot.actor,
+                    hlc: s.hlc.0,
+                })
+                .collect(),
+        })
+        .collect()
+}

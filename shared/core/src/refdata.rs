@@ -1,0 +1,246 @@
+//! Reference data compiled into the binary: communes, départements, EPCI, partners and themes.
+//!
+//! Loaded once, on first use, from the CSV files in `shared/data/` (see its README for sources
+//! and licences). Read-only: agents never edit reference data; a new list ships with a release.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+
+/// A French commune.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commune {
+    /// INSEE code (5 characters, e.g. `80021` for Amiens).
+    pub code_insee: String,
+    /// Official name.
+    pub name: String,
+    /// Département code (e.g. `80`, `2A`, `971`).
+    pub departement: String,
+    /// SIREN of the EPCI the commune belongs to, if any.
+    pub epci_siren: Option<String>,
+    /// Population (INSEE).
+    pub population: u64,
+    /// Postal codes.
+    pub postal_codes: Vec<String>,
+}
+
+/// A département: the territory unit of Tournée.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departement {
+    /// Code (`80`).
+    pub code: String,
+    /// Name (`Somme`).
+    pub name: String,
+}
+
+/// A partner operator of France Services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    /// Code (`caf`).
+    pub code: String,
+    /// Label for people.
+    pub label: String,
+    /// First day the partner is part of the programme.
+    pub valid_from: NaiveDate,
+    /// Last day, if it left.
+    pub valid_to: Option<NaiveDate>,
+}
+
+impl Partner {
+    /// Whether a request on `day` may name this partner.
+    pub fn valid_on(&self, day: NaiveDate) -> bool {
+        day >= self.valid_from && self.valid_to.is_none_or(|to| day <= to)
+    }
+}
+
+/// A request theme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Theme {
+    /// Code (`logement`).
+    pub code: String,
+    /// Label for people.
+    pub label: String,
+}
+
+/// All reference data.
+#[derive(Debug)]
+pub struct RefData {
+    communes: HashMap<String, Commune>,
+    departements: Vec<Departement>,
+    partners: Vec<Partner>,
+    themes: Vec<Theme>,
+}
+
+const COMMUNES_CSV: &str = include_str!("../../data/communes.csv");
+const DEPARTEMENTS_CSV: &str = include_str!("../../data/departements.csv");
+const PARTNERS_CSV: &str = include_str!("../../data/partners.csv");
+const THEMES_CSV: &str = include_str!("../../data/themes.csv");
+
+/// Split one CSV line (RFC 4180 quoting, no embedded newlines).
+pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn rows(csv: &str) -> impl Iterator<Item = Vec<String>> + '_ {
+    csv.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(split_csv_line)
+}
+
+fn cell(row: &[String], i: usize) -> String {
+    row.get(i).cloned().unwrap_or_default()
+}
+
+fn date_cell(row: &[String], i: usize) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(&cell(row, i), "%Y-%m-%d").ok()
+}
+
+impl RefData {
+    fn load() -> Self {
+        let communes = rows(COMMUNES_CSV)
+            .map(|r| {
+                let epci = cell(&r, 4);
+                let c = Commune {
+                    code_insee: cell(&r, 0),
+                    name: cell(&r, 1),
+                    departement: cell(&r, 2),
+                    epci_siren: (!epci.is_empty()).then_some(epci),
+                    population: cell(&r, 5).parse().unwrap_or(0),
+                    postal_codes: cell(&r, 6).split_whitespace().map(str::to_owned).collect(),
+                };
+                (c.code_insee.clone(), c)
+            })
+            .collect();
+        let departements = rows(DEPARTEMENTS_CSV)
+            .map(|r| Departement {
+                code: cell(&r, 0),
+                name: cell(&r, 1),
+            })
+            .collect();
+        let partners = rows(PARTNERS_CSV)
+            .map(|r| Partner {
+                code: cell(&r, 0),
+                label: cell(&r, 1),
+                valid_from: date_cell(&r, 2).unwrap_or(NaiveDate::MIN),
+                valid_to: date_cell(&r, 3),
+            })
+            .collect();
+        let themes = rows(THEMES_CSV)
+            .map(|r| Theme {
+                code: cell(&r, 0),
+                label: cell(&r, 1),
+            })
+            .collect();
+        Self {
+            communes,
+            departements,
+            partners,
+            themes,
+        }
+    }
+
+    /// The shared, lazily loaded reference data.
+    pub fn get() -> &'static RefData {
+        static DATA: OnceLock<RefData> = OnceLock::new();
+        DATA.get_or_init(RefData::load)
+    }
+
+    /// A commune by INSEE code.
+    pub fn commune(&self, code: &str) -> Option<&Commune> {
+        self.communes.get(code)
+    }
+
+    /// Communes of a département, sorted by INSEE code.
+    pub fn communes_of(&self, departement: &str) -> Vec<&Commune> {
+        let mut v: Vec<&Commune> = self
+            .communes
+            .values()
+            .filter(|c| c.departement == departement)
+            .collect();
+        v.sort_by(|a, b| a.code_insee.cmp(&b.code_insee));
+        v
+    }
+
+    /// A département by code.
+    pub fn departement(&self, code: &str) -> Option<&Departement> {
+        self.departements.iter().find(|d| d.code == code)
+    }
+
+    /// All départements.
+    pub fn departements(&self) -> &[Departement] {
+        &self.departements
+    }
+
+    /// A partner by code.
+    pub fn partner(&self, code: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.code == code)
+    }
+
+    /// All partners.
+    pub fn partners(&self) -> &[Partner] {
+        &self.partners
+    }
+
+    /// A theme by code.
+    pub fn theme(&self, code: &str) -> Option<&Theme> {
+        self.themes.iter().find(|t| t.code == code)
+    }
+
+    /// All themes.
+    pub fn themes(&self) -> &[Theme] {
+        &self.themes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_load_completely() {
+        let r = RefData::get();
+        assert_eq!(r.communes.len(), 34_969);
+        assert_eq!(r.departements().len(), 109);
+        let amiens = r.commune("80021").expect("Amiens is shipped");
+        assert_eq!(amiens.name, "Amiens");
+        assert_eq!(amiens.departement, "80");
+        assert!(amiens.population > 100_000);
+        assert_eq!(r.departement("80").map(|d| d.name.as_str()), Some("Somme"));
+        assert_eq!(r.partners().len(), 12);
+        assert_eq!(r.themes().len(), 11);
+        assert!(r.communes_of("80").len() > 700);
+    }
+
+    #[test]
+    fn quoted_csv_cells_keep_their_commas() {
+        assert_eq!(
+            split_csv_line(r#"1,"CA Beaune, Côte",CA,"a ""b"""#),
+            vec!["1", "CA Beaune, Côte", "CA", "a \"b\""]
+        );
+    }
+
+    #[test]
+    fn partner_validity_is_dated() {
+        let ft = RefData::get().partner("france_travail").expect("shipped");
+        assert!(!ft.valid_on(NaiveDate::from_ymd_opt(2023, 6, 1).expect("date")));
+        assert!(ft.valid_on(NaiveDate::from_ymd_opt(2026, 6, 1).expect("date")));
+    }
+}

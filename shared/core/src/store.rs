@@ -1,0 +1,324 @@
+//! The `Store` trait: what the agent and the server need from local storage, in domain terms,
+//! and the error type of that boundary.
+//!
+//! Implementations keep every local action and every applied batch atomic. This module is the
+//! port only: it does not know about SQLite (`tournee-store`), the network, or the clock (time
+//! is passed in).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::WallMs;
+use crate::model::{Field, Kind, ModelError, Scope, Value};
+use crate::record::{Change, Record, RecordError};
+use crate::register::Actor;
+use crate::reject::{RejectReason, Rejection};
+
+/// Who this replica is: set once by `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The device's actor number (0 is the server).
+    pub device: Actor,
+    /// The unit the device belongs to.
+    pub unit: String,
+    /// The unit's territory (département code).
+    pub territory: String,
+}
+
+/// The server's actor number: device numbers start at 1.
+pub const SERVER_ACTOR: Actor = 0;
+
+impl Identity {
+    /// The server's identity (actor 0, no unit: it holds every scope).
+    pub fn server() -> Self {
+        Self {
+            device: SERVER_ACTOR,
+            unit: String::new(),
+            territory: String::new(),
+        }
+    }
+    /// True for the server's identity.
+    pub fn is_server(&self) -> bool {
+        self.device == SERVER_ACTOR
+    }
+
+    /// The scopes this device replicates: its unit's records and its territory's stops.
+    pub fn scopes(&self) -> [Scope; 2] {
+        [
+            Scope::Unit(self.unit.clone()),
+            Scope::Territory(self.territory.clone()),
+        ]
+    }
+}
+
+/// Field values to write on one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEdit {
+    /// The record (new or existing).
+    pub id: Uuid,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its scope.
+    pub scope: Scope,
+    /// True when the record must not exist yet.
+    pub create: bool,
+    /// The fields to set.
+    pub sets: Vec<(Field, Value)>,
+}
+
+/// One user action: every edit is committed together, or none is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalAction {
+    /// The record edits.
+    pub edits: Vec<RecordEdit>,
+}
+
+/// What applying a remote batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApplySummary {
+    /// Changes that modified state.
+    pub applied: usize,
+    /// Changes already seen (replays, duplicates, superseded writes).
+    pub already_seen: usize,
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct StoreStats {
+    /// Records held, tombstoned ones included.
+    pub records: u64,
+    /// Highest local change sequence number issued.
+    pub last_seq: u64,
+    /// Highest local sequence number the server acknowledged.
+    pub acked_seq: u64,
+    /// Local changes not yet acknowledged.
+    pub pending: u64,
+    /// Records with at least one field in conflict.
+    pub conflicted_records: u64,
+    /// Local changes the server refused.
+    pub rejected: u64,
+    /// Highest server sequence number applied here.
+    pub cursor: u64,
+}
+
+/// Errors at the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the write lock for longer than `STORE_BUSY_WAIT_MS`.
+    #[error("the data store {path} is busy: another Tournée process is writing to it; try again in a moment")]
+    Busy {
+        /// The database file.
+        path: String,
+    },
+    /// The disk is full: the action was not recorded, earlier data is intact.
+    #[error(
+        "the disk holding {path} is full: nothing was recorded; free some space and try again"
+    )]
+    DiskFull {
+        /// The database file.
+        path: String,
+    },
+    /// The data dir holds no initialised store.
+    #[error("no Tournée store in {path}: run `init` first")]
+    NotInitialized {
+        /// The data dir or file.
+        path: String,
+    },
+    /// `init` on an already initialised store.
+    #[error("{path} is already initialised (device {device}, unit {unit}); use another --data directory")]
+    AlreadyInitialized {
+        /// The database file.
+        path: String,
+        /// Its device.
+        device: Actor,
+        /// Its unit.
+        unit: String,
+    },
+    /// The store was written by a newer version of Tournée.
+    #[error(
+        "{path} has schema version {found}, newer than this program's {known}; upgrade Tournée"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version known.
+        known: i64,
+    },
+    /// A record id that is not in the store.
+    #[error("no {kind} with id {id}")]
+    NotFound {
+        /// Kind looked for.
+        kind: Kind,
+        /// The id.
+        id: Uuid,
+    },
+    /// A record to create exists already.
+    #[error("{kind} {id} exists already")]
+    Exists {
+        /// Kind.
+        kind: Kind,
+        /// The id.
+        id: Uuid,
+    },
+    /// An action bigger than `LOCAL_ACTION_CHANGES_MAX` or a batch bigger than `APPLY_BATCH_CHANGES_MAX`.
+    #[error("{what}: {count} changes is more than the limit of {max}")]
+    TooBig {
+        /// What was too big.
+        what: &'static str,
+        /// Its size.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Stored bytes that do not decode: the file was damaged or edited by hand.
+    #[error("stored {what} is damaged: {detail}")]
+    Corrupt {
+        /// What.
+        what: &'static str,
+        /// Decoder's words.
+        detail: String,
+    },
+    /// A value or field refused by the model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A change refused by the record.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// Writing an export or listing failed (closed pipe, full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// Any other failure of the storage engine; the engine's own error is the source.
+    #[error("storage error: {source}")]
+    Backend {
+        /// The engine's error (SQLite's, for `SqliteStore`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Local storage of a replica, in domain terms. Calls are short and synchronous.
+pub trait Store {
+    /// This replica's identity, if initialised.
+    fn identity(&self) -> Result<Option<Identity>, StoreError>;
+    /// Set the identity, once.
+    fn set_identity(&mut self, identity: &Identity) -> Result<(), StoreError>;
+    /// A record by id.
+    fn record(&self, id: Uuid) -> Result<Option<Record>, StoreError>;
+    /// Commit one user action: validate, write the records and append their changes to the
+    /// outbox with contiguous `seq`, all in one durable transaction. Returns the changes.
+    fn write_local(&mut self, now: WallMs, action: &LocalAction)
+        -> Result<Vec<Change>, StoreError>;
+    /// Apply a batch of remote changes in one transaction, idempotently, storing `cursor` (the
+    /// server sequence number the batch brings this replica to) with it when given.
+    fn apply_remote(
+        &mut self,
+        changes: &[Change],
+        cursor: Option<u64>,
+    ) -> Result<ApplySummary, StoreError>;
+    /// Outbox entries with `seq > after`, in order, at most `limit`.
+    fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError>;
+    /// Records of a kind whose day (appointment start, passage date) is `day`, live ones only.
+    fn records_on(&self, kind: Kind, day: NaiveDate) -> Result<Vec<Record>, StoreError>;
+    /// Records with at least one field in conflict.
+    fn conflicted(&self) -> Result<Vec<Record>, StoreError>;
+    /// Every record, in id order, optionally only those of the given scopes.
+    fn for_each_record(
+        &self,
+        scopes: Option<&[Scope]>,
+        f: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Counts for `status`.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Record the server's acknowledgement: local changes up to `acked` are durable on the
+    /// server; those in `rejected` were refused and move to the rejected list with their reason.
+    /// Acknowledged changes leave the outbox. Never moves `acked` backwards.
+    fn acknowledge(&mut self, acked: u64, rejected: &[Rejection]) -> Result<(), StoreError>;
+    /// Remember a contact with the server: when, and how far its clock is from ours.
+    fn note_sync(&mut self, now: WallMs, clock_offset_ms: i64) -> Result<(), StoreError>;
+    /// When the last contact was and the clock offset then, if any.
+    fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError>;
+    /// Changes the server refused, with the reasons, oldest first.
+    fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError>;
+}
+
+/// A local change the server refused, kept for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedChange {
+    /// Its local sequence number.
+    pub seq: u64,
+    /// The server's reason.
+    pub reason: String,
+    /// The change itself.
+    pub change: Change,
+}
+
+/// What the server did with one batch of a device's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accepted {
+    /// Highest sequence of the device now durable on the server.
+    pub acked: u64,
+    /// Changes that modified the server's state (and entered the changelog).
+    pub applied: usize,
+    /// Changes the server had already received (replays after a cut).
+    pub duplicates: usize,
+    /// Changes refused.
+    pub rejected: Vec<Rejection>,
+}
+
+/// The server's authorization of one incoming change, given the record as the server holds it.
+pub type ChangeCheck<'a> = dyn FnMut(&Change, Option<&Record>) -> Result<(), RejectReason> + 'a;
+
+/// The server's side of storage: the changelog with global sequence numbers and the
+/// per-device acknowledged sequence.
+pub trait ServerStore: Store {
+    /// Highest local sequence of `device` durably applied.
+    fn device_acked(&self, device: Actor) -> Result<u64, StoreError>;
+    /// Apply a device's batch (sequence numbers `first_seq..`) in one transaction: skip what
+    /// was already acknowledged, ask `check` about each new change (given the record as the
+    /// server holds it), merge and log the accepted ones, advance the device's ack.
+    fn accept_batch(
+        &mut self,
+        device: Actor,
+        first_seq: u64,
+        changes: &[Change],
+        check: &mut ChangeCheck<'_>,
+    ) -> Result<Accepted, StoreError> {
+        let mut all = self.accept_batches(device, &[(first_seq, changes)], check)?;
+        all.pop().ok_or(StoreError::Corrupt {
+            what: "accepted batches",
+            detail: "no result for the batch".into(),
+        })
+    }
+    /// Apply consecutive batches of one device (a flight of the session) in one transaction,
+    /// each as `accept_batch` would, one result per batch. Records touched by several batches
+    /// are read and written once; at most `APPLY_FLIGHT_CHANGES_MAX` changes in all.
+    fn accept_batches(
+        &mut self,
+        device: Actor,
+        batches: &[(u64, &[Change])],
+        check: &mut ChangeCheck<'_>,
+    ) -> Result<Vec<Accepted>, StoreError>;
+    /// Changelog entries after `cursor` in `scopes`, not written by `exclude`, at most `limit`.
+    /// Returns the entries and the sequence number scanned up to.
+    fn changelog_after(
+        &self,
+        cursor: u64,
+        scopes: &[Scope],
+        exclude: Actor,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Change)>, u64), StoreError>;
+    /// Highest changelog sequence number.
+    fn changelog_head(&self) -> Result<u64, StoreError>;
+    /// Refusals of `device`'s changes with `after < seq <= upto`, by sequence number.
+    fn device_rejections(
+        &self,
+        device: Actor,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Rejection>, StoreError>;
+    /// Drop refusals of `device` up to `upto`: the agent confirmed it has them.
+    fn forget_rejections(&mut self, device: Actor, upto: u64) -> Result<(), StoreError>;
+}

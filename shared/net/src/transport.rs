@@ -1,0 +1,58 @@
+//! QUIC transport settings shared by agent and server: lowered windows and stream counts (see
+//! `limits`), keep-alive and idle timeout, and the quinn configs around our rustls configs.
+//!
+//! Configuration only: no endpoint is opened here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+use tournee_core::limits::{
+    QUIC_BIDI_STREAMS_MAX, QUIC_CONNECTION_RECEIVE_WINDOW_BYTES, QUIC_IDLE_TIMEOUT_MS,
+    QUIC_INITIAL_RTT_MS, QUIC_KEEP_ALIVE_MS, QUIC_SEND_WINDOW_BYTES,
+    QUIC_STREAM_RECEIVE_WINDOW_BYTES, QUIC_UNI_STREAMS_MAX,
+};
+
+/// Why a QUIC configuration cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// rustls config not usable by QUIC (e.g. no TLS 1.3 suite).
+    #[error("TLS configuration unusable for QUIC: {0}")]
+    Crypto(String),
+}
+
+/// The transport limits of every Tournée connection.
+pub fn transport_config() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.stream_receive_window(VarInt::from_u32(QUIC_STREAM_RECEIVE_WINDOW_BYTES))
+        .receive_window(VarInt::from_u32(QUIC_CONNECTION_RECEIVE_WINDOW_BYTES))
+        .send_window(QUIC_SEND_WINDOW_BYTES)
+        .max_concurrent_bidi_streams(VarInt::from_u32(QUIC_BIDI_STREAMS_MAX))
+        .max_concurrent_uni_streams(VarInt::from_u32(QUIC_UNI_STREAMS_MAX))
+        .initial_rtt(Duration::from_millis(QUIC_INITIAL_RTT_MS))
+        .keep_alive_interval(Some(Duration::from_millis(QUIC_KEEP_ALIVE_MS)))
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(
+            QUIC_IDLE_TIMEOUT_MS,
+        ))));
+    t
+}
+
+/// A quinn server config around our rustls server config.
+pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, TransportError> {
+    let crypto =
+        QuicServerConfig::try_from(tls).map_err(|e| TransportError::Crypto(e.to_string()))?;
+    let mut c = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    c.transport_config(Arc::new(transport_config()));
+    Ok(c)
+}
+
+/// A quinn client config around our rustls client config.
+pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TransportError> {
+    let crypto =
+        QuicClientConfig::try_from(tls).map_err(|e| TransportError::Crypto(e.to_string()))?;
+    let mut c = quinn::ClientConfig::new(Arc::new(crypto));
+    c.transport_config(Arc::new(transport_config()));
+    Ok(c)
+}

@@ -1,0 +1,114 @@
+//! Authorization of one change from a device, on the server: kind and field a device may write,
+//! the record's scope, the writer's identity, the clock drift bound, and the domain guards.
+//!
+//! Pure function of (device, change, the record as the server holds it, server time). It does
+//! not decide who the device is: the TLS layer did that.
+
+use tournee_core::clock::WallMs;
+use tournee_core::limits::HLC_FUTURE_DRIFT_MAX_MS;
+use tournee_core::model::{check_value, AppointmentStatus, Field, Kind, Scope, Value};
+use tournee_core::record::Record;
+use tournee_core::register::Actor;
+
+use super::wire::RejectReason;
+use tournee_core::record::Change;
+
+/// What the server knows of an authenticated device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuth {
+    /// Actor number.
+    pub actor: Actor,
+    /// Its unit.
+    pub unit: String,
+    /// The unit's territory.
+    pub territory: String,
+}
+
+impl DeviceAuth {
+    /// The scopes the device receives: its unit's records and its territory's stops.
+    pub fn scopes(&self) -> [Scope; 2] {
+        [
+            Scope::Unit(self.unit.clone()),
+            Scope::Territory(self.territory.clone()),
+        ]
+    }
+}
+
+/// May a device write this field of this kind? Planning is the scheduler's; the unit's devices
+/// record appointments, requests, citizens and the actuals of passages.
+pub fn device_may_write(kind: Kind, field: Field) -> bool {
+    match kind {
+        Kind::Appointment | Kind::Request | Kind::Citizen => true,
+        Kind::Passage => matches!(
+            field,
+            Field::ActualStart | Field::ActualEnd | Field::Status | Field::Cause
+        ),
+        Kind::Stop | Kind::Round => false,
+    }
+}
+
+/// Decide whether the server takes `change` from `device`.
+pub fn authorize(
+    device: &DeviceAuth,
+    change: &Change,
+    existing: Option<&Record>,
+    now: WallMs,
+) -> Result<(), RejectReason> {
+    if change.scope != Scope::Unit(device.unit.clone()) {
+        return Err(RejectReason::OutOfScope {
+            scope: change.scope.key(),
+        });
+    }
+    if let Some(r) = existing {
+        if r.scope != change.scope {
+            return Err(RejectReason::OutOfScope {
+                scope: r.scope.key(),
+            });
+        }
+    }
+    let not_allowed = || RejectReason::FieldNotAllowed {
+        kind: change.kind.code().to_owned(),
+        field: change.field.code().to_owned(),
+    };
+    if !device_may_write(change.kind, change.field) {
+        return Err(not_allowed());
+    }
+    if change.kind == Kind::Passage && existing.is_none() {
+        // Devices mark passages the scheduler planned; they do not create them.
+        return Err(not_allowed());
+    }
+    if change.write.dot.actor != device.actor {
+        return Err(RejectReason::ForeignDot {
+            actor: change.write.dot.actor,
+        });
+    }
+    let stamped = change.write.hlc.wall_ms();
+    if stamped > now.saturating_add(HLC_FUTURE_DRIFT_MAX_MS) {
+        return Err(RejectReason::ClockAhead {
+            ahead_ms: stamped - now,
+        });
+    }
+    let invalid = RejectReason::invalid;
+    check_value(change.kind, change.field, &change.write.value, None)
+        .map_err(|e| invalid(e.to_string()))?;
+    if let Some(r) = existing {
+        r.validate_change(change)
+            .map_err(|e| invalid(e.to_string()))?;
+        if change.kind == Kind::Appointment && change.field == Field::Status {
+            let unknown = Value::Text(AppointmentStatus::Unknown.code().to_owned());
+            let covers_outcome = r.register(Field::Status).is_some_and(|reg| {
+                reg.siblings().iter().any(|s| {
+                    s.value != unknown && change.write.ctx.get(&s.dot.actor) >= s.dot.counter
+                })
+            });
+            if change.write.value == unknown && covers_outcome {
+                return Err(invalid(
+                    "status: a recorded outcome cannot go back to 'unknown'".into(),
+                ));
+            }
+        }
+    } else {
+        Record::for_change(change).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(())
+}

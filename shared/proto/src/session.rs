@@ -1,0 +1,614 @@
+//! The per-peer sync state machines. `ClientSession` runs on the agent, `ServerSession` on the
+//! server, one per connection. Inputs: `handle_message(now, msg, store)`, `handle_timeout(now)`;
+//! outputs: `poll_transmit()`, `poll_timeout()`. Sans-IO: no tokio, no quinn, no clock reads.
+//!
+//! One round trip after the handshake: the agent sends Hello and its pending batches at once;
+//! the server answers Welcome, acknowledges each batch after it commits, and streams the
+//! changelog of the device's scope; the agent applies each batch with its cursor in one
+//! transaction. Replays are harmless on both sides.
+
+use std::collections::VecDeque;
+
+use super::auth::{authorize, DeviceAuth};
+use super::wire::{pack, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+use super::ProtocolError;
+use tournee_core::clock::WallMs;
+use tournee_core::limits::{
+    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_FLIGHT_BATCHES_MAX,
+    SESSION_QUEUED_BATCHES_MAX,
+};
+use tournee_core::model::Scope;
+use tournee_core::record::Change;
+use tournee_core::store::{ServerStore, Store, StoreError};
+
+/// Counts kept by a session, for its log line and for tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Changes received.
+    pub changes_in: usize,
+    /// Changes sent.
+    pub changes_out: usize,
+    /// Received changes that were new.
+    pub applied: usize,
+    /// Received changes already known (replays).
+    pub duplicates: usize,
+    /// Received changes refused.
+    pub rejected: usize,
+    /// Batches received.
+    pub batches_in: usize,
+    /// Batches sent.
+    pub batches_out: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    AwaitWelcome,
+    Active,
+}
+
+/// The agent's side of a session.
+#[derive(Debug)]
+pub struct ClientSession {
+    state: ClientState,
+    scopes: [Scope; 2],
+    /// Highest local seq queued for sending.
+    sent_to: u64,
+    /// Highest local seq the server acknowledged.
+    acked: u64,
+    /// Server changelog position applied.
+    cursor: u64,
+    up_to_date: bool,
+    out: VecDeque<ClientMsg>,
+    clock_offset_ms: Option<i64>,
+    stats: SessionStats,
+}
+
+impl ClientSession {
+    /// Start a session: queues Hello and the first pending batches.
+    pub fn new(store: &dyn Store) -> Result<Self, ProtocolError> {
+        let identity = store
+            .identity()?
+            .ok_or_else(|| StoreError::NotInitialized {
+                path: "this store".into(),
+            })?;
+        let stats = store.stats()?;
+        let mut s = Self {
+            state: ClientState::AwaitWelcome,
+            scopes: identity.scopes(),
+            sent_to: stats.acked_seq,
+            acked: stats.acked_seq,
+            cursor: stats.cursor,
+            up_to_date: false,
+            out: VecDeque::new(),
+            clock_offset_ms: None,
+            stats: SessionStats::default(),
+        };
+        s.out.push_back(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            cursor: stats.cursor,
+            acked: stats.acked_seq,
+        });
+        s.fill(store)?;
+        Ok(s)
+    }
+
+    /// Queue pending local changes not yet sent, up to the queue bound. Call again after
+    /// acknowledgements or when new local changes were committed.
+    pub fn fill(&mut self, store: &dyn Store) -> Result<(), ProtocolError> {
+        while self.out.len() < SESSION_QUEUED_BATCHES_MAX {
+            let entries = store.outbox_after(self.sent_to, BATCH_CHANGES_MAX)?;
+            if entries.is_empty() {
+                break;
+            }
+            for (i, (seq, _)) in entries.iter().enumerate() {
+                if *seq != self.sent_to + 1 + i as u64 {
+                    return Err(StoreError::Corrupt {
+                        what: "outbox",
+                        detail: format!("sequence {seq} breaks contiguity after {}", self.sent_to),
+                    }
+                    .into());
+                }
+            }
+            let changes: Vec<_> = entries.into_iter().map(|(_, c)| c).collect();
+            for batch in pack(&changes) {
+                let first_seq = self.sent_to + 1;
+                self.sent_to += batch.len() as u64;
+                self.stats.changes_out += batch.len();
+                self.stats.batches_out += 1;
+                self.out.push_back(ClientMsg::Changes { first_seq, batch });
+            }
+        }
+        Ok(())
+    }
+
+    /// Take one server message.
+    pub fn handle_message(
+        &mut self,
+        now: WallMs,
+        msg: ServerMsg,
+        store: &mut dyn Store,
+    ) -> Result<(), ProtocolError> {
+        match (self.state, msg) {
+            (_, ServerMsg::Error { code, message }) => Err(ProtocolError::Remote { code, message }),
+            (
+                ClientState::AwaitWelcome,
+                ServerMsg::Welcome {
+                    version,
+                    server_time_ms,
+                    acked,
+                },
+            ) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(ProtocolError::VersionMismatch {
+                        ours: PROTOCOL_VERSION,
+                        theirs: version,
+                    });
+                }
+                if acked < self.acked {
+                    return Err(ProtocolError::ServerBehind {
+                        had: self.acked,
+                        now: acked,
+                    });
+                }
+                let offset = i64::try_from(server_time_ms).unwrap_or(i64::MAX)
+                    - i64::try_from(now).unwrap_or(i64::MAX);
+                self.clock_offset_ms = Some(offset);
+                store.note_sync(now, offset)?;
+                // What the server acknowledged beyond our knowledge arrives as an Ack right
+                // after, with its refusals: acknowledging here would lose them.
+                self.state = ClientState::Active;
+                Ok(())
+            }
+            (ClientState::AwaitWelcome, _) => {
+                Err(ProtocolError::Unexpected("a message before Welcome"))
+            }
+            (ClientState::Active, ServerMsg::Welcome { .. }) => {
+                Err(ProtocolError::Unexpected("a second Welcome"))
+            }
+            (
+                ClientState::Active,
+                ServerMsg::Ack {
+                    after,
+                    seq,
+                    rejected,
+                },
+            ) => {
+                if after > self.acked {
+                    return Err(ProtocolError::Unexpected(
+                        "an acknowledgement out of order (it follows one not received)",
+                    ));
+                }
+                // An ack past what this session sent is possible when an older connection of
+                // this device delivered more before it died; it must still be a change we have.
+                if seq > self.sent_to && seq > store.stats()?.last_seq {
+                    return Err(ProtocolError::Unexpected("an ack for changes never made"));
+                }
+                self.stats.rejected += rejected.len();
+                self.on_ack(seq, &rejected.0, store)
+            }
+            (
+                ClientState::Active,
+                ServerMsg::Changes {
+                    after,
+                    cursor,
+                    batch,
+                },
+            ) => {
+                self.check_follows(after, cursor)?;
+                let changes = batch.to_changes()?;
+                if let Some(c) = changes.iter().find(|c| !self.scopes.contains(&c.scope)) {
+                    return Err(ProtocolError::OutOfScope(c.scope.key()));
+                }
+                self.stats.batches_in += 1;
+                self.stats.changes_in += changes.len();
+                let summary = store.apply_remote(&changes, Some(cursor))?;
+                self.stats.applied += summary.applied;
+                self.stats.duplicates += summary.already_seen;
+                self.cursor = self.cursor.max(cursor);
+                self.up_to_date = false;
+                Ok(())
+            }
+            (ClientState::Active, ServerMsg::UpToDate { after, cursor }) => {
+                self.check_follows(after, cursor)?;
+                store.apply_remote(&[], Some(cursor))?;
+                self.cursor = self.cursor.max(cursor);
+                self.up_to_date = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// A changelog message must start at or before what we hold: a later start means an
+    /// earlier message was lost or overtaken, and taking its cursor would skip changes.
+    fn check_follows(&self, after: u64, cursor: u64) -> Result<(), ProtocolError> {
+        if after > self.cursor {
+            return Err(ProtocolError::Unexpected(
+                "a changelog message out of order (it follows one not received)",
+            ));
+        }
+        if cursor < after {
+            return Err(ProtocolError::Unexpected(
+                "a changelog message ending before it starts",
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_ack(
+        &mut self,
+        seq: u64,
+        rejected: &[super::wire::Rejection],
+        store: &mut dyn Store,
+    ) -> Result<(), ProtocolError> {
+        if seq > self.acked {
+            store.acknowledge(seq, rejected)?;
+            self.acked = seq;
+            self.sent_to = self.sent_to.max(seq);
+        }
+        Ok(())
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<ClientMsg> {
+        self.out.pop_front()
+    }
+
+    /// True when queued messages wait to be sent.
+    pub fn has_pending_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// True once the server acknowledged everything sent and the agent has its changelog up to
+    /// the last `UpToDate`. Callers also check the outbox holds nothing unsent (`fill`).
+    pub fn is_synced(&self) -> bool {
+        self.state == ClientState::Active
+            && self.up_to_date
+            && self.acked >= self.sent_to
+            && self.out.is_empty()
+    }
+
+    /// Server clock minus local clock, once Welcome arrived.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.clock_offset_ms
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Highest local sequence acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Server changelog position applied.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerState {
+    AwaitHello { deadline: WallMs },
+    Active,
+}
+
+/// The server's side of a session with one authenticated device.
+#[derive(Debug)]
+pub struct ServerSession {
+    device: DeviceAuth,
+    state: ServerState,
+    /// Changelog position scanned so far.
+    cursor: u64,
+    /// Changelog position the agent holds once it took everything sent.
+    sent_cursor: u64,
+    /// Highest sequence acknowledged to the agent in this session (or known to it at Hello).
+    ack_sent: u64,
+    announced: Option<u64>,
+    out: VecDeque<ServerMsg>,
+    stats: SessionStats,
+}
+
+impl ServerSession {
+    /// A session for `device`, connected at `now`.
+    pub fn new(device: DeviceAuth, now: WallMs) -> Self {
+        Self {
+            device,
+            state: ServerState::AwaitHello {
+                deadline: now.saturating_add(HELLO_TIMEOUT_MS),
+            },
+            cursor: 0,
+            sent_cursor: 0,
+            ack_sent: 0,
+            announced: None,
+            out: VecDeque::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// The device of this session.
+    pub fn device(&self) -> &DeviceAuth {
+        &self.device
+    }
+
+    /// Take one agent message.
+    pub fn handle_message(
+        &mut self,
+        now: WallMs,
+        msg: ClientMsg,
+        store: &mut dyn ServerStore,
+    ) -> Result<(), ProtocolError> {
+        match (self.state, msg) {
+            (
+                ServerState::AwaitHello { .. },
+                ClientMsg::Hello {
+                    version,
+                    cursor,
+                    acked: agent_acked,
+                },
+            ) => {
+                if version != PROTOCOL_VERSION {
+                    self.out.push_back(ServerMsg::Error {
+                        code: ErrorCode::VersionMismatch,
+                        message: format!(
+                            "server speaks protocol {PROTOCOL_VERSION}, agent {version}; update the agent"
+                        ),
+                    });
+                    return Err(ProtocolError::VersionMismatch {
+                        ours: PROTOCOL_VERSION,
+                        theirs: version,
+                    });
+                }
+                let acked = store.device_acked(self.device.actor)?;
+                self.out.push_back(ServerMsg::Welcome {
+                    version: PROTOCOL_VERSION,
+                    server_time_ms: now,
+                    acked,
+                });
+                // Acknowledgements the agent missed (its link dropped after our commit) are
+                // sent again with their refusals, which are kept until the agent confirms them.
+                store.forget_rejections(self.device.actor, agent_acked.min(acked))?;
+                self.ack_sent = agent_acked;
+                if acked > agent_acked {
+                    let pending = store.device_rejections(self.device.actor, agent_acked, acked)?;
+                    self.push_acks(acked, pending);
+                }
+                self.cursor = cursor.min(store.changelog_head()?);
+                self.sent_cursor = self.cursor;
+                self.state = ServerState::Active;
+                self.fill(store)
+            }
+            (ServerState::AwaitHello { .. }, _) => {
+                Err(ProtocolError::Unexpected("a message before Hello"))
+            }
+            (ServerState::Active, ClientMsg::Hello { .. }) => {
+                Err(ProtocolError::Unexpected("a second Hello"))
+            }
+            (ServerState::Active, ClientMsg::Changes { first_seq, batch }) => {
+                self.accept(now, vec![(first_seq, batch)], store)
+            }
+        }
+    }
+
+    /// Take the agent messages that arrived together, in order. Consecutive batches (up to
+    /// `SESSION_FLIGHT_BATCHES_MAX`) are applied in one store transaction — one commit per
+    /// flight instead of one per batch — and acknowledged each as if applied alone.
+    pub fn handle_messages(
+        &mut self,
+        now: WallMs,
+        msgs: Vec<ClientMsg>,
+        store: &mut dyn ServerStore,
+    ) -> Result<(), ProtocolError> {
+        let mut run: Vec<(u64, Batch)> = Vec::new();
+        for msg in msgs {
+            match msg {
+                ClientMsg::Changes { first_seq, batch } if self.state == ServerState::Active => {
+                    if run.len() == SESSION_FLIGHT_BATCHES_MAX {
+                        self.accept(now, std::mem::take(&mut run), store)?;
+                    }
+                    run.push((first_seq, batch));
+                }
+                other => {
+                    if !run.is_empty() {
+                        self.accept(now, std::mem::take(&mut run), store)?;
+                    }
+                    self.handle_message(now, other, store)?;
+                }
+            }
+        }
+        if run.is_empty() {
+            Ok(())
+        } else {
+            self.accept(now, run, store)
+        }
+    }
+
+    /// Apply consecutive batches in one transaction. A batch out of sequence or undecodable
+    /// ends the session after the batches before it are applied and acknowledged.
+    fn accept(
+        &mut self,
+        now: WallMs,
+        run: Vec<(u64, Batch)>,
+        store: &mut dyn ServerStore,
+    ) -> Result<(), ProtocolError> {
+        let mut next = store.device_acked(self.device.actor)? + 1;
+        let mut decoded: Vec<(u64, Vec<Change>)> = Vec::with_capacity(run.len());
+        let mut failure = None;
+        for (first_seq, batch) in run {
+            let changes = match batch.to_changes() {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
+            };
+            if first_seq == 0 || first_seq > next {
+                failure = Some(ProtocolError::SequenceGap {
+                    expected: next,
+                    got: first_seq,
+                });
+                break;
+            }
+            if !changes.is_empty() {
+                next = next.max(first_seq + changes.len() as u64);
+            }
+            decoded.push((first_seq, changes));
+        }
+        if !decoded.is_empty() {
+            let device = self.device.clone();
+            let batches: Vec<(u64, &[Change])> =
+                decoded.iter().map(|(f, c)| (*f, c.as_slice())).collect();
+            let results = store.accept_batches(device.actor, &batches, &mut |c, existing| {
+                authorize(&device, c, existing, now)
+            })?;
+            // One acknowledgement for the whole run: the agent learns the same, in fewer bytes.
+            let mut acked = self.ack_sent;
+            let mut rejected = Vec::new();
+            for ((_, changes), result) in decoded.iter().zip(results) {
+                self.stats.batches_in += 1;
+                self.stats.changes_in += changes.len();
+                self.stats.applied += result.applied;
+                self.stats.duplicates += result.duplicates;
+                self.stats.rejected += result.rejected.len();
+                acked = acked.max(result.acked);
+                rejected.extend(result.rejected);
+            }
+            self.push_acks(acked, rejected);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Acknowledge up to `acked` with `rejected` (ascending), in as many Acks as the refusal
+    /// bound needs: each but the last acknowledges up to its last refusal.
+    fn push_acks(&mut self, acked: u64, mut rejected: Vec<super::wire::Rejection>) {
+        while rejected.len() > ACK_REJECTIONS_MAX {
+            let rest = rejected.split_off(ACK_REJECTIONS_MAX);
+            let seq = rejected.last().map_or(acked, |r| r.seq);
+            self.push_ack(seq, rejected);
+            rejected = rest;
+        }
+        self.push_ack(acked, rejected);
+    }
+
+    /// Queue an acknowledgement up to `seq`, chained to the previous one.
+    fn push_ack(&mut self, seq: u64, rejected: Vec<super::wire::Rejection>) {
+        let after = self.ack_sent;
+        self.ack_sent = self.ack_sent.max(seq);
+        let mut list = super::bounded::BVec::new();
+        for r in rejected {
+            let _ = list.try_push(r);
+        }
+        self.out.push_back(ServerMsg::Ack {
+            after,
+            seq,
+            rejected: list,
+        });
+    }
+
+    /// Queue changelog batches for the device while the queue has room; when caught up, queue
+    /// `UpToDate` once per new position. Call after sending, and when the changelog grew.
+    pub fn fill(&mut self, store: &dyn ServerStore) -> Result<(), ProtocolError> {
+        if self.state != ServerState::Active {
+            return Ok(());
+        }
+        let scopes = self.device.scopes();
+        while self.out.len() < SESSION_QUEUED_BATCHES_MAX {
+            let (entries, scanned) = store.changelog_after(
+                self.cursor,
+                &scopes,
+                self.device.actor,
+                BATCH_CHANGES_MAX,
+            )?;
+            if entries.is_empty() {
+                let after = self.sent_cursor;
+                self.cursor = scanned;
+                if self.announced != Some(self.cursor) {
+                    self.announced = Some(self.cursor);
+                    self.sent_cursor = self.cursor;
+                    self.out.push_back(ServerMsg::UpToDate {
+                        after,
+                        cursor: self.cursor,
+                    });
+                }
+                break;
+            }
+            let gseqs: Vec<u64> = entries.iter().map(|(g, _)| *g).collect();
+            let changes: Vec<_> = entries.into_iter().map(|(_, c)| c).collect();
+            let batches = pack(&changes);
+            let last = batches.len().saturating_sub(1);
+            let mut taken = 0usize;
+            for (i, batch) in batches.into_iter().enumerate() {
+                taken += batch.len();
+                let cursor = if i == last {
+                    scanned
+                } else {
+                    gseqs
+                        .get(taken.saturating_sub(1))
+                        .copied()
+                        .unwrap_or(scanned)
+                };
+                self.stats.changes_out += batch.len();
+                self.stats.batches_out += 1;
+                let after = self.sent_cursor;
+                self.sent_cursor = cursor;
+                self.out.push_back(ServerMsg::Changes {
+                    after,
+                    cursor,
+                    batch,
+                });
+            }
+            self.cursor = scanned;
+        }
+        Ok(())
+    }
+
+    /// True when queued messages wait to be sent.
+    pub fn has_pending_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<ServerMsg> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` must be called, if ever.
+    pub fn poll_timeout(&self) -> Option<WallMs> {
+        match self.state {
+            ServerState::AwaitHello { deadline } => Some(deadline),
+            ServerState::Active => None,
+        }
+    }
+
+    /// Time passed: a session that never said Hello ends.
+    pub fn handle_timeout(&mut self, now: WallMs) -> Result<(), ProtocolError> {
+        match self.state {
+            ServerState::AwaitHello { deadline } if now >= deadline => {
+                Err(ProtocolError::Timeout("Hello"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The message that tells the agent why the session ends.
+    pub fn error_message(err: &ProtocolError) -> ServerMsg {
+        ServerMsg::Error {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Changelog position sent so far.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+}

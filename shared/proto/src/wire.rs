@@ -1,0 +1,331 @@
+//! Wire messages of protocol `tournee/1` and the compact batch form of changes.
+//!
+//! A batch is a struct of arrays: record heads (id, kind, scope, how many fields follow), field
+//! writes (HLC as a delta from the previous write), and the causal-context entries of all writes
+//! concatenated. Consecutive changes of one record share one head, so a new appointment costs
+//! its id once. Every array is a `BVec`, bounded while decoding. No I/O here.
+
+use crdts::{Dot, VClock};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::bounded::BVec;
+use tournee_core::hlc::Hlc;
+use tournee_core::limits::{
+    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, BATCH_RECORDS_MAX, FIELD_CLOCK_ACTORS_MAX,
+    FRAME_BYTES_MAX,
+};
+use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::record::Change;
+use tournee_core::register::{Actor, Write};
+pub use tournee_core::reject::{RejectReason, Rejection};
+
+/// Protocol version carried in Hello and Welcome; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Most causal-context entries in one batch, all writes together.
+pub const BATCH_CLOCK_ENTRIES_MAX: usize = 8 * BATCH_CHANGES_MAX;
+const _: () = assert!(FIELD_CLOCK_ACTORS_MAX <= BATCH_CLOCK_ENTRIES_MAX);
+
+/// Target size of an encoded batch before compression; leaves room under `FRAME_BYTES_MAX`.
+const BATCH_BYTES_TARGET: usize = FRAME_BYTES_MAX / 4;
+
+/// The head of a run of changes of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordHead {
+    /// Record id (16 bytes).
+    pub id: [u8; 16],
+    /// Kind.
+    pub kind: Kind,
+    /// Scope.
+    pub scope: Scope,
+    /// How many entries of `fields` belong to this record.
+    pub fields: u16,
+}
+
+/// One field write, compactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldWrite {
+    /// Field.
+    pub field: Field,
+    /// Writer.
+    pub actor: Actor,
+    /// Writer's counter for this field.
+    pub counter: u64,
+    /// HLC minus the previous write's HLC in this batch (the first is relative to zero).
+    pub hlc_delta: i64,
+    /// How many entries of `clocks` form this write's context.
+    pub ctx_len: u16,
+    /// Value written.
+    pub value: Value,
+}
+
+/// A batch of changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Batch {
+    /// Record heads, in order.
+    pub records: BVec<RecordHead, BATCH_RECORDS_MAX>,
+    /// Field writes, in order.
+    pub fields: BVec<FieldWrite, BATCH_CHANGES_MAX>,
+    /// Context entries (actor, counter), concatenated in field order.
+    pub clocks: BVec<(Actor, u64), BATCH_CLOCK_ENTRIES_MAX>,
+}
+
+/// Why a batch does not decode into changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Heads and arrays disagree on counts.
+    #[error("batch structure is inconsistent: {0}")]
+    Inconsistent(&'static str),
+    /// An HLC delta leads outside the u64 range.
+    #[error("batch HLC out of range")]
+    HlcRange,
+}
+
+impl Batch {
+    /// Number of changes carried.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when no change is carried.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Decode into domain changes, checking the structure.
+    pub fn to_changes(&self) -> Result<Vec<Change>, BatchError> {
+        let mut out = Vec::with_capacity(self.fields.len());
+        let mut fields = self.fields.0.iter();
+        let mut clocks = self.clocks.0.iter();
+        let mut hlc: u64 = 0;
+        for head in &self.records.0 {
+            if head.fields == 0 {
+                return Err(BatchError::Inconsistent("a record head without fields"));
+            }
+            for _ in 0..head.fields {
+                let f = fields.next().ok_or(BatchError::Inconsistent(
+                    "fewer field writes than heads announce",
+                ))?;
+                hlc = hlc
+                    .checked_add_signed(f.hlc_delta)
+                    .ok_or(BatchError::HlcRange)?;
+                if usize::from(f.ctx_len) > FIELD_CLOCK_ACTORS_MAX {
+                    return Err(BatchError::Inconsistent("a context wider than the limit"));
+                }
+                let mut ctx = VClock::new();
+                for _ in 0..f.ctx_len {
+                    let (a, c) = clocks.next().ok_or(BatchError::Inconsistent(
+                        "fewer clock entries than writes announce",
+                    ))?;
+                    ctx.dots.insert(*a, *c);
+                }
+                out.push(Change {
+                    record: Uuid::from_bytes(head.id),
+                    kind: head.kind,
+                    scope: head.scope.clone(),
+                    field: f.field,
+                    write: Write {
+                        dot: Dot::new(f.actor, f.counter),
+                        hlc: Hlc(hlc),
+                        ctx,
+                        value: f.value.clone(),
+                    },
+                });
+            }
+        }
+        if fields.next().is_some() {
+            return Err(BatchError::Inconsistent(
+                "field writes without a record head",
+            ));
+        }
+        if clocks.next().is_some() {
+            return Err(BatchError::Inconsistent("clock entries without a write"));
+        }
+        Ok(out)
+    }
+}
+
+fn approx_size(c: &Change) -> usize {
+    let value = match &c.write.value {
+        Value::Text(s) => s.len(),
+        Value::Id(_) => 17,
+        _ => 9,
+    };
+    40 + value + c.write.ctx.dots.len() * 10 + c.scope.key().len()
+}
+
+/// Pack changes, in order, into as few batches as the limits allow. Returns each batch with the
+/// number of changes it holds, so callers can map batches back to sequence numbers.
+pub fn pack(changes: &[Change]) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut cur = Batch::default();
+    let mut bytes = 0usize;
+    let mut prev_hlc: u64 = 0;
+    for c in changes {
+        let ctx_len = c.write.ctx.dots.len();
+        let size = approx_size(c);
+        let full = cur.fields.len() + 1 > BATCH_CHANGES_MAX
+            || cur.clocks.len() + ctx_len > BATCH_CLOCK_ENTRIES_MAX
+            || (bytes + size > BATCH_BYTES_TARGET && !cur.is_empty());
+        let same_record = cur.records.0.last().is_some_and(|h| {
+            h.id == *c.record.as_bytes()
+                && h.kind == c.kind
+                && h.scope == c.scope
+                && usize::from(h.fields) < usize::from(u16::MAX)
+        });
+        if full {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+            prev_hlc = 0;
+        }
+        if full || !same_record {
+            if cur.records.len() >= BATCH_RECORDS_MAX {
+                out.push(std::mem::take(&mut cur));
+                bytes = 0;
+                prev_hlc = 0;
+            }
+            cur.records.0.push(RecordHead {
+                id: *c.record.as_bytes(),
+                kind: c.kind,
+                scope: c.scope.clone(),
+                fields: 0,
+            });
+        }
+        if let Some(h) = cur.records.0.last_mut() {
+            h.fields += 1;
+        }
+        let hlc = c.write.hlc.0;
+        cur.fields.0.push(FieldWrite {
+            field: c.field,
+            actor: c.write.dot.actor,
+            counter: c.write.dot.counter,
+            hlc_delta: (hlc as i128 - prev_hlc as i128).clamp(i64::MIN as i128, i64::MAX as i128)
+                as i64,
+            ctx_len: u16::try_from(ctx_len).unwrap_or(u16::MAX),
+            value: c.write.value.clone(),
+        });
+        prev_hlc = hlc;
+        for (a, n) in &c.write.ctx.dots {
+            cur.clocks.0.push((*a, *n));
+        }
+        bytes += size;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Application error codes carried in `ServerMsg::Error` and used as QUIC close codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The peer speaks another protocol version.
+    VersionMismatch,
+    /// A frame or message that does not decode, or breaks a limit.
+    Malformed,
+    /// A message out of order (e.g. a batch before Hello).
+    Unexpected,
+    /// The device is not enrolled, or revoked.
+    Unauthorized,
+    /// The server is shutting down or failed internally; retry later.
+    Unavailable,
+    /// The sequence numbers of a batch leave a gap after what the server acknowledged.
+    SequenceGap,
+}
+
+impl ErrorCode {
+    /// The QUIC application close code for this error.
+    pub fn close_code(self) -> u32 {
+        match self {
+            ErrorCode::VersionMismatch => 1,
+            ErrorCode::Malformed => 2,
+            ErrorCode::Unexpected => 3,
+            ErrorCode::Unauthorized => 4,
+            ErrorCode::Unavailable => 5,
+            ErrorCode::SequenceGap => 6,
+        }
+    }
+    /// The error for a QUIC application close code.
+    pub fn from_close_code(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => ErrorCode::VersionMismatch,
+            2 => ErrorCode::Malformed,
+            3 => ErrorCode::Unexpected,
+            4 => ErrorCode::Unauthorized,
+            5 => ErrorCode::Unavailable,
+            6 => ErrorCode::SequenceGap,
+            _ => return None,
+        })
+    }
+}
+
+/// Messages from agent to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Opens the session: version, the server sequence number applied so far, and the local
+    /// sequence number the agent believes acknowledged.
+    Hello {
+        /// Protocol version.
+        version: u16,
+        /// Highest server changelog sequence applied by the agent.
+        cursor: u64,
+        /// Highest local sequence the agent knows acknowledged.
+        acked: u64,
+    },
+    /// Local changes with sequence numbers `first_seq ..= first_seq + len - 1`.
+    Changes {
+        /// Sequence number of the first change.
+        first_seq: u64,
+        /// The changes.
+        batch: Batch,
+    },
+}
+
+/// Messages from server to agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// Answers Hello.
+    Welcome {
+        /// Protocol version.
+        version: u16,
+        /// Server wall time, ms since the epoch (the agent derives its clock offset).
+        server_time_ms: u64,
+        /// Highest local sequence of this device the server has durably applied.
+        acked: u64,
+    },
+    /// A batch was committed: everything up to `seq` is durable on the server.
+    Ack {
+        /// Sequence number this acknowledgement follows: the agent must already be there, or an
+        /// earlier Ack (and its refusals) was lost or overtaken.
+        after: u64,
+        /// Highest sequence now acknowledged.
+        seq: u64,
+        /// Changes of the batch that were refused.
+        rejected: BVec<Rejection, ACK_REJECTIONS_MAX>,
+    },
+    /// Changelog entries for the device's scope after server sequence `after`, up to `cursor`.
+    Changes {
+        /// Server sequence number this batch follows: the agent must already be there, or the
+        /// batch arrived out of order and applying it would skip the one before.
+        after: u64,
+        /// Server sequence number the agent reaches once this batch is applied.
+        cursor: u64,
+        /// The changes.
+        batch: Batch,
+    },
+    /// The agent has everything up to `cursor`.
+    UpToDate {
+        /// Server sequence number this message follows (as for `Changes`).
+        after: u64,
+        /// Server sequence number reached.
+        cursor: u64,
+    },
+    /// The session ends with an error.
+    Error {
+        /// Code.
+        code: ErrorCode,
+        /// Human-readable message.
+        message: String,
+    },
+}

@@ -1,0 +1,61 @@
+//! Tournée's storage on SQLite: `SqliteStore` implements the core's `Store` (the laptop's records,
+//! outbox and cursor) and `ServerStore` (the server's records, changelog, device acknowledgements
+//! and refusals) on one file each.
+//!
+//! What it does not do: decide what to write (the core's actions and the protocol's
+//! authorization), network, clocks, or reporting — the server's reporting projection plugs in
+//! through `Projection` from `tournee-report`, so the agent never carries it.
+
+mod sqlite;
+
+use rusqlite::Connection;
+use tournee_core::record::Record;
+use tournee_core::store::StoreError;
+
+pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION};
+
+/// A projection kept in step with the server's records: called for each record a server
+/// transaction writes, inside that transaction, before it commits.
+pub trait Projection: Send + Sync + std::fmt::Debug {
+    /// Write (or rewrite) what `record` projects to, with `conn` inside the open transaction.
+    fn project(&self, conn: &Connection, record: &Record) -> Result<(), StoreError>;
+}
+
+/// Schema of the server's reporting projection (migration 3; its rows are written by the
+/// `Projection` the server plugs in, and stay empty on laptops).
+pub const FACTS_SCHEMA: &str = "CREATE TABLE facts (
+         id            BLOB PRIMARY KEY,
+         kind          INTEGER NOT NULL,
+         unit          TEXT,
+         territory     TEXT,
+         day           INTEGER,
+         commune       TEXT,
+         departement   TEXT,
+         location      TEXT,
+         status        TEXT,
+         cause         TEXT,
+         partner       TEXT,
+         theme         TEXT,
+         outcome       TEXT,
+         minutes       INTEGER,
+         citizen       BLOB,
+         passage       BLOB,
+         appointment   BLOB,
+         stop          BLOB,
+         round         BLOB,
+         planned_start INTEGER,
+         planned_end   INTEGER,
+         marked        INTEGER NOT NULL DEFAULT 0,
+         deleted       INTEGER NOT NULL DEFAULT 0
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX facts_kind_day ON facts(kind, day);
+     CREATE INDEX facts_round ON facts(round) WHERE round IS NOT NULL;
+     CREATE INDEX facts_appointment ON facts(appointment) WHERE appointment IS NOT NULL;
+     CREATE INDEX facts_passage ON facts(passage) WHERE passage IS NOT NULL;";
+
+/// A SQLite failure that is none of the named `StoreError`s, kept as the error's source.
+pub fn sql_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend {
+        source: Box::new(e),
+    }
+}
