@@ -55,3 +55,200 @@ pub fn digest(store: &dyn Store, scopes: Option<&[Scope]>) -> Result<String, Sto
     write_export(store, scopes, &mut h)?;
     Ok(hex::encode(h.0.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use chrono::NaiveDate;
+    use crdts::{Dot, VClock};
+    use uuid::Uuid;
+
+    use crate::clock::WallMs;
+    use crate::hlc::Hlc;
+    use crate::model::{Field, Kind, Value};
+    use crate::record::{Change, Record};
+    use crate::register::{Register, Write as RegWrite};
+    use crate::reject::Rejection;
+    use crate::store::{ApplySummary, Identity, LocalAction, StoreStats};
+
+    /// Records in memory: the export only walks them; nothing else is called.
+    struct Fixed(Vec<Record>);
+
+    impl Store for Fixed {
+        fn identity(&self) -> Result<Option<Identity>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn set_identity(&mut self, _: &Identity) -> Result<(), StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn record(&self, _: Uuid) -> Result<Option<Record>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn write_local(&mut self, _: WallMs, _: &LocalAction) -> Result<Vec<Change>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn apply_remote(
+            &mut self,
+            _: &[Change],
+            _: Option<u64>,
+        ) -> Result<ApplySummary, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn outbox_after(&self, _: u64, _: usize) -> Result<Vec<(u64, Change)>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn records_on(&self, _: Kind, _: NaiveDate) -> Result<Vec<Record>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn conflicted(&self) -> Result<Vec<Record>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn for_each_record(
+            &self,
+            scopes: Option<&[Scope]>,
+            f: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            for r in &self.0 {
+                if scopes.is_none_or(|s| s.contains(&r.scope)) {
+                    f(r.clone())?;
+                }
+            }
+            Ok(())
+        }
+        fn stats(&self) -> Result<StoreStats, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn acknowledge(&mut self, _: u64, _: &[Rejection]) -> Result<(), StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn note_sync(&mut self, _: WallMs, _: i64) -> Result<(), StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn rejected(&self) -> Result<Vec<crate::store::RejectedChange>, StoreError> {
+            unreachable!("not used by the export")
+        }
+    }
+
+    fn write(actor: u32, counter: u64, hlc: u64, value: Value) -> RegWrite<Value> {
+        RegWrite {
+            dot: Dot::new(actor, counter),
+            hlc: Hlc(hlc),
+            ctx: VClock::new(),
+            value,
+        }
+    }
+
+    fn register(writes: Vec<RegWrite<Value>>) -> Register<Value> {
+        let mut reg = Register::new();
+        for w in writes {
+            reg.try_apply(w).expect("a valid write");
+        }
+        reg
+    }
+
+    /// Two records covering every value type, concurrent siblings (one field in conflict), field
+    /// names whose enum order differs from their alphabetical order, and text needing every kind
+    /// of JSON escape (quote, backslash, short and `\u` control escapes, non-ASCII, DEL, slash).
+    fn fixed_store() -> Fixed {
+        let unit = Scope::Unit("bus-80-1".into());
+        let mut appt = Record::new(
+            Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002),
+            Kind::Appointment,
+            unit.clone(),
+        );
+        appt.fields.insert(
+            Field::Status,
+            register(vec![
+                write(3, 1, 1_000_002, Value::Text("seen".into())),
+                write(7, 4, 1_000_001, Value::Text("noshow".into())),
+            ]),
+        );
+        appt.fields.insert(
+            Field::Commune,
+            register(vec![write(3, 2, 999, Value::Text("80021".into()))]),
+        );
+        appt.fields.insert(
+            Field::Duration,
+            register(vec![write(3, 3, 1_000, Value::Int(-45))]),
+        );
+        appt.fields.insert(
+            Field::Citizen,
+            register(vec![write(
+                3,
+                4,
+                1_001,
+                Value::Id(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
+            )]),
+        );
+        appt.fields.insert(
+            Field::Deleted,
+            register(vec![write(0, 1, u64::MAX, Value::Bool(false))]),
+        );
+        let mut citizen = Record::new(
+            Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            Kind::Citizen,
+            unit,
+        );
+        citizen.fields.insert(
+            Field::Name,
+            register(vec![write(
+                3,
+                1,
+                5,
+                Value::Text(
+                    "Zoé \"Z\" Quintard\\Kerhervé\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f}/€😀".into(),
+                ),
+            )]),
+        );
+        citizen
+            .fields
+            .insert(Field::Phone, register(vec![write(3, 2, 6, Value::Null)]));
+        let stop = Record::new(
+            Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0003),
+            Kind::Stop,
+            Scope::Territory("80".into()),
+        );
+        Fixed(vec![citizen, appt, stop])
+    }
+
+    /// Computed by the export before it had its own JSON writer (serde_json `Value`s, sorted
+    /// maps): the bytes and digest every deployed replica compares with.
+    const FIXED_DIGEST: &str = "51f85c1f2c9fd6f9124e7ff72b58c7de5c0394dc214b94c0057d67fbbd4bbb0a";
+
+    /// The same export's bytes, for a readable failure.
+    const FIXED_EXPORT: &str = concat!(
+        r#"{"records":[{"fields":{"name":[{"counter":1,"device":3,"hlc":5,"#,
+        "\"value\":\"Zoé \\\"Z\\\" Quintard\\\\Kerhervé\\n\\t\\r\\b\\f\\u0001\\u001f\u{7f}/€😀\"}],",
+        r#""phone":[{"counter":2,"device":3,"hlc":6,"value":null}]},"#,
+        r#""id":"01900000-0000-7000-8000-000000000001","kind":"citizen","scope":"unit:bus-80-1"},"#,
+        r#"{"fields":{"citizen":[{"counter":4,"device":3,"hlc":1001,"#,
+        r#""value":"01900000-0000-7000-8000-000000000001"}],"#,
+        r#""commune":[{"counter":2,"device":3,"hlc":999,"value":"80021"}],"#,
+        r#""deleted":[{"counter":1,"device":0,"hlc":18446744073709551615,"value":false}],"#,
+        r#""duration":[{"counter":3,"device":3,"hlc":1000,"value":-45}],"#,
+        r#""status":[{"counter":4,"device":7,"hlc":1000001,"value":"noshow"},"#,
+        r#"{"counter":1,"device":3,"hlc":1000002,"value":"seen"}]},"#,
+        r#""id":"01900000-0000-7000-8000-000000000002","kind":"appointment","scope":"unit:bus-80-1"},"#,
+        r#"{"fields":{},"id":"01900000-0000-7000-8000-000000000003","kind":"stop","scope":"territory:80"}"#,
+        "]}\n",
+    );
+
+    #[test]
+    fn the_digest_of_a_fixed_store_is_the_one_deployed_replicas_compute() {
+        let store = fixed_store();
+        let mut bytes = Vec::new();
+        write_export(&store, None, &mut bytes).expect("exports");
+        assert_eq!(std::str::from_utf8(&bytes).expect("UTF-8"), FIXED_EXPORT);
+        let all = digest(&store, None).expect("digests");
+        assert_eq!(
+            all,
+            hex::encode(Sha256::digest(&bytes)),
+            "digest = sha256(export)"
+        );
+        assert_eq!(all, FIXED_DIGEST);
+    }
+}
