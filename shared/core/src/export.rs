@@ -2,9 +2,11 @@
 //! gives equal bytes and equal SHA-256.
 //!
 //! Form: `{"records":[…]}` with records sorted by id, each record's fields sorted by name and each
-//! field's siblings sorted by (HLC, device), compact JSON, one trailing newline. The digest is the
-//! hex SHA-256 of exactly those bytes, so `export | sha256sum` matches `digest`. Local bookkeeping
-//! (outbox, cursors, rejected changes) is not part of it.
+//! field's siblings sorted by (HLC, device), compact JSON with every object's keys in byte order
+//! (written by `Record::write_canonical_json`, never through a `serde_json::Map`, whose order
+//! depends on serde_json's features), one trailing newline. The digest is the hex SHA-256 of
+//! exactly those bytes, so `export | sha256sum` matches `digest`. Local bookkeeping (outbox,
+//! cursors, rejected changes) is not part of it.
 
 use std::io::Write;
 
@@ -14,6 +16,9 @@ use crate::model::Scope;
 use crate::store::{Store, StoreError};
 
 /// Write the canonical export of the records in `scopes` (all when `None`) to `out`.
+///
+/// A failing `out` (a reader that went away, a full disk) is `StoreError::Output` with the I/O
+/// error as its source.
 pub fn write_export(
     store: &dyn Store,
     scopes: Option<&[Scope]>,
@@ -26,34 +31,19 @@ pub fn write_export(
             out.write_all(b",")?;
         }
         first = false;
-        serde_json::to_writer(&mut *out, &record.canonical_json()).map_err(|e| {
-            StoreError::Corrupt {
-                what: "export output",
-                detail: e.to_string(),
-            }
-        })
+        record.write_canonical_json(out)?;
+        Ok(())
     })?;
     out.write_all(b"]}\n")?;
     Ok(())
 }
 
-struct HashWriter(Sha256);
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Hex SHA-256 of the canonical export of `scopes` (all when `None`).
+/// Hex SHA-256 of the canonical export of `scopes` (all when `None`): the export is written
+/// straight into the hasher.
 pub fn digest(store: &dyn Store, scopes: Option<&[Scope]>) -> Result<String, StoreError> {
-    let mut h = HashWriter(Sha256::new());
-    write_export(store, scopes, &mut h)?;
-    Ok(hex::encode(h.0.finalize()))
+    let mut hasher = Sha256::new();
+    write_export(store, scopes, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -236,6 +226,57 @@ mod tests {
         r#"{"fields":{},"id":"01900000-0000-7000-8000-000000000003","kind":"stop","scope":"territory:80"}"#,
         "]}\n",
     );
+
+    /// An output that takes `room` bytes, then reports that its reader went away.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `export | head -c 40`: the reader closes inside a record. The error must keep the I/O
+    /// error as its source so the binaries see a broken pipe (and stay quiet), not "damaged".
+    #[test]
+    fn a_reader_closing_inside_a_record_is_an_output_error_with_its_io_source() {
+        let store = fixed_store();
+        let err = write_export(&store, None, &mut ClosedAfter { room: 40 })
+            .expect_err("the reader went away");
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut broken_pipe = false;
+        while let Some(e) = cause {
+            broken_pipe |= e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            cause = e.source();
+        }
+        assert!(broken_pipe, "{err:?}");
+        assert!(matches!(err, StoreError::Output(_)), "{err:?}");
+    }
+
+    /// The `Value` form (for comparing and showing records) holds what the export writes.
+    #[test]
+    fn the_json_value_form_parses_from_the_exported_bytes() {
+        for record in fixed_store().0 {
+            let mut bytes = Vec::new();
+            record
+                .write_canonical_json(&mut bytes)
+                .expect("writes to memory");
+            let parsed: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+            assert_eq!(parsed, record.canonical_json());
+        }
+    }
 
     #[test]
     fn the_digest_of_a_fixed_store_is_the_one_deployed_replicas_compute() {
