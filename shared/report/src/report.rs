@@ -469,6 +469,170 @@ pub fn write_table(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    use crate::queries::{AppointmentCount, PassageCount, RequestCount};
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).expect("a date")
+    }
+
+    fn passage(key: &str, status: &str, cause: Option<&str>, count: u64) -> PassageCount {
+        PassageCount {
+            key: key.into(),
+            status: status.into(),
+            cause: cause.map(Into::into),
+            count,
+        }
+    }
+
+    fn appointment(key: &str, location: &str, status: &str, count: u64) -> AppointmentCount {
+        AppointmentCount {
+            key: key.into(),
+            location: location.into(),
+            status: status.into(),
+            count,
+        }
+    }
+
+    fn request(key: &str, partner: &str, outcome: &str, count: u64, minutes: i64) -> RequestCount {
+        RequestCount {
+            key: key.into(),
+            partner: partner.into(),
+            theme: "logement".into(),
+            outcome: outcome.into(),
+            count,
+            minutes,
+        }
+    }
+
+    /// Mayotte (17 communes): two communes with activity, one reached, so 16 unreached (one
+    /// more than the table shows).
+    fn by_commune() -> Coverage {
+        let data = CoverageData {
+            passages: vec![
+                passage("97611", "effectue", None, 3),
+                passage("97611", "annule", Some("panne"), 1),
+                passage("97602", "annule", None, 2),
+                passage("97602", "planifie", None, 1),
+            ],
+            appointments: vec![
+                appointment("97611", "arret", "seen", 4),
+                appointment("97611", "domicile", "noshow", 1),
+                appointment("97602", "telephone", "seen", 2),
+            ],
+            citizens: [("97611".to_owned(), 3), ("97602".to_owned(), 2)].into(),
+            requests: vec![
+                request("97611", "caf", "resolue_sur_place", 2, 40),
+                request("97611", "msa", "non_resolue", 1, 15),
+            ],
+            reached: vec!["97611".into()],
+        };
+        build("976", day(1), day(31), GroupBy::Commune, &data)
+    }
+
+    /// Units whose ids need CSV quoting.
+    fn by_unit() -> Coverage {
+        let data = CoverageData {
+            passages: vec![passage("bus,1", "effectue", None, 1)],
+            appointments: vec![appointment("say \"hi\"", "arret", "seen", 1)],
+            citizens: HashMap::new(),
+            requests: vec![request("bus,1", "caf", "resolue_sur_place", 1, 5)],
+            reached: vec![],
+        };
+        build("80", day(1), day(31), GroupBy::Unit, &data)
+    }
+
+    fn text(
+        write: impl Fn(&Coverage, &mut dyn Write) -> std::io::Result<()>,
+        c: &Coverage,
+    ) -> String {
+        let mut out = Vec::new();
+        write(c, &mut out).expect("writes to memory");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    // The renderings of the two reports above, as written before the `csv` crate and the split
+    // of `write_table` (byte for byte).
+    /// By commune in Mayotte, as CSV.
+    const COMMUNE_CSV: &str = concat!(
+        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached\r\n",
+        "commune,97602,Bandraboua,13989,3,0,2,autre:2,2,0,0,2,2,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97611,Mamoudzou,71437,4,3,1,panne:1,3,4,1,0,4,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,true\r\n",
+        "total,total,Total,,7,3,3,autre:2 panne:1,5,4,1,2,6,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,\r\n",
+        "commune,97610,Koungou,32156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97608,Dzaoudzi,17831,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97607,Dembeni,15848,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97617,Tsingoni,13934,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97615,Pamandzi,11442,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97616,Sada,11156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97603,Bandrele,10282,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97614,Ouangani,10203,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97606,Chirongui,8920,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97605,Chiconi,8295,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97612,Mtsamboro,7705,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97613,M'Tsangamouji,6432,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97604,Bouéni,6189,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97609,Kani-Kéli,5507,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "commune,97601,Acoua,5192,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+    );
+
+    /// By commune in Mayotte, as a table.
+    const COMMUNE_TABLE: &str = concat!(
+        "Coverage — Mayotte (976), 2026-12-01 to 2026-12-31, by commune\n",
+        "commune              pop.  planned  held  cancel.  people  arret  domicile  tél.  requests  on spot  minutes\n",
+        "Bandraboua (97602)  13989        3     0        2       2      0         0     2         0        -        0\n",
+        "Mamoudzou (97611)   71437        4     3        1       3      4         1     0         3     67 %       55\n",
+        "Total                            7     3        3       5      4         1     2         3     67 %       55\n",
+        "cancellations by cause: autre:2 panne:1\n",
+        "requests by partner: caf:2 msa:1\n",
+        "requests by theme: logement:3\n",
+        "communes with no passage held: 16 of 17\n",
+        "  Koungou (97610) — 32156 inhabitants\n",
+        "  Dzaoudzi (97608) — 17831 inhabitants\n",
+        "  Dembeni (97607) — 15848 inhabitants\n",
+        "  Bandraboua (97602) — 13989 inhabitants\n",
+        "  Tsingoni (97617) — 13934 inhabitants\n",
+        "  Pamandzi (97615) — 11442 inhabitants\n",
+        "  Sada (97616) — 11156 inhabitants\n",
+        "  Bandrele (97603) — 10282 inhabitants\n",
+        "  Ouangani (97614) — 10203 inhabitants\n",
+        "  Chirongui (97606) — 8920 inhabitants\n",
+        "  Chiconi (97605) — 8295 inhabitants\n",
+        "  Mtsamboro (97612) — 7705 inhabitants\n",
+        "  M'Tsangamouji (97613) — 6432 inhabitants\n",
+        "  Bouéni (97604) — 6189 inhabitants\n",
+        "  Kani-Kéli (97609) — 5507 inhabitants\n",
+        "  … and 1 more (see --format csv)\n",
+    );
+
+    /// By unit, ids needing quotes, as CSV.
+    const UNIT_CSV: &str = concat!(
+        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached\r\n",
+        "unit,\"bus,1\",\"bus,1\",,1,1,0,,0,0,0,0,0,0,0,0,0,1,1,100.0,5,caf:1,logement:1,\r\n",
+        "unit,\"say \"\"hi\"\"\",\"say \"\"hi\"\"\",,0,0,0,,0,1,0,0,1,0,0,0,0,0,0,,0,,,\r\n",
+        "total,total,Total,,1,1,0,,0,1,0,0,1,0,0,0,0,1,1,100.0,5,caf:1,logement:1,\r\n",
+    );
+
+    /// By unit, as a table.
+    const UNIT_TABLE: &str = concat!(
+        "Coverage — Somme (80), 2026-12-01 to 2026-12-31, by unit\n",
+        "unit      pop.  planned  held  cancel.  people  arret  domicile  tél.  requests  on spot  minutes\n",
+        "bus,1                 1     1        0       0      0         0     0         1    100 %        5\n",
+        "say \"hi\"              0     0        0       0      1         0     0         0        -        0\n",
+        "Total                 1     1        0       0      1         0     0         1    100 %        5\n",
+        "requests by partner: caf:1\n",
+        "requests by theme: logement:1\n",
+    );
+
+    #[test]
+    fn the_renderings_keep_their_bytes() {
+        let (commune, unit) = (by_commune(), by_unit());
+        assert_eq!(text(write_csv, &commune), COMMUNE_CSV);
+        assert_eq!(text(write_table, &commune), COMMUNE_TABLE);
+        assert_eq!(text(write_csv, &unit), UNIT_CSV);
+        assert_eq!(text(write_table, &unit), UNIT_TABLE);
+    }
 
     #[test]
     fn csv_cells_are_quoted_per_rfc_4180() {
