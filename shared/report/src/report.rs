@@ -1,6 +1,6 @@
 //! The supervisor's coverage report: rows per commune (or unit, partner, theme) for one
 //! territory and period, the communes no passage reached, and their renderings as an aligned
-//! table, CSV (RFC 4180, UTF-8, header row) and JSON.
+//! table, CSV (RFC 4180 with CRLF rows, UTF-8, header row; written by the `csv` crate) and JSON.
 //!
 //! Holds no personal data by construction: its inputs are counts and codes from the server's
 //! projection. It does no I/O beyond writing to the given output.
@@ -260,17 +260,26 @@ pub const CSV_COLUMNS: &[&str] = &[
     "reached",
 ];
 
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+/// The report's CSV dialect (RFC 4180): comma, `"` quotes only where a field holds a comma, a
+/// quote or a line break, CRLF after every row. Rows of another width than the first are an
+/// error (the rows and `CSV_COLUMNS` must agree).
+fn csv_writer(out: &mut dyn Write) -> csv::Writer<&mut dyn Write> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(out)
 }
 
-fn csv_row(out: &mut dyn Write, cells: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-    write!(out, "{}\r\n", line.join(","))
+/// The CSV writer's error as an I/O error. A failing output keeps its own error (a closed pipe
+/// stays `BrokenPipe`, which the binaries do not report); any other is the source of an `Other`.
+fn io_error(e: csv::Error) -> std::io::Error {
+    if !e.is_io_error() {
+        return std::io::Error::other(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
 }
 
 fn row_cells(group: &str, r: &CoverageRow, reached: Option<bool>) -> Vec<String> {
@@ -305,38 +314,42 @@ fn row_cells(group: &str, r: &CoverageRow, reached: Option<bool>) -> Vec<String>
     ]
 }
 
+/// Rows for the communes of the territory with no passage held that are not group rows already
+/// (when grouped by commune; none otherwise).
+fn unreached_rows(c: &Coverage) -> Vec<CoverageRow> {
+    if c.by != "commune" {
+        return Vec::new();
+    }
+    let listed: HashSet<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
+    c.unreached
+        .iter()
+        .filter(|u| !listed.contains(u.code_insee.as_str()))
+        .map(|u| CoverageRow {
+            key: u.code_insee.clone(),
+            label: u.name.clone(),
+            population: Some(u.population),
+            ..CoverageRow::default()
+        })
+        .collect()
+}
+
 /// Write the report as CSV: a header row, one row per group, a `total` row, then (when grouped
 /// by commune) one row per unreached commune with `reached` = false.
 pub fn write_csv(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
-    csv_row(
-        out,
-        &CSV_COLUMNS
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect::<Vec<_>>(),
-    )?;
+    let mut csv = csv_writer(out);
+    csv.write_record(CSV_COLUMNS).map_err(io_error)?;
     let reached_of = |r: &CoverageRow| (c.by == "commune").then_some(r.passages_held > 0);
     for r in &c.rows {
-        csv_row(out, &row_cells(c.by, r, reached_of(r)))?;
+        csv.write_record(row_cells(c.by, r, reached_of(r)))
+            .map_err(io_error)?;
     }
-    csv_row(out, &row_cells("total", &c.totals, None))?;
-    if c.by == "commune" {
-        let listed: HashSet<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
-        for u in c
-            .unreached
-            .iter()
-            .filter(|u| !listed.contains(u.code_insee.as_str()))
-        {
-            let r = CoverageRow {
-                key: u.code_insee.clone(),
-                label: u.name.clone(),
-                population: Some(u.population),
-                ..CoverageRow::default()
-            };
-            csv_row(out, &row_cells("commune", &r, Some(false)))?;
-        }
+    csv.write_record(row_cells("total", &c.totals, None))
+        .map_err(io_error)?;
+    for r in unreached_rows(c) {
+        csv.write_record(row_cells("commune", &r, Some(false)))
+            .map_err(io_error)?;
     }
-    Ok(())
+    csv.flush()
 }
 
 /// Write the report as one JSON document.
@@ -632,6 +645,54 @@ mod tests {
         assert_eq!(text(write_table, &commune), COMMUNE_TABLE);
         assert_eq!(text(write_csv, &unit), UNIT_CSV);
         assert_eq!(text(write_table, &unit), UNIT_TABLE);
+    }
+
+    /// An output that takes `room` bytes, then reports that its reader went away.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `coverage --format csv | head`: the binaries stay quiet on a broken pipe, so the error
+    /// must still be one, also from the middle of a report longer than any write buffer.
+    #[test]
+    fn a_reader_closing_mid_report_is_a_broken_pipe() {
+        let somme = build(
+            "80",
+            day(1),
+            day(31),
+            GroupBy::Commune,
+            &CoverageData::default(),
+        );
+        assert!(somme.unreached.len() > 700, "a long report");
+        for room in [0, 100, 20_000] {
+            let err = write_csv(&somme, &mut ClosedAfter { room }).expect_err("reader gone");
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err:?}");
+        }
+    }
+
+    /// One field as the report's CSV writer writes it.
+    fn csv_cell(s: &str) -> String {
+        let mut out = Vec::new();
+        let mut csv = csv_writer(&mut out);
+        csv.write_record([s]).expect("writes to memory");
+        csv.flush().expect("writes to memory");
+        drop(csv);
+        let line = String::from_utf8(out).expect("UTF-8");
+        line.strip_suffix("\r\n").expect("a CRLF row").to_owned()
     }
 
     #[test]
