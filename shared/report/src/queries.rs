@@ -312,3 +312,220 @@ impl Queries for SqliteStore {
         Ok(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::server_store_in_memory;
+
+    fn id(n: u128) -> Vec<u8> {
+        Uuid::from_u128(n).as_bytes().to_vec()
+    }
+
+    /// Insert one projected row, naming only the columns it sets.
+    fn fact(store: &SqliteStore, n: u128, kind: Kind, columns: &[(&str, &dyn rusqlite::ToSql)]) {
+        let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let marks: Vec<String> = (3..columns.len() + 3).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO facts (id, kind, {}) VALUES (?1, ?2, {})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        let (id, kind) = (id(n), kind_code(kind));
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id, &kind];
+        values.extend(columns.iter().map(|(_, v)| *v));
+        store
+            .conn()
+            .execute(&sql, values.as_slice())
+            .expect("a fact row");
+    }
+
+    fn stop(store: &SqliteStore, n: u128, commune: &str) {
+        let departement = &commune[..2];
+        fact(
+            store,
+            n,
+            Kind::Stop,
+            &[("commune", &commune), ("departement", &departement)],
+        );
+    }
+
+    /// A passage: (unit, day, stop, status, cancel cause, deleted).
+    type Passage<'a> = (&'a str, i64, u128, &'a str, Option<&'a str>, bool);
+
+    fn passage(store: &SqliteStore, n: u128, p: Passage) {
+        let (unit, day, stop, status, cause, deleted) = p;
+        let stop = id(stop);
+        fact(
+            store,
+            n,
+            Kind::Passage,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("stop", &stop),
+                ("status", &status),
+                ("cause", &cause),
+                ("deleted", &deleted),
+            ],
+        );
+    }
+
+    /// An appointment: (unit, day, commune, location, status, citizen, deleted).
+    type Appointment<'a> = (&'a str, i64, &'a str, &'a str, &'a str, Option<u128>, bool);
+
+    fn appointment(store: &SqliteStore, n: u128, a: Appointment) {
+        let (unit, day, commune, location, status, citizen, deleted) = a;
+        let departement = &commune[..2];
+        let citizen = citizen.map(id);
+        fact(
+            store,
+            n,
+            Kind::Appointment,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("commune", &commune),
+                ("departement", &departement),
+                ("location", &location),
+                ("status", &status),
+                ("citizen", &citizen),
+                ("deleted", &deleted),
+            ],
+        );
+    }
+
+    /// A request: (unit, day, commune, partner, theme, outcome, minutes).
+    type Request<'a> = (
+        &'a str,
+        i64,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<i64>,
+    );
+
+    fn request(store: &SqliteStore, n: u128, r: Request) {
+        let (unit, day, commune, partner, theme, outcome, minutes) = r;
+        let departement = &commune[..2];
+        fact(
+            store,
+            n,
+            Kind::Request,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("commune", &commune),
+                ("departement", &departement),
+                ("partner", &partner),
+                ("theme", &theme),
+                ("outcome", &outcome),
+                ("minutes", &minutes),
+            ],
+        );
+    }
+
+    /// Stops in two communes of the Somme and one of the Aisne; passages held, cancelled (with
+    /// and without a cause), planned, deleted, after the period and in the Aisne; appointments
+    /// (one citizen seen twice, one seen without a citizen record, one deleted); requests.
+    #[rustfmt::skip] // one fact per line reads as a table
+    fn store() -> SqliteStore {
+        let store = server_store_in_memory().expect("a store");
+        let s = &store;
+        stop(s, 1, "80021");
+        stop(s, 2, "80001");
+        stop(s, 3, "02001");
+        passage(s, 10, ("bus-1", 20261202, 1, "effectue", None, false));
+        passage(s, 11, ("bus-1", 20261203, 2, "annule", Some("panne"), false));
+        passage(s, 12, ("bus-2", 20261204, 2, "annule", None, false));
+        passage(s, 13, ("bus-2", 20261205, 1, "planifie", None, false));
+        passage(s, 14, ("bus-1", 20261206, 2, "effectue", None, true));
+        passage(s, 15, ("bus-1", 20270106, 2, "effectue", None, false));
+        passage(s, 16, ("bus-1", 20261207, 3, "effectue", None, false));
+        appointment(s, 20, ("bus-1", 20261202, "80021", "arret", "seen", Some(90), false));
+        appointment(s, 21, ("bus-1", 20261203, "80021", "arret", "seen", Some(90), false));
+        appointment(s, 22, ("bus-2", 20261203, "80001", "domicile", "noshow", Some(91), false));
+        appointment(s, 23, ("bus-2", 20261204, "80001", "telephone", "seen", None, false));
+        appointment(s, 24, ("bus-2", 20261204, "80001", "arret", "seen", Some(92), true));
+        let (caf, housing) = ("caf", "logement");
+        request(s, 30, ("bus-1", 20261202, "80021", caf, housing, "resolue_sur_place", Some(20)));
+        request(s, 31, ("bus-1", 20261202, "80021", caf, housing, "resolue_sur_place", Some(15)));
+        request(s, 32, ("bus-2", 20261203, "80001", "msa", "famille_scolarite", "non_resolue", None));
+        request(s, 33, ("bus-1", 20261207, "02001", caf, housing, "non_resolue", Some(5)));
+        store
+    }
+
+    /// The aggregates in a fixed order (SQL's GROUP BY order and HashMap order are not).
+    fn text(mut d: CoverageData) -> String {
+        d.passages
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.appointments
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.requests
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.reached.sort();
+        let mut citizens: Vec<_> = d.citizens.iter().collect();
+        citizens.sort();
+        format!(
+            "{:?}\n{:?}\n{citizens:?}\n{:?}\n{:?}\n",
+            d.passages, d.appointments, d.requests, d.reached
+        )
+    }
+
+    /// `coverage_data` over `store()` for the Somme in December, per grouping, as computed
+    /// before the function was split into one query per aggregate.
+    const GOLDEN: [(GroupBy, &str); 4] = [
+        (
+            GroupBy::Commune,
+            concat!(
+                "[PassageCount { key: \"80001\", status: \"annule\", cause: None, count: 1 }, PassageCount { key: \"80001\", status: \"annule\", cause: Some(\"panne\"), count: 1 }, PassageCount { key: \"80021\", status: \"effectue\", cause: None, count: 1 }, PassageCount { key: \"80021\", status: \"planifie\", cause: None, count: 1 }]\n",
+                "[AppointmentCount { key: \"80001\", location: \"domicile\", status: \"noshow\", count: 1 }, AppointmentCount { key: \"80001\", location: \"telephone\", status: \"seen\", count: 1 }, AppointmentCount { key: \"80021\", location: \"arret\", status: \"seen\", count: 2 }]\n",
+                "[(\"80001\", 1), (\"80021\", 1)]\n",
+                "[RequestCount { key: \"80001\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }, RequestCount { key: \"80021\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Unit,
+            concat!(
+                "[PassageCount { key: \"bus-1\", status: \"annule\", cause: Some(\"panne\"), count: 1 }, PassageCount { key: \"bus-1\", status: \"effectue\", cause: None, count: 1 }, PassageCount { key: \"bus-2\", status: \"annule\", cause: None, count: 1 }, PassageCount { key: \"bus-2\", status: \"planifie\", cause: None, count: 1 }]\n",
+                "[AppointmentCount { key: \"bus-1\", location: \"arret\", status: \"seen\", count: 2 }, AppointmentCount { key: \"bus-2\", location: \"domicile\", status: \"noshow\", count: 1 }, AppointmentCount { key: \"bus-2\", location: \"telephone\", status: \"seen\", count: 1 }]\n",
+                "[(\"bus-1\", 1), (\"bus-2\", 1)]\n",
+                "[RequestCount { key: \"bus-1\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }, RequestCount { key: \"bus-2\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Partner,
+            concat!(
+                "[]\n",
+                "[]\n",
+                "[]\n",
+                "[RequestCount { key: \"caf\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }, RequestCount { key: \"msa\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Theme,
+            concat!(
+                "[]\n",
+                "[]\n",
+                "[]\n",
+                "[RequestCount { key: \"famille_scolarite\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }, RequestCount { key: \"logement\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+    ];
+
+    #[test]
+    fn the_aggregates_of_a_fixed_projection_are_unchanged() {
+        let store = store();
+        let from = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        let to = NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+        for (by, want) in GOLDEN {
+            let data = store.coverage_data("80", from, to, by).expect("queries");
+            assert_eq!(text(data), want, "{by:?}");
+        }
+    }
+}
