@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use rusqlite::params;
+use rusqlite::{params, Connection, Row};
 use tournee_store::sql_err;
 use uuid::Uuid;
 
@@ -199,118 +199,174 @@ impl Queries for SqliteStore {
         to: NaiveDate,
         by: GroupBy,
     ) -> Result<CoverageData, StoreError> {
-        let (f, t) = (day_key(from), day_key(to));
         let conn = self.conn();
-        let mut data = CoverageData::default();
-        let passage_key = match by {
-            GroupBy::Unit => "p.unit",
-            _ => "s.commune",
+        let w = Window {
+            territory,
+            from: day_key(from),
+            to: day_key(to),
         };
+        let mut data = CoverageData {
+            requests: request_counts(conn, w, by)?,
+            reached: reached_communes(conn, w)?,
+            ..CoverageData::default()
+        };
+        // Passages and appointments have no partner or theme: those groupings count requests.
         if matches!(by, GroupBy::Commune | GroupBy::Unit) {
-            let sql = format!(
-                "SELECT {passage_key}, p.status, p.cause, count(*) FROM facts p
-                 JOIN facts s ON s.id = p.stop
-                 WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND s.departement = ?4
-                 GROUP BY 1, 2, 3"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(params![kind_code(Kind::Passage), f, t, territory], |r| {
-                    Ok(PassageCount {
-                        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                        status: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                        cause: r.get(2)?,
-                        count: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
-                    })
-                })
-                .map_err(sql_err)?;
-            data.passages = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-            let key = if by == GroupBy::Unit {
-                "unit"
-            } else {
-                "commune"
-            };
-            let sql = format!(
-                "SELECT {key}, location, status, count(*) FROM facts
-                 WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-                 GROUP BY 1, 2, 3"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(
-                    params![kind_code(Kind::Appointment), f, t, territory],
-                    |r| {
-                        Ok(AppointmentCount {
-                            key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                            location: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                            status: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                            count: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
-                        })
-                    },
-                )
-                .map_err(sql_err)?;
-            data.appointments = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-            let sql = format!(
-                "SELECT {key}, count(DISTINCT coalesce(citizen, id)) FROM facts
-                 WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-                 AND status = 'seen' GROUP BY 1"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(
-                    params![kind_code(Kind::Appointment), f, t, territory],
-                    |r| {
-                        Ok((
-                            r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                            u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                        ))
-                    },
-                )
-                .map_err(sql_err)?;
-            data.citizens = rows.collect::<Result<_, _>>().map_err(sql_err)?;
+            data.passages = passage_counts(conn, w, by)?;
+            data.appointments = appointment_counts(conn, w, by)?;
+            data.citizens = citizens_received(conn, w, by)?;
         }
-        let request_key = match by {
-            GroupBy::Commune => "commune",
-            GroupBy::Unit => "unit",
-            GroupBy::Partner => "partner",
-            GroupBy::Theme => "theme",
-        };
-        let sql = format!(
-            "SELECT {request_key}, partner, theme, outcome, count(*), coalesce(sum(minutes), 0)
-             FROM facts
-             WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-             GROUP BY 1, 2, 3, 4"
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-        let rows = stmt
-            .query_map(params![kind_code(Kind::Request), f, t, territory], |r| {
-                Ok(RequestCount {
-                    key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                    partner: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    theme: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    outcome: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    count: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
-                    minutes: r.get(5)?,
-                })
-            })
-            .map_err(sql_err)?;
-        data.requests = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT s.commune FROM facts p JOIN facts s ON s.id = p.stop
-             WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND p.status = 'effectue'
-             AND s.departement = ?4",
-        ).map_err(sql_err)?;
-        let rows = stmt
-            .query_map(params![kind_code(Kind::Passage), f, t, territory], |r| {
-                r.get::<_, Option<String>>(0)
-            })
-            .map_err(sql_err)?;
-        data.reached = rows
-            .filter_map(|r| r.transpose())
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?;
         Ok(data)
     }
+}
+
+/// The territory and period every coverage aggregate filters on, as its SQL binds them:
+/// `?2`..`?3` the days (inclusive), `?4` the département; `?1` is the kind counted.
+#[derive(Debug, Clone, Copy)]
+struct Window<'a> {
+    territory: &'a str,
+    from: i64,
+    to: i64,
+}
+
+/// The projection column a request or appointment is grouped by.
+fn group_column(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Commune => "commune",
+        GroupBy::Unit => "unit",
+        GroupBy::Partner => "partner",
+        GroupBy::Theme => "theme",
+    }
+}
+
+/// Run one aggregate over the live rows of `kind` in the window, one item per result row.
+fn aggregate<T, C: FromIterator<T>>(
+    conn: &Connection,
+    sql: &str,
+    kind: Kind,
+    w: Window<'_>,
+    item: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<C, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(params![kind_code(kind), w.from, w.to, w.territory], item)
+        .map_err(sql_err)?;
+    rows.collect::<Result<C, _>>().map_err(sql_err)
+}
+
+/// A text column, empty when NULL.
+fn text(row: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
+}
+
+/// A `count(*)` column.
+fn count(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(i)?.try_into().unwrap_or(0))
+}
+
+/// Passages per (group, status, cause), filed under their stop's département; grouped by the
+/// stop's commune, or by unit.
+fn passage_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<PassageCount>, StoreError> {
+    let key = match by {
+        GroupBy::Unit => "p.unit",
+        _ => "s.commune",
+    };
+    let sql = format!(
+        "SELECT {key}, p.status, p.cause, count(*) FROM facts p
+         JOIN facts s ON s.id = p.stop
+         WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND s.departement = ?4
+         GROUP BY 1, 2, 3"
+    );
+    aggregate(conn, &sql, Kind::Passage, w, |r| {
+        Ok(PassageCount {
+            key: text(r, 0)?,
+            status: text(r, 1)?,
+            cause: r.get(2)?,
+            count: count(r, 3)?,
+        })
+    })
+}
+
+/// Appointments per (group, location, status).
+fn appointment_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<AppointmentCount>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, location, status, count(*) FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         GROUP BY 1, 2, 3"
+    );
+    aggregate(conn, &sql, Kind::Appointment, w, |r| {
+        Ok(AppointmentCount {
+            key: text(r, 0)?,
+            location: text(r, 1)?,
+            status: text(r, 2)?,
+            count: count(r, 3)?,
+        })
+    })
+}
+
+/// Distinct people seen per group (an appointment without a citizen counts as one person).
+fn citizens_received(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, count(DISTINCT coalesce(citizen, id)) FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         AND status = 'seen' GROUP BY 1"
+    );
+    aggregate(conn, &sql, Kind::Appointment, w, |r| {
+        Ok((text(r, 0)?, count(r, 1)?))
+    })
+}
+
+/// Requests per (group, partner, theme, outcome), with their minutes summed.
+fn request_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<RequestCount>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, partner, theme, outcome, count(*), coalesce(sum(minutes), 0)
+         FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         GROUP BY 1, 2, 3, 4"
+    );
+    aggregate(conn, &sql, Kind::Request, w, |r| {
+        Ok(RequestCount {
+            key: text(r, 0)?,
+            partner: text(r, 1)?,
+            theme: text(r, 2)?,
+            outcome: text(r, 3)?,
+            count: count(r, 4)?,
+            minutes: r.get(5)?,
+        })
+    })
+}
+
+/// Communes of the territory with at least one passage held in the period.
+fn reached_communes(conn: &Connection, w: Window<'_>) -> Result<Vec<String>, StoreError> {
+    let communes: Vec<Option<String>> = aggregate(
+        conn,
+        "SELECT DISTINCT s.commune FROM facts p JOIN facts s ON s.id = p.stop
+         WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND p.status = 'effectue'
+         AND s.departement = ?4",
+        Kind::Passage,
+        w,
+        |r| r.get(0),
+    )?;
+    Ok(communes.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
