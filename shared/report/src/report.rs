@@ -1,6 +1,7 @@
 //! The supervisor's coverage report: rows per commune (or unit, partner, theme) for one
 //! territory and period, the communes no passage reached, and their renderings as an aligned
-//! table, CSV (RFC 4180 with CRLF rows, UTF-8, header row; written by the `csv` crate) and JSON.
+//! table (laid out by `comfy-table`), CSV (RFC 4180 with CRLF rows, UTF-8, header row; written
+//! by the `csv` crate) and JSON.
 //!
 //! Holds no personal data by construction: its inputs are counts and codes from the server's
 //! projection. It does no I/O beyond writing to the given output.
@@ -361,120 +362,132 @@ pub fn write_json(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
 /// How many unreached communes the table shows before summarising the rest.
 const TABLE_UNREACHED_SHOWN: usize = 15;
 
-/// Write the report as an aligned table for people.
+/// Spaces between two columns of the table.
+const TABLE_COLUMN_GAP: u16 = 2;
+
+/// Write the report as an aligned table for people: a title line, the counts per group and in
+/// total, the totals' breakdowns, then (by commune) the most populous unreached communes.
 pub fn write_table(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "Coverage — {} ({}), {} to {}, by {}",
         c.territory_name, c.territory, c.from, c.to, c.by
     )?;
-    let headers = [
-        c.by, "pop.", "planned", "held", "cancel.", "people", "arret", "domicile", "tél.",
-        "requests", "on spot", "minutes",
-    ];
-    let mut lines: Vec<Vec<String>> = Vec::new();
+    writeln!(out, "{}", counts_table(c))?;
+    write_breakdowns(&c.totals, out)?;
+    if c.by == "commune" {
+        write_unreached(c, out)?;
+    }
+    Ok(())
+}
+
+/// The counts, one line per group then the total (laid out by `comfy-table`): the group's name
+/// left-aligned, numbers right-aligned, `TABLE_COLUMN_GAP` spaces apart, no borders.
+fn counts_table(c: &Coverage) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(table_headers(c.by).to_vec());
     for r in c.rows.iter().chain(std::iter::once(&c.totals)) {
-        let n = |k: &str| {
-            r.appointments_by_location
-                .get(k)
-                .copied()
-                .unwrap_or(0)
-                .to_string()
-        };
-        lines.push(vec![
-            if r.key == "total" || r.label == r.key {
-                r.label.clone()
-            } else {
-                format!("{} ({})", r.label, r.key)
-            },
-            r.population.map(|p| p.to_string()).unwrap_or_default(),
-            r.passages_planned.to_string(),
-            r.passages_held.to_string(),
-            r.passages_cancelled.to_string(),
-            r.citizens_received.to_string(),
-            n("arret"),
-            n("domicile"),
-            n("telephone"),
-            r.requests.to_string(),
-            r.resolved_on_spot_pct
-                .map(|p| format!("{p:.0} %"))
-                .unwrap_or_else(|| "-".into()),
-            r.request_minutes.to_string(),
-        ]);
+        table.add_row(table_cells(r));
     }
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .chain(std::iter::once(headers[i].chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let fmt = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let pad = widths[i].saturating_sub(s.chars().count());
-                if i == 0 {
-                    format!("{s}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{s}", " ".repeat(pad))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
+    for (i, column) in table.column_iter_mut().enumerate() {
+        if i == 0 {
+            column.set_padding((0, 0));
+        } else {
+            column
+                .set_padding((TABLE_COLUMN_GAP, 0))
+                .set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table.to_string()
+}
+
+fn table_headers(by: &'static str) -> [&'static str; 12] {
+    [
+        by, "pop.", "planned", "held", "cancel.", "people", "arret", "domicile", "tél.",
+        "requests", "on spot", "minutes",
+    ]
+}
+
+/// A row's cells under `table_headers`.
+fn table_cells(r: &CoverageRow) -> Vec<String> {
+    let at = |k: &str| {
+        r.appointments_by_location
+            .get(k)
+            .copied()
+            .unwrap_or(0)
+            .to_string()
     };
-    writeln!(
-        out,
-        "{}",
-        fmt(headers.iter().map(|h| (*h).to_owned()).collect())
-    )?;
-    for l in lines {
-        writeln!(out, "{}", fmt(l))?;
-    }
-    if !c.totals.cancel_causes.is_empty() {
+    let name = if r.key == "total" || r.label == r.key {
+        r.label.clone()
+    } else {
+        format!("{} ({})", r.label, r.key)
+    };
+    vec![
+        name,
+        r.population.map(|p| p.to_string()).unwrap_or_default(),
+        r.passages_planned.to_string(),
+        r.passages_held.to_string(),
+        r.passages_cancelled.to_string(),
+        r.citizens_received.to_string(),
+        at("arret"),
+        at("domicile"),
+        at("telephone"),
+        r.requests.to_string(),
+        r.resolved_on_spot_pct
+            .map(|p| format!("{p:.0} %"))
+            .unwrap_or_else(|| "-".into()),
+        r.request_minutes.to_string(),
+    ]
+}
+
+/// The totals' cancellations by cause and requests by partner and theme, when there are any.
+fn write_breakdowns(totals: &CoverageRow, out: &mut dyn Write) -> std::io::Result<()> {
+    if !totals.cancel_causes.is_empty() {
         writeln!(
             out,
             "cancellations by cause: {}",
-            map_text(&c.totals.cancel_causes)
+            map_text(&totals.cancel_causes)
         )?;
     }
-    if !c.totals.requests_by_partner.is_empty() {
+    if !totals.requests_by_partner.is_empty() {
         writeln!(
             out,
             "requests by partner: {}",
-            map_text(&c.totals.requests_by_partner)
+            map_text(&totals.requests_by_partner)
         )?;
         writeln!(
             out,
             "requests by theme: {}",
-            map_text(&c.totals.requests_by_theme)
+            map_text(&totals.requests_by_theme)
         )?;
     }
-    if c.by == "commune" {
+    Ok(())
+}
+
+/// How many communes no passage reached, and the `TABLE_UNREACHED_SHOWN` most populous.
+fn write_unreached(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "communes with no passage held: {} of {}",
+        c.unreached.len(),
+        RefData::get().communes_of(&c.territory).len()
+    )?;
+    for u in c.unreached.iter().take(TABLE_UNREACHED_SHOWN) {
         writeln!(
             out,
-            "communes with no passage held: {} of {}",
-            c.unreached.len(),
-            RefData::get().communes_of(&c.territory).len()
+            "  {} ({}) — {} inhabitants",
+            u.name, u.code_insee, u.population
         )?;
-        for u in c.unreached.iter().take(TABLE_UNREACHED_SHOWN) {
-            writeln!(
-                out,
-                "  {} ({}) — {} inhabitants",
-                u.name, u.code_insee, u.population
-            )?;
-        }
-        if c.unreached.len() > TABLE_UNREACHED_SHOWN {
-            writeln!(
-                out,
-                "  … and {} more (see --format csv)",
-                c.unreached.len() - TABLE_UNREACHED_SHOWN
-            )?;
-        }
+    }
+    if c.unreached.len() > TABLE_UNREACHED_SHOWN {
+        writeln!(
+            out,
+            "  … and {} more (see --format csv)",
+            c.unreached.len() - TABLE_UNREACHED_SHOWN
+        )?;
     }
     Ok(())
 }
