@@ -134,6 +134,35 @@ pub fn build(
     data: &CoverageData,
 ) -> Coverage {
     let refdata = RefData::get();
+    let mut rows: Vec<CoverageRow> = group_rows(data).into_values().collect();
+    let mut totals = CoverageRow {
+        key: "total".into(),
+        label: "Total".into(),
+        ..CoverageRow::default()
+    };
+    for r in &mut rows {
+        r.resolved_on_spot_pct = pct(r.resolved_on_spot, r.requests);
+        name_row(r, by, refdata);
+        fold(&mut totals, r);
+    }
+    totals.resolved_on_spot_pct = pct(totals.resolved_on_spot, totals.requests);
+    Coverage {
+        territory: territory.to_owned(),
+        territory_name: refdata
+            .departement(territory)
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        from,
+        to,
+        by: by_name(by),
+        rows,
+        totals,
+        unreached: unreached_communes(refdata, territory, &data.reached),
+    }
+}
+
+/// The aggregates summed into one row per group key, by key.
+fn group_rows(data: &CoverageData) -> BTreeMap<String, CoverageRow> {
     let mut rows: BTreeMap<String, CoverageRow> = BTreeMap::new();
     fn row<'a>(rows: &'a mut BTreeMap<String, CoverageRow>, key: &str) -> &'a mut CoverageRow {
         rows.entry(key.to_owned()).or_insert_with(|| CoverageRow {
@@ -175,27 +204,26 @@ pub fn build(
             r.resolved_on_spot += q.count;
         }
     }
-    let mut totals = CoverageRow {
-        key: "total".into(),
-        label: "Total".into(),
-        ..CoverageRow::default()
-    };
-    let mut out: Vec<CoverageRow> = rows.into_values().collect();
-    for r in &mut out {
-        r.resolved_on_spot_pct = pct(r.resolved_on_spot, r.requests);
-        if by == GroupBy::Commune {
-            if let Some(c) = refdata.commune(&r.key) {
-                r.label = c.name.clone();
-                r.population = Some(c.population);
-            }
+    rows
+}
+
+/// A row's label for people: the commune's name and its population when grouped by commune,
+/// else the key itself.
+fn name_row(r: &mut CoverageRow, by: GroupBy, refdata: &RefData) {
+    if by == GroupBy::Commune {
+        if let Some(c) = refdata.commune(&r.key) {
+            r.label = c.name.clone();
+            r.population = Some(c.population);
         }
-        if r.label.is_empty() {
-            r.label = r.key.clone();
-        }
-        fold(&mut totals, r);
     }
-    totals.resolved_on_spot_pct = pct(totals.resolved_on_spot, totals.requests);
-    let reached: HashSet<&str> = data.reached.iter().map(String::as_str).collect();
+    if r.label.is_empty() {
+        r.label = r.key.clone();
+    }
+}
+
+/// Communes of the territory outside `reached`, most populous first (then by INSEE code).
+fn unreached_communes(refdata: &RefData, territory: &str, reached: &[String]) -> Vec<Unreached> {
+    let reached: HashSet<&str> = reached.iter().map(String::as_str).collect();
     let mut unreached: Vec<Unreached> = refdata
         .communes_of(territory)
         .into_iter()
@@ -211,19 +239,7 @@ pub fn build(
             .cmp(&a.population)
             .then(a.code_insee.cmp(&b.code_insee))
     });
-    Coverage {
-        territory: territory.to_owned(),
-        territory_name: refdata
-            .departement(territory)
-            .map(|d| d.name.clone())
-            .unwrap_or_default(),
-        from,
-        to,
-        by: by_name(by),
-        rows: out,
-        totals,
-        unreached,
-    }
+    unreached
 }
 
 fn map_text(m: &BTreeMap<String, u64>) -> String {
