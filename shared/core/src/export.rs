@@ -278,6 +278,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text (control characters, quotes, backslashes, any plane) survives the writer.
+        #[test]
+        fn any_text_round_trips_through_the_canonical_form(
+            text in proptest::prelude::any::<String>(),
+            hlc in proptest::prelude::any::<u64>(),
+        ) {
+            let mut record = fixed_store().0.remove(0);
+            record
+                .fields
+                .insert(Field::Address, register(vec![write(9, 1, hlc, Value::Text(text))]));
+            let mut bytes = Vec::new();
+            record.write_canonical_json(&mut bytes).expect("writes to memory");
+            let parsed: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+            proptest::prop_assert_eq!(parsed, record.canonical_json());
+        }
+    }
+
     #[test]
     fn the_digest_of_a_fixed_store_is_the_one_deployed_replicas_compute() {
         let store = fixed_store();
