@@ -243,14 +243,54 @@ impl Record {
             .collect()
     }
 
-    /// The canonical export form: fields sorted by name, each field's siblings sorted by
-    /// (HLC, device). Every replica that holds the same state produces the same bytes.
-    pub fn canonical_json(&self) -> serde_json::Value {
-        let mut fields = serde_json::Map::new();
-        let mut by_name: Vec<(&str, &Register<Value>)> =
+    /// The record's fields as (name, register), sorted by name (not by the enum's order).
+    fn fields_by_name(&self) -> Vec<(&'static str, &Register<Value>)> {
+        let mut by_name: Vec<(&'static str, &Register<Value>)> =
             self.fields.iter().map(|(f, r)| (f.code(), r)).collect();
         by_name.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, reg) in by_name {
+        by_name
+    }
+
+    /// Write the canonical export form, the input of every digest: compact JSON
+    /// `{"fields":{NAME:[SIBLING,…],…},"id":…,"kind":…,"scope":…}` with fields sorted by name,
+    /// each field's siblings in register order (HLC, device) as
+    /// `{"counter":…,"device":…,"hlc":…,"value":…}`. Every key is in byte order.
+    ///
+    /// The structure is written here, so no serde_json feature (`preserve_order`) can reorder
+    /// keys; each string and number is written by serde_json, so escaping is exactly its compact
+    /// output's. Every replica that holds the same state produces the same bytes.
+    pub fn write_canonical_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\"fields\":{")?;
+        for (i, (name, reg)) in self.fields_by_name().into_iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            write_json_scalar(out, name)?;
+            out.write_all(b":[")?;
+            for (j, sibling) in reg.siblings().iter().enumerate() {
+                if j > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical_sibling(out, sibling)?;
+            }
+            out.write_all(b"]")?;
+        }
+        out.write_all(b"},\"id\":")?;
+        write_json_scalar(out, &self.id.to_string())?;
+        out.write_all(b",\"kind\":")?;
+        write_json_scalar(out, self.kind.code())?;
+        out.write_all(b",\"scope\":")?;
+        write_json_scalar(out, &self.scope.key())?;
+        out.write_all(b"}")
+    }
+
+    /// The canonical form as a JSON value, for comparing and showing records (the simulation's
+    /// diagnostics, the benchmarks' sizes). Parsing `write_canonical_json`'s bytes gives this
+    /// value; printing it may order keys otherwise (serde_json's `preserve_order`), so the
+    /// export and digests never go through it.
+    pub fn canonical_json(&self) -> serde_json::Value {
+        let mut fields = serde_json::Map::new();
+        for (name, reg) in self.fields_by_name() {
             let sibs: Vec<serde_json::Value> = reg
                 .siblings()
                 .iter()
@@ -272,4 +312,29 @@ impl Record {
             "fields": fields,
         })
     }
+}
+
+/// One sibling of the canonical form, keys in byte order.
+fn write_canonical_sibling(
+    out: &mut dyn std::io::Write,
+    sibling: &Sibling<Value>,
+) -> std::io::Result<()> {
+    out.write_all(b"{\"counter\":")?;
+    write_json_scalar(out, &sibling.dot.counter)?;
+    out.write_all(b",\"device\":")?;
+    write_json_scalar(out, &sibling.dot.actor)?;
+    out.write_all(b",\"hlc\":")?;
+    write_json_scalar(out, &sibling.hlc.0)?;
+    out.write_all(b",\"value\":")?;
+    write_json_scalar(out, &sibling.value.to_json())?;
+    out.write_all(b"}")
+}
+
+/// A string, number, boolean or null, as serde_json's compact output writes it (a scalar has no
+/// keys, so no serde_json feature changes its bytes).
+fn write_json_scalar<T: Serialize + ?Sized>(
+    out: &mut dyn std::io::Write,
+    value: &T,
+) -> std::io::Result<()> {
+    serde_json::to_writer(out, value).map_err(std::io::Error::from)
 }

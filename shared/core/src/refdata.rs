@@ -1,12 +1,17 @@
-//! Reference data compiled into the binary: communes, départements, EPCI, partners and themes.
+//! Reference data compiled into the binary: communes, départements, partners and themes.
 //!
-//! Loaded once, on first use, from the CSV files in `shared/data/` (see its README for sources
-//! and licences). Read-only: agents never edit reference data; a new list ships with a release.
+//! Loaded once, on first use, from the CSV files in `shared/data/` (see its README for sources,
+//! licences and format), read with the `csv` crate: RFC 4180, so a quoted field may hold commas,
+//! doubled quotes and newlines. Read-only: agents never edit reference data; a new list ships
+//! with a release. `epci.csv` is shipped but not read here yet. A compiled-in file that does not
+//! parse is a defect of the release, not an input error: `RefData::get` panics on it, and the
+//! tests load every shipped file.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
+use csv::StringRecord;
 
 /// A French commune.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,90 +82,98 @@ const DEPARTEMENTS_CSV: &str = include_str!("../../data/departements.csv");
 const PARTNERS_CSV: &str = include_str!("../../data/partners.csv");
 const THEMES_CSV: &str = include_str!("../../data/themes.csv");
 
-/// Split one CSV line (RFC 4180 quoting, no embedded newlines).
-pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
+/// Why a compiled-in reference file does not parse: a defect of the release, never of user
+/// input (the tests load every shipped file).
+#[derive(Debug, thiserror::Error)]
+pub enum RefDataError {
+    /// The CSV reader refused the file.
+    #[error("reference file {file}: {source}")]
+    Csv {
+        /// The file, as named in `shared/data/`.
+        file: &'static str,
+        /// The reader's error, with its position.
+        #[source]
+        source: csv::Error,
+    },
+}
+
+/// The data rows of a CSV text with a header row (RFC 4180: quoted fields may hold commas,
+/// doubled quotes and newlines).
+fn rows(file: &'static str, text: &str) -> Result<Vec<StringRecord>, RefDataError> {
+    csv::Reader::from_reader(text.as_bytes())
+        .into_records()
+        .collect::<Result<_, _>>()
+        .map_err(|source| RefDataError::Csv { file, source })
+}
+
+fn cell(row: &StringRecord, i: usize) -> String {
+    row.get(i).unwrap_or_default().to_owned()
+}
+
+fn date_cell(row: &StringRecord, i: usize) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(row.get(i)?, "%Y-%m-%d").ok()
+}
+
+fn commune(r: &StringRecord) -> Commune {
+    let epci = cell(r, 4);
+    Commune {
+        code_insee: cell(r, 0),
+        name: cell(r, 1),
+        departement: cell(r, 2),
+        epci_siren: (!epci.is_empty()).then_some(epci),
+        population: cell(r, 5).parse().unwrap_or(0),
+        postal_codes: cell(r, 6).split_whitespace().map(str::to_owned).collect(),
     }
-    out.push(cur);
-    out
 }
 
-fn rows(csv: &str) -> impl Iterator<Item = Vec<String>> + '_ {
-    csv.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(split_csv_line)
-}
-
-fn cell(row: &[String], i: usize) -> String {
-    row.get(i).cloned().unwrap_or_default()
-}
-
-fn date_cell(row: &[String], i: usize) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(&cell(row, i), "%Y-%m-%d").ok()
+fn partner(r: &StringRecord) -> Partner {
+    Partner {
+        code: cell(r, 0),
+        label: cell(r, 1),
+        valid_from: date_cell(r, 2).unwrap_or(NaiveDate::MIN),
+        valid_to: date_cell(r, 3),
+    }
 }
 
 impl RefData {
-    fn load() -> Self {
-        let communes = rows(COMMUNES_CSV)
-            .map(|r| {
-                let epci = cell(&r, 4);
-                let c = Commune {
-                    code_insee: cell(&r, 0),
-                    name: cell(&r, 1),
-                    departement: cell(&r, 2),
-                    epci_siren: (!epci.is_empty()).then_some(epci),
-                    population: cell(&r, 5).parse().unwrap_or(0),
-                    postal_codes: cell(&r, 6).split_whitespace().map(str::to_owned).collect(),
-                };
-                (c.code_insee.clone(), c)
-            })
+    fn load() -> Result<Self, RefDataError> {
+        let communes = rows("communes.csv", COMMUNES_CSV)?
+            .iter()
+            .map(commune)
+            .map(|c| (c.code_insee.clone(), c))
             .collect();
-        let departements = rows(DEPARTEMENTS_CSV)
+        let departements = rows("departements.csv", DEPARTEMENTS_CSV)?
+            .iter()
             .map(|r| Departement {
-                code: cell(&r, 0),
-                name: cell(&r, 1),
+                code: cell(r, 0),
+                name: cell(r, 1),
             })
             .collect();
-        let partners = rows(PARTNERS_CSV)
-            .map(|r| Partner {
-                code: cell(&r, 0),
-                label: cell(&r, 1),
-                valid_from: date_cell(&r, 2).unwrap_or(NaiveDate::MIN),
-                valid_to: date_cell(&r, 3),
-            })
+        let partners = rows("partners.csv", PARTNERS_CSV)?
+            .iter()
+            .map(partner)
             .collect();
-        let themes = rows(THEMES_CSV)
+        let themes = rows("themes.csv", THEMES_CSV)?
+            .iter()
             .map(|r| Theme {
-                code: cell(&r, 0),
-                label: cell(&r, 1),
+                code: cell(r, 0),
+                label: cell(r, 1),
             })
             .collect();
-        Self {
+        Ok(Self {
             communes,
             departements,
             partners,
             themes,
-        }
+        })
     }
 
     /// The shared, lazily loaded reference data.
     pub fn get() -> &'static RefData {
         static DATA: OnceLock<RefData> = OnceLock::new();
-        DATA.get_or_init(RefData::load)
+        DATA.get_or_init(|| {
+            RefData::load().expect("the compiled-in reference data parses (its tests load it)")
+        })
     }
 
     /// A commune by INSEE code.
@@ -229,12 +242,86 @@ mod tests {
         assert!(r.communes_of("80").len() > 700);
     }
 
+    /// Every parsed value of the shipped files, one line per entry, communes by INSEE code.
+    fn fingerprint(r: &RefData) -> String {
+        use sha2::{Digest, Sha256};
+        let mut text = String::new();
+        let mut communes: Vec<&Commune> = r.communes.values().collect();
+        communes.sort_by(|a, b| a.code_insee.cmp(&b.code_insee));
+        for c in communes {
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{:?}\t{}\t{}\n",
+                c.code_insee,
+                c.name,
+                c.departement,
+                c.epci_siren,
+                c.population,
+                c.postal_codes.join(" ")
+            ));
+        }
+        for d in r.departements() {
+            text.push_str(&format!("{}\t{}\n", d.code, d.name));
+        }
+        for p in r.partners() {
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{:?}\n",
+                p.code, p.label, p.valid_from, p.valid_to
+            ));
+        }
+        for t in r.themes() {
+            text.push_str(&format!("{}\t{}\n", t.code, t.label));
+        }
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// Computed with the hand-written line splitter this reader replaced: the shipped files
+    /// parse to exactly the same values.
+    const SHIPPED_FINGERPRINT: &str =
+        "a117bd07083ee32bb94595ba428a446d3824403dae578580ba0418feb638fdea";
+
+    #[test]
+    fn shipped_files_parse_to_the_same_values_as_before() {
+        assert_eq!(fingerprint(RefData::get()), SHIPPED_FINGERPRINT);
+    }
+
     #[test]
     fn quoted_csv_cells_keep_their_commas() {
+        let text = "siren,nom,type,x\n1,\"CA Beaune, Côte\",CA,\"a \"\"b\"\"\"\n";
+        let row = &rows("test.csv", text).expect("parses")[0];
         assert_eq!(
-            split_csv_line(r#"1,"CA Beaune, Côte",CA,"a ""b"""#),
+            row.iter().collect::<Vec<_>>(),
             vec!["1", "CA Beaune, Côte", "CA", "a \"b\""]
         );
+    }
+
+    #[test]
+    fn quoted_csv_fields_keep_their_commas_quotes_and_newlines() {
+        let text =
+            "code,label\n1,\"CA Beaune, Côte\"\n2,\"a \"\"b\"\"\"\n3,\"two\nlines, one field\"\n";
+        let got: Vec<(String, String)> = rows("test.csv", text)
+            .expect("parses")
+            .iter()
+            .map(|r| (cell(r, 0), cell(r, 1)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1", "CA Beaune, Côte"),
+                ("2", "a \"b\""),
+                ("3", "two\nlines, one field"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_malformed_file_names_itself_and_keeps_the_reader_error() {
+        let err = rows("bad.csv", "a,b\n1,2\n3\n").expect_err("a short row");
+        assert!(
+            err.to_string().starts_with("reference file bad.csv: "),
+            "{err}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

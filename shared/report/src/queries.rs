@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use rusqlite::params;
+use rusqlite::{params, Connection, Row};
 use tournee_store::sql_err;
 use uuid::Uuid;
 
@@ -199,116 +199,389 @@ impl Queries for SqliteStore {
         to: NaiveDate,
         by: GroupBy,
     ) -> Result<CoverageData, StoreError> {
-        let (f, t) = (day_key(from), day_key(to));
         let conn = self.conn();
-        let mut data = CoverageData::default();
-        let passage_key = match by {
-            GroupBy::Unit => "p.unit",
-            _ => "s.commune",
+        let w = Window {
+            territory,
+            from: day_key(from),
+            to: day_key(to),
         };
+        let mut data = CoverageData {
+            requests: request_counts(conn, w, by)?,
+            reached: reached_communes(conn, w)?,
+            ..CoverageData::default()
+        };
+        // Passages and appointments have no partner or theme: those groupings count requests.
         if matches!(by, GroupBy::Commune | GroupBy::Unit) {
-            let sql = format!(
-                "SELECT {passage_key}, p.status, p.cause, count(*) FROM facts p
-                 JOIN facts s ON s.id = p.stop
-                 WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND s.departement = ?4
-                 GROUP BY 1, 2, 3"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(params![kind_code(Kind::Passage), f, t, territory], |r| {
-                    Ok(PassageCount {
-                        key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                        status: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                        cause: r.get(2)?,
-                        count: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
-                    })
-                })
-                .map_err(sql_err)?;
-            data.passages = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-            let key = if by == GroupBy::Unit {
-                "unit"
-            } else {
-                "commune"
-            };
-            let sql = format!(
-                "SELECT {key}, location, status, count(*) FROM facts
-                 WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-                 GROUP BY 1, 2, 3"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(
-                    params![kind_code(Kind::Appointment), f, t, territory],
-                    |r| {
-                        Ok(AppointmentCount {
-                            key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                            location: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                            status: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                            count: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
-                        })
-                    },
-                )
-                .map_err(sql_err)?;
-            data.appointments = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-            let sql = format!(
-                "SELECT {key}, count(DISTINCT coalesce(citizen, id)) FROM facts
-                 WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-                 AND status = 'seen' GROUP BY 1"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = stmt
-                .query_map(
-                    params![kind_code(Kind::Appointment), f, t, territory],
-                    |r| {
-                        Ok((
-                            r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                            u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                        ))
-                    },
-                )
-                .map_err(sql_err)?;
-            data.citizens = rows.collect::<Result<_, _>>().map_err(sql_err)?;
+            data.passages = passage_counts(conn, w, by)?;
+            data.appointments = appointment_counts(conn, w, by)?;
+            data.citizens = citizens_received(conn, w, by)?;
         }
-        let request_key = match by {
-            GroupBy::Commune => "commune",
-            GroupBy::Unit => "unit",
-            GroupBy::Partner => "partner",
-            GroupBy::Theme => "theme",
-        };
-        let sql = format!(
-            "SELECT {request_key}, partner, theme, outcome, count(*), coalesce(sum(minutes), 0)
-             FROM facts
-             WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-             GROUP BY 1, 2, 3, 4"
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-        let rows = stmt
-            .query_map(params![kind_code(Kind::Request), f, t, territory], |r| {
-                Ok(RequestCount {
-                    key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                    partner: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    theme: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    outcome: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    count: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
-                    minutes: r.get(5)?,
-                })
-            })
-            .map_err(sql_err)?;
-        data.requests = rows.collect::<Result<_, _>>().map_err(sql_err)?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT s.commune FROM facts p JOIN facts s ON s.id = p.stop
-             WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND p.status = 'effectue'
-             AND s.departement = ?4",
-        ).map_err(sql_err)?;
-        let rows = stmt
-            .query_map(params![kind_code(Kind::Passage), f, t, territory], |r| {
-                r.get::<_, Option<String>>(0)
-            })
-            .map_err(sql_err)?;
-        data.reached = rows
-            .filter_map(|r| r.transpose())
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?;
         Ok(data)
+    }
+}
+
+/// The territory and period every coverage aggregate filters on, as its SQL binds them:
+/// `?2`..`?3` the days (inclusive), `?4` the département; `?1` is the kind counted.
+#[derive(Debug, Clone, Copy)]
+struct Window<'a> {
+    territory: &'a str,
+    from: i64,
+    to: i64,
+}
+
+/// The projection column a request or appointment is grouped by.
+fn group_column(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Commune => "commune",
+        GroupBy::Unit => "unit",
+        GroupBy::Partner => "partner",
+        GroupBy::Theme => "theme",
+    }
+}
+
+/// Run one aggregate over the live rows of `kind` in the window, one item per result row.
+fn aggregate<T, C: FromIterator<T>>(
+    conn: &Connection,
+    sql: &str,
+    kind: Kind,
+    w: Window<'_>,
+    item: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<C, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+    let rows = stmt
+        .query_map(params![kind_code(kind), w.from, w.to, w.territory], item)
+        .map_err(sql_err)?;
+    rows.collect::<Result<C, _>>().map_err(sql_err)
+}
+
+/// A text column, empty when NULL.
+fn text(row: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
+}
+
+/// A `count(*)` column.
+fn count(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(i)?.try_into().unwrap_or(0))
+}
+
+/// Passages per (group, status, cause), filed under their stop's département; grouped by the
+/// stop's commune, or by unit.
+fn passage_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<PassageCount>, StoreError> {
+    let key = match by {
+        GroupBy::Unit => "p.unit",
+        _ => "s.commune",
+    };
+    let sql = format!(
+        "SELECT {key}, p.status, p.cause, count(*) FROM facts p
+         JOIN facts s ON s.id = p.stop
+         WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND s.departement = ?4
+         GROUP BY 1, 2, 3"
+    );
+    aggregate(conn, &sql, Kind::Passage, w, |r| {
+        Ok(PassageCount {
+            key: text(r, 0)?,
+            status: text(r, 1)?,
+            cause: r.get(2)?,
+            count: count(r, 3)?,
+        })
+    })
+}
+
+/// Appointments per (group, location, status).
+fn appointment_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<AppointmentCount>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, location, status, count(*) FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         GROUP BY 1, 2, 3"
+    );
+    aggregate(conn, &sql, Kind::Appointment, w, |r| {
+        Ok(AppointmentCount {
+            key: text(r, 0)?,
+            location: text(r, 1)?,
+            status: text(r, 2)?,
+            count: count(r, 3)?,
+        })
+    })
+}
+
+/// Distinct people seen per group (an appointment without a citizen counts as one person).
+fn citizens_received(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, count(DISTINCT coalesce(citizen, id)) FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         AND status = 'seen' GROUP BY 1"
+    );
+    aggregate(conn, &sql, Kind::Appointment, w, |r| {
+        Ok((text(r, 0)?, count(r, 1)?))
+    })
+}
+
+/// Requests per (group, partner, theme, outcome), with their minutes summed.
+fn request_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<Vec<RequestCount>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, partner, theme, outcome, count(*), coalesce(sum(minutes), 0)
+         FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         GROUP BY 1, 2, 3, 4"
+    );
+    aggregate(conn, &sql, Kind::Request, w, |r| {
+        Ok(RequestCount {
+            key: text(r, 0)?,
+            partner: text(r, 1)?,
+            theme: text(r, 2)?,
+            outcome: text(r, 3)?,
+            count: count(r, 4)?,
+            minutes: r.get(5)?,
+        })
+    })
+}
+
+/// Communes of the territory with at least one passage held in the period.
+fn reached_communes(conn: &Connection, w: Window<'_>) -> Result<Vec<String>, StoreError> {
+    let communes: Vec<Option<String>> = aggregate(
+        conn,
+        "SELECT DISTINCT s.commune FROM facts p JOIN facts s ON s.id = p.stop
+         WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND p.status = 'effectue'
+         AND s.departement = ?4",
+        Kind::Passage,
+        w,
+        |r| r.get(0),
+    )?;
+    Ok(communes.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::server_store_in_memory;
+
+    fn id(n: u128) -> Vec<u8> {
+        Uuid::from_u128(n).as_bytes().to_vec()
+    }
+
+    /// Insert one projected row, naming only the columns it sets.
+    fn fact(store: &SqliteStore, n: u128, kind: Kind, columns: &[(&str, &dyn rusqlite::ToSql)]) {
+        let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let marks: Vec<String> = (3..columns.len() + 3).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO facts (id, kind, {}) VALUES (?1, ?2, {})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        let (id, kind) = (id(n), kind_code(kind));
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id, &kind];
+        values.extend(columns.iter().map(|(_, v)| *v));
+        store
+            .conn()
+            .execute(&sql, values.as_slice())
+            .expect("a fact row");
+    }
+
+    fn stop(store: &SqliteStore, n: u128, commune: &str) {
+        let departement = &commune[..2];
+        fact(
+            store,
+            n,
+            Kind::Stop,
+            &[("commune", &commune), ("departement", &departement)],
+        );
+    }
+
+    /// A passage: (unit, day, stop, status, cancel cause, deleted).
+    type Passage<'a> = (&'a str, i64, u128, &'a str, Option<&'a str>, bool);
+
+    fn passage(store: &SqliteStore, n: u128, p: Passage) {
+        let (unit, day, stop, status, cause, deleted) = p;
+        let stop = id(stop);
+        fact(
+            store,
+            n,
+            Kind::Passage,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("stop", &stop),
+                ("status", &status),
+                ("cause", &cause),
+                ("deleted", &deleted),
+            ],
+        );
+    }
+
+    /// An appointment: (unit, day, commune, location, status, citizen, deleted).
+    type Appointment<'a> = (&'a str, i64, &'a str, &'a str, &'a str, Option<u128>, bool);
+
+    fn appointment(store: &SqliteStore, n: u128, a: Appointment) {
+        let (unit, day, commune, location, status, citizen, deleted) = a;
+        let departement = &commune[..2];
+        let citizen = citizen.map(id);
+        fact(
+            store,
+            n,
+            Kind::Appointment,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("commune", &commune),
+                ("departement", &departement),
+                ("location", &location),
+                ("status", &status),
+                ("citizen", &citizen),
+                ("deleted", &deleted),
+            ],
+        );
+    }
+
+    /// A request: (unit, day, commune, partner, theme, outcome, minutes).
+    type Request<'a> = (
+        &'a str,
+        i64,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<i64>,
+    );
+
+    fn request(store: &SqliteStore, n: u128, r: Request) {
+        let (unit, day, commune, partner, theme, outcome, minutes) = r;
+        let departement = &commune[..2];
+        fact(
+            store,
+            n,
+            Kind::Request,
+            &[
+                ("unit", &unit),
+                ("day", &day),
+                ("commune", &commune),
+                ("departement", &departement),
+                ("partner", &partner),
+                ("theme", &theme),
+                ("outcome", &outcome),
+                ("minutes", &minutes),
+            ],
+        );
+    }
+
+    /// Stops in two communes of the Somme and one of the Aisne; passages held, cancelled (with
+    /// and without a cause), planned, deleted, after the period and in the Aisne; appointments
+    /// (one citizen seen twice, one seen without a citizen record, one deleted); requests.
+    #[rustfmt::skip] // one fact per line reads as a table
+    fn store() -> SqliteStore {
+        let store = server_store_in_memory().expect("a store");
+        let s = &store;
+        stop(s, 1, "80021");
+        stop(s, 2, "80001");
+        stop(s, 3, "02001");
+        passage(s, 10, ("bus-1", 20261202, 1, "effectue", None, false));
+        passage(s, 11, ("bus-1", 20261203, 2, "annule", Some("panne"), false));
+        passage(s, 12, ("bus-2", 20261204, 2, "annule", None, false));
+        passage(s, 13, ("bus-2", 20261205, 1, "planifie", None, false));
+        passage(s, 14, ("bus-1", 20261206, 2, "effectue", None, true));
+        passage(s, 15, ("bus-1", 20270106, 2, "effectue", None, false));
+        passage(s, 16, ("bus-1", 20261207, 3, "effectue", None, false));
+        appointment(s, 20, ("bus-1", 20261202, "80021", "arret", "seen", Some(90), false));
+        appointment(s, 21, ("bus-1", 20261203, "80021", "arret", "seen", Some(90), false));
+        appointment(s, 22, ("bus-2", 20261203, "80001", "domicile", "noshow", Some(91), false));
+        appointment(s, 23, ("bus-2", 20261204, "80001", "telephone", "seen", None, false));
+        appointment(s, 24, ("bus-2", 20261204, "80001", "arret", "seen", Some(92), true));
+        let (caf, housing) = ("caf", "logement");
+        request(s, 30, ("bus-1", 20261202, "80021", caf, housing, "resolue_sur_place", Some(20)));
+        request(s, 31, ("bus-1", 20261202, "80021", caf, housing, "resolue_sur_place", Some(15)));
+        request(s, 32, ("bus-2", 20261203, "80001", "msa", "famille_scolarite", "non_resolue", None));
+        request(s, 33, ("bus-1", 20261207, "02001", caf, housing, "non_resolue", Some(5)));
+        store
+    }
+
+    /// The aggregates in a fixed order (SQL's GROUP BY order and HashMap order are not).
+    fn text(mut d: CoverageData) -> String {
+        d.passages
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.appointments
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.requests
+            .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        d.reached.sort();
+        let mut citizens: Vec<_> = d.citizens.iter().collect();
+        citizens.sort();
+        format!(
+            "{:?}\n{:?}\n{citizens:?}\n{:?}\n{:?}\n",
+            d.passages, d.appointments, d.requests, d.reached
+        )
+    }
+
+    /// `coverage_data` over `store()` for the Somme in December, per grouping, as computed
+    /// before the function was split into one query per aggregate.
+    const GOLDEN: [(GroupBy, &str); 4] = [
+        (
+            GroupBy::Commune,
+            concat!(
+                "[PassageCount { key: \"80001\", status: \"annule\", cause: None, count: 1 }, PassageCount { key: \"80001\", status: \"annule\", cause: Some(\"panne\"), count: 1 }, PassageCount { key: \"80021\", status: \"effectue\", cause: None, count: 1 }, PassageCount { key: \"80021\", status: \"planifie\", cause: None, count: 1 }]\n",
+                "[AppointmentCount { key: \"80001\", location: \"domicile\", status: \"noshow\", count: 1 }, AppointmentCount { key: \"80001\", location: \"telephone\", status: \"seen\", count: 1 }, AppointmentCount { key: \"80021\", location: \"arret\", status: \"seen\", count: 2 }]\n",
+                "[(\"80001\", 1), (\"80021\", 1)]\n",
+                "[RequestCount { key: \"80001\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }, RequestCount { key: \"80021\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Unit,
+            concat!(
+                "[PassageCount { key: \"bus-1\", status: \"annule\", cause: Some(\"panne\"), count: 1 }, PassageCount { key: \"bus-1\", status: \"effectue\", cause: None, count: 1 }, PassageCount { key: \"bus-2\", status: \"annule\", cause: None, count: 1 }, PassageCount { key: \"bus-2\", status: \"planifie\", cause: None, count: 1 }]\n",
+                "[AppointmentCount { key: \"bus-1\", location: \"arret\", status: \"seen\", count: 2 }, AppointmentCount { key: \"bus-2\", location: \"domicile\", status: \"noshow\", count: 1 }, AppointmentCount { key: \"bus-2\", location: \"telephone\", status: \"seen\", count: 1 }]\n",
+                "[(\"bus-1\", 1), (\"bus-2\", 1)]\n",
+                "[RequestCount { key: \"bus-1\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }, RequestCount { key: \"bus-2\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Partner,
+            concat!(
+                "[]\n",
+                "[]\n",
+                "[]\n",
+                "[RequestCount { key: \"caf\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }, RequestCount { key: \"msa\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+        (
+            GroupBy::Theme,
+            concat!(
+                "[]\n",
+                "[]\n",
+                "[]\n",
+                "[RequestCount { key: \"famille_scolarite\", partner: \"msa\", theme: \"famille_scolarite\", outcome: \"non_resolue\", count: 1, minutes: 0 }, RequestCount { key: \"logement\", partner: \"caf\", theme: \"logement\", outcome: \"resolue_sur_place\", count: 2, minutes: 35 }]\n",
+                "[\"80021\"]\n",
+            ),
+        ),
+    ];
+
+    #[test]
+    fn the_aggregates_of_a_fixed_projection_are_unchanged() {
+        let store = store();
+        let from = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        let to = NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+        for (by, want) in GOLDEN {
+            let data = store.coverage_data("80", from, to, by).expect("queries");
+            assert_eq!(text(data), want, "{by:?}");
+        }
     }
 }
