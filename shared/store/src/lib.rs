@@ -6,13 +6,19 @@
 //! authorization), network, clocks, or reporting — the server's reporting projection plugs in
 //! through `Projection` from `tournee-report`, so the agent never carries it.
 
+mod codec;
+mod local;
+mod records;
+mod schema;
+mod server;
 mod sqlite;
 
 use rusqlite::Connection;
 use tournee_core::record::Record;
 use tournee_core::store::StoreError;
 
-pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION};
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{Durability, SqliteStore};
 
 /// A projection kept in step with the server's records: called for each record a server
 /// transaction writes, inside that transaction, before it commits.
