@@ -8,6 +8,7 @@
 
 mod codec;
 mod local;
+pub mod migrate;
 mod records;
 mod schema;
 mod server;

@@ -1,13 +1,14 @@
 //! The schema of a Tournée store: its migrations, in order, and the version this program writes.
 //!
-//! Only the SQL lives here; applying it (in one transaction, refusing newer files) is
-//! `migrate`'s job, and reading or writing rows is the other modules'.
+//! Only the SQL and the mapping of the runner's errors live here; applying steps (in one
+//! transaction, refusing newer files) is `migrate`'s job, reading or writing rows the other
+//! modules'.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use tournee_core::store::StoreError;
 
-use crate::sql_err;
+use crate::migrate::MigrationError;
 use crate::sqlite::map_err;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -77,31 +78,45 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// Schema version this program writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Bring the schema of `conn` (the file shown as `path`) up to `SCHEMA_VERSION`, in one
-/// transaction; a file written by a newer program is refused.
+/// Bring the schema of `conn` (the file shown as `path`) up to `SCHEMA_VERSION` with the
+/// shared runner; a file written by a newer program is `StoreError::NewerSchema`.
 pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| map_err(path, e))?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(sql_err)?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
+    match crate::migrate::migrate(conn, MIGRATIONS) {
+        Ok(_) => Ok(()),
+        Err(MigrationError::Newer { found, known }) => Err(StoreError::NewerSchema {
             path: path.to_owned(),
             found,
-            known: SCHEMA_VERSION,
-        });
+            known,
+        }),
+        Err(MigrationError::Sqlite(e)) => Err(map_err(path, e)),
+        Err(e @ MigrationError::Step { .. }) => Err(StoreError::Backend {
+            source: Box::new(e),
+        }),
     }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
-        tx.execute_batch(sql).map_err(sql_err)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(sql_err)?;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    #[test]
+    fn a_store_written_by_a_newer_schema_is_refused_with_both_versions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("store.sqlite");
+        drop(SqliteStore::open(&path).expect("create"));
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        let err = SqliteStore::open(&path).expect_err("newer");
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema { found, known, .. }
+                    if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
+            ),
+            "{err}"
+        );
     }
-    tx.commit().map_err(|e| map_err(path, e))?;
-    Ok(())
 }
