@@ -26,12 +26,8 @@ pub fn write_export(
             out.write_all(b",")?;
         }
         first = false;
-        serde_json::to_writer(&mut *out, &record.canonical_json()).map_err(|e| {
-            StoreError::Corrupt {
-                what: "export output",
-                detail: e.to_string(),
-            }
-        })
+        serde_json::to_writer(&mut *out, &record.canonical_json())
+            .map_err(|e| StoreError::corrupt("export output", e))
     })?;
     out.write_all(b"]}\n")?;
     Ok(())

@@ -22,20 +22,14 @@ pub(crate) fn kind_from_code(code: i64) -> Result<Kind, StoreError> {
     usize::try_from(code)
         .ok()
         .and_then(|i| Kind::ALL.get(i).copied())
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "record kind",
-            detail: format!("code {code}"),
-        })
+        .ok_or_else(|| StoreError::corrupt("record kind", format!("code {code}")))
 }
 
 pub(crate) fn encode<T: serde::Serialize>(
     what: &'static str,
     v: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(v).map_err(|e| StoreError::Corrupt {
-        what,
-        detail: e.to_string(),
-    })
+    postcard::to_allocvec(v).map_err(|e| StoreError::corrupt(what, e))
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
@@ -43,15 +37,12 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     if bytes.len() > RECORD_STATE_BYTES_MAX {
-        return Err(StoreError::Corrupt {
+        return Err(StoreError::corrupt(
             what,
-            detail: format!("{} bytes exceeds {RECORD_STATE_BYTES_MAX}", bytes.len()),
-        });
+            format!("{} bytes exceeds {RECORD_STATE_BYTES_MAX}", bytes.len()),
+        ));
     }
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        what,
-        detail: e.to_string(),
-    })
+    postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what, e))
 }
 
 /// The indexed day of a record: appointment start day or passage date, in Paris.
@@ -63,5 +54,30 @@ pub(crate) fn record_day(record: &Record) -> Option<i64> {
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
             .map(day_key),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn undecodable_bytes_keep_the_decoders_error_as_source() {
+        let err = decode::<Vec<String>>("record state", &[0xff]).expect_err("garbage");
+        assert!(err
+            .to_string()
+            .starts_with("stored record state is damaged: "));
+        let source = err.source().expect("a source");
+        assert!(
+            source.downcast_ref::<postcard::Error>().is_some(),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_code_is_damage_named_by_its_code() {
+        let err = kind_from_code(99).expect_err("unknown");
+        assert_eq!(err.to_string(), "stored record kind is damaged: code 99");
     }
 }

@@ -29,10 +29,7 @@ pub(crate) fn load_record(conn: &Connection, id: Uuid) -> Result<Option<Record>,
 /// A record from a row of `SELECT id, kind, scope, state FROM records`.
 pub(crate) fn record_of_row(r: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
     let id: Vec<u8> = r.get(0).map_err(sql_err)?;
-    let id = Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
-        what: "record id",
-        detail: e.to_string(),
-    })?;
+    let id = Uuid::from_slice(&id).map_err(|e| StoreError::corrupt("record id", e))?;
     let kind: i64 = r.get(1).map_err(sql_err)?;
     let scope: String = r.get(2).map_err(sql_err)?;
     let state: Vec<u8> = r.get(3).map_err(sql_err)?;
@@ -46,10 +43,8 @@ pub(crate) fn row_to_record(
     state: &[u8],
 ) -> Result<Record, StoreError> {
     let kind = kind_from_code(kind)?;
-    let scope = Scope::from_key(scope).ok_or_else(|| StoreError::Corrupt {
-        what: "record scope",
-        detail: scope.to_owned(),
-    })?;
+    let scope = Scope::from_key(scope)
+        .ok_or_else(|| StoreError::corrupt("record scope", scope.to_owned()))?;
     Ok(Record {
         id,
         kind,

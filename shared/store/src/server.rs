@@ -89,29 +89,26 @@ struct LogRow {
 impl LogRow {
     fn decode(&self) -> Result<Vec<Change>, StoreError> {
         if self.changes.len() > CHANGELOG_ROW_BYTES_MAX {
-            return Err(StoreError::Corrupt {
-                what: "changelog row",
-                detail: format!(
+            return Err(StoreError::corrupt(
+                "changelog row",
+                format!(
                     "{} bytes exceeds {CHANGELOG_ROW_BYTES_MAX}",
                     self.changes.len()
                 ),
-            });
+            ));
         }
-        let changes: Vec<Change> =
-            postcard::from_bytes(&self.changes).map_err(|e| StoreError::Corrupt {
-                what: "changelog row",
-                detail: e.to_string(),
-            })?;
+        let changes: Vec<Change> = postcard::from_bytes(&self.changes)
+            .map_err(|e| StoreError::corrupt("changelog row", e))?;
         if changes.len() as u64 != self.last - self.first + 1 {
-            return Err(StoreError::Corrupt {
-                what: "changelog row",
-                detail: format!(
+            return Err(StoreError::corrupt(
+                "changelog row",
+                format!(
                     "{} changes numbered {}..={}",
                     changes.len(),
                     self.first,
                     self.last
                 ),
-            });
+            ));
         }
         Ok(changes)
     }
@@ -258,10 +255,10 @@ impl ServerStore for SqliteStore {
                     changes: r.get(3).map_err(sql_err)?,
                 };
                 if row.last < row.first {
-                    return Err(StoreError::Corrupt {
-                        what: "changelog row",
-                        detail: format!("numbered {}..={}", row.first, row.last),
-                    });
+                    return Err(StoreError::corrupt(
+                        "changelog row",
+                        format!("numbered {}..={}", row.first, row.last),
+                    ));
                 }
                 taken += row.last - row.first.max(from) + 1;
                 rows.push(row);

@@ -118,10 +118,8 @@ impl SqliteStore {
         let unit: Option<String> = meta_get(&self.conn, META_UNIT)?;
         let territory: Option<String> = meta_get(&self.conn, META_TERRITORY)?;
         Ok(Some(Identity {
-            device: u32::try_from(device).map_err(|_| StoreError::Corrupt {
-                what: "device id",
-                detail: device.to_string(),
-            })?,
+            device: u32::try_from(device)
+                .map_err(|_| StoreError::corrupt("device id", device.to_string()))?,
             unit: unit.unwrap_or_default(),
             territory: territory.unwrap_or_default(),
         }))
@@ -160,10 +158,7 @@ impl SqliteStore {
         if verdict == "ok" {
             Ok(())
         } else {
-            Err(StoreError::Corrupt {
-                what: "database file",
-                detail: verdict,
-            })
+            Err(StoreError::corrupt("database file", verdict))
         }
     }
 
