@@ -13,6 +13,7 @@ use tournee_cli::{init_logging, wait_for_signal, write_private};
 use tournee_core::actions;
 use tournee_core::clock::{Clock, SkewedClock};
 use tournee_core::export;
+use tournee_core::limits::{FINGERPRINT_SHOWN_CHARS, HORIZON_WEEKS_MAX};
 use tournee_core::model::Scope;
 use tournee_core::model::{Field, Kind};
 use tournee_core::refdata::RefData;
@@ -156,7 +157,10 @@ pub fn run(cli: Cli) -> Result<()> {
                                 d.name.clone(),
                                 d.unit.clone(),
                                 d.status.clone(),
-                                d.fingerprint.chars().take(16).collect(),
+                                d.fingerprint
+                                    .chars()
+                                    .take(FINGERPRINT_SHOWN_CHARS)
+                                    .collect(),
                             ]
                         })
                         .collect::<Vec<_>>(),
@@ -245,8 +249,8 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
     }
     if let Some(w) = a.horizon_weeks {
         anyhow::ensure!(
-            (1..=104).contains(&w),
-            "horizon-weeks: {w} is not allowed; allowed: 1 to 104"
+            (1..=HORIZON_WEEKS_MAX).contains(&w),
+            "horizon-weeks: {w} is not allowed; allowed: 1 to {HORIZON_WEEKS_MAX}"
         );
         config.horizon_weeks = w;
     }

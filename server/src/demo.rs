@@ -34,8 +34,11 @@ use uuid::Uuid;
 use crate::admin;
 use crate::config::DataDir;
 use crate::registry::{Registry, Unit};
-use crate::scheduling::{self, RoundSpec, HORIZON_WEEKS_DEFAULT};
+use crate::scheduling::{self, RoundSpec};
 use crate::serve;
+use tournee_core::limits::{
+    DEMO_OFFLINE_SYNC_TIMEOUT_S, DEMO_SYNC_TIMEOUT_S, HORIZON_WEEKS_DEFAULT,
+};
 
 /// Demo options.
 #[derive(Debug, Clone)]
@@ -49,10 +52,6 @@ pub struct DemoOptions {
 }
 
 const TERRITORY: &str = "80";
-/// How long a laptop tries to sync when the server is up, in seconds.
-const SYNC_TIMEOUT_S: u64 = 20;
-/// How long a laptop tries while the server is down for maintenance: it gives up quickly.
-const OFFLINE_SYNC_TIMEOUT_S: u64 = 2;
 const BUS: &str = "bus-80-est";
 const HOME: &str = "dom-80-amiens";
 /// The bus's weekly round: (weekday, commune INSEE, stop label).
@@ -182,7 +181,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
 
     for l in laptops.iter_mut() {
-        sync_laptop(l, clock.as_ref(), true, SYNC_TIMEOUT_S).await?;
+        sync_laptop(l, clock.as_ref(), true, DEMO_SYNC_TIMEOUT_S).await?;
     }
     step(5, "first sync: every laptop has its calendar offline");
 
@@ -318,13 +317,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                 &mut laptops,
                 clock.as_ref(),
                 &mut rng,
-                OFFLINE_SYNC_TIMEOUT_S,
+                DEMO_OFFLINE_SYNC_TIMEOUT_S,
             )
             .await?;
             server = serve::start(&data, &config, clock.clone()).await?;
             println!("    server back up on {}", server.addr());
         } else {
-            sync_some(&mut laptops, clock.as_ref(), &mut rng, SYNC_TIMEOUT_S).await?;
+            sync_some(&mut laptops, clock.as_ref(), &mut rng, DEMO_SYNC_TIMEOUT_S).await?;
         }
     }
 
@@ -334,7 +333,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
     for _ in 0..2 {
         for l in laptops.iter_mut() {
-            sync_laptop(l, clock.as_ref(), false, SYNC_TIMEOUT_S).await?;
+            sync_laptop(l, clock.as_ref(), false, DEMO_SYNC_TIMEOUT_S).await?;
         }
     }
     let report_store = data.open_store()?;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::clock::WallMs;
 use crate::limits::{
     ADDRESS_BYTES_MAX, ADMIN_ID_BYTES_MAX, APPOINTMENT_FUTURE_DAYS_MAX, APPOINTMENT_PAST_DAYS_MAX,
-    DURATION_MINUTES_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
+    DURATION_MINUTES_MAX, EVERY_WEEKS_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
 };
 use crate::refdata::RefData;
 use crate::register::Sibling;
@@ -690,6 +690,11 @@ fn parse_day(field: Field, s: &str) -> Result<NaiveDate, ModelError> {
     })
 }
 
+/// What an `every_weeks` value must be, in words (a `&'static str` for `ModelError`; the
+/// assertion keeps it in step with `EVERY_WEEKS_MAX`).
+const EVERY_WEEKS_EXPECTED: &str = "number of weeks from 1 to 52";
+const _: () = assert!(EVERY_WEEKS_MAX == 52);
+
 /// Check one field value of a record kind: type, list membership, ranges, lengths.
 ///
 /// Time-relative checks (an appointment start near `now`) apply to local user input only; a
@@ -733,13 +738,13 @@ pub fn check_value(
         (_, F::Stops) => check_len(field, text()?, NOTE_BYTES_MAX),
         (_, F::EveryWeeks) => {
             let n = int()?;
-            if (1..=52).contains(&n) {
+            if (1..=i64::from(EVERY_WEEKS_MAX)).contains(&n) {
                 Ok(())
             } else {
                 Err(ModelError::BadFormat {
                     field: field.code(),
                     value: n.to_string(),
-                    expected: "number of weeks from 1 to 52",
+                    expected: EVERY_WEEKS_EXPECTED,
                 })
             }
         }

@@ -10,7 +10,9 @@ use flate2::Compression;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use tournee_core::limits::{FRAME_BYTES_MAX, FRAME_COMPRESS_MIN_BYTES, FRAME_INFLATED_BYTES_MAX};
+use tournee_core::limits::{
+    FRAME_BYTES_MAX, FRAME_COMPRESS_MIN_BYTES, FRAME_INFLATED_BYTES_MAX, INFLATE_CHUNK_BYTES,
+};
 
 const FLAG_DEFLATE: u8 = 1;
 const HEADER_BYTES: usize = 4;
@@ -91,13 +93,12 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 /// Inflate `payload`, refusing more than `FRAME_INFLATED_BYTES_MAX` bytes. The buffer grows by
 /// doubling but never reserves past the limit, so a deflate bomb costs at most the limit.
 fn inflate_bounded(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
-    const CHUNK_BYTES: usize = 16 * 1024;
     let too_big = FrameError::Inflate {
         max: FRAME_INFLATED_BYTES_MAX,
     };
     let mut decoder = DeflateDecoder::new(payload);
     let mut out: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; CHUNK_BYTES];
+    let mut chunk = [0u8; INFLATE_CHUNK_BYTES];
     loop {
         let n = decoder.read(&mut chunk).map_err(|_| too_big.clone())?;
         if n == 0 {
