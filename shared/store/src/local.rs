@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use uuid::Uuid;
 
 use tournee_core::clock::WallMs;
@@ -20,7 +20,7 @@ use tournee_core::model::{check_status_forward, check_value, Field, Kind, Scope,
 use tournee_core::record::{check_scope, Change, Record, RecordError};
 use tournee_core::reject::Rejection;
 use tournee_core::store::{
-    ApplySummary, Identity, LocalAction, RejectedChange, Store, StoreError, StoreStats,
+    ApplySummary, Identity, LocalAction, RecordEdit, RejectedChange, Store, StoreError, StoreStats,
 };
 use tournee_core::time::day_key;
 
@@ -71,26 +71,7 @@ impl Store for SqliteStore {
         let me = self.require_identity()?.device;
         let server = self.require_identity()?.is_server();
         let projection = self.projection.clone().filter(|_| server);
-        let count: usize = action.edits.iter().map(|e| e.sets.len()).sum();
-        let max = if server {
-            SCHEDULER_ACTION_CHANGES_MAX
-        } else {
-            LOCAL_ACTION_CHANGES_MAX
-        };
-        if count > max {
-            return Err(StoreError::TooBig {
-                what: "local action",
-                count,
-                max,
-            });
-        }
-        let ctx = Some(ValidationCtx { now });
-        for edit in &action.edits {
-            check_scope(edit.kind, &edit.scope)?;
-            for (field, value) in &edit.sets {
-                check_value(edit.kind, *field, value, ctx)?;
-            }
-        }
+        let count = check_action(action, server, now)?;
         let path = self.path.clone();
         let tx = self.begin()?;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
@@ -101,42 +82,7 @@ impl Store for SqliteStore {
         let mut seq = meta_u64(&tx, META_LAST_SEQ)?;
         let mut changes = Vec::with_capacity(count);
         for edit in &action.edits {
-            let existing = load_record(&tx, edit.id)?;
-            let mut record = match existing {
-                Some(r) if edit.create => {
-                    return Err(StoreError::Exists {
-                        kind: r.kind,
-                        id: r.id,
-                    })
-                }
-                // The values were validated against the edit's kind and scope, but the changes
-                // carry the stored record's: an edit that misnames them would write values the
-                // record's kind does not allow, which every peer then refuses.
-                Some(r) if r.kind != edit.kind => {
-                    return Err(StoreError::NotFound {
-                        kind: edit.kind,
-                        id: edit.id,
-                    })
-                }
-                Some(r) if r.scope != edit.scope => {
-                    return Err(RecordError::Mismatch {
-                        id: r.id,
-                        have_kind: r.kind,
-                        have_scope: r.scope.key(),
-                        got_kind: edit.kind,
-                        got_scope: edit.scope.key(),
-                    }
-                    .into())
-                }
-                Some(r) => r,
-                None if edit.create => Record::new(edit.id, edit.kind, edit.scope.clone()),
-                None => {
-                    return Err(StoreError::NotFound {
-                        kind: edit.kind,
-                        id: edit.id,
-                    })
-                }
-            };
+            let mut record = edit_target(load_record(&tx, edit.id)?, edit)?;
             for (field, value) in &edit.sets {
                 let reg = record.fields.get(field).cloned().unwrap_or_default();
                 if record.kind == Kind::Appointment && *field == Field::Status {
@@ -152,13 +98,7 @@ impl Store for SqliteStore {
                 record.apply_change(change.clone())?;
                 if !server {
                     seq += 1;
-                    tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")
-                        .map_err(sql_err)?
-                        .execute(params![
-                            i64::try_from(seq).unwrap_or(i64::MAX),
-                            encode("change", &change)?
-                        ])
-                        .map_err(sql_err)?;
+                    append_outbox(&tx, seq, &change)?;
                 }
                 changes.push(change);
             }
@@ -167,12 +107,8 @@ impl Store for SqliteStore {
         if server {
             append_changelog(&tx, me, &changes)?;
         }
-        meta_set(
-            &tx,
-            META_HLC,
-            i64::try_from(hlc.last().0).unwrap_or(i64::MAX),
-        )?;
-        meta_set(&tx, META_LAST_SEQ, i64::try_from(seq).unwrap_or(i64::MAX))?;
+        meta_set(&tx, META_HLC, i64_of(hlc.last().0))?;
+        meta_set(&tx, META_LAST_SEQ, i64_of(seq))?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(changes)
     }
@@ -392,4 +328,73 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Check a local action before any write: its size against the limit of the writer (the
+/// scheduler writes more at once than a laptop), every edit's scope and every value. Returns
+/// the number of changes it will write.
+fn check_action(action: &LocalAction, server: bool, now: WallMs) -> Result<usize, StoreError> {
+    let count: usize = action.edits.iter().map(|e| e.sets.len()).sum();
+    let max = if server {
+        SCHEDULER_ACTION_CHANGES_MAX
+    } else {
+        LOCAL_ACTION_CHANGES_MAX
+    };
+    if count > max {
+        return Err(StoreError::TooBig {
+            what: "local action",
+            count,
+            max,
+        });
+    }
+    let ctx = Some(ValidationCtx { now });
+    for edit in &action.edits {
+        check_scope(edit.kind, &edit.scope)?;
+        for (field, value) in &edit.sets {
+            check_value(edit.kind, *field, value, ctx)?;
+        }
+    }
+    Ok(count)
+}
+
+/// The record `edit` writes to: the stored one (`existing`), or a new one when the edit
+/// creates it. Refuses creating what exists and editing what does not, or what has another
+/// kind or scope than the edit names.
+fn edit_target(existing: Option<Record>, edit: &RecordEdit) -> Result<Record, StoreError> {
+    match existing {
+        Some(r) if edit.create => Err(StoreError::Exists {
+            kind: r.kind,
+            id: r.id,
+        }),
+        // The values were validated against the edit's kind and scope, but the changes carry
+        // the stored record's: an edit that misnames them would write values the record's kind
+        // does not allow, which every peer then refuses.
+        Some(r) if r.kind != edit.kind => Err(StoreError::NotFound {
+            kind: edit.kind,
+            id: edit.id,
+        }),
+        Some(r) if r.scope != edit.scope => Err(RecordError::Mismatch {
+            id: r.id,
+            have_kind: r.kind,
+            have_scope: r.scope.key(),
+            got_kind: edit.kind,
+            got_scope: edit.scope.key(),
+        }
+        .into()),
+        Some(r) => Ok(r),
+        None if edit.create => Ok(Record::new(edit.id, edit.kind, edit.scope.clone())),
+        None => Err(StoreError::NotFound {
+            kind: edit.kind,
+            id: edit.id,
+        }),
+    }
+}
+
+/// Append one local change to the outbox under `seq`.
+fn append_outbox(tx: &Connection, seq: u64, change: &Change) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")
+        .map_err(sql_err)?
+        .execute(params![i64_of(seq), encode("change", change)?])
+        .map_err(sql_err)?;
+    Ok(())
 }
