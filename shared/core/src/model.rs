@@ -139,6 +139,16 @@ pub enum ModelError {
     },
 }
 
+impl From<crate::time::TimeError> for ModelError {
+    fn from(e: crate::time::TimeError) -> Self {
+        ModelError::BadFormat {
+            field: e.field,
+            value: e.value,
+            expected: e.expected,
+        }
+    }
+}
+
 /// Generates an enum of French codes with `code()`, `parse()` and the list of codes.
 macro_rules! code_enum {
     ($(#[$m:meta])* $name:ident, $field:literal { $($(#[$vm:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
@@ -818,6 +828,18 @@ pub fn check_status_forward(current: &[Sibling<Value>], new: &Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_that_does_not_parse_is_a_bad_format_with_the_same_message() {
+        let e = crate::time::parse_time("start", "23/11/2026 9h30").expect_err("malformed");
+        let shown = e.to_string();
+        let m = ModelError::from(e);
+        assert!(
+            matches!(&m, ModelError::BadFormat { field: "start", value, .. } if value == "23/11/2026 9h30"),
+            "{m}"
+        );
+        assert_eq!(m.to_string(), shown);
+    }
 
     #[test]
     fn code_lists_round_trip_and_name_the_allowed_values() {
