@@ -1,6 +1,11 @@
 //! Tournée's storage on SQLite: `SqliteStore` implements the core's `Store` (the laptop's records,
 //! outbox and cursor) and `ServerStore` (the server's records, changelog, device acknowledgements
-//! and refusals) on one file each.
+//! and refusals) on one file each; `migrate` is the schema runner of every SQLite file of
+//! Tournée (the server's registry uses it too).
+//!
+//! Modules: `sqlite` (opening a store, the `meta` table, error mapping), `schema` (the
+//! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `local` (the
+//! `Store` impl), `server` (the `ServerStore` impl), `migrate` (the runner).
 //!
 //! What it does not do: decide what to write (the core's actions and the protocol's
 //! authorization), network, clocks, or reporting — the server's reporting projection plugs in
