@@ -56,6 +56,39 @@ pub(crate) fn append_changelog<'a>(
     Ok(())
 }
 
+/// Keep refusals of `device`'s changes until the device confirms it received them.
+fn keep_rejections<'a>(
+    conn: &Connection,
+    device: Actor,
+    rejected: impl IntoIterator<Item = &'a Rejection>,
+) -> Result<(), StoreError> {
+    for r in rejected {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO device_rejections(device, seq, reason) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(sql_err)?
+        .execute(params![
+            i64::from(device),
+            i64_of(r.seq),
+            encode("rejection", &r.reason)?
+        ])
+        .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+/// Record that the server applied `device`'s changes up to `acked`.
+fn set_device_acked(conn: &Connection, device: Actor, acked: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO device_acks(device, acked) VALUES (?1, ?2)
+         ON CONFLICT(device) DO UPDATE SET acked = excluded.acked",
+    )
+    .map_err(sql_err)?
+    .execute(params![i64::from(device), i64_of(acked)])
+    .map_err(sql_err)?;
+    Ok(())
+}
+
 /// Highest sequence of `device` the server has applied (0 before its first batch).
 fn device_acked_in(conn: &Connection, device: Actor) -> Result<u64, StoreError> {
     let v: Option<i64> = conn
@@ -195,26 +228,9 @@ impl ServerStore for SqliteStore {
             }
         }
         append_changelog(&tx, device, logged)?;
-        for r in results.iter().flat_map(|a| &a.rejected) {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO device_rejections(device, seq, reason) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(sql_err)?
-            .execute(params![
-                i64::from(device),
-                i64_of(r.seq),
-                encode("rejection", &r.reason)?
-            ])
-            .map_err(sql_err)?;
-        }
+        keep_rejections(&tx, device, results.iter().flat_map(|a| &a.rejected))?;
         if prev > acked_before {
-            tx.prepare_cached(
-                "INSERT INTO device_acks(device, acked) VALUES (?1, ?2)
-                 ON CONFLICT(device) DO UPDATE SET acked = excluded.acked",
-            )
-            .map_err(sql_err)?
-            .execute(params![i64::from(device), i64_of(prev)])
-            .map_err(sql_err)?;
+            set_device_acked(&tx, device, prev)?;
         }
         meta_set(&tx, META_HLC, i64_of(hlc.last().0))?;
         tx.commit().map_err(|e| map_err(&path, e))?;
