@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use tournee_cli::output::Format;
+use tournee_core::limits::SYNC_TIMEOUT_DEFAULT_S;
 
 /// Tournée agent: offline-first records of a France Services mobile unit.
 #[derive(Debug, Parser)]
@@ -95,7 +96,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Give up after this many seconds (retrying a dropped link meanwhile).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = SYNC_TIMEOUT_DEFAULT_S)]
     pub timeout: u64,
 }
 

@@ -14,8 +14,9 @@ use tournee_core::store::{Identity, Store};
 use tournee_net::bundle::{Bundle, BUNDLE_VERSION};
 
 use crate::ca::Ca;
-use crate::config::{DataDir, ServerConfig, DEFAULT_SESSIONS_MAX};
+use crate::config::{DataDir, ServerConfig};
 use crate::registry::Registry;
+use tournee_core::limits::{DEFAULT_SESSIONS_MAX, HORIZON_WEEKS_DEFAULT};
 
 fn now_utc(clock: &dyn Clock) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(i64::try_from(clock.now_ms()).unwrap_or(0))
@@ -68,7 +69,7 @@ pub fn init_server(
         public_addr,
         sessions_max: DEFAULT_SESSIONS_MAX,
         log: "info".into(),
-        horizon_weeks: crate::scheduling::HORIZON_WEEKS_DEFAULT,
+        horizon_weeks: HORIZON_WEEKS_DEFAULT,
     };
     Registry::open(&data.registry())?;
     let mut store = data.open_store()?;

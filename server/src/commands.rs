@@ -13,6 +13,7 @@ use tournee_cli::{init_logging, wait_for_signal, write_private};
 use tournee_core::actions;
 use tournee_core::clock::{Clock, SkewedClock};
 use tournee_core::export;
+use tournee_core::limits::{FINGERPRINT_SHOWN_CHARS, HORIZON_WEEKS_MAX};
 use tournee_core::model::Scope;
 use tournee_core::model::{Field, Kind};
 use tournee_core::refdata::RefData;
@@ -51,125 +52,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&data, &clock, a),
         Command::Serve(a) => serve_cmd(&data, a),
         Command::Demo(a) => demo_cmd(explicit_data, a),
-        Command::Stop(StopCmd::Add(a)) => {
-            data.require()?;
-            let mut store = data.open_store()?;
-            let id = scheduling::add_stop(
-                &mut store,
-                clock.now_ms(),
-                &a.territory,
-                &a.commune,
-                &a.label,
-                a.address.as_deref(),
-            )?;
-            println!("{id}");
-            Ok(())
-        }
+        Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
-        Command::Round(RoundCmd::List(a)) => {
-            data.require()?;
-            let store = data.open_store()?;
-            let rounds = scheduling::list_rounds(&store, a.unit.as_deref())?;
-            match a.format {
-                Format::Json => print_json(&json!({ "rounds": rounds })),
-                Format::Table => print_table(
-                    &["id", "unit", "name", "from", "to", "every", "stops"],
-                    &rounds
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                r.id.clone(),
-                                r.unit.clone(),
-                                r.name.clone(),
-                                r.from.clone(),
-                                r.to.clone().unwrap_or_default(),
-                                format!("{} wk", r.every_weeks),
-                                r.stops
-                                    .iter()
-                                    .map(|s| {
-                                        format!(
-                                            "{} {}-{} {}",
-                                            s["weekday"].as_str().unwrap_or(""),
-                                            s["start"].as_str().unwrap_or(""),
-                                            s["end"].as_str().unwrap_or(""),
-                                            s["commune_name"].as_str().unwrap_or("")
-                                        )
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join("; "),
-                            ]
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-            }
-        }
+        Command::Round(RoundCmd::List(a)) => round_list(&data, a),
         Command::Passages(a) => passages(&data, a),
         Command::Appointment(ServerAppointmentCmd::Add(a)) => appointment_add(&data, &clock, a),
         Command::Coverage(a) => coverage(&data, a),
-        Command::Unit(UnitCmd::Add(a)) => {
-            data.require()?;
-            let reg = Registry::open(&data.registry())?;
-            reg.add_unit(&Unit {
-                id: a.id.clone(),
-                name: a.name,
-                territory: a.territory,
-                kind: a.kind,
-            })?;
-            println!("{}", a.id);
-            Ok(())
-        }
-        Command::Unit(UnitCmd::List(f)) => {
-            data.require()?;
-            let units = Registry::open(&data.registry())?.units()?;
-            match f.format {
-                Format::Json => print_json(&json!({ "units": units })),
-                Format::Table => print_table(
-                    &["id", "name", "territory", "kind"],
-                    &units
-                        .iter()
-                        .map(|u| {
-                            vec![
-                                u.id.clone(),
-                                u.name.clone(),
-                                u.territory.clone(),
-                                u.kind.clone(),
-                            ]
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-            }
-        }
+        Command::Unit(UnitCmd::Add(a)) => unit_add(&data, a),
+        Command::Unit(UnitCmd::List(f)) => unit_list(&data, f.format),
         Command::Device(DeviceCmd::Enroll(a)) => enroll(&data, &clock, a),
-        Command::Device(DeviceCmd::List(f)) => {
-            data.require()?;
-            let devices = Registry::open(&data.registry())?.devices()?;
-            match f.format {
-                Format::Json => print_json(&json!({ "devices": devices })),
-                Format::Table => print_table(
-                    &["device", "name", "unit", "status", "fingerprint"],
-                    &devices
-                        .iter()
-                        .map(|d| {
-                            vec![
-                                d.actor.to_string(),
-                                d.name.clone(),
-                                d.unit.clone(),
-                                d.status.clone(),
-                                d.fingerprint.chars().take(16).collect(),
-                            ]
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-            }
-        }
-        Command::Device(DeviceCmd::Revoke(a)) => {
-            data.require()?;
-            let now = i64::try_from(clock.now_ms()).unwrap_or(0);
-            let d = Registry::open(&data.registry())?.revoke(&a.device, now)?;
-            println!("revoked device {} ({}) of unit {}", d.actor, d.name, d.unit);
-            Ok(())
-        }
+        Command::Device(DeviceCmd::List(f)) => device_list(&data, f.format),
+        Command::Device(DeviceCmd::Revoke(a)) => device_revoke(&data, &clock, a),
         Command::Export(a) => {
             let (store, scopes) = open_scoped(&data, a.unit.as_deref())?;
             let mut out = std::io::stdout().lock();
@@ -187,6 +81,133 @@ pub fn run(cli: Cli) -> Result<()> {
             tournee_cli::print_conflicts(&store, f.format)
         }
     }
+}
+
+fn stop_add(data: &DataDir, clock: &dyn Clock, a: crate::StopAdd) -> Result<()> {
+    data.require()?;
+    let mut store = data.open_store()?;
+    let id = scheduling::add_stop(
+        &mut store,
+        clock.now_ms(),
+        &a.territory,
+        &a.commune,
+        &a.label,
+        a.address.as_deref(),
+    )?;
+    println!("{id}");
+    Ok(())
+}
+
+fn round_list(data: &DataDir, a: crate::RoundList) -> Result<()> {
+    data.require()?;
+    let store = data.open_store()?;
+    let rounds = scheduling::list_rounds(&store, a.unit.as_deref())?;
+    match a.format {
+        Format::Json => print_json(&json!({ "rounds": rounds })),
+        Format::Table => print_table(
+            &["id", "unit", "name", "from", "to", "every", "stops"],
+            &rounds
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.unit.clone(),
+                        r.name.clone(),
+                        r.from.clone(),
+                        r.to.clone().unwrap_or_default(),
+                        format!("{} wk", r.every_weeks),
+                        round_stops_cell(&r.stops),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// A round's stops in one table cell: `weekday start-end commune; …`.
+fn round_stops_cell(stops: &[serde_json::Value]) -> String {
+    stops
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}-{} {}",
+                s["weekday"].as_str().unwrap_or(""),
+                s["start"].as_str().unwrap_or(""),
+                s["end"].as_str().unwrap_or(""),
+                s["commune_name"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn unit_add(data: &DataDir, a: crate::UnitAdd) -> Result<()> {
+    data.require()?;
+    let reg = Registry::open(&data.registry())?;
+    reg.add_unit(&Unit {
+        id: a.id.clone(),
+        name: a.name,
+        territory: a.territory,
+        kind: a.kind,
+    })?;
+    println!("{}", a.id);
+    Ok(())
+}
+
+fn unit_list(data: &DataDir, format: Format) -> Result<()> {
+    data.require()?;
+    let units = Registry::open(&data.registry())?.units()?;
+    match format {
+        Format::Json => print_json(&json!({ "units": units })),
+        Format::Table => print_table(
+            &["id", "name", "territory", "kind"],
+            &units
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.id.clone(),
+                        u.name.clone(),
+                        u.territory.clone(),
+                        u.kind.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+fn device_list(data: &DataDir, format: Format) -> Result<()> {
+    data.require()?;
+    let devices = Registry::open(&data.registry())?.devices()?;
+    match format {
+        Format::Json => print_json(&json!({ "devices": devices })),
+        Format::Table => print_table(
+            &["device", "name", "unit", "status", "fingerprint"],
+            &devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.actor.to_string(),
+                        d.name.clone(),
+                        d.unit.clone(),
+                        d.status.clone(),
+                        d.fingerprint
+                            .chars()
+                            .take(FINGERPRINT_SHOWN_CHARS)
+                            .collect(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+fn device_revoke(data: &DataDir, clock: &dyn Clock, a: crate::DeviceRevoke) -> Result<()> {
+    data.require()?;
+    let now = i64::try_from(clock.now_ms()).unwrap_or(0);
+    let d = Registry::open(&data.registry())?.revoke(&a.device, now)?;
+    println!("revoked device {} ({}) of unit {}", d.actor, d.name, d.unit);
+    Ok(())
 }
 
 fn open_scoped(data: &DataDir, unit: Option<&str>) -> Result<(SqliteStore, Option<Vec<Scope>>)> {
@@ -245,8 +266,8 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
     }
     if let Some(w) = a.horizon_weeks {
         anyhow::ensure!(
-            (1..=104).contains(&w),
-            "horizon-weeks: {w} is not allowed; allowed: 1 to 104"
+            (1..=HORIZON_WEEKS_MAX).contains(&w),
+            "horizon-weeks: {w} is not allowed; allowed: 1 to {HORIZON_WEEKS_MAX}"
         );
         config.horizon_weeks = w;
     }

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use tournee_core::limits::{DEFAULT_SESSIONS_MAX, HORIZON_WEEKS_DEFAULT};
 use tournee_core::store::StoreError;
 use tournee_store::SqliteStore;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4433";
-/// Default number of sync sessions served at once; the rest wait their turn.
-pub const DEFAULT_SESSIONS_MAX: usize = 64;
 
 /// `server.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +36,7 @@ pub struct ServerConfig {
 }
 
 fn default_horizon() -> u32 {
-    crate::scheduling::HORIZON_WEEKS_DEFAULT
+    HORIZON_WEEKS_DEFAULT
 }
 
 fn default_sessions_max() -> usize {

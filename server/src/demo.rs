@@ -32,10 +32,13 @@ use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::admin;
-use crate::config::DataDir;
+use crate::config::{DataDir, ServerConfig};
 use crate::registry::{Registry, Unit};
-use crate::scheduling::{self, RoundSpec, HORIZON_WEEKS_DEFAULT};
+use crate::scheduling::{self, RoundSpec};
 use crate::serve;
+use tournee_core::limits::{
+    DEMO_OFFLINE_SYNC_TIMEOUT_S, DEMO_SYNC_TIMEOUT_S, HORIZON_WEEKS_DEFAULT,
+};
 
 /// Demo options.
 #[derive(Debug, Clone)]
@@ -49,10 +52,6 @@ pub struct DemoOptions {
 }
 
 const TERRITORY: &str = "80";
-/// How long a laptop tries to sync when the server is up, in seconds.
-const SYNC_TIMEOUT_S: u64 = 20;
-/// How long a laptop tries while the server is down for maintenance: it gives up quickly.
-const OFFLINE_SYNC_TIMEOUT_S: u64 = 2;
 const BUS: &str = "bus-80-est";
 const HOME: &str = "dom-80-amiens";
 /// The bus's weekly round: (weekday, commune INSEE, stop label).
@@ -122,52 +121,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             server.addr()
         ),
     );
-
-    let registry = Registry::open(&data.registry())?;
-    for (id, name, kind) in [
-        (BUS, "Bus France services — Est de la Somme", "bus"),
-        (HOME, "Équipe à domicile — Amiens métropole", "domicile"),
-    ] {
-        registry.add_unit(&Unit {
-            id: id.into(),
-            name: name.into(),
-            territory: TERRITORY.into(),
-            kind: kind.into(),
-        })?;
-    }
+    add_units(&data)?;
     step(2, &format!("units: {BUS} (bus), {HOME} (home visits)"));
-
-    let mut laptops = Vec::new();
-    for (name, unit) in [
-        ("laptop-bus-1", BUS),
-        ("laptop-bus-2", BUS),
-        ("laptop-dom-1", HOME),
-    ] {
-        let bundle = admin::enroll_device(&data, clock.as_ref(), unit, name)?;
-        let store = init_store(
-            &root.join(name),
-            &identity_of(&bundle),
-            Some(&bundle.to_json()),
-        )?;
-        laptops.push(Laptop {
-            name: name.into(),
-            unit: unit.into(),
-            device: bundle.device,
-            store,
-            remote: Remote::from_bundle(&bundle)?,
-        });
-    }
-    step(
-        3,
-        &format!(
-            "enrolled {}",
-            laptops
-                .iter()
-                .map(|l| format!("{} (#{}, {})", l.name, l.device, l.unit))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    );
+    let mut laptops = enroll_laptops(&data, clock.as_ref(), &root)?;
+    step(3, &format!("enrolled {}", describe(&laptops)));
 
     let today = paris_date(i64::try_from(clock.now_ms() / 1000)?).context("date")?;
     // Next week: its passages are all ahead of today, inside the planning horizon.
@@ -182,7 +139,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
 
     for l in laptops.iter_mut() {
-        sync_laptop(l, clock.as_ref(), true, SYNC_TIMEOUT_S).await?;
+        sync_laptop(l, clock.as_ref(), true, DEMO_SYNC_TIMEOUT_S).await?;
     }
     step(5, "first sync: every laptop has its calendar offline");
 
@@ -190,73 +147,237 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         6,
         "the week (laptops work offline; they sync when the network allows):",
     );
-    let mut rng = SplitMix64::new(opts.seed);
-    let mut shared_appointment: Option<Uuid> = None;
-    for (day_index, (weekday, commune, label)) in ROUND.iter().enumerate() {
-        let date = monday + Duration::days(day_index as i64);
-        println!("  {} {date}:", weekday_fr(*weekday));
-        let bus_index = day_index % 2;
-        let passage = plan.passages[day_index];
-        let bus = &mut laptops[bus_index];
-        let cancelled = *weekday == Weekday::Thu;
-        if cancelled {
-            let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
-            let update = PassageUpdate {
-                status: Some(PassageStatus::Cancelled),
-                cause: Some(CancelCause::Breakdown),
-                ..PassageUpdate::default()
-            };
-            bus.store
-                .write_local(clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
-            println!(
-                "    {}: passage at {label} ({}) cancelled — breakdown",
-                bus.name,
-                commune_name(commune)
-            );
+    let mut week = Week {
+        clock,
+        rng: SplitMix64::new(opts.seed),
+        monday,
+        plan,
+        laptops,
+        shared_appointment: None,
+    };
+    for (day_index, day) in ROUND.iter().enumerate() {
+        week.day(day_index, *day)?;
+        // Tuesday evening the server is down for maintenance.
+        if day.0 == Weekday::Tue {
+            server = week
+                .evening_with_server_down(server, &data, &config)
+                .await?;
         } else {
-            let n = 3 + rng.below(4);
-            let mut requests = 0;
-            for k in 0..n {
-                let start = parse_time(
-                    "start",
-                    &format!("{date}T{:02}:{:02}", 9 + k, 15 * rng.below(4)),
-                )?;
-                let id = record_visit(
-                    bus,
-                    clock.as_ref(),
-                    &mut rng,
-                    start,
-                    Location::Stop,
-                    commune,
-                    Some(passage),
-                )?;
-                requests += 1;
-                if rng.chance_percent(40) {
-                    add_request(bus, clock.as_ref(), &mut rng, id)?;
-                    requests += 1;
-                }
-                if *weekday == Weekday::Mon && k == 0 {
-                    shared_appointment = Some(id);
-                }
-            }
-            let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
-            let update = PassageUpdate {
-                status: Some(PassageStatus::Held),
-                actual_start: Some(parse_time("t", &format!("{date}T09:05"))?),
-                actual_end: Some(parse_time("t", &format!("{date}T12:10"))?),
-                ..PassageUpdate::default()
-            };
-            bus.store
-                .write_local(clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
-            println!(
-                "    {}: passage at {label} ({}) held, {n} people received, {requests} requests",
-                bus.name,
-                commune_name(commune)
-            );
+            week.evening(DEMO_SYNC_TIMEOUT_S).await?;
         }
-        // The home-visit team works every day in Amiens.
-        let home = &mut laptops[2];
-        if let Some(Some(visit)) = plan.home_visits.get(day_index) {
+    }
+    let Week {
+        clock, mut laptops, ..
+    } = week;
+
+    step(
+        7,
+        "end of the week: every laptop syncs (twice, so each sees the others' changes)",
+    );
+    for _ in 0..2 {
+        for l in laptops.iter_mut() {
+            sync_laptop(l, clock.as_ref(), false, DEMO_SYNC_TIMEOUT_S).await?;
+        }
+    }
+    let report_store = data.open_store()?;
+    print_summary(&report_store, monday)?;
+    let conflicts = report_store.conflicted()?;
+    println!(
+        "\nConflicts kept for review: {} record(s) — e.g. `tournee-agent conflicts --data {}`",
+        conflicts.len(),
+        root.join("laptop-bus-1").display()
+    );
+    let all_equal = print_digests(&laptops, &report_store)?;
+    if opts.exit {
+        server.shutdown().await;
+        anyhow::ensure!(all_equal, "a device did not converge");
+        println!("\nDemo finished.");
+        return Ok(());
+    }
+    serve_on(server, &root, &data).await;
+    Ok(())
+}
+
+/// The two units of the Somme, in the registry.
+fn add_units(data: &DataDir) -> Result<()> {
+    let registry = Registry::open(&data.registry())?;
+    for (id, name, kind) in [
+        (BUS, "Bus France services — Est de la Somme", "bus"),
+        (HOME, "Équipe à domicile — Amiens métropole", "domicile"),
+    ] {
+        registry.add_unit(&Unit {
+            id: id.into(),
+            name: name.into(),
+            territory: TERRITORY.into(),
+            kind: kind.into(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Enrol the three laptops and initialise their stores under `root`.
+fn enroll_laptops(
+    data: &DataDir,
+    clock: &dyn Clock,
+    root: &std::path::Path,
+) -> Result<Vec<Laptop>> {
+    let mut laptops = Vec::new();
+    for (name, unit) in [
+        ("laptop-bus-1", BUS),
+        ("laptop-bus-2", BUS),
+        ("laptop-dom-1", HOME),
+    ] {
+        let bundle = admin::enroll_device(data, clock, unit, name)?;
+        let store = init_store(
+            &root.join(name),
+            &identity_of(&bundle),
+            Some(&bundle.to_json()),
+        )?;
+        laptops.push(Laptop {
+            name: name.into(),
+            unit: unit.into(),
+            device: bundle.device,
+            store,
+            remote: Remote::from_bundle(&bundle)?,
+        });
+    }
+    Ok(laptops)
+}
+
+/// `name (#device, unit)` of each laptop, comma-separated.
+fn describe(laptops: &[Laptop]) -> String {
+    laptops
+        .iter()
+        .map(|l| format!("{} (#{}, {})", l.name, l.device, l.unit))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The simulated week: laptops 0 and 1 share the bus round, laptop 2 does home visits.
+struct Week {
+    clock: Arc<dyn Clock>,
+    rng: SplitMix64,
+    monday: NaiveDate,
+    plan: Plan,
+    laptops: Vec<Laptop>,
+    /// Monday's first appointment, which both bus laptops move on Wednesday.
+    shared_appointment: Option<Uuid>,
+}
+
+impl Week {
+    /// One day of the round, offline: the bus's passage, the home team's visits, Wednesday's
+    /// concurrent edit.
+    fn day(&mut self, day_index: usize, stop: (Weekday, &str, &str)) -> Result<()> {
+        let (weekday, commune, label) = stop;
+        let date = self.monday + Duration::days(day_index as i64);
+        println!("  {} {date}:", weekday_fr(weekday));
+        let passage = self.plan.passages[day_index];
+        if weekday == Weekday::Thu {
+            self.cancel_passage(day_index % 2, passage, commune, label)?;
+        } else {
+            self.hold_passage(day_index % 2, date, weekday, passage, commune, label)?;
+        }
+        self.home_day(day_index, date)?;
+        if weekday == Weekday::Wed {
+            self.move_shared_appointment()?;
+        }
+        Ok(())
+    }
+
+    /// The evening: each laptop that finds a network syncs, giving up after `timeout_s`.
+    async fn evening(&mut self, timeout_s: u64) -> Result<()> {
+        let clock = self.clock.clone();
+        sync_some(&mut self.laptops, clock.as_ref(), &mut self.rng, timeout_s).await
+    }
+
+    /// Thursday: the bus broke down.
+    fn cancel_passage(
+        &mut self,
+        bus: usize,
+        passage: Uuid,
+        commune: &str,
+        label: &str,
+    ) -> Result<()> {
+        let bus = &mut self.laptops[bus];
+        let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
+        let update = PassageUpdate {
+            status: Some(PassageStatus::Cancelled),
+            cause: Some(CancelCause::Breakdown),
+            ..PassageUpdate::default()
+        };
+        bus.store
+            .write_local(self.clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
+        println!(
+            "    {}: passage at {label} ({}) cancelled — breakdown",
+            bus.name,
+            commune_name(commune)
+        );
+        Ok(())
+    }
+
+    /// A held passage: three to six people received, some with a request, then the actual
+    /// times. Monday's first appointment is remembered for Wednesday.
+    fn hold_passage(
+        &mut self,
+        bus: usize,
+        date: NaiveDate,
+        weekday: Weekday,
+        passage: Uuid,
+        commune: &str,
+        label: &str,
+    ) -> Result<()> {
+        let clock = self.clock.as_ref();
+        let rng = &mut self.rng;
+        let bus = &mut self.laptops[bus];
+        let n = 3 + rng.below(4);
+        let mut requests = 0;
+        for k in 0..n {
+            let start = parse_time(
+                "start",
+                &format!("{date}T{:02}:{:02}", 9 + k, 15 * rng.below(4)),
+            )?;
+            let id = record_visit(
+                bus,
+                clock,
+                rng,
+                start,
+                Location::Stop,
+                commune,
+                Some(passage),
+            )?;
+            requests += 1;
+            if rng.chance_percent(40) {
+                add_request(bus, clock, rng, id)?;
+                requests += 1;
+            }
+            if weekday == Weekday::Mon && k == 0 {
+                self.shared_appointment = Some(id);
+            }
+        }
+        let rec = actions::require_kind(&bus.store, passage, Kind::Passage)?;
+        let update = PassageUpdate {
+            status: Some(PassageStatus::Held),
+            actual_start: Some(parse_time("t", &format!("{date}T09:05"))?),
+            actual_end: Some(parse_time("t", &format!("{date}T12:10"))?),
+            ..PassageUpdate::default()
+        };
+        bus.store
+            .write_local(clock.now_ms(), &actions::set_passage(&rec, &update)?)?;
+        println!(
+            "    {}: passage at {label} ({}) held, {n} people received, {requests} requests",
+            bus.name,
+            commune_name(commune)
+        );
+        Ok(())
+    }
+
+    /// The home-visit team works every day in Amiens: the planned visit of the day, if any,
+    /// and one more recorded on the spot.
+    fn home_day(&mut self, day_index: usize, date: NaiveDate) -> Result<()> {
+        let clock = self.clock.as_ref();
+        let rng = &mut self.rng;
+        let home = &mut self.laptops[2];
+        if let Some(Some(visit)) = self.plan.home_visits.get(day_index) {
             let rec = actions::require_kind(&home.store, *visit, Kind::Appointment)?;
             let status = if rng.chance_percent(85) {
                 "seen"
@@ -268,89 +389,76 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                 &actions::set_fields(&rec, vec![(Field::Status, Value::Text(status.into()))]),
             )?;
             if status == "seen" {
-                add_request(home, clock.as_ref(), &mut rng, *visit)?;
+                add_request(home, clock, rng, *visit)?;
             }
             println!("    {}: planned home visit — {status}", home.name);
         }
         let start = parse_time("start", &format!("{date}T14:00"))?;
-        let extra = record_visit(
-            home,
-            clock.as_ref(),
-            &mut rng,
-            start,
-            Location::Home,
-            "80021",
-            None,
-        )?;
-        add_request(home, clock.as_ref(), &mut rng, extra)?;
+        let extra = record_visit(home, clock, rng, start, Location::Home, "80021", None)?;
+        add_request(home, clock, rng, extra)?;
         println!(
             "    {}: one more home visit recorded on the spot",
             home.name
         );
-
-        // Wednesday: both bus laptops move Monday's first appointment while offline.
-        if *weekday == Weekday::Wed {
-            if let Some(id) = shared_appointment {
-                for (i, hhmm) in [(0usize, "16:00"), (1usize, "16:30")] {
-                    let l = &mut laptops[i];
-                    let rec = actions::require_kind(&l.store, id, Kind::Appointment)?;
-                    let note = format!("rappeler — {}", l.name);
-                    let t = parse_time("start", &format!("{}T{hhmm}", monday + Duration::days(7)))?;
-                    l.store.write_local(
-                        clock.now_ms(),
-                        &actions::set_fields(
-                            &rec,
-                            vec![
-                                (Field::Start, Value::Int(t)),
-                                (Field::Note, Value::Text(note)),
-                            ],
-                        ),
-                    )?;
-                }
-                println!("    laptop-bus-1 and laptop-bus-2 both move the same follow-up appointment, offline");
-            }
-        }
-        // Tuesday evening the server is down for maintenance.
-        if *weekday == Weekday::Tue {
-            server.shutdown().await;
-            println!("    server down for maintenance this evening");
-            sync_some(
-                &mut laptops,
-                clock.as_ref(),
-                &mut rng,
-                OFFLINE_SYNC_TIMEOUT_S,
-            )
-            .await?;
-            server = serve::start(&data, &config, clock.clone()).await?;
-            println!("    server back up on {}", server.addr());
-        } else {
-            sync_some(&mut laptops, clock.as_ref(), &mut rng, SYNC_TIMEOUT_S).await?;
-        }
+        Ok(())
     }
 
-    step(
-        7,
-        "end of the week: every laptop syncs (twice, so each sees the others' changes)",
-    );
-    for _ in 0..2 {
-        for l in laptops.iter_mut() {
-            sync_laptop(l, clock.as_ref(), false, SYNC_TIMEOUT_S).await?;
+    /// Wednesday: both bus laptops move Monday's first appointment while offline.
+    fn move_shared_appointment(&mut self) -> Result<()> {
+        let Some(id) = self.shared_appointment else {
+            return Ok(());
+        };
+        for (i, hhmm) in [(0usize, "16:00"), (1usize, "16:30")] {
+            let l = &mut self.laptops[i];
+            let rec = actions::require_kind(&l.store, id, Kind::Appointment)?;
+            let note = format!("rappeler — {}", l.name);
+            let t = parse_time(
+                "start",
+                &format!("{}T{hhmm}", self.monday + Duration::days(7)),
+            )?;
+            l.store.write_local(
+                self.clock.now_ms(),
+                &actions::set_fields(
+                    &rec,
+                    vec![
+                        (Field::Start, Value::Int(t)),
+                        (Field::Note, Value::Text(note)),
+                    ],
+                ),
+            )?;
         }
+        println!(
+            "    laptop-bus-1 and laptop-bus-2 both move the same follow-up appointment, offline"
+        );
+        Ok(())
     }
-    let report_store = data.open_store()?;
-    print_summary(&report_store, monday)?;
-    let conflicts = report_store.conflicted()?;
-    println!(
-        "\nConflicts kept for review: {} record(s) — e.g. `tournee-agent conflicts --data {}`",
-        conflicts.len(),
-        root.join("laptop-bus-1").display()
-    );
+
+    /// An evening with the server down for maintenance: the laptops that try give up
+    /// quickly; then the server comes back (on a new port). Returns the restarted server.
+    async fn evening_with_server_down(
+        &mut self,
+        server: serve::RunningServer,
+        data: &DataDir,
+        config: &ServerConfig,
+    ) -> Result<serve::RunningServer> {
+        server.shutdown().await;
+        println!("    server down for maintenance this evening");
+        self.evening(DEMO_OFFLINE_SYNC_TIMEOUT_S).await?;
+        let server = serve::start(data, config, self.clock.clone()).await?;
+        println!("    server back up on {}", server.addr());
+        Ok(server)
+    }
+}
+
+/// One line per device: its digest and whether it equals the server's for its scopes.
+/// Returns true when every device is in sync.
+fn print_digests(laptops: &[Laptop], server_store: &SqliteStore) -> Result<bool> {
     println!("\nDevices:");
     let mut all_equal = true;
-    for l in &laptops {
+    for l in laptops {
         let id = l.store.identity()?.context("identity")?;
         let mine = export::digest(&l.store, Some(&id.scopes()))?;
-        let theirs = export::digest(&report_store, Some(&id.scopes()))?;
+        let theirs = export::digest(server_store, Some(&id.scopes()))?;
         let equal = mine == theirs;
         all_equal &= equal;
         println!(
@@ -366,12 +474,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             }
         );
     }
-    if opts.exit {
-        server.shutdown().await;
-        anyhow::ensure!(all_equal, "a device did not converge");
-        println!("\nDemo finished.");
-        return Ok(());
-    }
+    Ok(all_equal)
+}
+
+/// Keep serving for a real agent until Ctrl-C, saying how to point one at the server.
+async fn serve_on(server: serve::RunningServer, root: &std::path::Path, data: &DataDir) {
     println!(
         "\nThe server keeps running on {} (data in {}). To point a real agent at it:\n  \
          tournee-server device enroll --data {} --unit {BUS} --name my-laptop --out my-laptop.bundle\n  \
@@ -383,7 +490,6 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
     tournee_cli::wait_for_signal().await;
     server.shutdown().await;
-    Ok(())
 }
 
 fn weekday_fr(d: Weekday) -> &'static str {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tournee_cli::output::Format;
+use tournee_server::config::DEFAULT_LISTEN;
 
 /// Tournée server: device registry, sync endpoint, scheduling and coverage.
 #[derive(Debug, Parser)]
@@ -253,7 +254,7 @@ pub struct FormatArg {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// UDP address to listen on.
-    #[arg(long, default_value = "127.0.0.1:4433")]
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Address agents use to reach the server (repeatable); written into bundles and the
     /// server certificate. Default: the listen address.

@@ -13,7 +13,9 @@ use serde::Serialize;
 use tournee_core::limits::STORE_BUSY_WAIT_MS;
 use tournee_core::model::{check_admin_id, check_territory, ModelError, UnitKind};
 use tournee_core::register::Actor;
+use tournee_store::migrate::{migrate, MigrationError};
 
+/// Schema steps of the registry, in order (`tournee_store::migrate` numbers them).
 const MIGRATIONS: &[&str] = &["CREATE TABLE units (
          id        TEXT PRIMARY KEY,
          name      TEXT NOT NULL,
@@ -50,6 +52,9 @@ pub enum RegistryError {
     /// Invalid input.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The registry's schema could not be brought up to date (or is a newer program's).
+    #[error("registry: {0}")]
+    Schema(#[from] MigrationError),
     /// Storage failure.
     #[error("registry storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -94,20 +99,12 @@ pub struct Registry {
 impl Registry {
     /// Open (creating if needed).
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_millis(STORE_BUSY_WAIT_MS))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
         )?;
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, m) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(v).unwrap_or(0))
-        {
-            conn.execute_batch(m)?;
-            conn.pragma_update(None, "user_version", (i + 1) as i64)?;
-        }
+        migrate(&mut conn, MIGRATIONS)?;
         Ok(Self { conn })
     }
 
@@ -257,4 +254,51 @@ fn row_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         status: r.get(4)?,
         enrolled_ms: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit() -> Unit {
+        Unit {
+            id: "bus-80-1".into(),
+            name: "Bus de la Somme".into(),
+            territory: "80".into(),
+            kind: "bus".into(),
+        }
+    }
+
+    #[test]
+    fn a_registry_reopens_with_its_units_and_its_schema_version() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("registry.sqlite");
+        Registry::open(&path)
+            .expect("create")
+            .add_unit(&unit())
+            .expect("unit");
+        let reg = Registry::open(&path).expect("reopen");
+        assert_eq!(reg.units().expect("units"), vec![unit()]);
+        let v: i64 = reg
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_registry_of_a_newer_program_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("registry.sqlite");
+        drop(Registry::open(&path).expect("create"));
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .expect("bump");
+        drop(conn);
+        let err = Registry::open(&path).expect_err("newer");
+        assert!(
+            matches!(err, RegistryError::Schema(MigrationError::Newer { .. })),
+            "{err}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 use tournee_core::actions::new_id;
 use tournee_core::clock::WallMs;
+use tournee_core::limits::EVERY_WEEKS_MAX;
 use tournee_core::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
 use tournee_core::refdata::RefData;
 use tournee_core::schedule::{
@@ -23,9 +24,6 @@ use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::registry::Unit;
-
-/// Default planning horizon, in weeks.
-pub const HORIZON_WEEKS_DEFAULT: u32 = 8;
 
 /// Create a stop in a territory; returns its id.
 pub fn add_stop(
@@ -124,9 +122,9 @@ fn validate(
     if spec.stops.is_empty() {
         bail!("stop: a round needs at least one --stop STOP_ID@WEEKDAY@HH:MM-HH:MM");
     }
-    if !(1..=tournee_core::schedule::EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
+    if !(1..=EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
         bail!(
-            "every-weeks: {} is not allowed; allowed: 1 to 52",
+            "every-weeks: {} is not allowed; allowed: 1 to {EVERY_WEEKS_MAX}",
             spec.every_weeks
         );
     }

@@ -55,11 +55,27 @@ pub const SERVER_WAL_CHECKPOINT_PAGES: i64 = 8_192;
 /// each well under 8 KiB (a note, its clock and siblings' dots).
 pub const CHANGELOG_ROW_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Longest recurrence of a round, in weeks: a yearly visit is the rarest a stop gets.
+pub const EVERY_WEEKS_MAX: u32 = 52;
+/// Default planning horizon of the server's rounds, in weeks: two months of passages is what
+/// the conseillers plan against.
+pub const HORIZON_WEEKS_DEFAULT: u32 = 8;
+/// Longest planning horizon an administrator may set, in weeks: two years; further ahead no
+/// round holds, and every round would write thousands of passages.
+pub const HORIZON_WEEKS_MAX: u32 = 104;
+/// Default number of sync sessions the server serves at once, in sessions; the rest wait
+/// their turn (admission control keeps a storm of laptops from exhausting the store thread).
+pub const DEFAULT_SESSIONS_MAX: usize = 64;
+/// Hex characters of a device's key fingerprint shown by `device list`, in characters: enough
+/// to tell devices apart, short enough for a table row.
+pub const FINGERPRINT_SHOWN_CHARS: usize = 16;
+
 const _: () = assert!(LABEL_BYTES_MAX < NOTE_BYTES_MAX);
 const _: () = assert!(HLC_LOGICAL_BITS < 32);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= SCHEDULER_ACTION_CHANGES_MAX);
 const _: () = assert!(DURATION_MINUTES_MAX > 0);
+const _: () = assert!(HORIZON_WEEKS_DEFAULT >= 1 && HORIZON_WEEKS_DEFAULT <= HORIZON_WEEKS_MAX);
 
 /// Largest frame on the wire, in bytes (length prefix excluded). A batch is cut well below it.
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
@@ -69,6 +85,15 @@ pub const FRAME_INFLATED_BYTES_MAX: usize = 4 * 1024 * 1024;
 pub const FRAME_COMPRESS_MIN_BYTES: usize = 128;
 /// Most changes in one batch message, either way.
 pub const BATCH_CHANGES_MAX: usize = 1_024;
+/// Most causal-context entries in one batch message, all writes together: eight actors per
+/// change on average, far more than a field's writers in practice.
+pub const BATCH_CLOCK_ENTRIES_MAX: usize = 8 * BATCH_CHANGES_MAX;
+/// Target size of an encoded batch before compression, in bytes: a quarter of
+/// `FRAME_BYTES_MAX`, so a batch cut at the target still fits a frame with room to spare.
+pub const BATCH_BYTES_TARGET: usize = FRAME_BYTES_MAX / 4;
+/// Bytes inflated per read while decompressing a frame: small enough that the buffer never
+/// overshoots `FRAME_INFLATED_BYTES_MAX` by much before the bound is checked.
+pub const INFLATE_CHUNK_BYTES: usize = 16 * 1024;
 /// Most records (runs of changes of one record) in one batch message.
 pub const BATCH_RECORDS_MAX: usize = BATCH_CHANGES_MAX;
 /// Most rejections reported in one acknowledgement (a batch's worth).
@@ -84,6 +109,9 @@ pub const SESSION_QUEUED_BATCHES_MAX: usize = 4;
 pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 
 const _: () = assert!(BATCH_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
+const _: () = assert!(FIELD_CLOCK_ACTORS_MAX <= BATCH_CLOCK_ENTRIES_MAX);
+const _: () = assert!(BATCH_BYTES_TARGET < FRAME_BYTES_MAX);
+const _: () = assert!(INFLATE_CHUNK_BYTES <= FRAME_INFLATED_BYTES_MAX);
 const _: () = assert!(FRAME_BYTES_MAX <= FRAME_INFLATED_BYTES_MAX);
 const _: () = assert!(WIRE_STRING_BYTES_MAX * 2 < FRAME_BYTES_MAX);
 const _: () =
@@ -130,6 +158,15 @@ pub const HORIZON_CHECK_MS: u64 = 60_000;
 pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
 /// Bytes read from a QUIC stream per call.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Default time `tournee-agent sync` gives itself before giving up, in seconds: enough to
+/// retry a dropped rural link a few times, short enough for someone waiting at the command.
+pub const SYNC_TIMEOUT_DEFAULT_S: u64 = 60;
+/// How long a laptop of `tournee-server demo` tries to sync while the server is up, in
+/// seconds: the demo's server is local, so this only guards against a hung demo.
+pub const DEMO_SYNC_TIMEOUT_S: u64 = 20;
+/// How long a laptop of the demo tries while its server is down for maintenance, in seconds:
+/// it gives up quickly, as a laptop in a dead zone would.
+pub const DEMO_OFFLINE_SYNC_TIMEOUT_S: u64 = 2;
 /// Clock offset beyond which `status` warns that the laptop's clock is wrong, in milliseconds.
 pub const CLOCK_OFFSET_WARN_MS: i64 = 60_000;
 

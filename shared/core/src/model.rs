@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::clock::WallMs;
 use crate::limits::{
     ADDRESS_BYTES_MAX, ADMIN_ID_BYTES_MAX, APPOINTMENT_FUTURE_DAYS_MAX, APPOINTMENT_PAST_DAYS_MAX,
-    DURATION_MINUTES_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
+    DURATION_MINUTES_MAX, EVERY_WEEKS_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
 };
 use crate::refdata::RefData;
 use crate::register::Sibling;
@@ -137,6 +137,16 @@ pub enum ModelError {
         /// The current outcome.
         from: String,
     },
+}
+
+impl From<crate::time::TimeError> for ModelError {
+    fn from(e: crate::time::TimeError) -> Self {
+        ModelError::BadFormat {
+            field: e.field,
+            value: e.value,
+            expected: e.expected,
+        }
+    }
 }
 
 /// Generates an enum of French codes with `code()`, `parse()` and the list of codes.
@@ -690,6 +700,11 @@ fn parse_day(field: Field, s: &str) -> Result<NaiveDate, ModelError> {
     })
 }
 
+/// What an `every_weeks` value must be, in words (a `&'static str` for `ModelError`; the
+/// assertion keeps it in step with `EVERY_WEEKS_MAX`).
+const EVERY_WEEKS_EXPECTED: &str = "number of weeks from 1 to 52";
+const _: () = assert!(EVERY_WEEKS_MAX == 52);
+
 /// Check one field value of a record kind: type, list membership, ranges, lengths.
 ///
 /// Time-relative checks (an appointment start near `now`) apply to local user input only; a
@@ -733,13 +748,13 @@ pub fn check_value(
         (_, F::Stops) => check_len(field, text()?, NOTE_BYTES_MAX),
         (_, F::EveryWeeks) => {
             let n = int()?;
-            if (1..=52).contains(&n) {
+            if (1..=i64::from(EVERY_WEEKS_MAX)).contains(&n) {
                 Ok(())
             } else {
                 Err(ModelError::BadFormat {
                     field: field.code(),
                     value: n.to_string(),
-                    expected: "number of weeks from 1 to 52",
+                    expected: EVERY_WEEKS_EXPECTED,
                 })
             }
         }
@@ -813,6 +828,18 @@ pub fn check_status_forward(current: &[Sibling<Value>], new: &Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_that_does_not_parse_is_a_bad_format_with_the_same_message() {
+        let e = crate::time::parse_time("start", "23/11/2026 9h30").expect_err("malformed");
+        let shown = e.to_string();
+        let m = ModelError::from(e);
+        assert!(
+            matches!(&m, ModelError::BadFormat { field: "start", value, .. } if value == "23/11/2026 9h30"),
+            "{m}"
+        );
+        assert_eq!(m.to_string(), shown);
+    }
 
     #[test]
     fn code_lists_round_trip_and_name_the_allowed_values() {

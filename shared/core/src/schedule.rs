@@ -8,11 +8,9 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::limits::EVERY_WEEKS_MAX;
 use crate::model::ModelError;
 use crate::time::parse_time;
-
-/// Longest recurrence, in weeks.
-pub const EVERY_WEEKS_MAX: u32 = 52;
 
 /// One stop of a round: where, which weekday, which time window (Paris local time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

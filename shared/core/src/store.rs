@@ -173,13 +173,15 @@ pub enum StoreError {
         /// The limit.
         max: usize,
     },
-    /// Stored bytes that do not decode: the file was damaged or edited by hand.
-    #[error("stored {what} is damaged: {detail}")]
+    /// Stored bytes that do not decode, or stored data that contradicts itself: the file was
+    /// damaged or edited by hand. Build it with `StoreError::corrupt`.
+    #[error("stored {what} is damaged: {source}")]
     Corrupt {
         /// What.
         what: &'static str,
-        /// Decoder's words.
-        detail: String,
+        /// The decoder's error (postcard's, uuid's, …), or the words saying what contradicts.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A value or field refused by the model.
     #[error(transparent)]
@@ -197,6 +199,20 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+impl StoreError {
+    /// Stored `what` is damaged: `source` is the decoder's error, or a message (a `String` or
+    /// `&str`) saying what contradicts.
+    pub fn corrupt(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::Corrupt {
+            what,
+            source: source.into(),
+        }
+    }
 }
 
 /// Local storage of a replica, in domain terms. Calls are short and synchronous.
@@ -287,10 +303,8 @@ pub trait ServerStore: Store {
         check: &mut ChangeCheck<'_>,
     ) -> Result<Accepted, StoreError> {
         let mut all = self.accept_batches(device, &[(first_seq, changes)], check)?;
-        all.pop().ok_or(StoreError::Corrupt {
-            what: "accepted batches",
-            detail: "no result for the batch".into(),
-        })
+        all.pop()
+            .ok_or_else(|| StoreError::corrupt("accepted batches", "no result for the batch"))
     }
     /// Apply consecutive batches of one device (a flight of the session) in one transaction,
     /// each as `accept_batch` would, one result per batch. Records touched by several batches

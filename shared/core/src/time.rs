@@ -1,18 +1,30 @@
 //! Parsing and showing times the way CLI.md promises: RFC 3339, or `YYYY-MM-DDTHH:MM` in local
 //! time (Europe/Paris); dates `YYYY-MM-DD`. Times are stored as Unix seconds (UTC).
 //!
-//! No clock reads here: "today" is always passed in.
+//! No clock reads here: "today" is always passed in. This module depends on no other of the
+//! crate: its parse error is its own `TimeError`, which `model` turns into
+//! `ModelError::BadFormat` (same message).
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
 
-use crate::model::ModelError;
+/// A time or date that does not parse, naming the field it was given for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: '{value}' is not a valid {expected}")]
+pub struct TimeError {
+    /// The field.
+    pub field: &'static str,
+    /// What was given.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
 
 /// Parse a time: RFC 3339 (`2026-11-23T09:30:00+01:00`) or local `YYYY-MM-DDTHH:MM`
 /// (Europe/Paris). A local time that does not exist (the spring-forward gap) is an error; an
 /// ambiguous one (the autumn hour that repeats) takes the earlier instant.
-pub fn parse_time(field: &'static str, s: &str) -> Result<i64, ModelError> {
-    let bad = |expected| ModelError::BadFormat {
+pub fn parse_time(field: &'static str, s: &str) -> Result<i64, TimeError> {
+    let bad = |expected| TimeError {
         field,
         value: s.to_owned(),
         expected,
@@ -31,8 +43,8 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<i64, ModelError> {
 }
 
 /// Parse a date `YYYY-MM-DD`.
-pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, ModelError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ModelError::BadFormat {
+pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, TimeError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| TimeError {
         field,
         value: s.to_owned(),
         expected: "date YYYY-MM-DD",
@@ -98,6 +110,15 @@ mod tests {
             parse_time("start", "2026-10-25T02:30").is_ok(),
             "DST overlap"
         );
+    }
+
+    #[test]
+    fn time_uses_no_other_module_of_the_crate() {
+        let imports: Vec<&str> = include_str!("time.rs")
+            .lines()
+            .filter(|l| l.starts_with("use crate") || l.starts_with("pub use crate"))
+            .collect();
+        assert!(imports.is_empty(), "{imports:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::crypto::rustls::{NoInitialCipherSuite, QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 use tournee_core::limits::{
@@ -18,9 +18,9 @@ use tournee_core::limits::{
 /// Why a QUIC configuration cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// rustls config not usable by QUIC (e.g. no TLS 1.3 suite).
+    /// rustls config not usable by QUIC (e.g. no TLS 1.3 suite); quinn's error is the source.
     #[error("TLS configuration unusable for QUIC: {0}")]
-    Crypto(String),
+    Crypto(#[from] NoInitialCipherSuite),
 }
 
 /// The transport limits of every Tournée connection.
@@ -41,8 +41,7 @@ pub fn transport_config() -> TransportConfig {
 
 /// A quinn server config around our rustls server config.
 pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, TransportError> {
-    let crypto =
-        QuicServerConfig::try_from(tls).map_err(|e| TransportError::Crypto(e.to_string()))?;
+    let crypto = QuicServerConfig::try_from(tls)?;
     let mut c = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     c.transport_config(Arc::new(transport_config()));
     Ok(c)
@@ -50,9 +49,40 @@ pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, T
 
 /// A quinn client config around our rustls client config.
 pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TransportError> {
-    let crypto =
-        QuicClientConfig::try_from(tls).map_err(|e| TransportError::Crypto(e.to_string()))?;
+    let crypto = QuicClientConfig::try_from(tls)?;
     let mut c = quinn::ClientConfig::new(Arc::new(crypto));
     c.transport_config(Arc::new(transport_config()));
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_config_without_tls_1_3_is_refused_with_quinns_error_as_source() {
+        // Only a TLS 1.2 suite: QUIC's initial packets need a TLS 1.3 one.
+        let provider = Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: vec![
+                rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            ..rustls::crypto::ring::default_provider()
+        });
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .expect("TLS 1.2 is supported")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let err = client_config(tls).expect_err("QUIC needs TLS 1.3");
+        assert!(
+            err.to_string()
+                .starts_with("TLS configuration unusable for QUIC: "),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<NoInitialCipherSuite>().is_some(),
+            "{source}"
+        );
+    }
 }

@@ -10,7 +10,9 @@ use flate2::Compression;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use tournee_core::limits::{FRAME_BYTES_MAX, FRAME_COMPRESS_MIN_BYTES, FRAME_INFLATED_BYTES_MAX};
+use tournee_core::limits::{
+    FRAME_BYTES_MAX, FRAME_COMPRESS_MIN_BYTES, FRAME_INFLATED_BYTES_MAX, INFLATE_CHUNK_BYTES,
+};
 
 const FLAG_DEFLATE: u8 = 1;
 const HEADER_BYTES: usize = 4;
@@ -38,9 +40,9 @@ pub enum FrameError {
         /// The limit.
         max: usize,
     },
-    /// The payload is not a valid message.
+    /// The payload is not a valid message; postcard's error is the source.
     #[error("message does not decode: {0}")]
-    Decode(String),
+    Decode(#[source] postcard::Error),
     /// The stream ended inside a frame.
     #[error("stream ended in the middle of a frame ({have} of {want} bytes)")]
     Truncated {
@@ -79,10 +81,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     let (&flags, payload) = body.split_first().ok_or(FrameError::Empty)?;
     match flags {
-        0 => postcard::from_bytes(payload).map_err(|e| FrameError::Decode(e.to_string())),
+        0 => postcard::from_bytes(payload).map_err(FrameError::Decode),
         FLAG_DEFLATE => {
             let inflated = inflate_bounded(payload)?;
-            postcard::from_bytes(&inflated).map_err(|e| FrameError::Decode(e.to_string()))
+            postcard::from_bytes(&inflated).map_err(FrameError::Decode)
         }
         other => Err(FrameError::Flags(other)),
     }
@@ -91,13 +93,12 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 /// Inflate `payload`, refusing more than `FRAME_INFLATED_BYTES_MAX` bytes. The buffer grows by
 /// doubling but never reserves past the limit, so a deflate bomb costs at most the limit.
 fn inflate_bounded(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
-    const CHUNK_BYTES: usize = 16 * 1024;
     let too_big = FrameError::Inflate {
         max: FRAME_INFLATED_BYTES_MAX,
     };
     let mut decoder = DeflateDecoder::new(payload);
     let mut out: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; CHUNK_BYTES];
+    let mut chunk = [0u8; INFLATE_CHUNK_BYTES];
     loop {
         let n = decoder.read(&mut chunk).map_err(|_| too_big.clone())?;
         if n == 0 {
@@ -244,6 +245,17 @@ mod tests {
             decode_body::<String>(&[1, 0xff, 0xff]),
             Err(FrameError::Inflate { .. })
         ));
+    }
+
+    #[test]
+    fn a_payload_that_is_no_message_keeps_postcards_error_as_source() {
+        let err = decode_body::<String>(&[0, 5, b'a']).expect_err("string cut short");
+        assert!(matches!(err, FrameError::Decode(_)), "{err}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<postcard::Error>().is_some(),
+            "{source}"
+        );
     }
 
     #[test]

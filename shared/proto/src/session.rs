@@ -102,10 +102,10 @@ impl ClientSession {
             }
             for (i, (seq, _)) in entries.iter().enumerate() {
                 if *seq != self.sent_to + 1 + i as u64 {
-                    return Err(StoreError::Corrupt {
-                        what: "outbox",
-                        detail: format!("sequence {seq} breaks contiguity after {}", self.sent_to),
-                    }
+                    return Err(StoreError::corrupt(
+                        "outbox",
+                        format!("sequence {seq} breaks contiguity after {}", self.sent_to),
+                    )
                     .into());
                 }
             }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::bounded::BVec;
 use tournee_core::hlc::Hlc;
 use tournee_core::limits::{
-    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, BATCH_RECORDS_MAX, FIELD_CLOCK_ACTORS_MAX,
-    FRAME_BYTES_MAX,
+    ACK_REJECTIONS_MAX, BATCH_BYTES_TARGET, BATCH_CHANGES_MAX, BATCH_RECORDS_MAX,
+    FIELD_CLOCK_ACTORS_MAX,
 };
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::record::Change;
@@ -23,12 +23,8 @@ pub use tournee_core::reject::{RejectReason, Rejection};
 /// Protocol version carried in Hello and Welcome; bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// Most causal-context entries in one batch, all writes together.
-pub const BATCH_CLOCK_ENTRIES_MAX: usize = 8 * BATCH_CHANGES_MAX;
-const _: () = assert!(FIELD_CLOCK_ACTORS_MAX <= BATCH_CLOCK_ENTRIES_MAX);
-
-/// Target size of an encoded batch before compression; leaves room under `FRAME_BYTES_MAX`.
-const BATCH_BYTES_TARGET: usize = FRAME_BYTES_MAX / 4;
+/// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
+pub use tournee_core::limits::BATCH_CLOCK_ENTRIES_MAX;
 
 /// The head of a run of changes of one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

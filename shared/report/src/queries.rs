@@ -18,10 +18,7 @@ use tournee_core::time::day_key;
 use tournee_store::SqliteStore;
 
 fn uuid_of(bytes: &[u8]) -> Result<Uuid, StoreError> {
-    Uuid::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        what: "record id",
-        detail: e.to_string(),
-    })
+    Uuid::from_slice(bytes).map_err(|e| StoreError::corrupt("record id", e))
 }
 
 /// What the grouping key of a coverage row is.

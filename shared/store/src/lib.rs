@@ -1,18 +1,30 @@
 //! Tournée's storage on SQLite: `SqliteStore` implements the core's `Store` (the laptop's records,
 //! outbox and cursor) and `ServerStore` (the server's records, changelog, device acknowledgements
-//! and refusals) on one file each.
+//! and refusals) on one file each; `migrate` is the schema runner of every SQLite file of
+//! Tournée (the server's registry uses it too).
+//!
+//! Modules: `sqlite` (opening a store, the `meta` table, error mapping), `schema` (the
+//! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `local` (the
+//! `Store` impl), `server` (the `ServerStore` impl), `migrate` (the runner).
 //!
 //! What it does not do: decide what to write (the core's actions and the protocol's
 //! authorization), network, clocks, or reporting — the server's reporting projection plugs in
 //! through `Projection` from `tournee-report`, so the agent never carries it.
 
+mod codec;
+mod local;
+pub mod migrate;
+mod records;
+mod schema;
+mod server;
 mod sqlite;
 
 use rusqlite::Connection;
 use tournee_core::record::Record;
 use tournee_core::store::StoreError;
 
-pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION};
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{Durability, SqliteStore};
 
 /// A projection kept in step with the server's records: called for each record a server
 /// transaction writes, inside that transaction, before it commits.

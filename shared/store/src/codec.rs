@@ -1,0 +1,83 @@
+//! Encodings of stored values: kind codes, postcard blobs of record state and changes, the
+//! indexed day of a record.
+//!
+//! Pure functions; no SQL beyond the column types.
+
+use chrono::NaiveDate;
+
+use tournee_core::limits::RECORD_STATE_BYTES_MAX;
+use tournee_core::model::{Field, Kind};
+use tournee_core::record::Record;
+use tournee_core::store::StoreError;
+use tournee_core::time::{day_key, paris_date};
+
+pub(crate) fn kind_code(kind: Kind) -> i64 {
+    Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(-1, |i| i as i64)
+}
+
+pub(crate) fn kind_from_code(code: i64) -> Result<Kind, StoreError> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| Kind::ALL.get(i).copied())
+        .ok_or_else(|| StoreError::corrupt("record kind", format!("code {code}")))
+}
+
+pub(crate) fn encode<T: serde::Serialize>(
+    what: &'static str,
+    v: &T,
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::corrupt(what, e))
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    if bytes.len() > RECORD_STATE_BYTES_MAX {
+        return Err(StoreError::corrupt(
+            what,
+            format!("{} bytes exceeds {RECORD_STATE_BYTES_MAX}", bytes.len()),
+        ));
+    }
+    postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what, e))
+}
+
+/// The indexed day of a record: appointment start day or passage date, in Paris.
+pub(crate) fn record_day(record: &Record) -> Option<i64> {
+    match record.kind {
+        Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+        Kind::Passage => record
+            .text(Field::Date)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .map(day_key),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn undecodable_bytes_keep_the_decoders_error_as_source() {
+        let err = decode::<Vec<String>>("record state", &[0xff]).expect_err("garbage");
+        assert!(err
+            .to_string()
+            .starts_with("stored record state is damaged: "));
+        let source = err.source().expect("a source");
+        assert!(
+            source.downcast_ref::<postcard::Error>().is_some(),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_code_is_damage_named_by_its_code() {
+        let err = kind_from_code(99).expect_err("unknown");
+        assert_eq!(err.to_string(), "stored record kind is damaged: code 99");
+    }
+}

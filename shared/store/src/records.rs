@@ -1,0 +1,93 @@
+//! Record rows, shared by the laptop's and the server's side: read a record, write it back (with
+//! the server's projection, in the same transaction), list records by a query.
+//!
+//! Encoding the blobs is `codec`'s; deciding what to write is the callers'.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use tournee_core::model::Scope;
+use tournee_core::record::Record;
+use tournee_core::store::StoreError;
+
+use crate::codec::{decode, encode, kind_code, kind_from_code, record_day};
+use crate::{sql_err, Projection};
+
+pub(crate) fn load_record(conn: &Connection, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let row: Option<(i64, String, Vec<u8>)> = conn
+        .prepare_cached("SELECT kind, scope, state FROM records WHERE id = ?1")
+        .map_err(sql_err)?
+        .query_row([id.as_bytes().as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(sql_err)?;
+    row.map(|(kind, scope, state)| row_to_record(id, kind, &scope, &state))
+        .transpose()
+}
+
+/// A record from a row of `SELECT id, kind, scope, state FROM records`.
+pub(crate) fn record_of_row(r: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
+    let id: Vec<u8> = r.get(0).map_err(sql_err)?;
+    let id = Uuid::from_slice(&id).map_err(|e| StoreError::corrupt("record id", e))?;
+    let kind: i64 = r.get(1).map_err(sql_err)?;
+    let scope: String = r.get(2).map_err(sql_err)?;
+    let state: Vec<u8> = r.get(3).map_err(sql_err)?;
+    row_to_record(id, kind, &scope, &state)
+}
+
+pub(crate) fn row_to_record(
+    id: Uuid,
+    kind: i64,
+    scope: &str,
+    state: &[u8],
+) -> Result<Record, StoreError> {
+    let kind = kind_from_code(kind)?;
+    let scope = Scope::from_key(scope)
+        .ok_or_else(|| StoreError::corrupt("record scope", scope.to_owned()))?;
+    Ok(Record {
+        id,
+        kind,
+        scope,
+        fields: decode("record state", state)?,
+    })
+}
+
+pub(crate) fn save_record(
+    conn: &Connection,
+    record: &Record,
+    projection: Option<&dyn Projection>,
+) -> Result<(), StoreError> {
+    if let Some(projection) = projection {
+        projection.project(conn, record)?;
+    }
+    let state = encode("record state", &record.fields)?;
+    let conflict = i64::from(!record.conflicts().is_empty());
+    conn.prepare_cached(
+        "INSERT INTO records(id, kind, scope, day, conflict, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET day = excluded.day, conflict = excluded.conflict, state = excluded.state",
+    ).map_err(sql_err)?
+    .execute(params![
+        record.id.as_bytes().as_slice(),
+        kind_code(record.kind),
+        record.scope.key(),
+        record_day(record),
+        conflict,
+        state
+    ]).map_err(sql_err)?;
+    Ok(())
+}
+
+pub(crate) fn query_records(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Record>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+    let mut rows = stmt.query(args).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        out.push(record_of_row(r)?);
+    }
+    Ok(out)
+}

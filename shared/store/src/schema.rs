@@ -1,0 +1,122 @@
+//! The schema of a Tournée store: its migrations, in order, and the version this program writes.
+//!
+//! Only the SQL and the mapping of the runner's errors live here; applying steps (in one
+//! transaction, refusing newer files) is `migrate`'s job, reading or writing rows the other
+//! modules'.
+
+use rusqlite::Connection;
+
+use tournee_core::store::StoreError;
+
+use crate::migrate::MigrationError;
+use crate::sqlite::map_err;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: records, outbox, bookkeeping.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value ANY
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE records (
+         id       BLOB PRIMARY KEY,
+         kind     INTEGER NOT NULL,
+         scope    TEXT NOT NULL,
+         day      INTEGER,
+         conflict INTEGER NOT NULL DEFAULT 0,
+         state    BLOB NOT NULL
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX records_day ON records(kind, day) WHERE day IS NOT NULL;
+     CREATE INDEX records_conflict ON records(conflict) WHERE conflict = 1;
+     CREATE TABLE outbox (
+         seq    INTEGER PRIMARY KEY,
+         change BLOB NOT NULL
+     ) STRICT;
+     CREATE TABLE rejected (
+         seq    INTEGER PRIMARY KEY,
+         reason TEXT NOT NULL,
+         change BLOB NOT NULL
+     ) STRICT;",
+    // 2: the server's changelog and per-device acknowledgements (empty on agents).
+    "CREATE TABLE changelog (
+         gseq   INTEGER PRIMARY KEY,
+         device INTEGER NOT NULL,
+         scope  TEXT NOT NULL,
+         change BLOB NOT NULL
+     ) STRICT;
+     CREATE INDEX changelog_scope ON changelog(scope, gseq);
+     CREATE TABLE device_acks (
+         device INTEGER PRIMARY KEY,
+         acked  INTEGER NOT NULL
+     ) STRICT;",
+    // 3: the server's reporting projection (empty on agents).
+    crate::FACTS_SCHEMA,
+    // 4: refusals kept until the device confirms it received them (a lost Ack must not lose them).
+    "CREATE TABLE device_rejections (
+         device INTEGER NOT NULL,
+         seq    INTEGER NOT NULL,
+         reason BLOB NOT NULL,
+         PRIMARY KEY (device, seq)
+     ) STRICT, WITHOUT ROWID;",
+    // 5: the changelog holds one row per accepted batch and scope (its changes numbered
+    // `first..=last`) instead of one row per change: a W1 session wrote ~3,200 rows. A
+    // one-change postcard sequence is the change's bytes after a length byte of 1.
+    "CREATE TABLE changelog_rows (
+         first   INTEGER PRIMARY KEY,
+         last    INTEGER NOT NULL,
+         device  INTEGER NOT NULL,
+         scope   TEXT NOT NULL,
+         changes BLOB NOT NULL
+     ) STRICT;
+     INSERT INTO changelog_rows(first, last, device, scope, changes)
+         SELECT gseq, gseq, device, scope, CAST(X'01' || change AS BLOB) FROM changelog;
+     DROP TABLE changelog;
+     ALTER TABLE changelog_rows RENAME TO changelog;
+     CREATE INDEX changelog_scope ON changelog(scope, last);",
+];
+
+/// Schema version this program writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the schema of `conn` (the file shown as `path`) up to `SCHEMA_VERSION` with the
+/// shared runner; a file written by a newer program is `StoreError::NewerSchema`.
+pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    match crate::migrate::migrate(conn, MIGRATIONS) {
+        Ok(_) => Ok(()),
+        Err(MigrationError::Newer { found, known }) => Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        }),
+        Err(MigrationError::Sqlite(e)) => Err(map_err(path, e)),
+        Err(e @ MigrationError::Step { .. }) => Err(StoreError::Backend {
+            source: Box::new(e),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    #[test]
+    fn a_store_written_by_a_newer_schema_is_refused_with_both_versions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("store.sqlite");
+        drop(SqliteStore::open(&path).expect("create"));
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        let err = SqliteStore::open(&path).expect_err("newer");
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema { found, known, .. }
+                    if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
+            ),
+            "{err}"
+        );
+    }
+}
