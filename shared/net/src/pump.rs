@@ -332,3 +332,47 @@ pub async fn drive_client<S: Store>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tournee_core::clock::ManualClock;
+
+    #[tokio::test]
+    async fn a_deadline_is_due_by_the_injected_clock_and_no_deadline_never_is() {
+        let clock = ManualClock::new(1_000);
+        let at_once = Duration::ZERO;
+        // `timeout` polls the wait once before its own timer: ready means no sleeping.
+        assert!(
+            tokio::time::timeout(at_once, until_due(&clock, Some(1_000)))
+                .await
+                .is_ok(),
+            "due when the clock reads the deadline"
+        );
+        assert!(
+            tokio::time::timeout(at_once, until_due(&clock, Some(1_001)))
+                .await
+                .is_err()
+        );
+        clock.set(5_000);
+        assert!(
+            tokio::time::timeout(at_once, until_due(&clock, Some(1_001)))
+                .await
+                .is_ok()
+        );
+        assert!(tokio::time::timeout(at_once, until_due(&clock, None))
+            .await
+            .is_err());
+    }
+
+    #[test]
+    fn the_head_only_moves_forward() {
+        let head = watch::Sender::new(10);
+        let mut seen = head.subscribe();
+        advance_head(&head, 7);
+        assert!(!seen.has_changed().expect("open"));
+        advance_head(&head, 12);
+        assert!(seen.has_changed().expect("open"));
+        assert_eq!(*seen.borrow_and_update(), 12);
+    }
+}
