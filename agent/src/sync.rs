@@ -1,27 +1,31 @@
 //! The agent's network glue: connect to the server over QUIC with the enrolment bundle's
-//! identity, drive a `ClientSession` over one stream, and map failures to messages a
-//! conseiller can act on. `sync` runs one reconciliation; `run` stays connected and retries
-//! with exponential backoff and jitter.
+//! identity, drive a `ClientSession` over one stream through the pump
+//! (`tournee_net::pump::drive_client`, the same core the simulation runs), and map failures to
+//! messages a conseiller can act on, keeping the underlying error as the source. `sync` runs
+//! one reconciliation; `run` stays connected and retries with exponential backoff (`backon`)
+//! and full jitter.
 //!
-//! No protocol decisions here (see `tournee_proto::session`).
+//! No protocol decisions here (see `tournee_proto::session`), no framing or session driving
+//! (see `tournee_proto::pump`).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use quinn::{Connection, ConnectionError, Endpoint, ReadError, VarInt, WriteError};
 use tournee_core::clock::Clock;
 use tournee_core::limits::{
-    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, LOCAL_POLL_MS, QUIC_CLOSE_WAIT_MS,
-    READ_CHUNK_BYTES,
+    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, QUIC_CLOSE_WAIT_MS,
 };
-use tournee_core::store::Store;
+use tournee_core::rng::SplitMix64;
 use tournee_net::bundle::Bundle;
+use tournee_net::pump::{drive_client, ClientEnd};
 use tournee_net::tls;
-use tournee_proto::frame::{self, FrameReader};
-use tournee_proto::session::{ClientSession, SessionStats};
-use tournee_proto::wire::{ErrorCode, ServerMsg};
+use tournee_proto::pump::ClientPump;
+use tournee_proto::session::SessionStats;
+use tournee_proto::wire::ErrorCode;
 use tournee_proto::ProtocolError;
 use tournee_store::SqliteStore;
 use tracing::{info, warn};
@@ -92,8 +96,17 @@ pub enum SyncError {
     Unreachable {
         /// Addresses tried.
         addrs: String,
-        /// What happened.
+        /// What happened (for each address tried, the last).
         detail: String,
+    },
+    /// No UDP socket could be opened to reach the server.
+    #[error("cannot reach the server at {addrs}: cannot open a UDP socket: {source}")]
+    Socket {
+        /// Addresses tried.
+        addrs: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// The server refused this laptop (certificate or enrolment).
     #[error("the server refused this laptop: {0}")]
@@ -101,9 +114,30 @@ pub enum SyncError {
     /// This laptop refused the server's certificate: another server, or someone in between.
     #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop")]
     Untrusted(String),
-    /// The link dropped during the session.
+    /// The server closed the connection with a reason this agent has no code for.
+    #[error("the connection dropped during sync: closed by the server: {reason}")]
+    ClosedByServer {
+        /// The reason it gave.
+        reason: String,
+        /// How the connection ended.
+        #[source]
+        source: ConnectionError,
+    },
+    /// The server stopped answering.
+    #[error("the connection dropped during sync: no answer from the server (timed out)")]
+    TimedOut(#[source] ConnectionError),
+    /// The connection was lost otherwise.
     #[error("the connection dropped during sync: {0}")]
-    Link(String),
+    Connection(#[source] ConnectionError),
+    /// Reading from the server failed.
+    #[error("the connection dropped during sync: {0}")]
+    Read(#[source] ReadError),
+    /// Writing to the server failed.
+    #[error("the connection dropped during sync: {0}")]
+    Write(#[source] WriteError),
+    /// The server finished its stream before the session was done.
+    #[error("the connection dropped during sync: the server ended the session early")]
+    EndedEarly,
     /// The session failed.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
@@ -134,6 +168,10 @@ fn alert_text(code: u64) -> Option<&'static str> {
 }
 
 fn describe(e: &ConnectionError) -> SyncError {
+    let closed = |reason: String| SyncError::ClosedByServer {
+        reason,
+        source: e.clone(),
+    };
     match e {
         ConnectionError::ApplicationClosed(c) => {
             let reason = String::from_utf8_lossy(&c.reason).into_owned();
@@ -145,22 +183,20 @@ fn describe(e: &ConnectionError) -> SyncError {
                     code,
                     message: reason,
                 }),
-                None => SyncError::Link(format!("closed by the server: {reason}")),
+                None => closed(reason),
             }
         }
         ConnectionError::ConnectionClosed(c) => match alert_text(u64::from(c.error_code)) {
             Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle")),
-            None => SyncError::Link(format!("closed by the server: {c}")),
+            None => closed(c.to_string()),
         },
         // Raised by our own TLS stack: it is the server's certificate that was refused.
         ConnectionError::TransportError(t) => match alert_text(u64::from(t.code)) {
             Some(text) => SyncError::Untrusted(format!("{text} ({t})")),
-            None => SyncError::Link(t.to_string()),
+            None => SyncError::Connection(e.clone()),
         },
-        ConnectionError::TimedOut => {
-            SyncError::Link("no answer from the server (timed out)".into())
-        }
-        other => SyncError::Link(other.to_string()),
+        ConnectionError::TimedOut => SyncError::TimedOut(e.clone()),
+        other => SyncError::Connection(other.clone()),
     }
 }
 
@@ -187,16 +223,14 @@ pub async fn connect(remote: &Remote) -> Result<(Endpoint, Connection), SyncErro
     }
     let mut last = String::new();
     for addr in targets {
-        let bind: SocketAddr = if addr.is_ipv6() {
-            "[::]:0"
+        let bind = if addr.is_ipv6() {
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
         } else {
-            "0.0.0.0:0"
-        }
-        .parse()
-        .map_err(|_| SyncError::Link("bad bind address".into()))?;
-        let mut endpoint = Endpoint::client(bind).map_err(|e| SyncError::Unreachable {
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        };
+        let mut endpoint = Endpoint::client(bind).map_err(|source| SyncError::Socket {
             addrs: shown.clone(),
-            detail: format!("cannot open a UDP socket: {e}"),
+            source,
         })?;
         endpoint.set_default_client_config(remote.config.clone());
         let connecting = match endpoint.connect(addr, tls::SERVER_NAME) {
@@ -243,79 +277,25 @@ pub async fn session(
     live: bool,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Report, SyncError> {
-    let mut report = Report::default();
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
-    let mut client = ClientSession::new(store)?;
-    let mut reader = FrameReader::new();
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
-    let mut out: Vec<u8> = Vec::new();
-    let mut off = 0usize;
-    let mut poll = tokio::time::interval(Duration::from_millis(LOCAL_POLL_MS));
-    let mut finishing = false;
-    loop {
-        if off == out.len() {
-            out.clear();
-            off = 0;
-            // Stream the whole outbox at once (one round trip): refill as soon as the queued
-            // batches are written instead of after the server's next message. The session's
-            // queue bounds memory; QUIC flow control bounds what is in flight.
-            client.fill(store)?;
-            while let Some(m) = client.poll_transmit() {
-                out.extend_from_slice(&frame::encode(&m));
-            }
-        }
-        if off == out.len() && !live && !finishing && client.is_synced() {
-            let pending = store.outbox_after(client.acked(), 1)?;
-            if pending.is_empty() {
-                let _ = send.finish();
-                finishing = true;
-            } else {
-                client.fill(store)?;
-                continue;
-            }
-        }
-        tokio::select! {
-            read = recv.read(&mut buf) => match read {
-                Ok(Some(n)) => {
-                    report.bytes_in += n as u64;
-                    reader.push(&buf[..n]).map_err(ProtocolError::from)?;
-                    while let Some(msg) = reader.next_msg::<ServerMsg>().map_err(ProtocolError::from)? {
-                        client.handle_message(clock.now_ms(), msg, store)?;
-                    }
-                    client.fill(store)?;
-                }
-                Ok(None) => {
-                    reader.finish().map_err(ProtocolError::from)?;
-                    if finishing {
-                        break;
-                    }
-                    return Err(SyncError::Link("the server ended the session early".into()));
-                }
-                Err(quinn::ReadError::ConnectionLost(e)) => {
-                    if finishing {
-                        break;
-                    }
-                    return Err(describe(&e));
-                }
-                Err(e) => return Err(SyncError::Link(e.to_string())),
-            },
-            written = send.write(&out[off..]), if off < out.len() => {
-                let n = written.map_err(|e| match e {
-                    quinn::WriteError::ConnectionLost(c) => describe(&c),
-                    other => SyncError::Link(other.to_string()),
-                })?;
-                off += n;
-                report.bytes_out += n as u64;
-            }
-            _ = poll.tick(), if live => client.fill(store)?,
-            _ = stop.changed(), if live => {
-                let _ = send.finish();
-                break;
-            }
-        }
-    }
-    report.stats = client.stats();
-    report.clock_offset_ms = client.clock_offset_ms();
+    let mut pump = ClientPump::new(store)?;
+    let moved = drive_client(&mut pump, &mut send, &mut recv, store, clock, live, stop)
+        .await
+        .map_err(|e| match e {
+            ClientEnd::Protocol(e) => SyncError::Protocol(e),
+            ClientEnd::Read(ReadError::ConnectionLost(c)) => describe(&c),
+            ClientEnd::Read(e) => SyncError::Read(e),
+            ClientEnd::Write(WriteError::ConnectionLost(c)) => describe(&c),
+            ClientEnd::Write(e) => SyncError::Write(e),
+            ClientEnd::EndedEarly => SyncError::EndedEarly,
+        })?;
+    let client = pump.session();
+    let report = Report {
+        stats: client.stats(),
+        bytes_out: moved.bytes_out,
+        bytes_in: moved.bytes_in,
+        clock_offset_ms: client.clock_offset_ms(),
+    };
     conn.close(VarInt::from_u32(0), b"done");
     Ok(report)
 }
@@ -419,11 +399,15 @@ pub async fn run_daemon(
     }
 }
 
-/// Exponential backoff with full jitter between `BACKOFF_MIN_MS` and `BACKOFF_MAX_MS`.
-#[derive(Debug, Clone)]
+/// Exponential backoff with full jitter between `BACKOFF_MIN_MS` and `BACKOFF_MAX_MS`: the
+/// ceiling doubles per attempt from the minimum up to the maximum (`backon`'s exponential
+/// schedule), and each delay is drawn uniformly between the minimum and that ceiling, so
+/// laptops that lost the server together do not come back together.
+#[derive(Debug)]
 pub struct Backoff {
-    attempt: u32,
-    rng: u64,
+    builder: ExponentialBuilder,
+    ceilings: ExponentialBackoff,
+    rng: SplitMix64,
     min_ms: u64,
     max_ms: u64,
 }
@@ -435,29 +419,36 @@ impl Backoff {
     }
     /// A backoff between `min_ms` and `max_ms`.
     pub fn with_bounds(seed: u64, min_ms: u64, max_ms: u64) -> Self {
+        let min_ms = min_ms.max(1);
+        let max_ms = max_ms.max(min_ms);
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(min_ms))
+            .with_max_delay(Duration::from_millis(max_ms))
+            .with_factor(2.0)
+            .without_max_times();
         Self {
-            attempt: 0,
-            rng: seed ^ u64::from(std::process::id()).rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15,
-            min_ms: min_ms.max(1),
-            max_ms: max_ms.max(min_ms.max(1)),
+            builder,
+            ceilings: builder.build(),
+            // Two laptops started in the same millisecond still draw apart.
+            rng: SplitMix64::new(seed ^ u64::from(std::process::id()).rotate_left(32)),
+            min_ms,
+            max_ms,
         }
     }
     /// Back to the shortest delay (after a successful connection).
     pub fn reset(&mut self) {
-        self.attempt = 0;
+        self.ceilings = self.builder.build();
     }
-    /// The next delay: uniform in [ceiling/2, ceiling], ceiling doubling per attempt.
+    /// The next delay: uniform in [minimum, ceiling], the ceiling doubling per attempt.
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self
-            .min_ms
-            .saturating_mul(1u64 << self.attempt.min(20))
-            .min(self.max_ms);
-        self.attempt = self.attempt.saturating_add(1);
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let half = ceiling / 2;
-        Duration::from_millis(half + self.rng % (ceiling - half + 1))
+            .ceilings
+            .next()
+            .map_or(self.max_ms, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+            })
+            .clamp(self.min_ms, self.max_ms);
+        Duration::from_millis(self.min_ms + self.rng.below(ceiling - self.min_ms + 1))
     }
 }
 
@@ -471,9 +462,41 @@ mod tests {
         let delays: Vec<u64> = (0..12).map(|_| b.next_delay().as_millis() as u64).collect();
         assert!(delays[0] >= BACKOFF_MIN_MS / 2 && delays[0] <= BACKOFF_MIN_MS);
         assert!(delays.iter().all(|d| *d <= BACKOFF_MAX_MS));
-        assert!(delays[11] >= BACKOFF_MAX_MS / 2, "{delays:?}");
+        assert!(delays.iter().all(|d| *d >= BACKOFF_MIN_MS), "{delays:?}");
+        // The ceiling doubles per attempt: attempt k waits at most min * 2^k.
+        for (k, d) in delays.iter().enumerate() {
+            assert!(*d <= BACKOFF_MIN_MS << k, "attempt {k}: {delays:?}");
+        }
+        // At the ceiling, full jitter spreads delays over the whole range, below half of it
+        // too (equal jitter would not), and never past it.
+        let late: Vec<u64> = (0..200)
+            .map(|_| b.next_delay().as_millis() as u64)
+            .collect();
+        assert!(late.iter().all(|d| *d <= BACKOFF_MAX_MS));
+        assert!(late.iter().any(|d| *d < BACKOFF_MAX_MS / 2), "{late:?}");
+        assert!(late.iter().any(|d| *d > BACKOFF_MAX_MS / 2), "{late:?}");
         b.reset();
         assert!(b.next_delay().as_millis() as u64 <= BACKOFF_MIN_MS);
+    }
+
+    #[test]
+    fn link_failures_keep_their_cause_and_their_message() {
+        use std::error::Error as _;
+        let e = describe(&ConnectionError::TimedOut);
+        assert_eq!(
+            e.to_string(),
+            "the connection dropped during sync: no answer from the server (timed out)"
+        );
+        assert!(e
+            .source()
+            .and_then(|s| s.downcast_ref::<ConnectionError>())
+            .is_some_and(|c| *c == ConnectionError::TimedOut));
+        let e = describe(&ConnectionError::Reset);
+        assert_eq!(
+            e.to_string(),
+            "the connection dropped during sync: reset by peer"
+        );
+        assert!(e.source().is_some());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! which async tasks send short closures and await their results.
 //!
 //! SQLite has one writer at a time anyway; serialising calls here keeps the connection owned
-//! by one thread and keeps blocking I/O off the async runtime. No policy lives here.
+//! by one thread and keeps blocking I/O off the async runtime. Sessions reach it as the pump's
+//! `StoreHost` (in `serve`): each pump call that touches the store runs here, the pump moved
+//! in and back. No policy lives here.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;

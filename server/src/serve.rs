@@ -2,36 +2,39 @@
 //! admitted through a semaphore, and each driven by a `ServerSession` over one stream.
 //!
 //! Thin glue: protocol decisions are in `tournee_proto`, storage in the store thread
-//! (`db`). This module owns sockets, tasks, timers, revocation polling and logging.
+//! (`db`), and each session is driven by the pump (`tournee_net::pump::serve_stream`, the
+//! same core the simulation runs), its Hello deadline included. This module owns the
+//! endpoint, tasks, admission, revocation and changelog polling, closing connections with a
+//! code, and logging.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use quinn::{Connection, Endpoint, VarInt};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tournee_core::clock::Clock;
-use tournee_core::limits::{
-    HELLO_TIMEOUT_MS, HORIZON_CHECK_MS, READ_CHUNK_BYTES, SERVER_POLL_MS,
-    SESSION_FLIGHT_BATCHES_MAX, SHUTDOWN_GRACE_MS,
-};
+use tournee_core::limits::{HORIZON_CHECK_MS, SERVER_POLL_MS, SHUTDOWN_GRACE_MS};
 use tournee_core::store::{Identity, ServerStore, Store};
+use tournee_net::pump::{
+    advance_head, serve_stream, until_due, ServerEnd, ServerSignals, StoreHost,
+};
 use tournee_net::tls::{self, RevocationList};
 use tournee_proto::auth::DeviceAuth;
-use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::pump::ServerPump;
 use tournee_proto::session::ServerSession;
-use tournee_proto::wire::{ClientMsg, ErrorCode};
-use tournee_proto::ProtocolError;
+use tournee_proto::wire::ErrorCode;
 use tournee_store::SqliteStore;
 use tracing::{info, warn};
 
 use crate::ca::Ca;
 use crate::config::{DataDir, ServerConfig};
-use crate::db::Db;
+use crate::db::{Db, DbGone};
 use crate::registry::Registry;
 
 /// What every connection task shares.
@@ -164,7 +167,7 @@ async fn poll_loop(shared: Arc<Shared>) {
             _ = shutdown.changed() => return,
         }
         if let Ok(Ok(head)) = shared.db.call(|s| s.changelog_head()).await {
-            advance_head(&shared, head);
+            advance_head(&shared.head, head);
         }
         let revoked = match shared.registry.lock() {
             Ok(r) => r.revoked_fingerprints(),
@@ -235,17 +238,6 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
             Err(_) => return,
         }
     }
-}
-
-fn advance_head(shared: &Shared, head: u64) {
-    shared.head.send_if_modified(|h| {
-        if head > *h {
-            *h = head;
-            true
-        } else {
-            false
-        }
-    });
 }
 
 async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
@@ -359,196 +351,83 @@ async fn run_session(
     shared: &Arc<Shared>,
 ) -> Result<Tally, (Tally, String)> {
     let mut tally = Tally::default();
-    let accepted =
-        tokio::time::timeout(Duration::from_millis(HELLO_TIMEOUT_MS), conn.accept_bi()).await;
-    let (mut send, mut recv) = match accepted {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err((tally, format!("connection ended before a stream: {e}"))),
-        Err(_) => {
-            conn.close(
-                VarInt::from_u32(ErrorCode::Unexpected.close_code()),
-                b"no stream opened",
-            );
-            return Err((tally, "no stream opened in time".into()));
+    let clock = &*shared.clock;
+    // The session's Hello deadline runs from the connection: it also bounds the wait for the
+    // agent to open its stream.
+    let mut pump = ServerPump::new(ServerSession::new(device, clock.now_ms()));
+    let (mut send, mut recv) = loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok(s) => break s,
+                Err(e) => return Err((tally, format!("connection ended before a stream: {e}"))),
+            },
+            () = until_due(clock, pump.poll_timeout()) => {
+                if pump.handle_timeout(clock.now_ms()).is_err() {
+                    conn.close(
+                        VarInt::from_u32(ErrorCode::Unexpected.close_code()),
+                        b"no stream opened",
+                    );
+                    return Err((tally, "no stream opened in time".into()));
+                }
+            }
         }
     };
-    let session = Arc::new(Mutex::new(ServerSession::new(
-        device,
-        shared.clock.now_ms(),
-    )));
-    let result = drive(&session, &mut send, &mut recv, shared, &mut tally).await;
-    if let Ok(s) = session.lock() {
-        tally.stats = s.stats();
-    }
-    match result {
+    let host = StoreThread {
+        db: &shared.db,
+        busy_us: AtomicU64::new(0),
+    };
+    let signals = ServerSignals {
+        head: &shared.head,
+        shutdown: shared.shutdown.subscribe(),
+    };
+    let served = serve_stream(pump, &mut send, &mut recv, &host, clock, signals).await;
+    tally.bytes_in = served.bytes_in;
+    tally.bytes_out = served.bytes_out;
+    tally.stats = served.stats;
+    tally.busy_us = host.busy_us.load(Ordering::Relaxed);
+    match served.result {
         Ok(()) => {
             let _ = send.finish();
             conn.close(VarInt::from_u32(0), b"done");
             Ok(tally)
         }
-        Err(SessionEnd::Protocol(e)) => {
-            // The session may have queued a more specific message for this error (a version
-            // mismatch says which side to update); otherwise describe the error itself.
-            let queued = session.lock().ok().and_then(|mut s| {
-                std::iter::from_fn(|| s.poll_transmit())
-                    .find(|m| matches!(m, tournee_proto::wire::ServerMsg::Error { .. }))
-            });
-            let msg = queued.unwrap_or_else(|| ServerSession::error_message(&e));
-            let bytes = frame::encode(&msg);
-            let _ = send.write_all(&bytes).await;
-            let _ = send.finish();
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(ServerEnd::Protocol(e)) => {
+            // The pump sent the Error frame and waited for its acknowledgement.
             conn.close(
                 VarInt::from_u32(e.code().close_code()),
                 e.to_string().as_bytes(),
             );
             Err((tally, e.to_string()))
         }
-        Err(SessionEnd::Shutdown) => {
+        Err(ServerEnd::Shutdown) => {
             conn.close(
                 VarInt::from_u32(ErrorCode::Unavailable.close_code()),
                 b"server shutting down; retry later",
             );
             Err((tally, "server shutdown".into()))
         }
-        Err(SessionEnd::Link(e)) => Err((tally, e)),
+        Err(e) => Err((tally, e.to_string())),
     }
 }
 
-enum SessionEnd {
-    Protocol(ProtocolError),
-    Shutdown,
-    Link(String),
+/// The store thread as the pump's store host, timing the calls for the session's log line.
+struct StoreThread<'a> {
+    db: &'a Db,
+    busy_us: AtomicU64,
 }
 
-impl From<ProtocolError> for SessionEnd {
-    fn from(e: ProtocolError) -> Self {
-        SessionEnd::Protocol(e)
-    }
-}
+impl StoreHost for StoreThread<'_> {
+    type Error = DbGone;
 
-async fn drive(
-    session: &Arc<Mutex<ServerSession>>,
-    send: &mut SendStream,
-    recv: &mut RecvStream,
-    shared: &Arc<Shared>,
-    tally: &mut Tally,
-) -> Result<(), SessionEnd> {
-    let mut reader = FrameReader::new();
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
-    let mut head = shared.head.subscribe();
-    let mut shutdown = shared.shutdown.subscribe();
-    let hello_deadline = tokio::time::Instant::now() + Duration::from_millis(HELLO_TIMEOUT_MS);
-    let mut said_hello = false;
-    loop {
-        flush(session, send, shared, tally).await?;
-        tokio::select! {
-            read = recv.read(&mut buf) => {
-                match read {
-                    Ok(Some(n)) => {
-                        tally.bytes_in += n as u64;
-                        reader.push(&buf[..n]).map_err(ProtocolError::from)?;
-                        // The messages this read completed are handled in one store call
-                        // (a flight of batches is one transaction and one commit), a bounded
-                        // number at a time.
-                        loop {
-                            let mut msgs = Vec::new();
-                            let mut bad = None;
-                            while msgs.len() <= SESSION_FLIGHT_BATCHES_MAX {
-                                match reader.next_msg::<ClientMsg>() {
-                                    Ok(Some(msg)) => msgs.push(msg),
-                                    Ok(None) => break,
-                                    Err(e) => {
-                                        bad = Some(ProtocolError::from(e));
-                                        break;
-                                    }
-                                }
-                            }
-                            if msgs.is_empty() && bad.is_none() {
-                                break;
-                            }
-                            if !msgs.is_empty() {
-                                said_hello = true;
-                                let now = shared.clock.now_ms();
-                                let s = session.clone();
-                                let started = Instant::now();
-                                let (r, new_head) = shared
-                                    .db
-                                    .call(move |store| {
-                                        let r = match s.lock() {
-                                            Ok(mut s) => s.handle_messages(now, msgs, store),
-                                            Err(_) => Err(ProtocolError::Unexpected("session state poisoned")),
-                                        };
-                                        (r, store.changelog_head().unwrap_or(0))
-                                    })
-                                    .await
-                                    .map_err(|e| SessionEnd::Link(e.to_string()))?;
-                                tally.busy_us += started.elapsed().as_micros() as u64;
-                                advance_head(shared, new_head);
-                                r?;
-                            }
-                            if let Some(e) = bad {
-                                return Err(e.into());
-                            }
-                        }
-                    }
-                    Ok(None) => {
-                        reader.finish().map_err(ProtocolError::from)?;
-                        flush(session, send, shared, tally).await?;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(SessionEnd::Link(format!("stream ended: {e}"))),
-                }
-            }
-            changed = head.changed() => {
-                if changed.is_err() {
-                    return Err(SessionEnd::Shutdown);
-                }
-            }
-            _ = shutdown.changed() => return Err(SessionEnd::Shutdown),
-            _ = tokio::time::sleep_until(hello_deadline), if !said_hello => {
-                return Err(ProtocolError::Timeout("Hello").into());
-            }
-        }
-    }
-}
-
-/// Send everything the session has queued, refilling from the changelog until it has nothing.
-async fn flush(
-    session: &Arc<Mutex<ServerSession>>,
-    send: &mut SendStream,
-    shared: &Arc<Shared>,
-    tally: &mut Tally,
-) -> Result<(), SessionEnd> {
-    loop {
-        let mut frames = Vec::new();
-        if let Ok(mut s) = session.lock() {
-            while let Some(m) = s.poll_transmit() {
-                frames.push(frame::encode(&m));
-            }
-        }
-        for f in &frames {
-            send.write_all(f)
-                .await
-                .map_err(|e| SessionEnd::Link(format!("send failed: {e}")))?;
-            tally.bytes_out += f.len() as u64;
-        }
-        let s = session.clone();
+    async fn run<R, F>(&self, job: F) -> Result<R, DbGone>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn ServerStore) -> R + Send + 'static,
+    {
         let started = Instant::now();
-        let more = shared
-            .db
-            .call(move |store| -> Result<bool, ProtocolError> {
-                let mut s = s
-                    .lock()
-                    .map_err(|_| ProtocolError::Unexpected("session state poisoned"))?;
-                s.fill(store)?;
-                Ok(s.has_pending_transmit())
-            })
-            .await
-            .map_err(|e| SessionEnd::Link(e.to_string()))??;
-        tally.busy_us += started.elapsed().as_micros() as u64;
-        if !more {
-            return Ok(());
-        }
+        let r = self.db.call(move |s| job(s)).await;
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.busy_us.fetch_add(us, Ordering::Relaxed);
+        r
     }
 }

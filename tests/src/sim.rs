@@ -7,7 +7,10 @@
 //!
 //! The network is simulated at the session level: frames are real encoded bytes in per-
 //! connection queues; QUIC itself is not in the loop (its own loss recovery is tested through
-//! the UDP relay). Everything random comes from the seed, so a failing seed replays bit for bit.
+//! the UDP relay). Both ends are driven by the production pump (`tournee_proto::pump`, the
+//! core `serve` and the agent run over quinn): the simulation only decides which bytes arrive,
+//! when, how often and in which order. Everything random comes from the seed, so a failing
+//! seed replays bit for bit.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,8 +22,9 @@ use tournee_core::record::Change;
 use tournee_core::rng::SplitMix64;
 use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
 use tournee_proto::auth::DeviceAuth;
-use tournee_proto::frame::{self, FrameReader};
-use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::frame::FrameReader;
+use tournee_proto::pump::{ClientPump, ServerPump};
+use tournee_proto::session::ServerSession;
 use tournee_proto::wire::{ClientMsg, ServerMsg};
 use tournee_report::queries::Queries;
 use tournee_store::{Durability, SqliteStore};
@@ -135,8 +139,8 @@ impl fmt::Display for Failure {
 }
 
 struct Conn {
-    client: ClientSession,
-    server: ServerSession,
+    client: ClientPump,
+    server: ServerPump,
     up: VecDeque<Vec<u8>>,
     down: VecDeque<Vec<u8>>,
 }
@@ -331,17 +335,17 @@ impl World {
         if self.agents[i].conn.is_some() {
             return Ok(());
         }
-        let client = ClientSession::new(&self.agents[i].store)
+        let client = ClientPump::new(&self.agents[i].store)
             .map_err(|e| self.fail(format!("client session: {e}")))?;
-        let server = ServerSession::new(self.agents[i].auth.clone(), self.now());
+        let server = ServerPump::new(ServerSession::new(self.agents[i].auth.clone(), self.now()));
         let mut conn = Conn {
             client,
             server,
             up: VecDeque::new(),
             down: VecDeque::new(),
         };
-        while let Some(m) = conn.client.poll_transmit() {
-            conn.up.push_back(frame::encode(&m));
+        while let Some(f) = conn.client.poll_transmit() {
+            conn.up.push_back(f);
         }
         self.agents[i].conn = Some(conn);
         self.counts.sessions += 1;
@@ -497,8 +501,8 @@ impl World {
                 let a = &mut self.agents[i];
                 if let Some(conn) = a.conn.as_mut() {
                     if conn.client.fill(&a.store).is_ok() {
-                        while let Some(m) = conn.client.poll_transmit() {
-                            conn.up.push_back(frame::encode(&m));
+                        while let Some(f) = conn.client.poll_transmit() {
+                            conn.up.push_back(f);
                         }
                     }
                 }
@@ -533,8 +537,8 @@ impl World {
                                 seed: self.seed,
                                 what: e.to_string(),
                             })?;
-                            while let Some(m) = conn.client.poll_transmit() {
-                                conn.up.push_back(frame::encode(&m));
+                            while let Some(f) = conn.client.poll_transmit() {
+                                conn.up.push_back(f);
                             }
                             if conn.up.is_empty() {
                                 break;
@@ -570,59 +574,59 @@ impl World {
             .map_err(|e| self.fail(format!("agent {i} session failed at quiescence: {e}")))
     }
 
-    /// Hand one frame to the server's (`up`) or the agent's session of agent `i`'s connection,
-    /// and queue what that session answers.
+    /// Hand the bytes of one delivery to the server's (`up`) or the agent's pump of agent `i`'s
+    /// connection, as one read, and queue the frames that pump answers.
     fn handle_frame(&mut self, i: usize, up: bool, bytes: &[u8]) -> Result<(), String> {
-        let step = self.step;
         let server_now = self.now();
         let agent_now = self.agent_now(i);
-        let mut reader = FrameReader::new();
-        reader.push(bytes).map_err(|e| e.to_string())?;
+        if self.verbose {
+            self.trace_delivery(i, up, bytes);
+        }
         let a = &mut self.agents[i];
         let Some(conn) = a.conn.as_mut() else {
             return Ok(());
         };
         if up {
-            let mut msgs = Vec::new();
-            while let Some(msg) = reader.next_msg::<ClientMsg>().map_err(|e| e.to_string())? {
-                if self.verbose {
-                    eprintln!(
-                        "[{step:>5}]   agent {i} -> server: {}",
-                        describe_client(&msg)
-                    );
-                }
-                msgs.push(msg);
-            }
-            if msgs.is_empty() {
-                return Err("partial frame".into());
-            }
             conn.server
-                .handle_messages(server_now, msgs, &mut self.server)
+                .handle_read(server_now, bytes, &mut self.server)
                 .map_err(|e| e.to_string())?;
-            conn.server.fill(&self.server).map_err(|e| e.to_string())?;
-            while let Some(m) = conn.server.poll_transmit() {
-                conn.down.push_back(frame::encode(&m));
+            let down = &mut conn.down;
+            conn.server
+                .flush(&self.server, |f| down.push_back(f))
+                .map_err(|e| e.to_string())?;
+        } else {
+            conn.client
+                .handle_read(agent_now, bytes, &mut a.store)
+                .map_err(|e| e.to_string())?;
+            while let Some(f) = conn.client.poll_transmit() {
+                conn.up.push_back(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// Print the messages of one delivery (decoded apart: the pump decodes its own copy).
+    fn trace_delivery(&self, i: usize, up: bool, bytes: &[u8]) {
+        let step = self.step;
+        let mut reader = FrameReader::new();
+        if reader.push(bytes).is_err() {
+            return;
+        }
+        if up {
+            while let Ok(Some(msg)) = reader.next_msg::<ClientMsg>() {
+                eprintln!(
+                    "[{step:>5}]   agent {i} -> server: {}",
+                    describe_client(&msg)
+                );
             }
         } else {
-            let msg: ServerMsg = reader
-                .next_msg()
-                .map_err(|e| e.to_string())?
-                .ok_or("partial frame")?;
-            if self.verbose {
+            while let Ok(Some(msg)) = reader.next_msg::<ServerMsg>() {
                 eprintln!(
                     "[{step:>5}]   server -> agent {i}: {}",
                     describe_server(&msg)
                 );
             }
-            conn.client
-                .handle_message(agent_now, msg, &mut a.store)
-                .map_err(|e| e.to_string())?;
-            conn.client.fill(&a.store).map_err(|e| e.to_string())?;
-            while let Some(m) = conn.client.poll_transmit() {
-                conn.up.push_back(frame::encode(&m));
-            }
         }
-        Ok(())
     }
 
     /// The first record whose canonical form differs between agent `i` and the server.

@@ -137,6 +137,11 @@ pub const QUIC_IDLE_TIMEOUT_MS: u32 = 20_000;
 pub const QUIC_INITIAL_RTT_MS: u64 = 200;
 /// How long `sync` waits after its session for the connection to finish closing.
 pub const QUIC_CLOSE_WAIT_MS: u64 = 100;
+/// How long the server waits, after writing the Error frame that ends a session, for the
+/// agent to acknowledge it before closing the connection (a close discards unsent stream
+/// data), in milliseconds. Several round trips of a slow rural link; a peer that never
+/// acknowledges holds its admission permit no longer than this.
+pub const ERROR_FLUSH_WAIT_MS: u64 = 1_000;
 /// Keep-alive interval of an idle connection, in milliseconds.
 pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
 /// How long an agent waits for the QUIC handshake, in milliseconds.

@@ -2,12 +2,15 @@
 //! sessions of both ends.
 //!
 //! Nothing in this module does I/O, spawns, sleeps or reads a clock: callers feed it bytes or
-//! messages with `now`, and take messages to send. `tournee-net`'s pump drives it over one quinn
-//! stream. Its dependency list has no tokio, quinn or rusqlite, and a test keeps it so.
+//! messages with `now`, and take messages to send. `pump` is the one driver of a session from
+//! bytes; `tournee-net`'s pump moves those bytes over one quinn stream, and the simulation
+//! over its faulty in-memory links. Its dependency list has no tokio, quinn or rusqlite, and a
+//! test keeps it so.
 
 pub mod auth;
 pub mod bounded;
 pub mod frame;
+pub mod pump;
 pub mod session;
 pub mod wire;
 

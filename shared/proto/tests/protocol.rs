@@ -1,13 +1,17 @@
-//! The sans-IO sync sessions driven against each other in memory (through real frame encoding),
-//! on real SQLite stores: convergence, scope isolation, authorization, replays, limits.
+//! The sans-IO sync sessions driven against each other in memory (through real frame encoding,
+//! by the same pumps production and the simulation use), on real SQLite stores: convergence,
+//! scope isolation, authorization, replays, limits, the Hello deadline.
 
+use tournee_core::clock::{Clock, ManualClock};
 use tournee_core::export;
+use tournee_core::limits::HELLO_TIMEOUT_MS;
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::{self, FrameReader};
+use tournee_proto::pump::{ClientPump, ServerPump};
 use tournee_proto::session::{ClientSession, ServerSession, SessionStats};
-use tournee_proto::wire::{pack, ClientMsg, ErrorCode, RejectReason, ServerMsg};
+use tournee_proto::wire::{pack, ClientMsg, ErrorCode, RejectReason, ServerMsg, PROTOCOL_VERSION};
 use tournee_proto::ProtocolError;
 use tournee_store::SqliteStore;
 use uuid::Uuid;
@@ -63,19 +67,22 @@ fn sync_at(
     agent_now: u64,
     server_now: u64,
 ) -> Result<(SessionStats, SessionStats), ProtocolError> {
-    let mut client = ClientSession::new(agent)?;
-    let mut srv = ServerSession::new(auth(agent), server_now);
+    let mut client = ClientPump::new(agent)?;
+    let mut srv = ServerPump::new(ServerSession::new(auth(agent), server_now));
     for _ in 0..10_000 {
-        while let Some(m) = client.poll_transmit() {
-            srv.handle_message(server_now, through_wire(&m), server)?;
+        // Each side's whole flight arrives as one read.
+        let up = client.next_flight(agent)?;
+        if !up.is_empty() {
+            srv.handle_read(server_now, &up, server)?;
         }
-        srv.fill(server)?;
-        while let Some(m) = srv.poll_transmit() {
-            client.handle_message(agent_now, through_wire(&m), agent)?;
+        let mut down = Vec::new();
+        srv.flush(server, |f| down.extend_from_slice(&f))?;
+        if !down.is_empty() {
+            client.handle_read(agent_now, &down, agent)?;
         }
-        client.fill(agent)?;
-        if client.is_synced() && !client.has_pending_transmit() {
-            return Ok((client.stats(), srv.stats()));
+        if client.ready_to_finish(agent)? {
+            srv.handle_end()?;
+            return Ok((client.session().stats(), srv.stats()));
         }
     }
     panic!("session did not converge");
@@ -557,16 +564,17 @@ fn a_changelog_batch_out_of_order_is_refused_without_moving_the_cursor() {
 
 /// The agent's whole first flight (Hello and every batch it queues before waiting).
 fn first_flight(agent: &SqliteStore) -> Vec<ClientMsg> {
-    let mut client = ClientSession::new(agent).expect("client");
+    let mut client = ClientPump::new(agent).expect("client");
+    let mut reader = FrameReader::new();
     let mut flight = Vec::new();
     loop {
-        client.fill(agent).expect("fill");
-        let before = flight.len();
-        while let Some(m) = client.poll_transmit() {
-            flight.push(through_wire(&m));
-        }
-        if flight.len() == before {
+        let bytes = client.next_flight(agent).expect("fill");
+        if bytes.is_empty() {
             return flight;
+        }
+        reader.push(&bytes).expect("frames");
+        while let Some(m) = reader.next_msg().expect("decode") {
+            flight.push(m);
         }
     }
 }
@@ -744,4 +752,90 @@ fn changelog_reads_cut_anywhere_equal_a_change_by_change_log() {
             assert_eq!(got, want_from, "limit {limit}, exclude {exclude}");
         }
     }
+}
+
+#[test]
+fn the_server_pump_ends_a_session_without_hello_at_the_session_s_deadline() {
+    let mut srv = server();
+    let a = agent(1, UNIT, "80");
+    let clock = ManualClock::new(NOW);
+    let mut pump = ServerPump::new(ServerSession::new(auth(&a), clock.now_ms()));
+    let deadline = pump.poll_timeout().expect("a Hello deadline");
+    assert_eq!(deadline, NOW + HELLO_TIMEOUT_MS);
+    // Part of a Hello is not a Hello: the deadline stands.
+    let hello = frame::encode(&ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        cursor: 0,
+        acked: 0,
+    });
+    clock.set(deadline - 1);
+    pump.handle_read(clock.now_ms(), &hello[..3], &mut srv)
+        .expect("a partial frame waits");
+    pump.handle_timeout(clock.now_ms())
+        .expect("not due one millisecond early");
+    assert_eq!(pump.poll_timeout(), Some(deadline));
+    clock.advance(1);
+    let err = pump
+        .handle_timeout(clock.now_ms())
+        .expect_err("no Hello in time");
+    assert!(matches!(err, ProtocolError::Timeout("Hello")), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::Unexpected);
+    // The agent is told why before the connection closes.
+    let mut r = FrameReader::new();
+    r.push(&pump.error_frame(&err)).expect("frame");
+    match r.next_msg::<ServerMsg>().expect("decode") {
+        Some(ServerMsg::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::Unexpected);
+            assert!(message.contains("Hello"), "{message}");
+        }
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    // A session that said Hello in time has no deadline left.
+    let mut pump = ServerPump::new(ServerSession::new(auth(&a), NOW));
+    pump.handle_read(NOW + 1, &hello, &mut srv).expect("hello");
+    assert_eq!(pump.poll_timeout(), None);
+    pump.handle_timeout(NOW + 10 * HELLO_TIMEOUT_MS)
+        .expect("nothing to time out once active");
+}
+
+#[test]
+fn the_server_pump_hands_one_read_to_the_session_as_flights_not_message_by_message() {
+    let mut a = agent(1, UNIT, "80");
+    for k in 0..2_000 {
+        appointment(&mut a, NOW + k, &format!("#{k}"));
+    }
+    let flight = first_flight(&a);
+    let batches = flight
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::Changes { .. }))
+        .count();
+    assert!(
+        batches > tournee_core::limits::SESSION_FLIGHT_BATCHES_MAX,
+        "{batches}"
+    );
+    let bytes: Vec<u8> = flight.iter().flat_map(frame::encode).collect();
+    let mut srv = server();
+    let mut pump = ServerPump::new(ServerSession::new(auth(&a), NOW));
+    pump.handle_read(NOW, &bytes, &mut srv).expect("one read");
+    let mut down = Vec::new();
+    pump.flush(&srv, |f| down.push(f)).expect("flush");
+    let acks: Vec<u64> = down
+        .iter()
+        .filter_map(|f| match through_wire_bytes(f) {
+            ServerMsg::Ack { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    // One Ack per flight (message by message would give one per batch).
+    let per_flight = tournee_core::limits::SESSION_FLIGHT_BATCHES_MAX;
+    assert_eq!(acks.len(), batches.div_ceil(per_flight), "{acks:?}");
+    assert_eq!(acks.last().copied(), Some(12_000));
+    assert_eq!(srv.device_acked(1).expect("acked"), 12_000);
+    assert!(!pump.wants_fill(), "flushed until nothing was pending");
+}
+
+fn through_wire_bytes(f: &[u8]) -> ServerMsg {
+    let mut r = FrameReader::new();
+    r.push(f).expect("frame");
+    r.next_msg().expect("decode").expect("whole frame")
 }

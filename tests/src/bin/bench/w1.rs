@@ -19,12 +19,14 @@
 //! - the net delta floor: for every record the laptop changed during the week, the final
 //!   values of the fields it changed, as compact JSON, deflated (default level);
 //! - round trips after the handshake, from the session's message flow: a sans-IO replay of the
-//!   same session (`ClientSession` on a copy of the laptop's store, `ServerSession` on a copy
-//!   of the server's) following the agent's sending rules (`tournee_agent::sync::session`);
-//! - server CPU per session: the server side of that replay (frame decoding, `handle_message`,
-//!   `fill`, frame encoding) on a file store with `synchronous=FULL`, as thread CPU time, after
-//!   a warm-up session of another device on the same connection; p50 of several runs. The real
-//!   session's store-thread CPU is reported beside it.
+//!   same session through the production pumps (`ClientPump` on a copy of the laptop's store,
+//!   `ServerPump` on a copy of the server's) following the agent's sending rules
+//!   (`tournee_net::pump::drive_client`);
+//! - server CPU per session: the server side of that replay (`ServerPump::handle_read`: frame
+//!   decoding and `handle_messages`; `ServerPump::flush`: `fill` and frame encoding) on a file
+//!   store with `synchronous=FULL`, as thread CPU time, after a warm-up session of another
+//!   device on the same connection; p50 of several runs. The real session's store-thread CPU
+//!   is reported beside it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -50,7 +52,8 @@ use tournee_core::time::{paris_date, paris_midnight};
 use tournee_net::bundle::Bundle;
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::{self, FrameReader};
-use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::pump::{ClientPump, ServerPump};
+use tournee_proto::session::ServerSession;
 use tournee_proto::wire::{pack, ClientMsg, ServerMsg, PROTOCOL_VERSION};
 use tournee_report::queries::Queries;
 use tournee_server::admin;
@@ -956,19 +959,19 @@ struct Session {
 /// The server-side cost of one replayed session.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ServerCost {
-    /// Thread CPU: decoding frames.
-    pub(crate) decode: Duration,
-    /// Thread CPU: `handle_messages` and `fill` (authorization, merge, SQLite, commit).
-    pub(crate) session: Duration,
-    /// Thread CPU: encoding (and deflating) frames.
-    pub(crate) encode: Duration,
+    /// Thread CPU of `ServerPump::handle_read`: decoding frames, `handle_messages`
+    /// (authorization, merge, SQLite, commit).
+    pub(crate) read: Duration,
+    /// Thread CPU of `ServerPump::flush`: `fill` (changelog reads) and encoding (and deflating)
+    /// frames.
+    pub(crate) flush: Duration,
     /// Wall time of the same work (includes waiting for `fsync`).
     pub(crate) wall: Duration,
 }
 
 impl ServerCost {
     pub(crate) fn cpu(&self) -> Duration {
-        self.decode + self.session + self.encode
+        self.read + self.flush
     }
 }
 
@@ -990,18 +993,18 @@ pub(crate) struct Flow {
     pub(crate) rejected: usize,
 }
 
-/// Replay one laptop's reconnection sans-IO: a `ClientSession` on `laptop_db`, a
-/// `ServerSession` on `server_db` (both modified), exchanging the real frames in lockstep.
+/// Replay one laptop's reconnection sans-IO: a `ClientPump` on `laptop_db`, a `ServerPump` on
+/// `server_db` (both modified), exchanging the real frames in lockstep.
 ///
-/// The client sends as `tournee_agent::sync::session` does: what `ClientSession::new` queued
-/// (Hello and the first batches), refilling from the outbox whenever its queue has been
-/// written, then after each batch of server messages whatever `fill` queues; when it is synced
-/// with nothing queued it refills or finishes. Each flight of client messages that has to wait
-/// for the server's answer costs one round trip.
+/// The client sends as `tournee_net::pump::drive_client` does: what the session queued (Hello
+/// and the first batches), refilling from the outbox whenever its queue has been written, then
+/// after each read of server frames whatever `fill` queues; when it is synced with nothing
+/// queued it refills or finishes. Each flight of client frames that has to wait for the
+/// server's answer costs one round trip, and reaches the server as one read.
 ///
-/// The server's side is timed: frames decoded, `handle_messages` for the flight (one store
-/// transaction for its batches, as `serve` does when one read completes them), then `poll_transmit`
-/// and `fill` until nothing is left (as `tournee_server::serve` flushes), frames encoded.
+/// The server's side is timed: `handle_read` for the flight (frames decoded, one store
+/// transaction per flight of batches, as `serve` does when one read completes them), then
+/// `flush` (`fill` until nothing is left, frames encoded), the pump `serve` runs.
 pub(crate) fn replay(
     server_db: &Path,
     laptop_db: &Path,
@@ -1015,10 +1018,8 @@ pub(crate) fn replay(
         warm_up(&mut server, now)?;
     }
     let mut flow = Flow::default();
-    let mut client = ClientSession::new(&laptop)?;
-    let mut session = ServerSession::new(device.clone(), now);
-    let mut server_in = FrameReader::new();
-    let mut client_in = FrameReader::new();
+    let mut client = ClientPump::new(&laptop)?;
+    let mut pump = ServerPump::new(ServerSession::new(device.clone(), now));
     let mut finished = false;
     for _ in 0..1_000 {
         // The client's flight.
@@ -1026,15 +1027,12 @@ pub(crate) fn replay(
         let mut sent = 0;
         loop {
             // The agent refills its queue whenever what it queued has been written.
-            client.fill(&laptop)?;
             let mut drained = 0;
-            while let Some(m) = client.poll_transmit() {
-                if let ClientMsg::Changes { batch, .. } = &m {
-                    flow.changes_up += batch.len();
-                }
-                let f = frame::encode(&m);
-                if matches!(m, ClientMsg::Hello { .. }) {
-                    flow.metadata_bytes += f.len() as u64;
+            client.fill(&laptop)?;
+            while let Some(f) = client.poll_transmit() {
+                match decode_one::<ClientMsg>(&f)? {
+                    ClientMsg::Changes { batch, .. } => flow.changes_up += batch.len(),
+                    ClientMsg::Hello { .. } => flow.metadata_bytes += f.len() as u64,
                 }
                 up.extend_from_slice(&f);
                 drained += 1;
@@ -1043,13 +1041,10 @@ pub(crate) fn replay(
             if drained > 0 {
                 continue;
             }
-            if !finished && client.is_synced() {
-                if laptop.outbox_after(client.acked(), 1)?.is_empty() {
-                    finished = true;
-                } else {
-                    client.fill(&laptop)?;
-                    continue;
-                }
+            if !finished && client.ready_to_finish(&laptop)? {
+                finished = true;
+            } else if client.has_pending_transmit() {
+                continue;
             }
             break;
         }
@@ -1066,36 +1061,21 @@ pub(crate) fn replay(
         // The server's turn, timed.
         let wall = Instant::now();
         let c0 = thread_cpu()?;
-        server_in.push(&up)?;
-        let mut msgs = Vec::new();
-        while let Some(m) = server_in.next_msg::<ClientMsg>()? {
-            msgs.push(m);
-        }
+        pump.handle_read(now, &up, &mut server)?;
         let c1 = thread_cpu()?;
-        session.handle_messages(now, msgs, &mut server)?;
-        let mut answers = Vec::new();
-        loop {
-            while let Some(m) = session.poll_transmit() {
-                answers.push(m);
-            }
-            session.fill(&server)?;
-            if !session.has_pending_transmit() {
-                break;
-            }
-        }
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        pump.flush(&server, |f| frames.push(f))?;
         let c2 = thread_cpu()?;
-        let frames: Vec<Vec<u8>> = answers.iter().map(frame::encode).collect();
-        let c3 = thread_cpu()?;
         flow.cost.wall += wall.elapsed();
-        flow.cost.decode += c1.saturating_sub(c0);
-        flow.cost.session += c2.saturating_sub(c1);
-        flow.cost.encode += c3.saturating_sub(c2);
+        flow.cost.read += c1.saturating_sub(c0);
+        flow.cost.flush += c2.saturating_sub(c1);
 
-        // The client takes the answers.
-        for (m, f) in answers.iter().zip(&frames) {
+        // The client takes the answers, as one read.
+        let mut down = Vec::new();
+        for f in &frames {
             flow.bytes_down += f.len() as u64;
             flow.messages_down += 1;
-            match m {
+            match decode_one::<ServerMsg>(f)? {
                 ServerMsg::Changes { batch, .. } => flow.changes_down += batch.len(),
                 ServerMsg::Ack { rejected, .. } => {
                     flow.rejected += rejected.len();
@@ -1103,14 +1083,20 @@ pub(crate) fn replay(
                 }
                 _ => flow.metadata_bytes += f.len() as u64,
             }
-            client_in.push(f)?;
+            down.extend_from_slice(f);
         }
-        while let Some(m) = client_in.next_msg::<ServerMsg>()? {
-            client.handle_message(now, m, &mut laptop)?;
+        if !down.is_empty() {
+            client.handle_read(now, &down, &mut laptop)?;
         }
-        client.fill(&laptop)?;
     }
     bail!("replay did not finish in 1000 flights")
+}
+
+/// The message in one whole frame, for the replay's accounting (not part of the timed work).
+fn decode_one<T: serde::de::DeserializeOwned>(f: &[u8]) -> Result<T> {
+    let mut r = FrameReader::new();
+    r.push(f)?;
+    r.next_msg()?.context("a whole frame")
 }
 
 /// A short session of another device of the unit on the same connection (Hello and a batch
@@ -1137,29 +1123,21 @@ fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
         unit: UNIT.into(),
         territory: TERRITORY.into(),
     };
-    let mut s = ServerSession::new(device, now);
+    let mut pump = ServerPump::new(ServerSession::new(device, now));
     let head = server.changelog_head()?;
-    let mut msgs = vec![ClientMsg::Hello {
+    let mut bytes = frame::encode(&ClientMsg::Hello {
         version: PROTOCOL_VERSION,
         cursor: head,
         acked: 0,
-    }];
-    msgs.extend(pack(&changes).into_iter().map(|batch| ClientMsg::Changes {
-        first_seq: 1,
-        batch,
-    }));
-    for m in msgs {
-        s.handle_message(now, m, server)?;
+    });
+    for batch in pack(&changes) {
+        bytes.extend(frame::encode(&ClientMsg::Changes {
+            first_seq: 1,
+            batch,
+        }));
     }
-    loop {
-        while let Some(m) = s.poll_transmit() {
-            frame::encode(&m);
-        }
-        s.fill(server)?;
-        if !s.has_pending_transmit() {
-            break;
-        }
-    }
+    pump.handle_read(now, &bytes, server)?;
+    pump.flush(server, drop)?;
     Ok(())
 }
 
@@ -1288,12 +1266,11 @@ fn push_rows(
     report.push(
         json!({
             "bench": format!("w1.{name}.server_cpu"),
-            "what": "server thread CPU of one session replayed sans-IO on a synchronous=FULL file store after a warm-up session: frame decode + handle_messages + fill + frame encode (no QUIC/TLS), p50",
+            "what": "server thread CPU of one session replayed sans-IO on a synchronous=FULL file store after a warm-up session: the pump's handle_read (frame decode + handle_messages) + flush (fill + frame encode) (no QUIC/TLS), p50",
             "cpu_ms_p50": ms(p50),
             "cpu_ms_max": ms(cpu.last().copied().unwrap_or_default()),
-            "decode_ms_p50": med(|c| c.decode),
-            "session_ms_p50": med(|c| c.session),
-            "encode_ms_p50": med(|c| c.encode),
+            "read_ms_p50": med(|c| c.read),
+            "flush_ms_p50": med(|c| c.flush),
             "wall_ms_p50": ms(percentile(&wall, 50.0)),
             "cold_cpu_ms": ms(cold.cost.cpu()),
             "cold_wall_ms": ms(cold.cost.wall),
