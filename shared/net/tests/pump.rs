@@ -150,7 +150,9 @@ async fn a_session_without_hello_ends_at_the_session_s_deadline_by_the_injected_
         "{:?}",
         served.result
     );
-    assert_eq!(served.bytes_in, 2);
+    // The deadline is due from the start, so whether the two bytes were read before it fired is
+    // up to the scheduler (a loaded machine showed both orders); never more than was sent.
+    assert!(served.bytes_in <= 2, "read {} bytes", served.bytes_in);
     // The agent was told why, in an Error frame, before the stream finished.
     let bytes = tokio::time::timeout(STEP, agent_recv.read_to_end(64 * 1024))
         .await
