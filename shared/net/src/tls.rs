@@ -470,6 +470,52 @@ mod tests {
         }
     }
 
+    /// A certificate from rcgen with a known key and subject, as the CA issues them.
+    fn rcgen_cert(cn: &str) -> (rcgen::KeyPair, rcgen::Certificate) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["laptop.example".to_owned()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).expect("self-signed");
+        (key, cert)
+    }
+
+    #[test]
+    fn parses_the_key_subject_and_name_of_an_rcgen_certificate() {
+        let (key, cert) = rcgen_cert("laptop-anna");
+        let der: &[u8] = cert.der();
+        // The SubjectPublicKeyInfo is the key's own DER, so the id follows the key.
+        assert_eq!(
+            spki_der(der).expect("spki"),
+            key.public_key_der().as_slice()
+        );
+        assert_eq!(
+            fingerprint(der).expect("fingerprint"),
+            hex::encode(Sha256::digest(key.public_key_der()))
+        );
+        // Name ::= SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, UTF8String "laptop-anna" } } }
+        let mut subject = vec![0x30, 22, 0x31, 20, 0x30, 18, 0x06, 0x03, 0x55, 0x04, 0x03];
+        subject.extend([0x0c, 11]);
+        subject.extend(b"laptop-anna");
+        assert_eq!(subject_der(der).expect("subject"), subject.as_slice());
+        assert_eq!(
+            common_name(der).expect("cn").as_deref(),
+            Some("laptop-anna")
+        );
+
+        let mut params = rcgen::CertificateParams::new(vec![]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let nameless = params.self_signed(&key).expect("self-signed");
+        assert_eq!(common_name(nameless.der()).expect("cn"), None);
+
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        assert!(fingerprint(&trailing).is_err(), "trailing bytes refused");
+    }
+
     #[test]
     fn revocation_list_is_shared_and_normalised() {
         let list = RevocationList::new();
