@@ -2,7 +2,8 @@
 //! device certificates (fresh ECDSA P-256 keys), and reports each device's fingerprint.
 //!
 //! This module neither reads the clock (the caller passes `not_before`) nor touches files
-//! (callers store the PEM texts, keys with mode 0600). It keeps no record of what it issued and
+//! (callers store the PEM texts, keys through `tournee_cli::write_private`: mode 0600, replaced
+//! atomically). It keeps no record of what it issued and
 //! does not revoke: the device registry and `tournee_net::tls::RevocationList` do that.
 
 use std::fmt;
