@@ -4,8 +4,8 @@
 //!
 //! It wraps `rand`'s ChaCha8 (a reproducible stream for a given seed, documented as portable
 //! across platforms) and takes its ranges from `rand`'s unbiased uniform sampling, so
-//! `below(n)` has no modulo bias. The stream for a seed changes only when the `rand` version in
-//! `Cargo.lock` does.
+//! `below(n)` has no modulo bias (the workspace enables `rand`'s `unbiased` feature). A seed's
+//! stream can change when `rand` or `chacha20` are upgraded; `Cargo.lock` pins both.
 //!
 //! Not for anything secret, even though ChaCha is a cipher: the seed is a `u64` chosen to be
 //! replayed. Keys come from rustls/rcgen, record ids from UUIDv7 with the OS generator.
