@@ -322,6 +322,23 @@ mod tests {
     }
 
     #[test]
+    fn the_old_file_is_never_truncated_in_place() {
+        // Writing in place (truncate, then write) is what could leave half a key after a
+        // crash. Replacing by rename leaves the old file's contents untouched to the end: a
+        // reader that opened it before still reads it whole.
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.key");
+        write_private(&path, b"old key, complete").expect("first write");
+        let mut reader = std::fs::File::open(&path).expect("open the old file");
+        write_private(&path, b"new").expect("second write");
+        let mut old = String::new();
+        reader.read_to_string(&mut old).expect("read");
+        assert_eq!(old, "old key, complete");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+    }
+
+    #[test]
     fn a_failed_write_names_the_file_and_keeps_the_os_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("missing").join("ca.key");
