@@ -5,24 +5,44 @@
 //! ±1 h and ±7 days and clock jumps — interleaved with user actions on shared records.
 //! At quiescence a checker states the oracles: no loss, convergence, isolation, integrity.
 //!
+//! The workload covers every record kind through the domain's own actions: laptops record
+//! appointments (with citizens), mark passages (held, cancelled, actual times), record requests
+//! at appointments or marked passages and edit citizens and requests; the scheduler lays out
+//! stops and rounds, edits rounds (the server's `scheduling` code regenerates their passages,
+//! tombstoning dropped ones) and stops, and plans home visits. Rules per kind: a passage a
+//! laptop marked stays live and marked everywhere whatever the scheduler tombstoned; a request
+//! has one live parent in its scope; an appointment's citizen and passage, a passage's round and
+//! stop exist where it is; every stop of a territory reaches its laptops and no other.
+//! Ids come from the seed, not the OS, so a run replays bit for bit. Not covered: round deletion,
+//! the daily horizon extension, conflicts resolution.
+//!
 //! The network is simulated at the session level: frames are real encoded bytes in per-
 //! connection queues; QUIC itself is not in the loop (its own loss recovery is tested through
 //! the UDP relay). Everything random comes from the seed, so a failing seed replays bit for bit.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use chrono::{NaiveDate, NaiveTime, Weekday};
+use tournee_core::actions::{self, NewAppointment, NewRequest, PassageUpdate};
 use tournee_core::export;
-use tournee_core::model::{Field, Kind, Scope, Value};
-use tournee_core::record::Change;
+use tournee_core::model::{
+    CancelCause, Field, Kind, Level, Location, Outcome as RequestOutcome, PassageStatus, Scope,
+    Value,
+};
+use tournee_core::record::{Change, Record};
 use tournee_core::rng::SplitMix64;
-use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
+use tournee_core::schedule::{encode_stops, RoundStop};
+use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store, StoreError};
+use tournee_core::time::paris_date;
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::{self, FrameReader};
 use tournee_proto::session::{ClientSession, ServerSession};
 use tournee_proto::wire::{ClientMsg, ServerMsg};
 use tournee_report::queries::Queries;
+use tournee_server::registry::Unit;
+use tournee_server::scheduling;
 use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
@@ -38,6 +58,29 @@ const QUIESCENCE_ROUNDS: usize = 4;
 const SESSION_STEPS_MAX: usize = 10_000;
 /// Most queued frames one delivery hands to the server together (a flight read at once).
 const SIM_FLIGHT_FRAMES_MAX: usize = 4;
+/// Weeks of passages the simulated scheduler keeps materialised ahead of today: two, so a
+/// round has two to four passages and a seed stays quick.
+const SIM_HORIZON_WEEKS: u32 = 2;
+/// Most rounds one unit has in the simulation.
+const SIM_ROUNDS_PER_UNIT_MAX: usize = 2;
+/// Stops per round in the simulation.
+const SIM_ROUND_STOPS: usize = 2;
+/// The weekdays rounds visit.
+const WEEKDAYS: [Weekday; 6] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+];
+/// How requests end.
+const OUTCOMES: [RequestOutcome; 4] = [
+    RequestOutcome::Resolved,
+    RequestOutcome::Referred,
+    RequestOutcome::Waiting,
+    RequestOutcome::Unresolved,
+];
 
 /// Counts of what the nemesis and the users did in one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +115,26 @@ pub struct Counts {
     pub session_errors: u64,
     /// Changes the server refused (clock ahead before the first sync, …).
     pub rejected: u64,
+    /// Passage marks (held, cancelled, actual times) committed on laptops.
+    pub passages_marked: u64,
+    /// Requests recorded.
+    pub requests: u64,
+    /// Citizens recorded (with an appointment, by a laptop or the scheduler).
+    pub citizens: u64,
+    /// Stops the scheduler created.
+    pub stops: u64,
+    /// Round edits the scheduler made (each regenerating the round's passages).
+    pub round_edits: u64,
+    /// Unmarked passages those edits tombstoned.
+    pub passages_removed: u64,
+    /// Scheduler edits the server's validation refused.
+    pub scheduler_refused: u64,
+    /// Marked passages carrying a tombstone at the end, kept live by the marked-passage guard.
+    pub marks_over_tombstone: u64,
+    /// Dangling references (a request without its parent, an edit without its record) left by
+    /// changes the server took after refusing the change they build on; excused unless
+    /// `strict_refusals`.
+    pub orphans_after_refusal: u64,
 }
 
 impl Counts {
@@ -92,6 +155,15 @@ impl Counts {
         f(&mut self.clock_faults, o.clock_faults);
         f(&mut self.session_errors, o.session_errors);
         f(&mut self.rejected, o.rejected);
+        f(&mut self.passages_marked, o.passages_marked);
+        f(&mut self.requests, o.requests);
+        f(&mut self.citizens, o.citizens);
+        f(&mut self.stops, o.stops);
+        f(&mut self.round_edits, o.round_edits);
+        f(&mut self.passages_removed, o.passages_removed);
+        f(&mut self.scheduler_refused, o.scheduler_refused);
+        f(&mut self.marks_over_tombstone, o.marks_over_tombstone);
+        f(&mut self.orphans_after_refusal, o.orphans_after_refusal);
     }
 
     /// Sum of several runs.
@@ -149,8 +221,28 @@ struct Agent {
     /// Steps during which frames from the agent (`.0`) or to it (`.1`) are lost.
     partition: (u64, u64),
     conn: Option<Conn>,
-    /// Records of its unit it knows about (created or received), for edits.
+    /// Appointments of its unit it knows about (created or received), for edits.
     known: Vec<Uuid>,
+    /// Live passages of its unit it received, to mark.
+    passages: Vec<Uuid>,
+    /// Citizens of its unit it knows about.
+    citizens: Vec<Uuid>,
+    /// Requests of its unit it knows about.
+    requests: Vec<Uuid>,
+}
+
+impl Agent {
+    /// Remember the records one of its actions created, for later edits.
+    fn learn(&mut self, action: &LocalAction) {
+        for e in action.edits.iter().filter(|e| e.create) {
+            match e.kind {
+                Kind::Appointment => self.known.push(e.id),
+                Kind::Citizen => self.citizens.push(e.id),
+                Kind::Request => self.requests.push(e.id),
+                _ => {}
+            }
+        }
+    }
 }
 
 struct World {
@@ -160,10 +252,14 @@ struct World {
     server_path: PathBuf,
     server: SqliteStore,
     agents: Vec<Agent>,
+    /// The units the agents belong to, as the scheduler sees them (the Somme's first).
+    units: Vec<Unit>,
     counts: Counts,
     /// Every change committed on an agent: (agent index, change).
     ledger: Vec<(usize, Change)>,
     verbose: bool,
+    /// Fail on dangling references even where a refused change explains them.
+    strict_refusals: bool,
 }
 
 fn open(path: &Path) -> Result<SqliteStore, String> {
@@ -198,64 +294,35 @@ impl World {
 
     fn user_action(&mut self, i: usize) -> Result<(), Failure> {
         let now = self.agent_now(i);
-        let unit = self.agents[i].auth.unit.clone();
-        let scope = Scope::Unit(unit);
-        let pick = self.rng.below(10);
-        let known = self.agents[i].known.clone();
-        let action = if pick < 4 || known.is_empty() {
-            let id = self.rng.uuid();
-            let start = i64::try_from(now / 1000).unwrap_or(0)
-                + 3600 * (1 + i64::try_from(self.rng.below(200)).unwrap_or(0));
-            self.agents[i].known.push(id);
-            LocalAction {
-                edits: vec![RecordEdit {
-                    id,
-                    kind: Kind::Appointment,
-                    scope,
-                    create: true,
-                    sets: vec![
-                        (Field::Location, Value::Text("arret".into())),
-                        (Field::Commune, Value::Text("80021".into())),
-                        (Field::Start, Value::Int(start)),
-                        (Field::Duration, Value::Int(30)),
-                        (Field::Status, Value::Text("unknown".into())),
-                    ],
-                }],
-            }
-        } else {
-            let id = known[usize::try_from(self.rng.below(known.len() as u64)).unwrap_or(0)];
-            let Ok(Some(record)) = self.agents[i].store.record(id) else {
-                return Ok(());
-            };
-            if record.kind != Kind::Appointment {
+        let pick = self.rng.below(20);
+        // Each kind of edit needs a record the laptop knows; without one it records a new
+        // appointment instead.
+        let built = match pick {
+            0..=5 => Ok(None),
+            6..=9 => self.edit_appointment(i, now, pick),
+            10..=13 => self.mark_passage(i),
+            14..=16 => self.new_request(i, now),
+            17 => self.edit_request(i),
+            _ => self.edit_citizen(i),
+        };
+        let built = match built {
+            Ok(Some(action)) => Ok(action),
+            Ok(None) => self.new_appointment(i, now),
+            Err(e) => Err(e),
+        };
+        let action = match built {
+            Ok(action) => action,
+            Err(e) if is_refusal(&e) => {
+                self.counts.refused += 1;
                 return Ok(());
             }
-            let (field, value) = match pick {
-                4 | 5 => (
-                    Field::Start,
-                    Value::Int(
-                        i64::try_from(now / 1000).unwrap_or(0)
-                            + 3600 * i64::try_from(self.rng.below(300)).unwrap_or(0),
-                    ),
-                ),
-                6 | 7 => (
-                    Field::Note,
-                    Value::Text(format!(
-                        "note {} by {}",
-                        self.step, self.agents[i].auth.actor
-                    )),
-                ),
-                _ => {
-                    let statuses = ["unknown", "seen", "noshow", "excused"];
-                    let s = statuses[usize::try_from(self.rng.below(4)).unwrap_or(0)];
-                    (Field::Status, Value::Text(s.into()))
-                }
-            };
-            tournee_core::actions::set_fields(&record, vec![(field, value)])
+            Err(e) => return Err(self.fail(format!("agent {i} action: {e}"))),
         };
         match self.agents[i].store.write_local(now, &action) {
             Ok(changes) => {
                 self.counts.actions += 1;
+                self.count_action(&action);
+                self.agents[i].learn(&action);
                 let last = self.agents[i]
                     .store
                     .stats()
@@ -266,7 +333,7 @@ impl World {
                     changes.len(),
                     changes
                         .iter()
-                        .map(|c| c.record.to_string()[..8].to_owned())
+                        .map(|c| format!("{} {}", c.kind, &c.record.to_string()[..8]))
                         .collect::<std::collections::BTreeSet<_>>()
                 ));
                 for c in changes {
@@ -274,7 +341,7 @@ impl World {
                 }
                 Ok(())
             }
-            Err(tournee_core::store::StoreError::Model(_)) => {
+            Err(e) if is_refusal(&e) => {
                 self.counts.refused += 1;
                 Ok(())
             }
@@ -282,48 +349,501 @@ impl World {
         }
     }
 
+    /// Tally what a committed action created or marked.
+    fn count_action(&mut self, action: &LocalAction) {
+        for e in &action.edits {
+            match (e.kind, e.create) {
+                (Kind::Citizen, true) => self.counts.citizens += 1,
+                (Kind::Request, true) => self.counts.requests += 1,
+                (Kind::Stop, true) => self.counts.stops += 1,
+                (Kind::Passage, false) => self.counts.passages_marked += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Give the records an action creates ids drawn from the seed, and point the action's
+    /// references at them: the domain actions draw UUIDv7s from the OS, which would not replay.
+    fn seeded_ids(&mut self, mut action: LocalAction) -> LocalAction {
+        let mut renamed = Vec::new();
+        for e in action.edits.iter_mut().filter(|e| e.create) {
+            let id = self.rng.uuid();
+            renamed.push((e.id, id));
+            e.id = id;
+        }
+        for e in &mut action.edits {
+            for (_, v) in &mut e.sets {
+                if let Value::Id(x) = v {
+                    if let Some((_, new)) = renamed.iter().find(|(old, _)| old == x) {
+                        *x = *new;
+                    }
+                }
+            }
+        }
+        action
+    }
+
+    /// A laptop records an appointment (`appointment add`): at a stop, at home or by phone, in
+    /// its territory, for a named citizen half of the time, at one of its passages sometimes.
+    fn new_appointment(&mut self, i: usize, now: u64) -> Result<LocalAction, StoreError> {
+        let a = &self.agents[i];
+        let communes = territory_communes(&a.auth.territory);
+        let commune = communes[self.below(communes.len())];
+        let location = [Location::Stop, Location::Home, Location::Phone][self.below(3)];
+        let start = i64::try_from(now / 1000).unwrap_or(0)
+            + 3600 * (1 + i64::try_from(self.rng.below(200)).unwrap_or(0));
+        let citizen = self
+            .rng
+            .chance_per_mille(500)
+            .then(|| format!("Citoyen {} de {}", self.step, self.agents[i].auth.actor));
+        let n = self.agents[i].passages.len();
+        let passage = if n > 0 && self.rng.chance_per_mille(250) {
+            let k = self.below(n);
+            Some(self.agents[i].passages[k])
+        } else {
+            None
+        };
+        let new = NewAppointment {
+            start,
+            duration: 30,
+            location,
+            commune: commune.into(),
+            citizen,
+            passage,
+            note: None,
+        };
+        let unit = self.agents[i].auth.unit.clone();
+        let (_, action) = actions::add_appointment(&self.agents[i].store, now, &unit, &new)?;
+        Ok(self.seeded_ids(action))
+    }
+
+    /// A laptop moves an appointment, writes a note or records its outcome.
+    fn edit_appointment(
+        &mut self,
+        i: usize,
+        now: u64,
+        pick: u64,
+    ) -> Result<Option<LocalAction>, StoreError> {
+        let Some(record) = self.known_record(i, |a| &a.known, Kind::Appointment)? else {
+            return Ok(None);
+        };
+        let (field, value) = match pick {
+            6 => (
+                Field::Start,
+                Value::Int(
+                    i64::try_from(now / 1000).unwrap_or(0)
+                        + 3600 * i64::try_from(self.rng.below(300)).unwrap_or(0),
+                ),
+            ),
+            7 => (
+                Field::Note,
+                Value::Text(format!(
+                    "note {} by {}",
+                    self.step, self.agents[i].auth.actor
+                )),
+            ),
+            _ => {
+                let statuses = ["unknown", "seen", "noshow", "excused"];
+                let s = statuses[self.below(statuses.len())];
+                (Field::Status, Value::Text(s.into()))
+            }
+        };
+        Ok(Some(actions::set_fields(&record, vec![(field, value)])))
+    }
+
+    /// A laptop marks one of its unit's passages (`passage set`): held with its actual times,
+    /// cancelled with a cause, or actual times alone. Never back to planned.
+    fn mark_passage(&mut self, i: usize) -> Result<Option<LocalAction>, StoreError> {
+        let Some(p) = self.known_record(i, |a| &a.passages, Kind::Passage)? else {
+            return Ok(None);
+        };
+        let planned = p.int(Field::PlannedStart).unwrap_or(0);
+        let planned_end = p.int(Field::PlannedEnd).unwrap_or(planned + 3600);
+        let late = 60 * i64::try_from(self.rng.below(30)).unwrap_or(0);
+        let update = match self.rng.below(3) {
+            0 => PassageUpdate {
+                status: Some(PassageStatus::Held),
+                actual_start: Some(planned + late),
+                actual_end: Some(planned_end + late),
+                ..PassageUpdate::default()
+            },
+            1 => {
+                let causes = [
+                    CancelCause::Breakdown,
+                    CancelCause::Weather,
+                    CancelCause::StaffAbsent,
+                    CancelCause::Other,
+                ];
+                PassageUpdate {
+                    status: Some(PassageStatus::Cancelled),
+                    cause: Some(causes[self.below(causes.len())]),
+                    ..PassageUpdate::default()
+                }
+            }
+            _ => PassageUpdate {
+                actual_start: Some(planned + late),
+                ..PassageUpdate::default()
+            },
+        };
+        actions::set_passage(&p, &update).map(Some)
+    }
+
+    /// A laptop records a request (`request add`) at one of its appointments, or at a passage
+    /// it marked (a walk-in at the bus).
+    fn new_request(&mut self, i: usize, now: u64) -> Result<Option<LocalAction>, StoreError> {
+        let mut parent = None;
+        if self.rng.chance_per_mille(500) {
+            if let Some(p) = self.known_record(i, |a| &a.passages, Kind::Passage)? {
+                if p.is_marked_passage() {
+                    parent = Some(p);
+                }
+            }
+        }
+        if parent.is_none() {
+            parent = self.known_record(i, |a| &a.known, Kind::Appointment)?;
+        }
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let on_passage = parent.kind == Kind::Passage;
+        let partners = ["caf", "assurance_maladie", "assurance_retraite", "msa"];
+        let themes = [
+            "papiers_citoyennete",
+            "famille_scolarite",
+            "social_sante",
+            "travail_formation",
+        ];
+        let request = NewRequest {
+            appointment: (!on_passage).then_some(parent.id),
+            passage: on_passage.then_some(parent.id),
+            partner: partners[self.below(partners.len())].into(),
+            theme: themes[self.below(themes.len())].into(),
+            level: [Level::Information, Level::Support, Level::Referral][self.below(3)],
+            outcome: OUTCOMES[self.below(OUTCOMES.len())],
+            minutes: Some(5 + i64::try_from(self.rng.below(40)).unwrap_or(0)),
+        };
+        let (_, action) = actions::add_request(&self.agents[i].store, now, &request)?;
+        Ok(Some(self.seeded_ids(action)))
+    }
+
+    /// A laptop records how a request ended.
+    fn edit_request(&mut self, i: usize) -> Result<Option<LocalAction>, StoreError> {
+        let Some(r) = self.known_record(i, |a| &a.requests, Kind::Request)? else {
+            return Ok(None);
+        };
+        let outcome = OUTCOMES[self.below(OUTCOMES.len())];
+        Ok(Some(actions::set_fields(
+            &r,
+            vec![(Field::Outcome, Value::Text(outcome.code().into()))],
+        )))
+    }
+
+    /// A laptop completes a citizen's phone or address.
+    fn edit_citizen(&mut self, i: usize) -> Result<Option<LocalAction>, StoreError> {
+        let Some(c) = self.known_record(i, |a| &a.citizens, Kind::Citizen)? else {
+            return Ok(None);
+        };
+        let set = if self.rng.chance_per_mille(500) {
+            (
+                Field::Phone,
+                Value::Text(format!("06 00 00 {:02} {:02}", self.step % 100, i)),
+            )
+        } else {
+            (
+                Field::Address,
+                Value::Text(format!("{} rue de la Gare", self.step)),
+            )
+        };
+        Ok(Some(actions::set_fields(&c, vec![set])))
+    }
+
+    /// One record of a kind from one of agent `i`'s lists, live in its store.
+    fn known_record(
+        &mut self,
+        i: usize,
+        list: fn(&Agent) -> &Vec<Uuid>,
+        kind: Kind,
+    ) -> Result<Option<Record>, StoreError> {
+        let n = list(&self.agents[i]).len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let k = self.below(n);
+        let id = list(&self.agents[i])[k];
+        Ok(self.agents[i]
+            .store
+            .record(id)?
+            .filter(|r| r.kind == kind && !r.is_deleted()))
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.rng.below(n as u64)).unwrap_or(0)
+    }
+
+    fn today(&self) -> NaiveDate {
+        paris_date(i64::try_from(self.now() / 1000).unwrap_or(0)).unwrap_or(NaiveDate::MIN)
+    }
+
     fn scheduler_action(&mut self) -> Result<(), Failure> {
-        // The scheduler edits a note of an appointment of unit 0 it holds, or plans a visit.
+        // Mostly the Somme's unit (three or more laptops share it), sometimes the other one.
+        let u = usize::from(!self.rng.chance_per_mille(750));
+        let unit = self.units[u].clone();
+        match self.rng.below(10) {
+            0..=3 => self.scheduler_appointment(&unit)?,
+            4..=6 => self.scheduler_edit_round(&unit)?,
+            7 => self.scheduler_add_stop(&unit.territory)?,
+            8 => self.scheduler_edit_stop(&unit.territory)?,
+            _ => self.scheduler_add_round(&unit)?,
+        }
+        self.counts.scheduler += 1;
+        Ok(())
+    }
+
+    /// Write one scheduler action on the server.
+    fn scheduler_write(&mut self, action: &LocalAction) -> Result<(), Failure> {
         let now = self.now();
-        let unit = self.agents[0].auth.unit.clone();
+        self.server
+            .write_local(now, action)
+            .map_err(|e| self.fail(format!("scheduler write: {e}")))?;
+        self.count_action(action);
+        Ok(())
+    }
+
+    /// The scheduler edits a note of an appointment of the unit, or plans a home visit for a
+    /// citizen (`tournee-server appointment add`).
+    fn scheduler_appointment(&mut self, unit: &Unit) -> Result<(), Failure> {
+        let now = self.now();
         let ids = self
             .server
-            .ids_of_kind(Kind::Appointment, Some(&unit))
+            .ids_of_kind(Kind::Appointment, Some(&unit.id))
             .map_err(|e| self.fail(e.to_string()))?;
         let action = if ids.is_empty() || self.rng.chance_per_mille(300) {
-            let id = self.rng.uuid();
-            LocalAction {
-                edits: vec![RecordEdit {
-                    id,
-                    kind: Kind::Appointment,
-                    scope: Scope::Unit(unit),
-                    create: true,
-                    sets: vec![
-                        (Field::Location, Value::Text("domicile".into())),
-                        (Field::Commune, Value::Text("80001".into())),
-                        (
-                            Field::Start,
-                            Value::Int(i64::try_from(now / 1000).unwrap_or(0) + 86_400),
-                        ),
-                        (Field::Duration, Value::Int(45)),
-                        (Field::Status, Value::Text("unknown".into())),
-                    ],
-                }],
-            }
+            let communes = territory_communes(&unit.territory);
+            let new = NewAppointment {
+                start: i64::try_from(now / 1000).unwrap_or(0) + 86_400,
+                duration: 45,
+                location: Location::Home,
+                commune: communes[self.below(communes.len())].into(),
+                citizen: Some(format!("Usager {}", self.step)),
+                passage: None,
+                note: None,
+            };
+            let (_, action) = actions::add_appointment(&self.server, now, &unit.id, &new)
+                .map_err(|e| self.fail(format!("scheduler appointment: {e}")))?;
+            self.seeded_ids(action)
         } else {
-            let id = ids[usize::try_from(self.rng.below(ids.len() as u64)).unwrap_or(0)];
+            let id = ids[self.below(ids.len())];
             let Ok(Some(r)) = self.server.record(id) else {
                 return Ok(());
             };
-            tournee_core::actions::set_fields(
+            actions::set_fields(
                 &r,
                 vec![(Field::Note, Value::Text(format!("scheduler {}", self.step)))],
             )
         };
+        self.scheduler_write(&action)
+    }
+
+    /// Live stops of a territory on the server.
+    fn live_stops(&self, territory: &str) -> Result<Vec<Uuid>, Failure> {
+        let scope = [Scope::Territory(territory.to_owned())];
+        let mut ids = Vec::new();
         self.server
-            .write_local(now, &action)
-            .map_err(|e| self.fail(format!("scheduler write: {e}")))?;
-        self.counts.scheduler += 1;
+            .for_each_record(Some(&scope), &mut |r| {
+                if r.kind == Kind::Stop && !r.is_deleted() {
+                    ids.push(r.id);
+                }
+                Ok(())
+            })
+            .map_err(|e| self.fail(e.to_string()))?;
+        Ok(ids)
+    }
+
+    /// `tournee-server stop add`: a stop in a commune of the territory.
+    fn scheduler_add_stop(&mut self, territory: &str) -> Result<(), Failure> {
+        let communes = territory_communes(territory);
+        let commune = communes[self.below(communes.len())];
+        let action = LocalAction {
+            edits: vec![RecordEdit {
+                id: self.rng.uuid(),
+                kind: Kind::Stop,
+                scope: Scope::Territory(territory.into()),
+                create: true,
+                sets: vec![
+                    (Field::Commune, Value::Text(commune.into())),
+                    (Field::Label, Value::Text(format!("Arrêt {}", self.step))),
+                ],
+            }],
+        };
+        self.scheduler_write(&action)
+    }
+
+    /// The scheduler renames a stop of the territory.
+    fn scheduler_edit_stop(&mut self, territory: &str) -> Result<(), Failure> {
+        let stops = self.live_stops(territory)?;
+        if stops.is_empty() {
+            return self.scheduler_add_stop(territory);
+        }
+        let id = stops[self.below(stops.len())];
+        let Ok(Some(stop)) = self.server.record(id) else {
+            return Ok(());
+        };
+        let action = actions::set_fields(
+            &stop,
+            vec![(
+                Field::Label,
+                Value::Text(format!("Arrêt {} bis", self.step)),
+            )],
+        );
+        self.scheduler_write(&action)
+    }
+
+    /// `tournee-server round add`: a round over two stops of the territory, weekly or
+    /// fortnightly, its passages materialised by the server's own code. Round `k` of a unit
+    /// keeps its own hours, so rounds never clash and the server's overlap check is not needed.
+    fn scheduler_add_round(&mut self, unit: &Unit) -> Result<(), Failure> {
+        let now = self.now();
+        let today = self.today();
+        let rounds = self
+            .server
+            .ids_of_kind(Kind::Round, Some(&unit.id))
+            .map_err(|e| self.fail(e.to_string()))?;
+        if rounds.len() >= SIM_ROUNDS_PER_UNIT_MAX {
+            return self.scheduler_edit_round(unit);
+        }
+        let stops = self.live_stops(&unit.territory)?;
+        if stops.is_empty() {
+            return self.scheduler_add_stop(&unit.territory);
+        }
+        let mut plan = Vec::new();
+        for j in 0..SIM_ROUND_STOPS {
+            let hour = u32::try_from(8 + 2 * (SIM_ROUND_STOPS * rounds.len() + j)).unwrap_or(8);
+            plan.push(RoundStop {
+                stop: stops[self.below(stops.len())],
+                weekday: WEEKDAYS[self.below(WEEKDAYS.len())],
+                start: NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or_default(),
+                end: NaiveTime::from_hms_opt(hour + 1, 0, 0).unwrap_or_default(),
+            });
+        }
+        let id = self.rng.uuid();
+        let action = LocalAction {
+            edits: vec![RecordEdit {
+                id,
+                kind: Kind::Round,
+                scope: Scope::Unit(unit.id.clone()),
+                create: true,
+                sets: vec![
+                    (
+                        Field::Name,
+                        Value::Text(format!("Tournée {}", rounds.len())),
+                    ),
+                    (Field::Stops, Value::Text(encode_stops(&plan))),
+                    (
+                        Field::EveryWeeks,
+                        Value::Int(1 + i64::from(self.rng.chance_per_mille(500))),
+                    ),
+                    (Field::ValidFrom, Value::Text(today.to_string())),
+                    (Field::ValidTo, Value::Null),
+                ],
+            }],
+        };
+        self.scheduler_write(&action)?;
+        let r = scheduling::materialise(&mut self.server, now, today, SIM_HORIZON_WEEKS, id)
+            .map_err(|e| self.fail(format!("materialise: {e:#}")))?;
+        self.trace(format_args!(
+            "scheduler plans round {id} of {}: {r:?}",
+            unit.id
+        ));
+        Ok(())
+    }
+
+    /// `tournee-server round set`: one stop of a round moves to another weekday or stop, or the
+    /// round changes rhythm; the server regenerates its passages, tombstoning the unmarked
+    /// ones no longer in the plan (possibly marked meanwhile on a laptop it has not heard from).
+    fn scheduler_edit_round(&mut self, unit: &Unit) -> Result<(), Failure> {
+        let now = self.now();
+        let today = self.today();
+        let rounds = self
+            .server
+            .ids_of_kind(Kind::Round, Some(&unit.id))
+            .map_err(|e| self.fail(e.to_string()))?;
+        if rounds.is_empty() {
+            return self.scheduler_add_round(unit);
+        }
+        let round = rounds[self.below(rounds.len())];
+        let (mut spec, _) = scheduling::round_spec(&self.server, round)
+            .map_err(|e| self.fail(format!("round spec: {e:#}")))?;
+        let j = self.below(spec.stops.len());
+        match self.rng.below(3) {
+            0 => spec.stops[j].weekday = WEEKDAYS[self.below(WEEKDAYS.len())],
+            1 => {
+                let stops = self.live_stops(&unit.territory)?;
+                spec.stops[j].stop = stops[self.below(stops.len())];
+            }
+            _ => spec.every_weeks = 3 - spec.every_weeks.clamp(1, 2),
+        }
+        match scheduling::edit_round(
+            &mut self.server,
+            now,
+            today,
+            SIM_HORIZON_WEEKS,
+            unit,
+            round,
+            &spec,
+        ) {
+            Ok(r) => {
+                self.counts.round_edits += 1;
+                self.counts.passages_removed += r.removed as u64;
+                self.trace(format_args!("scheduler edits round {round}: {r:?}"));
+                Ok(())
+            }
+            Err(e) => match e.downcast_ref::<StoreError>() {
+                Some(s) if !is_refusal(s) => Err(self.fail(format!("round set: {e:#}"))),
+                _ => {
+                    self.counts.scheduler_refused += 1;
+                    self.trace(format_args!("scheduler's round edit refused: {e:#}"));
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Before the first step the scheduler lays out each territory's stops and one round per
+    /// unit, so laptops have passages to mark from their first sync.
+    fn initial_plan(&mut self) -> Result<(), Failure> {
+        for unit in self.units.clone() {
+            for _ in 0..SIM_ROUND_STOPS {
+                self.scheduler_add_stop(&unit.territory)?;
+            }
+            self.scheduler_add_round(&unit)?;
+        }
+        Ok(())
+    }
+
+    /// Refresh what each agent knows of its unit (created or received), so later edits touch
+    /// shared records.
+    fn refresh_known(&mut self) -> Result<(), Failure> {
+        for a in &mut self.agents {
+            let scopes = a.auth.scopes();
+            let (mut known, mut passages, mut citizens, mut requests) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            a.store
+                .for_each_record(Some(&scopes[..1]), &mut |r| {
+                    match r.kind {
+                        Kind::Appointment => known.push(r.id),
+                        Kind::Passage if !r.is_deleted() => passages.push(r.id),
+                        Kind::Citizen => citizens.push(r.id),
+                        Kind::Request => requests.push(r.id),
+                        _ => {}
+                    }
+                    Ok(())
+                })
+                .map_err(|e| Failure {
+                    seed: self.seed,
+                    what: e.to_string(),
+                })?;
+            (a.known, a.passages, a.citizens, a.requests) = (known, passages, citizens, requests);
+        }
         Ok(())
     }
 
@@ -654,7 +1174,200 @@ impl World {
         "no record differs".into()
     }
 
-    fn check(&self) -> Result<(), Failure> {
+    /// The rules of each record kind, on the server and on every agent after convergence.
+    /// Returns how many marked passages outlived a tombstone from the scheduler, and how many
+    /// broken references were excused because the server refused a change they depend on.
+    fn check_kinds(&self) -> Result<(u64, u64), Failure> {
+        // Records some refused change names. Known gap: the server takes later changes built on
+        // a refused one (an edit of a record whose creation it refused, a request at an
+        // appointment it refused), so their references may dangle; `strict_refusals` checks
+        // them too.
+        let mut tainted = std::collections::BTreeSet::new();
+        if !self.strict_refusals {
+            for a in &self.agents {
+                for r in a.store.rejected().map_err(|e| self.fail(e.to_string()))? {
+                    tainted.insert(r.change.record);
+                }
+            }
+        }
+        let mut excused = self.check_references("the server", &self.server, None, &tainted)?;
+        for (i, a) in self.agents.iter().enumerate() {
+            let scopes = a.auth.scopes();
+            let who = format!("agent {i}");
+            excused += self.check_references(&who, &a.store, Some(&scopes), &tainted)?;
+            self.check_stops(i)?;
+        }
+        Ok((self.check_marked_passages()?, excused))
+    }
+
+    /// Every record of a store (optionally of some scopes), by id.
+    fn records_of(
+        &self,
+        store: &SqliteStore,
+        scopes: Option<&[Scope]>,
+    ) -> Result<BTreeMap<Uuid, Record>, Failure> {
+        let mut records = BTreeMap::new();
+        store
+            .for_each_record(scopes, &mut |r| {
+                records.insert(r.id, r);
+                Ok(())
+            })
+            .map_err(|e| self.fail(e.to_string()))?;
+        Ok(records)
+    }
+
+    /// The territory of a unit.
+    fn territory_of(&self, scope: &Scope) -> Option<&str> {
+        self.units
+            .iter()
+            .find(|u| *scope == Scope::Unit(u.id.clone()))
+            .map(|u| u.territory.as_str())
+    }
+
+    /// References hold inside one store: a request has exactly one parent (appointment or
+    /// passage), live in its scope; the citizen (every sibling) and passage of an appointment
+    /// exist in its scope; a passage's round exists in its scope and its stop in its unit's
+    /// territory. A broken reference from or to a `tainted` record is counted, not failed.
+    fn check_references(
+        &self,
+        who: &str,
+        store: &SqliteStore,
+        scopes: Option<&[Scope]>,
+        tainted: &std::collections::BTreeSet<Uuid>,
+    ) -> Result<u64, Failure> {
+        let records = self.records_of(store, scopes)?;
+        let mut excused = 0;
+        for r in records.values() {
+            // (field, kind it must name, scope it must be in, must be live)
+            let mut rules = Vec::new();
+            match r.kind {
+                Kind::Request => {
+                    let links: Vec<(Field, Kind)> = [
+                        (Field::Appointment, Kind::Appointment),
+                        (Field::Passage, Kind::Passage),
+                    ]
+                    .into_iter()
+                    .filter(|(f, _)| !referenced(r, *f).is_empty())
+                    .collect();
+                    if links.len() != 1 && tainted.contains(&r.id) {
+                        excused += 1;
+                        continue;
+                    }
+                    if links.len() != 1 {
+                        return Err(self.fail(format!(
+                            "{who}: request {} names {} parents: {}",
+                            r.id,
+                            links.len(),
+                            r.canonical_json()
+                        )));
+                    }
+                    rules.push((links[0].0, links[0].1, r.scope.clone(), true));
+                }
+                Kind::Appointment => {
+                    rules.push((Field::Citizen, Kind::Citizen, r.scope.clone(), false));
+                    rules.push((Field::Passage, Kind::Passage, r.scope.clone(), false));
+                }
+                Kind::Passage => {
+                    rules.push((Field::Round, Kind::Round, r.scope.clone(), false));
+                    let Some(t) = self.territory_of(&r.scope) else {
+                        return Err(self.fail(format!("{who}: passage {} of no unit", r.id)));
+                    };
+                    rules.push((Field::Stop, Kind::Stop, Scope::Territory(t.into()), false));
+                }
+                _ => {}
+            }
+            for (field, kind, scope, live) in rules {
+                for id in referenced(r, field) {
+                    let ok = records.get(&id).is_some_and(|p| {
+                        p.kind == kind && p.scope == scope && !(live && p.is_deleted())
+                    });
+                    if !ok && (tainted.contains(&r.id) || tainted.contains(&id)) {
+                        excused += 1;
+                        continue;
+                    }
+                    if !ok {
+                        let what = records
+                            .get(&id)
+                            .map_or("absent".to_owned(), |p| p.canonical_json().to_string());
+                        return Err(self.fail(format!(
+                            "{who}: {} {} names {field} {id}, which should be a{} {kind} of {}: {what}",
+                            r.kind,
+                            r.id,
+                            if live { " live" } else { "" },
+                            scope.key()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(excused)
+    }
+
+    /// Every stop of agent `i`'s territory reaches it, and no other.
+    fn check_stops(&self, i: usize) -> Result<(), Failure> {
+        let a = &self.agents[i];
+        let territory = Scope::Territory(a.auth.territory.clone());
+        let stops_of = |records: BTreeMap<Uuid, Record>| -> Vec<(Uuid, Scope)> {
+            records
+                .into_values()
+                .filter(|r| r.kind == Kind::Stop)
+                .map(|r| (r.id, r.scope))
+                .collect()
+        };
+        let mine = stops_of(self.records_of(&a.store, None)?);
+        let all = stops_of(self.records_of(&self.server, None)?);
+        let expected: Vec<_> = all.into_iter().filter(|(_, s)| *s == territory).collect();
+        if mine != expected {
+            return Err(self.fail(format!(
+                "agent {i} (territory {}) holds stops {mine:?}, the server has {expected:?} there",
+                a.auth.territory
+            )));
+        }
+        Ok(())
+    }
+
+    /// A passage a laptop marked (and the server took) stays live and marked on the server and
+    /// on every laptop of its unit, whatever the scheduler tombstoned concurrently. Returns how
+    /// many marked passages carry a tombstone on the server (the cases the guard decided).
+    fn check_marked_passages(&self) -> Result<u64, Failure> {
+        let mut refused = Vec::new();
+        for a in &self.agents {
+            refused.push(a.store.rejected().map_err(|e| self.fail(e.to_string()))?);
+        }
+        let mut marked = std::collections::BTreeSet::new();
+        for (i, c) in &self.ledger {
+            if c.kind == Kind::Passage && !refused[*i].iter().any(|r| r.change == *c) {
+                marked.insert((c.record, c.scope.clone()));
+            }
+        }
+        let mut over_tombstone = 0;
+        for (id, scope) in &marked {
+            let holders = std::iter::once(("the server".to_owned(), &self.server)).chain(
+                self.agents
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.auth.scopes().contains(scope))
+                    .map(|(i, a)| (format!("agent {i}"), &a.store)),
+            );
+            for (who, store) in holders {
+                let p = store.record(*id).map_err(|e| self.fail(e.to_string()))?;
+                let Some(p) = p.filter(|p| p.is_marked_passage() && !p.is_deleted()) else {
+                    return Err(self.fail(format!(
+                        "{who}: passage {id} marked on a laptop is hidden or unmarked"
+                    )));
+                };
+                let tombstoned = p
+                    .register(Field::Deleted)
+                    .is_some_and(|reg| reg.siblings().iter().any(|s| s.value == Value::Bool(true)));
+                if who == "the server" && tombstoned {
+                    over_tombstone += 1;
+                }
+            }
+        }
+        Ok(over_tombstone)
+    }
+
+    fn check(&mut self) -> Result<(), Failure> {
         self.server
             .integrity_check()
             .map_err(|e| self.fail(format!("server integrity: {e}")))?;
@@ -766,8 +1479,35 @@ impl World {
                 )));
             }
         }
+        let (over_tombstone, excused) = self.check_kinds()?;
+        self.counts.marks_over_tombstone = over_tombstone;
+        self.counts.orphans_after_refusal = excused;
         Ok(())
     }
+}
+
+/// Communes the simulation's records use in a territory.
+fn territory_communes(territory: &str) -> &'static [&'static str] {
+    match territory {
+        "02" => &["02001", "02002", "02003"],
+        _ => &["80001", "80016", "80021", "80253"],
+    }
+}
+
+/// A refusal of a user's or scheduler's action by the domain (a status going back, a record
+/// gone), as opposed to a failure of the store.
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(e, StoreError::Model(_) | StoreError::NotFound { .. })
+}
+
+/// The record ids any sibling of a field names.
+fn referenced(r: &Record, field: Field) -> Vec<Uuid> {
+    r.register(field).map_or_else(Vec::new, |reg| {
+        reg.siblings()
+            .iter()
+            .filter_map(|s| s.value.as_id())
+            .collect()
+    })
 }
 
 fn describe_client(m: &ClientMsg) -> String {
@@ -805,6 +1545,18 @@ fn describe_server(m: &ServerMsg) -> String {
 
 /// Run one seed in `dir` (which must be empty). `steps` user/nemesis steps, then quiescence.
 pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, Failure> {
+    run_with(seed, steps, dir, verbose, false)
+}
+
+/// `run`, optionally failing on dangling references that a refused change explains (the
+/// known gap `Counts::orphans_after_refusal` counts).
+pub fn run_with(
+    seed: u64,
+    steps: u64,
+    dir: &Path,
+    verbose: bool,
+    strict_refusals: bool,
+) -> Result<Outcome, Failure> {
     let fail = |what: String| Failure { seed, what };
     let mut rng = SplitMix64::new(seed);
     let n_agents = 3 + usize::try_from(rng.below(3)).unwrap_or(0);
@@ -843,6 +1595,9 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
             partition: (0, 0),
             conn: None,
             known: Vec::new(),
+            passages: Vec::new(),
+            citizens: Vec::new(),
+            requests: Vec::new(),
         });
     }
     let mut w = World {
@@ -852,30 +1607,25 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
         server_path,
         server,
         agents,
+        units: [("bus-80-1", "80"), ("bus-02-1", "02")]
+            .map(|(id, territory)| Unit {
+                id: id.into(),
+                name: id.into(),
+                territory: territory.into(),
+                kind: "bus".into(),
+            })
+            .into(),
         counts: Counts::default(),
         ledger: Vec::new(),
         verbose,
+        strict_refusals,
     };
+    w.initial_plan()?;
     for _ in 0..steps {
         w.step_once()?;
         // Agents learn of records received, so later edits touch shared records.
         if w.step % 10 == 0 {
-            for a in &mut w.agents {
-                let mut ids = Vec::new();
-                let scopes = a.auth.scopes();
-                a.store
-                    .for_each_record(Some(&scopes[..1]), &mut |r| {
-                        if r.kind == Kind::Appointment {
-                            ids.push(r.id);
-                        }
-                        Ok(())
-                    })
-                    .map_err(|e| Failure {
-                        seed,
-                        what: e.to_string(),
-                    })?;
-                a.known = ids;
-            }
+            w.refresh_known()?;
         }
     }
     w.quiesce()?;
@@ -894,11 +1644,22 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
 /// Run one seed in a fresh temporary directory, turning a panic anywhere into a `Failure` that
 /// names the seed and how to replay it.
 pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> Result<Outcome, Failure> {
+    run_seed_with(seed, steps, verbose, false)
+}
+
+/// `run_seed`, optionally with `strict_refusals` (see `run_with`).
+pub fn run_seed_with(
+    seed: u64,
+    steps: u64,
+    verbose: bool,
+    strict_refusals: bool,
+) -> Result<Outcome, Failure> {
     let dir = tempfile::tempdir().map_err(|e| Failure {
         seed,
         what: e.to_string(),
     })?;
-    let result = std::panic::catch_unwind(|| run(seed, steps, dir.path(), verbose));
+    let result =
+        std::panic::catch_unwind(|| run_with(seed, steps, dir.path(), verbose, strict_refusals));
     match result {
         Ok(r) => r,
         Err(p) => Err(Failure {
