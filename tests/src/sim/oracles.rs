@@ -9,9 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::NaiveDate;
+
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::record::Record;
 use tournee_core::store::Store;
+use tournee_report::queries::Queries;
 use tournee_store::SqliteStore;
 use uuid::Uuid;
 
@@ -34,25 +37,22 @@ impl World {
                 }
             }
         }
-        let mut excused = self.check_references("the server", &self.server, None, &tainted)?;
+        let server = self.records_of(&self.server)?;
+        let mut excused = self.check_references("the server", &server, &tainted)?;
         for (i, a) in self.agents.iter().enumerate() {
-            let scopes = a.auth.scopes();
-            let who = format!("agent {i}");
-            excused += self.check_references(&who, &a.store, Some(&scopes), &tainted)?;
-            self.check_stops(i)?;
+            // Isolation was checked: everything an agent holds is of its scopes.
+            let mine = self.records_of(&a.store)?;
+            excused += self.check_references(&format!("agent {i}"), &mine, &tainted)?;
+            self.check_stops(i, &mine, &server)?;
         }
         Ok((self.check_marked_passages()?, excused))
     }
 
-    /// Every record of a store (optionally of some scopes), by id.
-    fn records_of(
-        &self,
-        store: &SqliteStore,
-        scopes: Option<&[Scope]>,
-    ) -> Result<BTreeMap<Uuid, Record>, Failure> {
+    /// Every record of a store, by id.
+    fn records_of(&self, store: &SqliteStore) -> Result<BTreeMap<Uuid, Record>, Failure> {
         let mut records = BTreeMap::new();
         store
-            .for_each_record(scopes, &mut |r| {
+            .for_each_record(None, &mut |r| {
                 records.insert(r.id, r);
                 Ok(())
             })
@@ -75,11 +75,9 @@ impl World {
     fn check_references(
         &self,
         who: &str,
-        store: &SqliteStore,
-        scopes: Option<&[Scope]>,
+        records: &BTreeMap<Uuid, Record>,
         tainted: &BTreeSet<Uuid>,
     ) -> Result<u64, Failure> {
-        let records = self.records_of(store, scopes)?;
         let mut excused = 0;
         for r in records.values() {
             // (field, kind it must name, scope it must be in, must be live)
@@ -148,19 +146,26 @@ impl World {
     }
 
     /// Every stop of agent `i`'s territory reaches it, and no other.
-    fn check_stops(&self, i: usize) -> Result<(), Failure> {
+    fn check_stops(
+        &self,
+        i: usize,
+        mine: &BTreeMap<Uuid, Record>,
+        server: &BTreeMap<Uuid, Record>,
+    ) -> Result<(), Failure> {
         let a = &self.agents[i];
         let territory = Scope::Territory(a.auth.territory.clone());
-        let stops_of = |records: BTreeMap<Uuid, Record>| -> Vec<(Uuid, Scope)> {
+        let stops_of = |records: &BTreeMap<Uuid, Record>| -> Vec<(Uuid, Scope)> {
             records
-                .into_values()
+                .values()
                 .filter(|r| r.kind == Kind::Stop)
-                .map(|r| (r.id, r.scope))
+                .map(|r| (r.id, r.scope.clone()))
                 .collect()
         };
-        let mine = stops_of(self.records_of(&a.store, None)?);
-        let all = stops_of(self.records_of(&self.server, None)?);
-        let expected: Vec<_> = all.into_iter().filter(|(_, s)| *s == territory).collect();
+        let mine = stops_of(mine);
+        let expected: Vec<_> = stops_of(server)
+            .into_iter()
+            .filter(|(_, s)| *s == territory)
+            .collect();
         if mine != expected {
             return Err(self.fail(format!(
                 "agent {i} (territory {}) holds stops {mine:?}, the server has {expected:?} there",
@@ -200,6 +205,25 @@ impl World {
                         "{who}: passage {id} marked on a laptop is hidden or unmarked"
                     )));
                 };
+                // And the day's listing shows it (`passage list`, the projection on the server).
+                let day = p
+                    .text(Field::Date)
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .ok_or_else(|| self.fail(format!("{who}: passage {id} without a date")))?;
+                let listed = if who == "the server" {
+                    let unit = match scope {
+                        Scope::Unit(u) | Scope::Territory(u) => u.as_str(),
+                    };
+                    self.server.passages_between(Some(unit), day, day)
+                } else {
+                    store.records_on(Kind::Passage, day)
+                }
+                .map_err(|e| self.fail(e.to_string()))?;
+                if !listed.iter().any(|l| l.id == *id) {
+                    return Err(self.fail(format!(
+                        "{who}: marked passage {id} is missing from the list of {day}"
+                    )));
+                }
                 let tombstoned = p
                     .register(Field::Deleted)
                     .is_some_and(|reg| reg.siblings().iter().any(|s| s.value == Value::Bool(true)));
