@@ -84,14 +84,17 @@ fn five_hundred_seeded_fault_schedules_end_converged_with_nothing_lost() {
 
 /// Seeds that found real bugs, kept at the size that found them (the workload now draws every
 /// record kind, so they replay other schedules than the ones that found the bugs; each bug also
-/// has its own regression test):
+/// has its own scenario test, named after it):
 /// 1, 3, 15, 17 — a refusal was lost when the server committed a batch and the link dropped
-/// before its Ack (refusals are now kept on the server until the laptop confirms them);
+/// before its Ack (refusals are now kept on the server until the laptop confirms them;
+/// `a_refusal_whose_ack_was_lost_still_reaches_the_laptop` in tournee-proto's protocol tests);
 /// 1010, 1163, 1182, 1235, 1269 — a changelog batch delivered out of order let the laptop's
-/// cursor skip the one before (changelog messages now say which position they follow);
+/// cursor skip the one before (changelog messages now say which position they follow;
+/// `a_changelog_batch_out_of_order_is_refused_without_moving_the_cursor`, same file);
 /// 109668 (found in a 10,000-seed run) — two Acks delivered out of order: the later one
 /// acknowledged the earlier one's refused changes as accepted (Acks now chain like the
-/// changelog, and an out-of-order one ends the session before anything is acknowledged).
+/// changelog, and an out-of-order one ends the session before anything is acknowledged;
+/// `an_ack_that_overtook_the_one_before_acknowledges_nothing` below).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     for (seed, steps) in [
@@ -112,17 +115,18 @@ fn seeds_that_found_bugs_stay_fixed() {
     }
 }
 
-/// Known gap found by the all-kinds workload (seeds 33 and 95 at 120 steps, and a few per
-/// hundred seeds): a laptop whose clock runs ahead has a creation refused, its next sync brings
-/// its HLC back, and the server then takes changes built on the refused one — an edit of the
-/// refused record (seed 33: a request holding only `outcome`) or a request at the refused
-/// appointment (seed 95) — so a record without its parent reaches the server and the unit's
-/// other laptops. The suite excuses these (`Counts::orphans_after_refusal`); this test holds the
-/// strict rule and passes once the server refuses what depends on a change it refused.
+/// Known gap found by the all-kinds workload (13 of seeds 0..200 at 120 steps): a laptop whose
+/// clock runs ahead has a creation refused, a later Welcome brings its HLC back, and the server
+/// then takes changes built on the refused one — an edit of the refused record (seed 13: an
+/// appointment holding a status and a start but no location; seed 33: a request holding only
+/// `outcome`) or a request at the refused appointment (seed 106) — so a partial record, or one
+/// without its parent, reaches the server and the unit's other laptops. The suite excuses these
+/// (`Counts::orphans_after_refusal`); this test holds the strict rule and passes once the server
+/// refuses what depends on a change it refused.
 #[test]
 #[ignore = "known gap: the server takes changes that depend on a change it refused"]
 fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
-    for seed in [33, 95] {
+    for seed in [13, 33, 106] {
         if let Err(f) = sim::run_seed_with(seed, SUITE_STEPS, false, true) {
             panic!("{f}");
         }

@@ -1,7 +1,8 @@
 //! The checker's rules per record kind, stated at quiescence on the server and on every agent:
 //! a passage a laptop marked stays live and marked whatever the scheduler tombstoned; a request
 //! has exactly one live parent in its scope; an appointment's citizen and passage, a passage's
-//! round and stop exist where it is; every stop of a territory reaches its laptops and no other.
+//! round and stop exist where it is; every record has the fields its kind is created with;
+//! every stop of a territory reaches its laptops and no other.
 //!
 //! It reads stores and the ledger only. One known gap is excused unless `strict_refusals`: a
 //! reference left dangling because the server took a change built on one it refused (see
@@ -68,10 +69,11 @@ impl World {
             .map(|u| u.territory.as_str())
     }
 
-    /// References hold inside one store: a request has exactly one parent (appointment or
-    /// passage), live in its scope; the citizen (every sibling) and passage of an appointment
-    /// exist in its scope; a passage's round exists in its scope and its stop in its unit's
-    /// territory. A broken reference from or to a `tainted` record is counted, not failed.
+    /// Records are whole and references hold inside one store: every record has the fields
+    /// its kind is created with; a request has exactly one parent (appointment or passage),
+    /// live in its scope; the citizen (every sibling) and passage of an appointment exist in
+    /// its scope; a passage's round exists in its scope and its stop in its unit's territory.
+    /// A breach by or towards a `tainted` record is counted, not failed.
     fn check_references(
         &self,
         who: &str,
@@ -80,6 +82,18 @@ impl World {
     ) -> Result<u64, Failure> {
         let mut excused = 0;
         for r in records.values() {
+            if let Some(f) = required(r.kind).iter().find(|f| r.value(**f).is_none()) {
+                if tainted.contains(&r.id) {
+                    excused += 1;
+                    continue;
+                }
+                return Err(self.fail(format!(
+                    "{who}: {} {} has no {f}: {}",
+                    r.kind,
+                    r.id,
+                    r.canonical_json()
+                )));
+            }
             // (field, kind it must name, scope it must be in, must be live)
             let mut rules = Vec::new();
             match r.kind {
@@ -233,6 +247,37 @@ impl World {
             }
         }
         Ok(over_tombstone)
+    }
+}
+
+/// The fields every record of a kind has from its creation on (as the actions and the
+/// scheduler write them).
+fn required(kind: Kind) -> &'static [Field] {
+    match kind {
+        Kind::Stop => &[Field::Commune, Field::Label],
+        Kind::Round => &[
+            Field::Name,
+            Field::Stops,
+            Field::EveryWeeks,
+            Field::ValidFrom,
+        ],
+        Kind::Passage => &[
+            Field::Round,
+            Field::Stop,
+            Field::Date,
+            Field::PlannedStart,
+            Field::PlannedEnd,
+            Field::Status,
+        ],
+        Kind::Citizen => &[Field::Name],
+        Kind::Appointment => &[
+            Field::Location,
+            Field::Commune,
+            Field::Start,
+            Field::Duration,
+            Field::Status,
+        ],
+        Kind::Request => &[Field::Partner, Field::Theme, Field::Level, Field::Outcome],
     }
 }
 
