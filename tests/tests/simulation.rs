@@ -4,6 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use scenario::{exchange, NOW, WEEK};
+use tournee_core::actions;
+use tournee_core::model::{Field, Value};
+use tournee_core::store::Store;
+use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::wire::ServerMsg;
 use tournee_tests::sim::{self, Counts, Failure, Outcome};
 
 /// Seeds run by the suite on every CI run.
@@ -146,13 +152,9 @@ fn a_seed_replays_bit_for_bit() {
     );
 }
 
-/// The bug seed 109668 once found, as its own scenario (the seed now replays another schedule):
-/// the laptop's first batch is refused (clock a week ahead), Welcome corrects its clock, its
-/// second batch is taken; the second Ack overtakes the first. The laptop must refuse it rather
-/// than acknowledge the first batch's refused changes as accepted, and a later session still
-/// brings the refusals.
-#[test]
-fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
+/// In-memory sessions driven by hand, for the scenarios that stand for bugs the simulation
+/// found (one server store, one laptop of `bus-80-1`).
+mod scenario {
     use tournee_core::model::{Field, Kind, Scope, Value};
     use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
     use tournee_proto::auth::DeviceAuth;
@@ -161,17 +163,42 @@ fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
     use tournee_proto::wire::ServerMsg;
     use tournee_store::SqliteStore;
 
-    const NOW: u64 = 1_790_000_000_000;
-    const WEEK: u64 = 7 * 86_400_000;
+    /// The server's time.
+    pub const NOW: u64 = 1_790_000_000_000;
+    /// A week, in ms: how far ahead the laptop's clock runs.
+    pub const WEEK: u64 = 7 * 86_400_000;
+
     fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(m: &T) -> T {
         let mut r = FrameReader::new();
         r.push(&frame::encode(m)).expect("frame");
         r.next_msg().expect("decode").expect("whole frame")
     }
-    fn appointment(store: &mut SqliteStore, now: u64, n: u128) {
+
+    /// The server's store, the laptop's, and the laptop's identity as the server knows it.
+    pub fn stores() -> (SqliteStore, SqliteStore, DeviceAuth) {
+        let mut srv = tournee_report::facts::server_store_in_memory().expect("server");
+        srv.set_identity(&Identity::server()).expect("identity");
+        let mut a = SqliteStore::open_in_memory().expect("agent");
+        a.set_identity(&Identity {
+            device: 1,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        })
+        .expect("identity");
+        let auth = DeviceAuth {
+            actor: 1,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        };
+        (srv, a, auth)
+    }
+
+    /// The laptop records appointment number `n` (five changes) at its time `now`.
+    pub fn appointment(store: &mut SqliteStore, now: u64, n: u128) -> uuid::Uuid {
+        let id = uuid::Uuid::from_u128(n);
         let action = LocalAction {
             edits: vec![RecordEdit {
-                id: uuid::Uuid::from_u128(n),
+                id,
                 kind: Kind::Appointment,
                 scope: Scope::Unit("bus-80-1".into()),
                 create: true,
@@ -185,31 +212,19 @@ fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
             }],
         };
         store.write_local(now, &action).expect("write");
+        id
     }
-    let mut srv = tournee_report::facts::server_store_in_memory().expect("server");
-    srv.set_identity(&Identity::server()).expect("identity");
-    let mut a = SqliteStore::open_in_memory().expect("agent");
-    a.set_identity(&Identity {
-        device: 1,
-        unit: "bus-80-1".into(),
-        territory: "80".into(),
-    })
-    .expect("identity");
-    let auth = DeviceAuth {
-        actor: 1,
-        unit: "bus-80-1".into(),
-        territory: "80".into(),
-    };
-    let laptop_now = NOW + WEEK;
-    appointment(&mut a, laptop_now, 1);
-    let mut client = ClientSession::new(&a).expect("client");
-    let mut s = ServerSession::new(auth.clone(), NOW);
-    let mut held_acks = Vec::new();
-    let exchange = |client: &mut ClientSession,
-                    s: &mut ServerSession,
-                    a: &mut SqliteStore,
-                    srv: &mut SqliteStore,
-                    held: &mut Vec<ServerMsg>| {
+
+    /// Everything the laptop queued goes up, everything the server answers comes down, except
+    /// Acks, which go to `held` for the test to deliver (or not).
+    pub fn exchange(
+        client: &mut ClientSession,
+        s: &mut ServerSession,
+        a: &mut SqliteStore,
+        srv: &mut SqliteStore,
+        laptop_now: u64,
+        held: &mut Vec<ServerMsg>,
+    ) {
         while let Some(m) = client.poll_transmit() {
             s.handle_message(NOW, wire(&m), srv).expect("server");
         }
@@ -220,12 +235,41 @@ fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
                 other => client.handle_message(laptop_now, other, a).expect("client"),
             }
         }
-    };
-    exchange(&mut client, &mut s, &mut a, &mut srv, &mut held_acks);
+    }
+}
+
+/// The bug seed 109668 once found, as its own scenario (the seed now replays another schedule):
+/// the laptop's first batch is refused (clock a week ahead), Welcome corrects its clock, its
+/// second batch is taken; the second Ack overtakes the first. The laptop must refuse it rather
+/// than acknowledge the first batch's refused changes as accepted, and a later session still
+/// brings the refusals.
+#[test]
+fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
+    let (mut srv, mut a, auth) = scenario::stores();
+    let laptop_now = NOW + WEEK;
+    scenario::appointment(&mut a, laptop_now, 1);
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth.clone(), NOW);
+    let mut held_acks = Vec::new();
+    exchange(
+        &mut client,
+        &mut s,
+        &mut a,
+        &mut srv,
+        laptop_now,
+        &mut held_acks,
+    );
     // Welcome told the laptop its clock is a week ahead: its next write is stamped right.
-    appointment(&mut a, laptop_now, 2);
+    scenario::appointment(&mut a, laptop_now, 2);
     client.fill(&a).expect("fill");
-    exchange(&mut client, &mut s, &mut a, &mut srv, &mut held_acks);
+    exchange(
+        &mut client,
+        &mut s,
+        &mut a,
+        &mut srv,
+        laptop_now,
+        &mut held_acks,
+    );
     assert_eq!(held_acks.len(), 2, "one Ack per batch");
     let rejected = |m: &ServerMsg| match m {
         ServerMsg::Ack { rejected, .. } => rejected.0.len(),
@@ -249,7 +293,7 @@ fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
     let mut s = ServerSession::new(auth, NOW);
     for _ in 0..100 {
         let mut acks = Vec::new();
-        exchange(&mut client, &mut s, &mut a, &mut srv, &mut acks);
+        exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
         for m in acks {
             client.handle_message(laptop_now, m, &mut a).expect("ack");
         }
@@ -265,4 +309,41 @@ fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
         5,
         "the refusals arrived"
     );
+}
+
+/// The gap behind `changes_built_on_a_refused_change_leave_no_dangling_reference`, as a
+/// scenario: the laptop's clock runs a week ahead, so the server refuses the appointment it
+/// creates; Welcome corrects the laptop's clock; the conseiller then adds a note to the
+/// appointment the laptop still shows. The server takes the note and holds an appointment with
+/// nothing but a note, which every laptop of the unit then receives.
+#[test]
+#[ignore = "known gap: the server takes changes that depend on a change it refused"]
+fn an_edit_of_a_record_whose_creation_was_refused_leaves_no_partial_record() {
+    let (mut srv, mut a, auth) = scenario::stores();
+    let laptop_now = NOW + WEEK;
+    let id = scenario::appointment(&mut a, laptop_now, 1);
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth, NOW);
+    let mut acks = Vec::new();
+    exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
+    for m in acks.drain(..) {
+        client.handle_message(laptop_now, m, &mut a).expect("ack");
+    }
+    assert_eq!(a.rejected().expect("rejected").len(), 5, "creation refused");
+    assert!(srv.record(id).expect("read").is_none());
+    let shown = a.record(id).expect("read").expect("kept on the laptop");
+    let note = actions::set_fields(&shown, vec![(Field::Note, Value::Text("rappeler".into()))]);
+    a.write_local(laptop_now, &note).expect("note");
+    client.fill(&a).expect("fill");
+    exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
+    for m in acks.drain(..) {
+        client.handle_message(laptop_now, m, &mut a).expect("ack");
+    }
+    if let Some(r) = srv.record(id).expect("read") {
+        assert!(
+            r.value(Field::Location).is_some(),
+            "the server holds a partial appointment: {}",
+            r.canonical_json()
+        );
+    }
 }
