@@ -102,9 +102,9 @@ pub struct Counts {
     pub scheduler_refused: u64,
     /// Marked passages carrying a tombstone at the end, kept live by the marked-passage guard.
     pub marks_over_tombstone: u64,
-    /// Dangling references (a request without its parent, an edit without its record) left by
-    /// changes the server took after refusing the change they build on; excused unless
-    /// `strict_refusals`.
+    /// Partial records (an edit taken without the refused creation) and dangling references (a
+    /// request at a refused appointment) left by changes the server took after refusing the
+    /// change they build on; excused unless `strict_refusals`.
     pub orphans_after_refusal: u64,
 }
 
@@ -825,8 +825,8 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
     run_with(seed, steps, dir, verbose, false)
 }
 
-/// `run`, optionally failing on dangling references that a refused change explains (the
-/// known gap `Counts::orphans_after_refusal` counts).
+/// `run`, optionally failing on partial records and dangling references that a refused change
+/// explains (the known gap `Counts::orphans_after_refusal` counts).
 pub fn run_with(
     seed: u64,
     steps: u64,

@@ -2,9 +2,9 @@
 //!
 //! `sim --seeds 10000 [--start 0] [--steps 150] [--threads 2]` runs seeds start..start+N and
 //! prints the fault counts and seeds per second; `sim --seed N --verbose` replays one seed with a
-//! trace of every fault and action; `--strict-refusals` also fails on references left dangling
-//! by changes the server took after refusing what they build on. Exit 1 when any seed violates an oracle (its seed and replay
-//! command are printed).
+//! trace of every fault and action; `--strict-refusals` also fails on partial records and
+//! dangling references left by changes the server took after refusing what they build on.
+//! Exit 1 when any seed violates an oracle (its seed and replay command are printed).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +35,8 @@ struct Args {
     /// Trace every step (with --seed).
     #[arg(long)]
     verbose: bool,
-    /// Also fail on dangling references that a change the server refused explains (a known
-    /// gap, counted as `orphans_after_refusal` otherwise).
+    /// Also fail on partial records and dangling references that a change the server refused
+    /// explains (a known gap, counted as `orphans_after_refusal` otherwise).
     #[arg(long)]
     strict_refusals: bool,
 }

@@ -287,10 +287,12 @@ impl World {
             .filter(|r| r.kind == kind && !r.is_deleted()))
     }
 
+    /// An index in `0..n` from the seed (0 when `n` is 0).
     fn below(&mut self, n: usize) -> usize {
         usize::try_from(self.rng.below(n as u64)).unwrap_or(0)
     }
 
+    /// The server's day (Europe/Paris), from which the scheduler materialises passages.
     fn today(&self) -> NaiveDate {
         paris_date(i64::try_from(self.now() / 1000).unwrap_or(0)).unwrap_or(NaiveDate::MIN)
     }
