@@ -19,7 +19,7 @@ use tournee_core::clock::Clock;
 use tournee_core::limits::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, QUIC_CLOSE_WAIT_MS,
 };
-use tournee_core::rng::SplitMix64;
+use tournee_core::rng::SeededRng;
 use tournee_net::bundle::Bundle;
 use tournee_net::pump::{drive_client, ClientEnd};
 use tournee_net::tls;
@@ -407,7 +407,7 @@ pub async fn run_daemon(
 pub struct Backoff {
     builder: ExponentialBuilder,
     ceilings: ExponentialBackoff,
-    rng: SplitMix64,
+    rng: SeededRng,
     min_ms: u64,
     max_ms: u64,
 }
@@ -430,7 +430,7 @@ impl Backoff {
             builder,
             ceilings: builder.build(),
             // Two laptops started in the same millisecond still draw apart.
-            rng: SplitMix64::new(seed ^ u64::from(std::process::id()).rotate_left(32)),
+            rng: SeededRng::new(seed ^ u64::from(std::process::id()).rotate_left(32)),
             min_ms,
             max_ms,
         }

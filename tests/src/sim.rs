@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use tournee_core::export;
 use tournee_core::model::{Kind, Scope};
 use tournee_core::record::Change;
-use tournee_core::rng::SplitMix64;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, LocalAction, ServerStore, Store, StoreError};
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::FrameReader;
@@ -222,7 +222,7 @@ impl Agent {
 
 struct World {
     seed: u64,
-    rng: SplitMix64,
+    rng: SeededRng,
     step: u64,
     server_path: PathBuf,
     server: SqliteStore,
@@ -839,7 +839,7 @@ pub fn run_with(
     strict_refusals: bool,
 ) -> Result<Outcome, Failure> {
     let fail = |what: String| Failure { seed, what };
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = SeededRng::new(seed);
     let n_agents = 3 + usize::try_from(rng.below(3)).unwrap_or(0);
     let server_path = dir.join("server.sqlite");
     let mut server = open(&server_path).map_err(fail)?;
