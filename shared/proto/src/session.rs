@@ -154,6 +154,11 @@ impl ClientSession {
                     - i64::try_from(now).unwrap_or(i64::MAX);
                 self.clock_offset_ms = Some(offset);
                 store.note_sync(now, offset)?;
+                // Changes refused earlier for a clock ahead go again, stamped in server time now
+                // that the offset is known; this session sends them after the queue.
+                if store.requeue_clock_ahead(now)? > 0 {
+                    self.fill(store)?;
+                }
                 // What the server acknowledged beyond our knowledge arrives as an Ack right
                 // after, with its refusals: acknowledging here would lose them.
                 self.state = ClientState::Active;
