@@ -1,7 +1,8 @@
 //! `tournee-agent reenrol`: give an initialised data directory a new identity (a new bundle:
 //! new device actor, maybe another unit) without losing its queue. The store writes every
 //! pending and refused change again under the new actor and starts its ack and cursor from 0;
-//! then the new bundle replaces the old one.
+//! then the new bundle replaces the old one. A laptop set up offline (`init --device-id`) with
+//! the number the server then gave it only gains the bundle.
 //!
 //! Deliberately not here: enrolment itself (the server's `device enroll`) and the network.
 
@@ -41,7 +42,27 @@ pub fn run(dir: &Path, clock: &dyn Clock, a: &ReenrolArgs) -> Result<()> {
     // rename after it cannot fail halfway.
     let staged = dir.join(format!("{BUNDLE_FILE}.new"));
     write_private(&staged, text.as_bytes())?;
-    let queued = store.reenrol(clock.now_ms(), &identity)?;
+    if old == identity && !dir.join(BUNDLE_FILE).exists() {
+        // Set up offline with the number the server then gave it: its writes already carry
+        // the right dots, so only the bundle is missing.
+        std::fs::rename(&staged, dir.join(BUNDLE_FILE))
+            .with_context(|| format!("cannot install the bundle in {}", dir.display()))?;
+        println!(
+            "enrolled {}: device {} of unit {}; {} change(s) wait for the next sync",
+            dir.display(),
+            identity.device,
+            identity.unit,
+            store.stats()?.pending
+        );
+        return Ok(());
+    }
+    let queued = match store.reenrol(clock.now_ms(), &identity) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.into());
+        }
+    };
     std::fs::rename(&staged, dir.join(BUNDLE_FILE))
         .with_context(|| format!("cannot install the bundle in {}", dir.display()))?;
     println!(

@@ -284,3 +284,47 @@ fn a_revoked_laptop_reenrols_and_its_queue_reaches_the_server_under_the_new_iden
     assert_eq!(a.status()["pending_changes"], 0);
     server.stop();
 }
+
+#[test]
+fn a_laptop_set_up_offline_is_enrolled_later_and_its_records_reach_the_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::init(&tmp.path().join("server"), None);
+    server.unit("bus-80", "80");
+    let bundle = server.enroll("bus-80", "offline");
+    server.start();
+    // Offline set-up under a number the server never gave it.
+    let a = Agent {
+        dir: tmp.path().join("offline"),
+    };
+    a.ok(&[
+        "init",
+        "--device-id",
+        "42",
+        "--unit",
+        "bus-80",
+        "--territory",
+        "80",
+    ]);
+    let id = a.add(&day(2), "09:00", "saisi hors ligne");
+    let no_server = a.run(&["sync", "--timeout", "5"]);
+    assert_eq!(no_server.status.code(), Some(1));
+    let out = a.ok(&["reenrol", "--bundle", bundle.to_str().expect("utf-8")]);
+    assert!(out.contains("re-enrolled"), "{out}");
+    let out = a.sync();
+    assert!(out.contains("0 refused"), "{out}");
+    let records = server_records(&server, "bus-80");
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        writers(&records, &id),
+        vec![1],
+        "written by the enrolled device"
+    );
+    assert_eq!(a.digest(), server.digest("bus-80"));
+    // The same bundle again: nothing to adopt, said in one line.
+    let again = a.run(&["reenrol", "--bundle", bundle.to_str().expect("utf-8")]);
+    assert_eq!(again.status.code(), Some(1));
+    let line = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert!(line.contains("already is"), "{line}");
+    assert!(a.dir.join("bundle.json").exists());
+    server.stop();
+}
