@@ -326,5 +326,32 @@ fn a_laptop_set_up_offline_is_enrolled_later_and_its_records_reach_the_server() 
     let line = String::from_utf8_lossy(&again.stderr).into_owned();
     assert!(line.contains("already is"), "{line}");
     assert!(a.dir.join("bundle.json").exists());
+
+    // Set up offline under the number the server gives it next: only the bundle is added.
+    let b = Agent {
+        dir: tmp.path().join("offline-2"),
+    };
+    b.ok(&[
+        "init",
+        "--device-id",
+        "2",
+        "--unit",
+        "bus-80",
+        "--territory",
+        "80",
+    ]);
+    let id2 = b.add(&day(3), "09:00", "même numéro");
+    let bundle2 = server.enroll("bus-80", "offline-2");
+    let out = b.ok(&["reenrol", "--bundle", bundle2.to_str().expect("utf-8")]);
+    assert!(out.starts_with("enrolled"), "{out}");
+    assert!(b.sync().contains("0 refused"));
+    let records = server_records(&server, "bus-80");
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        writers(&records, &id2),
+        vec![2],
+        "its own writes, not re-issued"
+    );
+    assert_eq!(b.digest(), server.digest("bus-80"));
     server.stop();
 }
