@@ -279,6 +279,9 @@ pub async fn session(
 ) -> Result<Report, SyncError> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
     let mut pump = ClientPump::new(store)?;
+    if live {
+        pump.resend_refused_at_once();
+    }
     let moved = drive_client(&mut pump, &mut send, &mut recv, store, clock, live, stop)
         .await
         .map_err(|e| match e {

@@ -6,6 +6,9 @@
 //! its bundle has its changes refused as forged: they are shown, and `rejected undo` removes
 //! them. A revoked laptop with a queue moves it to a new identity with `reenrol`.
 
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
 use tournee_tests::{day, Agent, Server};
 
 /// Eight days ahead, in milliseconds.
@@ -138,6 +141,74 @@ fn changes_refused_for_a_clock_ahead_at_first_use_are_sent_again_once_it_is_fixe
         .as_array()
         .expect("refused")
         .is_empty());
+    server.stop();
+}
+
+/// `tournee-agent run` with its clock 8 days ahead, stderr to a file; killed when dropped.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start_skewed(a: &Agent, log: std::path::PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("daemon log");
+        let child = a
+            .cmd(&["run"])
+            .env(SKEW, EIGHT_DAYS_MS)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn the daemon");
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_daemon_that_stays_connected_sends_clock_ahead_refusals_again_in_the_same_session() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::init(&tmp.path().join("server"), None);
+    server.unit("bus-80", "80");
+    let a = Agent::init(&tmp.path().join("a"), &server.enroll("bus-80", "a"));
+    server.start();
+    let id = skewed_add(&a, &day(10), "démon en avance");
+    let daemon = Daemon::start_skewed(&a, tmp.path().join("daemon.log"));
+    let limit = Duration::from_secs(20);
+    let started = Instant::now();
+    while !server_records(&server, "bus-80")
+        .iter()
+        .any(|r| r["id"] == id.as_str())
+    {
+        assert!(
+            started.elapsed() < limit,
+            "not on the server within {limit:?}: {}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("starting a session").count(),
+        1,
+        "healed inside the first session, not by reconnecting: {log}"
+    );
+    let st = json(&skewed(&a, &["status", "--format", "json"]));
+    assert_eq!(st["rejected_changes"], 0, "{st}");
+    drop(daemon);
+    assert_eq!(skewed(&a, &["digest"]).trim(), server.digest("bus-80"));
     server.stop();
 }
 
