@@ -40,7 +40,7 @@ fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn open_existing(dir: &Path) -> Result<SqliteStore> {
+pub(crate) fn open_existing(dir: &Path) -> Result<SqliteStore> {
     let file = dir.join(STORE_FILE);
     if !file.exists() {
         bail!(
@@ -111,6 +111,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Conflicts(f) => conflicts(&dir, f.format),
         Command::Resolve(a) => resolve(&dir, &clock, a),
         Command::Status(f) => status(&dir, f.format),
+        Command::Reenrol(a) => crate::reenrol::run(&dir, &clock, &a),
+        Command::Rejected(cmd) => crate::rejected::run(&dir, cmd),
         Command::Export(_) => {
             let store = open_existing(&dir)?;
             let id = identity(&store)?;
@@ -263,10 +265,14 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let day = day_arg(l.date.as_deref(), clock.now_ms())?;
             let mut recs = store.records_on(Kind::Appointment, day)?;
             recs.sort_by_key(|r| (r.int(Field::Start), r.id));
-            let views: Vec<serde_json::Value> = recs
+            let refused = crate::rejected::refused_by_record(&store)?;
+            let mut views: Vec<serde_json::Value> = recs
                 .iter()
                 .map(|r| appointment_json(&store, r))
                 .collect::<Result<_>>()?;
+            for (r, v) in recs.iter().zip(views.iter_mut()) {
+                v["refused"] = crate::rejected::refused_json(refused.get(&r.id));
+            }
             match l.format {
                 Format::Json => {
                     print_json(&json!({ "date": day.to_string(), "appointments": views }))
@@ -284,6 +290,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                                 v["citizen_name"].as_str().unwrap_or("").to_owned(),
                                 r.text(Field::Status).unwrap_or("").to_owned(),
                                 conflict_mark(r),
+                                crate::rejected::refused_mark(refused.get(&r.id)),
                                 r.id.to_string(),
                             ]
                         })
@@ -291,7 +298,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                     print_table(
                         &[
                             "start", "duration", "location", "commune", "citizen", "status",
-                            "conflict", "id",
+                            "conflict", "refused", "id",
                         ],
                         &rows,
                     )
@@ -368,7 +375,16 @@ fn show_value(field: Field, v: &Value) -> String {
     }
 }
 
-fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+    let refused = crate::rejected::refused_by_record(store)?.remove(&record.id);
+    let refused_of = |f: &Field| -> Vec<(u64, String)> {
+        refused
+            .iter()
+            .flatten()
+            .filter(|m| m.field == *f)
+            .map(|m| (m.seq, m.reason.clone()))
+            .collect()
+    };
     match format {
         Format::Json => {
             let mut fields = serde_json::Map::new();
@@ -387,6 +403,9 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
                         "value": record.value(*f).map(Value::to_json),
                         "conflict": record.conflicts().contains(f),
                         "siblings": siblings,
+                        "refused": refused_of(f).iter().map(|(seq, reason)| json!({
+                            "seq": seq, "reason": reason, "reason_fr": crate::rejected::reason_fr(reason),
+                        })).collect::<Vec<_>>(),
                     }),
                 );
             }
@@ -406,6 +425,15 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
             for f in record.kind.fields() {
                 let Some(v) = record.value(*f) else { continue };
                 rows.push(vec![f.code().to_owned(), show_value(*f, v)]);
+                for (seq, reason) in refused_of(f) {
+                    rows.push(vec![
+                        String::new(),
+                        format!(
+                            "  REFUSÉ (#{seq}) : {}",
+                            crate::rejected::reason_fr(&reason)
+                        ),
+                    ]);
+                }
                 if conflicts.contains(f) {
                     for s in record.shown_siblings(*f) {
                         rows.push(vec![
@@ -597,6 +625,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                 "kind": r.change.kind.code(),
                 "field": r.change.field.code(),
                 "value": r.change.write.value.to_json(),
+                "reason_fr": crate::rejected::reason_fr(&r.reason),
             })
         })
         .collect();
@@ -651,8 +680,13 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                 rows.push((
                     "  rejected",
                     format!(
-                        "#{} {}.{} of {}: {}",
-                        r.seq, r.change.kind, r.change.field, r.change.record, r.reason
+                        "#{} {}.{} of {}: {} — {}",
+                        r.seq,
+                        r.change.kind,
+                        r.change.field,
+                        r.change.record,
+                        r.reason,
+                        crate::rejected::reason_fr(&r.reason)
                     ),
                 ));
             }

@@ -5,6 +5,8 @@
 //! Deliberately not here yet: sync and the daemon (they arrive with the QUIC transport).
 
 mod commands;
+mod reenrol;
+mod rejected;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,11 @@ pub enum Command {
     Export(ExportArgs),
     /// One line: hex SHA-256 of the canonical export.
     Digest,
+    /// Give this data directory a new identity (a new bundle), keeping its queued changes.
+    Reenrol(reenrol::ReenrolArgs),
+    /// Changes the server refused: list them, or undo them on this laptop.
+    #[command(subcommand)]
+    Rejected(rejected::RejectedCmd),
 }
 
 /// `--format`.

@@ -112,7 +112,7 @@ pub enum SyncError {
     #[error("the server refused this laptop: {0}")]
     Refused(String),
     /// This laptop refused the server's certificate: another server, or someone in between.
-    #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop")]
+    #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop (`tournee-agent reenrol --bundle FILE` keeps its queued changes)")]
     Untrusted(String),
     /// The server closed the connection with a reason this agent has no code for.
     #[error("the connection dropped during sync: closed by the server: {reason}")]
@@ -177,7 +177,7 @@ fn describe(e: &ConnectionError) -> SyncError {
             let reason = String::from_utf8_lossy(&c.reason).into_owned();
             match ErrorCode::from_close_code(c.error_code.into_inner()) {
                 Some(ErrorCode::Unauthorized) => SyncError::Refused(format!(
-                    "{reason}; ask the administrator to check this device's enrolment"
+                    "{reason}; ask the administrator to check this device's enrolment (with a new bundle, `tournee-agent reenrol --bundle FILE` keeps the queued changes)"
                 )),
                 Some(code) => SyncError::Protocol(ProtocolError::Remote {
                     code,
@@ -187,7 +187,7 @@ fn describe(e: &ConnectionError) -> SyncError {
             }
         }
         ConnectionError::ConnectionClosed(c) => match alert_text(u64::from(c.error_code)) {
-            Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle")),
+            Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle: `tournee-agent reenrol --bundle FILE` keeps its queued changes")),
             None => closed(c.to_string()),
         },
         // Raised by our own TLS stack: it is the server's certificate that was refused.
@@ -279,6 +279,9 @@ pub async fn session(
 ) -> Result<Report, SyncError> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
     let mut pump = ClientPump::new(store)?;
+    if live {
+        pump.resend_refused_at_once();
+    }
     let moved = drive_client(&mut pump, &mut send, &mut recv, store, clock, live, stop)
         .await
         .map_err(|e| match e {

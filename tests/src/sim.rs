@@ -603,9 +603,13 @@ impl World {
                 .flush(&self.server, |f| down.push_back(f))
                 .map_err(|e| e.to_string())?;
         } else {
-            conn.client
-                .handle_read(agent_now, bytes, &mut a.store)
-                .map_err(|e| e.to_string())?;
+            // Refusals are counted as they arrive: clock-ahead ones are sent again later, so
+            // the rejected list at the end no longer holds them.
+            let before = conn.client.session().stats().rejected;
+            let read = conn.client.handle_read(agent_now, bytes, &mut a.store);
+            let refused = conn.client.session().stats().rejected - before;
+            self.counts.rejected += refused as u64;
+            read.map_err(|e| e.to_string())?;
             while let Some(f) = conn.client.poll_transmit() {
                 conn.up.push_back(f);
             }
@@ -911,9 +915,6 @@ pub fn run_with(
     }
     w.quiesce()?;
     w.check()?;
-    for a in &w.agents {
-        w.counts.rejected += a.store.rejected().map(|r| r.len() as u64).unwrap_or(0);
-    }
     let final_digest = export::digest(&w.server, None).map_err(|e| fail(e.to_string()))?;
     Ok(Outcome {
         seed,

@@ -15,6 +15,7 @@ mod codec;
 mod local;
 pub mod migrate;
 mod records;
+mod requeue;
 mod schema;
 mod server;
 mod sqlite;
