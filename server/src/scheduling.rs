@@ -20,6 +20,7 @@ use tournee_core::schedule::{
     RoundStop,
 };
 use tournee_core::store::{LocalAction, RecordEdit, Store};
+use tournee_core::time::{show_local, touches_clock_change};
 use tournee_report::facts::is_marked;
 use tournee_report::queries::Queries;
 use tournee_store::SqliteStore;
@@ -433,6 +434,32 @@ fn plan_passages(
         report.removed += 1;
     }
     Ok((edits, report))
+}
+
+/// One line per passage of `spec` from `today` to the horizon whose window touches a
+/// daylight-saving change, saying when it is planned instead (the rule of
+/// `time::paris_planned`), for the scheduler to see rather than discover.
+pub fn clock_change_notes(spec: &RoundSpec, today: NaiveDate, horizon_weeks: u32) -> Vec<String> {
+    let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
+    let mut notes = Vec::new();
+    for s in &spec.stops {
+        for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
+            if !touches_clock_change(date, s.start, s.end) {
+                continue;
+            }
+            let (start, end) = s.planned(date);
+            let hm = |t: i64| show_local(t).get(11..).unwrap_or_default().to_owned();
+            notes.push(format!(
+                "note : le {date}, la fenêtre {}-{} tombe sur le changement d'heure ; \
+                 passage prévu de {} à {} (même durée)",
+                s.start.format("%H:%M"),
+                s.end.format("%H:%M"),
+                hm(start),
+                hm(end)
+            ));
+        }
+    }
+    notes
 }
 
 /// What one pass of the horizon over every round did.

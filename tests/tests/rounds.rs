@@ -206,7 +206,21 @@ fn a_window_in_the_spring_gap_is_planned_by_the_rule_and_the_round_has_all_its_p
     let today = d("2027-03-22");
     let (server, stop) = server_with_stop(tmp.path(), today, 8);
     let windows = vec![format!("{stop}@sun@02:00-03:30")];
-    srv(&server, today, &strs(&round_add_args(today, &windows)));
+    let out = run(server
+        .cmd(&strs(&round_add_args(today, &windows)))
+        .env(SKEW, skew_to(today)));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note")).collect();
+    assert_eq!(
+        notes.len(),
+        1,
+        "the scheduler is told about that night only: {stderr}"
+    );
+    assert!(
+        notes[0].contains("2027-03-28") && notes[0].contains("03:00") && notes[0].contains("04:30"),
+        "{stderr}"
+    );
     let all = passages(&server, today, today, today + Duration::weeks(8));
     let sundays: Vec<NaiveDate> = (0..8)
         .map(|w| d("2027-03-28") + Duration::weeks(w))

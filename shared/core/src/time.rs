@@ -70,6 +70,20 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<i64, TimeError> {
     }
 }
 
+/// The one instant of a Paris wall-clock time on `date`, if it has exactly one.
+fn paris_single(date: NaiveDate, t: NaiveTime) -> Option<i64> {
+    match Paris.from_local_datetime(&date.and_time(t)) {
+        LocalResult::Single(x) => Some(x.timestamp()),
+        _ => None,
+    }
+}
+
+/// True when the window `start`–`end` on `date` touches the hour skipped or repeated by a
+/// daylight-saving change, so `paris_planned` applies its rule rather than the wall clock.
+pub fn touches_clock_change(date: NaiveDate, start: NaiveTime, end: NaiveTime) -> bool {
+    paris_single(date, start).is_none() || paris_single(date, end).is_none()
+}
+
 /// Planned start and end, Unix seconds, of a window `start`–`end` (Paris wall-clock times) on
 /// `date`: 09:00 stays 09:00 across a daylight-saving change.
 ///
@@ -79,11 +93,7 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<i64, TimeError> {
 /// stays after its start: `02:00-03:30` on 2027-03-28 becomes 03:00-04:30 summer time. Never
 /// fails, so no date of a round's plan can block its materialisation.
 pub fn paris_planned(date: NaiveDate, start: NaiveTime, end: NaiveTime) -> (i64, i64) {
-    let single = |t: NaiveTime| match Paris.from_local_datetime(&date.and_time(t)) {
-        LocalResult::Single(x) => Some(x.timestamp()),
-        _ => None,
-    };
-    if let (Some(s), Some(e)) = (single(start), single(end)) {
+    if let (Some(s), Some(e)) = (paris_single(date, start), paris_single(date, end)) {
         return (s, e);
     }
     let midnight = date.and_time(NaiveTime::MIN);
@@ -200,6 +210,16 @@ mod tests {
         assert_eq!(e - s, 45 * 60);
         assert_eq!(show_rfc3339(s), "2026-10-25T02:30:00+02:00");
         // Any other window is its wall-clock times.
+        assert!(touches_clock_change(
+            day("2027-03-28"),
+            t("01:00"),
+            t("02:30")
+        ));
+        assert!(!touches_clock_change(
+            day("2027-03-28"),
+            t("01:00"),
+            t("03:00")
+        ));
         let (s, e) = paris_planned(day("2027-03-28"), t("09:00"), t("12:00"));
         assert_eq!(show_rfc3339(s), "2027-03-28T09:00:00+02:00");
         assert_eq!(show_rfc3339(e), "2027-03-28T12:00:00+02:00");
