@@ -340,6 +340,9 @@ fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()
         "{} passage(s) planned over the next {} weeks",
         r.created, config.horizon_weeks
     );
+    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
+        eprintln!("{note}");
+    }
     Ok(())
 }
 
@@ -377,6 +380,9 @@ fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()
         &spec,
     )?;
     println!("{id}");
+    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
+        eprintln!("{note}");
+    }
     eprintln!(
         "passages: {} created, {} updated, {} removed, {} kept (past or already marked by the unit)",
         r.created, r.updated, r.removed, r.kept

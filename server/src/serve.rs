@@ -207,6 +207,7 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(HORIZON_CHECK_MS));
     let mut done_for: Option<chrono::NaiveDate> = None;
+    let mut failures = crate::scheduling::FailureMemo::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -228,10 +229,17 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
             })
             .await;
         match result {
-            Ok(Ok(r)) => {
-                done_for = Some(today);
+            Ok(Ok(run)) => {
+                let r = run.total;
                 if r.created + r.updated + r.removed > 0 {
                     info!(created = r.created, updated = r.updated, removed = r.removed, %today, "passages materialised");
+                }
+                for (round, e) in failures.fresh(&run.failed) {
+                    warn!(%round, error = %e, "materialising this round's passages failed; the other rounds are done; retrying every minute");
+                }
+                // A failing round is retried at the next tick; the others are then no-ops.
+                if run.failed.is_empty() {
+                    done_for = Some(today);
                 }
             }
             Ok(Err(e)) => warn!(error = %e, "materialising passages failed; retrying later"),

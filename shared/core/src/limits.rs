@@ -31,9 +31,12 @@ pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
 pub const HLC_LOGICAL_BITS: u32 = 16;
 /// Most changes written by one local user action (a new appointment with its citizen).
 pub const LOCAL_ACTION_CHANGES_MAX: usize = 32;
-/// Most changes written by one scheduler action on the server (a round with its passages over
-/// the planning horizon).
-pub const SCHEDULER_ACTION_CHANGES_MAX: usize = 4_096;
+/// Most changes written by one scheduler action on the server: a round edit with all its
+/// passages over the longest horizon, one transaction so a round never exists without its
+/// passages. Each passage in the plan writes at most its plan fields and an undelete; each
+/// one dropped from the plan, a tombstone; plus the round's own fields.
+pub const SCHEDULER_ACTION_CHANGES_MAX: usize =
+    ROUND_FIELDS_MAX + ROUND_PASSAGES_MAX * (PASSAGE_PLAN_FIELDS_MAX + 1);
 /// Most changes applied in one remote batch transaction.
 pub const APPLY_BATCH_CHANGES_MAX: usize = 4_096;
 /// Most changes of one device applied in one server transaction (a flight of batches).
@@ -55,6 +58,24 @@ pub const SERVER_WAL_CHECKPOINT_PAGES: i64 = 8_192;
 /// each well under 8 KiB (a note, its clock and siblings' dots).
 pub const CHANGELOG_ROW_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Most stop windows of one round, in windows: a bus makes a handful of stops a day, so 128
+/// covers eighteen a day for a week, while a round's passages over the longest horizon
+/// (`ROUND_PASSAGES_MAX`) stay one scheduler transaction of a few seconds.
+pub const ROUND_STOPS_MAX: usize = 128;
+/// Bytes of one window in a round's stored `stops` field, `STOP_ID@mon@HH:MM-HH:MM`: a
+/// hyphenated UUID (36), the weekday code (3), the window (11) and two `@`.
+pub const ROUND_STOP_ENCODED_BYTES: usize = 36 + 1 + 3 + 1 + 11;
+/// Longest `stops` field of a round, in bytes: every window and its `;` separator. The windows
+/// stay one field (one register), so an edit replaces the whole plan at once and two
+/// concurrent edits show as two plans, never as a mix of both.
+pub const ROUND_STOPS_BYTES_MAX: usize = ROUND_STOPS_MAX * (ROUND_STOP_ENCODED_BYTES + 1);
+/// Fields a scheduler action writes on a round record (name, stops, recurrence, validity).
+pub const ROUND_FIELDS_MAX: usize = 8;
+/// Fields a passage's plan writes when it is created (round, stop, date, planned start and
+/// end, status).
+pub const PASSAGE_PLAN_FIELDS_MAX: usize = 6;
+/// Most passages one round has from today to the horizon, in passages: one a window a week.
+pub const ROUND_PASSAGES_MAX: usize = ROUND_STOPS_MAX * HORIZON_WEEKS_MAX as usize;
 /// Longest recurrence of a round, in weeks: a yearly visit is the rarest a stop gets.
 pub const EVERY_WEEKS_MAX: u32 = 52;
 /// Default planning horizon of the server's rounds, in weeks: two months of passages is what
@@ -75,6 +96,9 @@ const _: () = assert!(HLC_LOGICAL_BITS < 32);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= SCHEDULER_ACTION_CHANGES_MAX);
 const _: () = assert!(DURATION_MINUTES_MAX > 0);
+const _: () = assert!(ROUND_STOPS_MAX >= 100);
+const _: () = assert!(ROUND_STOPS_BYTES_MAX <= WIRE_STRING_BYTES_MAX);
+const _: () = assert!(ROUND_STOPS_BYTES_MAX * 4 < RECORD_STATE_BYTES_MAX);
 const _: () = assert!(HORIZON_WEEKS_DEFAULT >= 1 && HORIZON_WEEKS_DEFAULT <= HORIZON_WEEKS_MAX);
 
 /// Largest frame on the wire, in bytes (length prefix excluded). A batch is cut well below it.
@@ -101,8 +125,12 @@ pub const ACK_REJECTIONS_MAX: usize = BATCH_CHANGES_MAX;
 /// Longest explanation in a refusal, in bytes: a refusal may quote the refused value, and a
 /// batch of refusals must stay far below what the agent can read in one frame.
 pub const REJECT_DETAIL_BYTES_MAX: usize = 240;
-/// Longest string in any message (notes are the longest legitimate text), in bytes.
-pub const WIRE_STRING_BYTES_MAX: usize = NOTE_BYTES_MAX;
+/// Longest string in any message (a round's stops field or a note), in bytes.
+pub const WIRE_STRING_BYTES_MAX: usize = if ROUND_STOPS_BYTES_MAX > NOTE_BYTES_MAX {
+    ROUND_STOPS_BYTES_MAX
+} else {
+    NOTE_BYTES_MAX
+};
 /// Batches the server queues ahead of the network for one session before it waits.
 pub const SESSION_QUEUED_BATCHES_MAX: usize = 4;
 /// How long a server waits for a connecting agent's Hello, in milliseconds.

@@ -95,6 +95,28 @@ pub enum ModelError {
         /// What was expected.
         expected: &'static str,
     },
+    /// A local time of the autumn hour that repeats, given without its offset
+    /// (`TimeError::Ambiguous`, whose message asks for the offset).
+    #[error(transparent)]
+    AmbiguousTime(crate::time::TimeError),
+    /// A passage's actual time on another day than the passage's (Paris dates).
+    #[error("{field} : {value} n'est pas le jour du passage ({date}) ; les heures réelles d'un passage sont celles de son jour, à l'heure de Paris")]
+    ActualOffDate {
+        /// The field.
+        field: &'static str,
+        /// What was given, as Paris local time.
+        value: String,
+        /// The passage's date.
+        date: NaiveDate,
+    },
+    /// A passage's actual end not after its actual start.
+    #[error("actual-end : la fin réelle ({end}) doit venir après le début réel ({start})")]
+    ActualEndNotAfterStart {
+        /// The actual start, Paris local time.
+        start: String,
+        /// The actual end, Paris local time.
+        end: String,
+    },
     /// A text longer than its limit.
     #[error("{field}: {len} bytes is longer than the {max}-byte limit")]
     TooLong {
@@ -141,10 +163,17 @@ pub enum ModelError {
 
 impl From<crate::time::TimeError> for ModelError {
     fn from(e: crate::time::TimeError) -> Self {
-        ModelError::BadFormat {
-            field: e.field,
-            value: e.value,
-            expected: e.expected,
+        match e {
+            crate::time::TimeError::Bad {
+                field,
+                value,
+                expected,
+            } => ModelError::BadFormat {
+                field,
+                value,
+                expected,
+            },
+            e @ crate::time::TimeError::Ambiguous { .. } => ModelError::AmbiguousTime(e),
         }
     }
 }
@@ -745,7 +774,7 @@ pub fn check_value(
             _ => check_len(field, text()?, ADDRESS_BYTES_MAX),
         },
         (_, F::Note) => check_len(field, text()?, NOTE_BYTES_MAX),
-        (_, F::Stops) => check_len(field, text()?, NOTE_BYTES_MAX),
+        (_, F::Stops) => crate::schedule::check_stops_field(text()?),
         (_, F::EveryWeeks) => {
             let n = int()?;
             if (1..=i64::from(EVERY_WEEKS_MAX)).contains(&n) {
