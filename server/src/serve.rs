@@ -32,6 +32,7 @@ use tournee_proto::wire::ErrorCode;
 use tournee_store::SqliteStore;
 use tracing::{info, warn};
 
+use crate::backup::DirLock;
 use crate::ca::Ca;
 use crate::config::{DataDir, ServerConfig};
 use crate::db::{Db, DbGone};
@@ -57,6 +58,8 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     endpoint: Endpoint,
     tasks: JoinSet<()>,
+    /// Held while serving: `restore` refuses to swap files under a running server.
+    _lock: DirLock,
 }
 
 fn open_server_store(data: &DataDir) -> Result<SqliteStore> {
@@ -74,6 +77,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer> {
     data.require()?;
+    let lock = DirLock::acquire(data)?;
     // Load reference data now, not inside the first session.
     tournee_core::refdata::RefData::get();
     let store = open_server_store(data)?;
@@ -113,6 +117,7 @@ pub async fn start(
         shared,
         endpoint,
         tasks,
+        _lock: lock,
     })
 }
 

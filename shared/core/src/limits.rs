@@ -24,6 +24,13 @@ pub const SIBLINGS_MAX: usize = 64;
 pub const FIELD_CLOCK_ACTORS_MAX: usize = 256;
 /// How long a command waits for another process holding the store's write lock, in milliseconds.
 pub const STORE_BUSY_WAIT_MS: u64 = 5_000;
+/// How long `tournee-server backup` waits for `serve`'s write lock before its snapshot's read
+/// transaction starts, in milliseconds (a flight commits in far less).
+pub const BACKUP_BUSY_WAIT_MS: u64 = 30_000;
+/// Largest file one backup entry holds, in bytes: SQLite's default largest blob (1e9 bytes),
+/// and it must fit a zero-blob's `i32` length.
+pub const BACKUP_ENTRY_BYTES_MAX: u64 = 1_000_000_000;
+const _: () = assert!(BACKUP_ENTRY_BYTES_MAX <= i32::MAX as u64);
 /// How far a change's hybrid logical clock may run ahead of the receiver's wall clock, in
 /// milliseconds (10 minutes). Further ahead is a misconfigured laptop clock.
 pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
