@@ -149,6 +149,27 @@ pub const QUIC_CLOSE_WAIT_MS: u64 = 100;
 /// data), in milliseconds. Several round trips of a slow rural link; a peer that never
 /// acknowledges holds its admission permit no longer than this.
 pub const ERROR_FLUSH_WAIT_MS: u64 = 1_000;
+/// Connection attempts quinn queues before the server looks at them (each may buffer datagrams);
+/// beyond it new Initials are refused by quinn itself. quinn's default is 65,536.
+pub const QUIC_INCOMING_MAX: usize = 1_024;
+/// Bytes quinn buffers for one connection attempt not yet accepted (its Initial and 0-RTT).
+pub const QUIC_INCOMING_BUFFER_BYTES: u64 = 16 * 1024;
+/// Bytes quinn buffers for all connection attempts not yet accepted (quinn's default: 100 MiB).
+pub const QUIC_INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Handshakes in progress above which the server asks unvalidated addresses for a QUIC Retry
+/// (one round trip proving the address) before keeping any state for them: a flood of Initials
+/// from addresses that do not answer costs no memory. Below it, a laptop pays no extra round trip.
+pub const QUIC_RETRY_ABOVE_HANDSHAKES: usize = 32;
+/// Handshakes in progress the server keeps at most, validated or not (about 30 KiB each);
+/// further attempts are dropped until some finish or time out.
+pub const QUIC_HANDSHAKES_MAX: usize = 512;
+/// How often the server logs one summary line of refused, retried and dropped handshakes, in
+/// milliseconds.
+pub const HANDSHAKE_LOG_INTERVAL_MS: u64 = 10_000;
+/// Refused handshakes logged one line each per interval; the rest only counted in the summary.
+pub const HANDSHAKE_LOG_LINES_PER_INTERVAL: u32 = 10;
+const _: () = assert!(QUIC_RETRY_ABOVE_HANDSHAKES < QUIC_HANDSHAKES_MAX);
+const _: () = assert!(QUIC_INCOMING_BUFFER_BYTES <= QUIC_INCOMING_BUFFER_TOTAL_BYTES);
 /// Keep-alive interval of an idle connection, in milliseconds.
 pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
 /// How long an agent waits for the QUIC handshake, in milliseconds.
