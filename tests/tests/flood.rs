@@ -19,7 +19,7 @@ use tournee_tests::{day, Agent, Server};
 /// Most the server's RSS may grow over its idle size during the flood, in bytes.
 const RSS_GROWTH_MAX: u64 = 128 * 1024 * 1024;
 /// How long the flood lasts at most.
-const FLOOD_FOR: Duration = Duration::from_secs(3);
+const FLOOD_FOR: Duration = Duration::from_secs(5);
 /// Most Initials each flooding thread sends (each a new connection attempt).
 const FLOOD_INITIALS_MAX: u64 = 40_000;
 
