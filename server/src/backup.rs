@@ -68,6 +68,12 @@ pub enum BackupError {
         /// What is wrong.
         why: String,
     },
+    /// The backup's directory does not exist.
+    #[error("le répertoire {dir} n'existe pas : créez-le ou choisissez un autre --out ; aucune sauvegarde écrite")]
+    NoOutDir {
+        /// The missing directory.
+        dir: PathBuf,
+    },
     /// A file is larger than a backup entry may be.
     #[error("{path} dépasse {max} octets : trop grand pour une sauvegarde")]
     TooBig {
@@ -240,6 +246,14 @@ pub fn backup(data: &DataDir, out: &Path, now_ms: u64) -> Result<Vec<Entry>, Bac
     if !data.is_initialised() {
         return Err(BackupError::NotInitialised {
             dir: data.root().to_path_buf(),
+        });
+    }
+    if let Some(dir) = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        return Err(BackupError::NoOutDir {
+            dir: dir.to_path_buf(),
         });
     }
     let part = with_suffix(out, ".part");

@@ -187,6 +187,14 @@ fn restore_is_refused_while_serving_and_for_a_damaged_file_then_serves_again() {
     let live = digest(&server.dir, None);
     assert_ne!(live, at_backup);
 
+    // Into a missing directory: one French line, nothing written.
+    let nowhere = tmp.path().join("absent").join("nightly.backup");
+    let out = run(&mut server.cmd(&["backup", "--out", path_str(&nowhere)]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("n'existe pas"), "{err}");
+    assert!(!tmp.path().join("absent").exists());
+
     // Refused while serving: one French line, nothing moved.
     let out = restore(&server.dir, &file);
     let err = String::from_utf8_lossy(&out.stderr);
