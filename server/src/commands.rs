@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&data, &clock, a),
         Command::Serve(a) => serve_cmd(&data, a),
         Command::Demo(a) => demo_cmd(explicit_data, a),
+        Command::Backup(a) => tournee_server::backup::backup_cmd(&data, &a, clock.now_ms()),
+        Command::Restore(a) => tournee_server::backup::restore_cmd(&data, &a, clock.now_ms()),
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),

@@ -24,6 +24,13 @@ pub const SIBLINGS_MAX: usize = 64;
 pub const FIELD_CLOCK_ACTORS_MAX: usize = 256;
 /// How long a command waits for another process holding the store's write lock, in milliseconds.
 pub const STORE_BUSY_WAIT_MS: u64 = 5_000;
+/// How long `tournee-server backup` waits for `serve`'s write lock before its snapshot's read
+/// transaction starts, in milliseconds (a flight commits in far less).
+pub const BACKUP_BUSY_WAIT_MS: u64 = 30_000;
+/// Largest file one backup entry holds, in bytes: SQLite's default largest blob (1e9 bytes),
+/// and it must fit a zero-blob's `i32` length.
+pub const BACKUP_ENTRY_BYTES_MAX: u64 = 1_000_000_000;
+const _: () = assert!(BACKUP_ENTRY_BYTES_MAX <= i32::MAX as u64);
 /// How far a change's hybrid logical clock may run ahead of the receiver's wall clock, in
 /// milliseconds (10 minutes). Further ahead is a misconfigured laptop clock.
 pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
@@ -170,6 +177,27 @@ pub const QUIC_CLOSE_WAIT_MS: u64 = 100;
 /// data), in milliseconds. Several round trips of a slow rural link; a peer that never
 /// acknowledges holds its admission permit no longer than this.
 pub const ERROR_FLUSH_WAIT_MS: u64 = 1_000;
+/// Connection attempts quinn queues before the server looks at them (each may buffer datagrams);
+/// beyond it new Initials are refused by quinn itself. quinn's default is 65,536.
+pub const QUIC_INCOMING_MAX: usize = 1_024;
+/// Bytes quinn buffers for one connection attempt not yet accepted (its Initial and 0-RTT).
+pub const QUIC_INCOMING_BUFFER_BYTES: u64 = 16 * 1024;
+/// Bytes quinn buffers for all connection attempts not yet accepted (quinn's default: 100 MiB).
+pub const QUIC_INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Handshakes in progress above which the server asks unvalidated addresses for a QUIC Retry
+/// (one round trip proving the address) before keeping any state for them: a flood of Initials
+/// from addresses that do not answer costs no memory. Below it, a laptop pays no extra round trip.
+pub const QUIC_RETRY_ABOVE_HANDSHAKES: usize = 32;
+/// Handshakes in progress the server keeps at most, validated or not (about 30 KiB each);
+/// further attempts are dropped until some finish or time out.
+pub const QUIC_HANDSHAKES_MAX: usize = 512;
+/// How often the server logs one summary line of refused, retried and dropped handshakes, in
+/// milliseconds.
+pub const HANDSHAKE_LOG_INTERVAL_MS: u64 = 10_000;
+/// Refused handshakes logged one line each per interval; the rest only counted in the summary.
+pub const HANDSHAKE_LOG_LINES_PER_INTERVAL: u32 = 10;
+const _: () = assert!(QUIC_RETRY_ABOVE_HANDSHAKES < QUIC_HANDSHAKES_MAX);
+const _: () = assert!(QUIC_INCOMING_BUFFER_BYTES <= QUIC_INCOMING_BUFFER_TOTAL_BYTES);
 /// Keep-alive interval of an idle connection, in milliseconds.
 pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
 /// How long an agent waits for the QUIC handshake, in milliseconds.

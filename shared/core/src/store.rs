@@ -315,8 +315,24 @@ pub struct Accepted {
     pub rejected: Vec<Rejection>,
 }
 
-/// The server's authorization of one incoming change, given the record as the server holds it.
-pub type ChangeCheck<'a> = dyn FnMut(&Change, Option<&Record>) -> Result<(), RejectReason> + 'a;
+/// What the server holds of the record a change's value names (a `Value::Id`): enough to
+/// authorize the reference without the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referenced {
+    /// The referenced record's id.
+    pub id: Uuid,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its scope.
+    pub scope: Scope,
+}
+
+/// The server's authorization of one incoming change, given the record as the server holds it
+/// and, when the change's value names a record the server holds, that record (`None` when the
+/// value names no record, or one the server does not have yet: created later in the same
+/// flight, or never).
+pub type ChangeCheck<'a> =
+    dyn FnMut(&Change, Option<&Record>, Option<&Referenced>) -> Result<(), RejectReason> + 'a;
 
 /// The server's side of storage: the changelog with global sequence numbers and the
 /// per-device acknowledged sequence.
@@ -325,7 +341,7 @@ pub trait ServerStore: Store {
     fn device_acked(&self, device: Actor) -> Result<u64, StoreError>;
     /// Apply a device's batch (sequence numbers `first_seq..`) in one transaction: skip what
     /// was already acknowledged, ask `check` about each new change (given the record as the
-    /// server holds it), merge and log the accepted ones, advance the device's ack.
+    /// server holds it, and the record its value names), merge and log the accepted ones, advance the device's ack.
     fn accept_batch(
         &mut self,
         device: Actor,

@@ -497,9 +497,10 @@ impl ServerSession {
             let device = self.device.clone();
             let batches: Vec<(u64, &[Change])> =
                 decoded.iter().map(|(f, c)| (*f, c.as_slice())).collect();
-            let results = store.accept_batches(device.actor, &batches, &mut |c, existing| {
-                authorize(&device, c, existing, now)
-            })?;
+            let results =
+                store.accept_batches(device.actor, &batches, &mut |c, existing, referenced| {
+                    authorize(&device, c, existing, referenced, now)
+                })?;
             // One acknowledgement for the whole run: the agent learns the same, in fewer bytes.
             let mut acked = self.ack_sent;
             let mut rejected = Vec::new();

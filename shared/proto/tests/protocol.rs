@@ -448,8 +448,8 @@ fn a_status_going_back_to_unknown_through_a_crafted_write_is_refused() {
     let acked = srv.device_acked(1).expect("acked");
     let dev = auth(&a);
     let result = srv
-        .accept_batch(1, acked + 1, &[change], &mut |c, existing| {
-            tournee_proto::auth::authorize(&dev, c, existing, NOW + 3)
+        .accept_batch(1, acked + 1, &[change], &mut |c, existing, referenced| {
+            tournee_proto::auth::authorize(&dev, c, existing, referenced, NOW + 3)
         })
         .expect("batch");
     assert_eq!(result.rejected.len(), 1);
