@@ -460,3 +460,43 @@ fn a_laptop_clock_far_behind_is_named_with_both_dates_not_an_expired_certificate
         "the certificate's date: {err}"
     );
 }
+
+/// A registry written before names were checked may hold a device name with a line break and
+/// an escape sequence: `device list`, `device revoke` and every server log line show it
+/// escaped, on one line.
+#[test]
+fn a_legacy_device_name_with_a_newline_is_shown_escaped_in_tables_and_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut server = server_with_unit(&tmp.path().join("server"));
+    let bundle = server.enroll("bus-80-1", "pc-a");
+    let forged = "pc-a\n2026-12-01T10:00:00Z  WARN forged line \u{1b}[2J";
+    let conn = rusqlite::Connection::open(server.dir.join("registry.sqlite")).expect("registry");
+    conn.execute("UPDATE devices SET name = ?1", [forged])
+        .expect("legacy name");
+    drop(conn);
+    let agent = Agent::init(&tmp.path().join("agent"), &bundle);
+    agent.add(&day(2), "10:00", "rappel");
+    server.start();
+    agent.sync();
+    server.stop();
+    let log = server.log_text();
+    let session: Vec<&str> = log.lines().filter(|l| l.contains(" session device=")).collect();
+    assert!(!session.is_empty(), "{log}");
+    assert!(
+        session
+            .iter()
+            .all(|l| l.contains("pc-a\\u{000A}2026-12-01T10:00:00Z  WARN forged line \\u{001B}[2J")),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-01T10:00:00Z")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "{log}");
+    let table = server.ok(&["device", "list"]);
+    assert_eq!(table.lines().count(), 2, "a header and one row: {table}");
+    assert!(table.contains("pc-a\\u{000A}2026"), "{table}");
+    let revoked = server.ok(&["device", "revoke", "1"]);
+    assert_eq!(revoked.lines().count(), 1, "{revoked}");
+    assert!(!revoked.contains('\u{1b}'), "{revoked}");
+}
