@@ -480,7 +480,10 @@ fn a_legacy_device_name_with_a_newline_is_shown_escaped_in_tables_and_logs() {
     agent.sync();
     server.stop();
     let log = server.log_text();
-    let session: Vec<&str> = log.lines().filter(|l| l.contains(" session device=")).collect();
+    let session: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" session device="))
+        .collect();
     assert!(!session.is_empty(), "{log}");
     assert!(
         session
@@ -499,4 +502,64 @@ fn a_legacy_device_name_with_a_newline_is_shown_escaped_in_tables_and_logs() {
     let revoked = server.ok(&["device", "revoke", "1"]);
     assert_eq!(revoked.lines().count(), 1, "{revoked}");
     assert!(!revoked.contains('\u{1b}'), "{revoked}");
+}
+
+/// A laptop that bypasses its own checks (a modified agent) cannot put a line break or a bidi
+/// override into the server: the server's authorization applies the same text validation.
+#[test]
+fn a_peer_change_holding_control_characters_is_refused_by_the_server_authorization() {
+    use tournee_core::actions::{add_appointment, NewAppointment};
+    use tournee_core::model::{Field, Location, Value};
+    use tournee_core::reject::RejectReason;
+    use tournee_core::store::{Identity, Store};
+    use tournee_proto::auth::{authorize, DeviceAuth};
+
+    let now: u64 = u64::try_from(chrono::Utc::now().timestamp_millis()).expect("now");
+    let mut laptop = tournee_store::SqliteStore::open_in_memory().expect("store");
+    laptop
+        .set_identity(&Identity {
+            device: 3,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        })
+        .expect("identity");
+    let new = NewAppointment {
+        start: i64::try_from(now / 1000).expect("s") + 86_400,
+        duration: 30,
+        location: Location::parse("arret").expect("location"),
+        commune: "80021".into(),
+        citizen: Some("Mme Martin".into()),
+        passage: None,
+        note: Some("rappeler".into()),
+    };
+    let (_, action) = add_appointment(&laptop, now, "bus-80-1", &new).expect("action");
+    laptop.write_local(now, &action).expect("write");
+    let changes = laptop.outbox_after(0, 100).expect("outbox");
+    let device = DeviceAuth {
+        actor: 3,
+        unit: "bus-80-1".into(),
+        territory: "80".into(),
+    };
+    let mut checked = 0;
+    for (_, change) in &changes {
+        authorize(&device, change, None, now).expect("the honest change is taken");
+        if !matches!(change.field, Field::Note | Field::Name) {
+            continue;
+        }
+        for bad in ["a\nb", "\u{1b}]0;title\u{7}", "abc\u{202E}fed"] {
+            let mut forged = change.clone();
+            forged.write.value = Value::Text(bad.into());
+            match authorize(&device, &forged, None, now) {
+                Err(RejectReason::Invalid { detail }) => {
+                    assert!(detail.contains("caractère interdit"), "{detail}");
+                }
+                other => panic!("{bad:?} in {:?} was {other:?}", change.field),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 6,
+        "the note and the citizen's name were both tried"
+    );
 }
