@@ -210,6 +210,11 @@ fn sync_failure_message(e: &tournee_agent::sync::SyncError, pending: u64) -> Str
             escape(path)
         );
     }
+    if let tournee_agent::sync::SyncError::ClockWrong(text) = e {
+        return format!(
+            "{text} ; rien n'est perdu : {pending} changement(s) restent en attente sur cet ordinateur"
+        );
+    }
     format!(
         "{}; nothing local is lost: {pending} change(s) stay queued",
         escape(&e.to_string())
@@ -712,6 +717,11 @@ mod tests {
         assert!(
             text.contains("/data/agent.sqlite") && text.contains("3 changement"),
             "{text}"
+        );
+        let clock = sync_failure_message(&SyncError::ClockWrong("l'horloge…".into()), 4);
+        assert!(
+            clock.ends_with("4 changement(s) restent en attente sur cet ordinateur"),
+            "{clock}"
         );
         let other = sync_failure_message(&SyncError::EndedEarly, 2);
         assert!(
