@@ -209,9 +209,18 @@ fn enrolling_into_a_missing_directory_registers_nothing() {
     let err = user_error(&run(&mut enroll_cmd(&server, "pc-a", &missing)));
     assert!(err.contains("n'existe pas"), "{err}");
     assert!(devices(&server).is_empty(), "the device stays unregistered");
+    // A write that fails after the check (here: --out is a dangling link into a missing
+    // directory) withdraws the enrolment.
+    let link = tmp.path().join("link.json");
+    std::os::unix::fs::symlink(tmp.path().join("gone").join("x.json"), &link).expect("symlink");
+    let err = user_error(&run(&mut enroll_cmd(&server, "pc-a", &link)));
+    assert!(err.contains("n'a pas été inscrit"), "{err}");
+    assert!(devices(&server).is_empty(), "the enrolment was withdrawn");
     // The name is still free, and numbers keep counting (never reused).
     server.enroll("bus-80-1", "pc-a");
-    assert_eq!(devices(&server).len(), 1);
+    let list = devices(&server);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["actor"], 2, "number 1 is not reused");
 }
 
 /// `sh -c 'umask U; exec BIN ARGS…'`: the product process runs under that umask.
