@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use quinn::{Connection, ConnectionError, Endpoint, ReadError, VarInt, WriteError};
-use tournee_cli::output::escape;
 use tournee_core::clock::Clock;
 use tournee_core::limits::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, QUIC_CLOSE_WAIT_MS, SYNC_TIMEOUT_MAX_S,
@@ -400,7 +399,7 @@ pub async fn sync_once(
                 if tokio::time::Instant::now() + wait >= deadline {
                     return Err(e);
                 }
-                warn!(error = %escape(&e.to_string()), retry_in_ms = wait.as_millis() as u64, "sync interrupted; retrying");
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "sync interrupted; retrying");
                 tokio::time::sleep(wait).await;
             }
         }
@@ -448,7 +447,9 @@ pub async fn run_daemon(
                 }
             }
             Err(e) => {
-                let error = escape(&e.to_string()).into_owned();
+                // Log fields are escaped by `tournee_cli::log_fields` (a server's close reason
+                // is peer text).
+                let error = e.to_string();
                 let wait = match &e {
                     // Retrying sooner cannot help: an administrator must act (re-enrol the
                     // laptop) or someone must fix its clock.
