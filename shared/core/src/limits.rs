@@ -11,6 +11,11 @@ pub const LABEL_BYTES_MAX: usize = 200;
 pub const ADDRESS_BYTES_MAX: usize = 300;
 /// Longest identifier chosen by an administrator (unit id, territory code), in bytes.
 pub const ADMIN_ID_BYTES_MAX: usize = 64;
+/// Longest unit name (`unit add --name`), in bytes: a line of a table, like a stop label.
+pub const UNIT_NAME_BYTES_MAX: usize = LABEL_BYTES_MAX;
+/// Longest device name (`device enroll --name`), in bytes: it is a column of `device list`,
+/// a field of every server log line and the subject of the laptop's certificate.
+pub const DEVICE_NAME_BYTES_MAX: usize = 64;
 /// Longest appointment or request, in minutes: a working day. Anything longer is a typo.
 pub const DURATION_MINUTES_MAX: i64 = 12 * 60;
 /// How far back an appointment may be recorded, in days: a year covers late data entry.
@@ -222,6 +227,9 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default time `tournee-agent sync` gives itself before giving up, in seconds: enough to
 /// retry a dropped rural link a few times, short enough for someone waiting at the command.
 pub const SYNC_TIMEOUT_DEFAULT_S: u64 = 60;
+/// Longest time `tournee-agent sync --timeout` accepts, in seconds: a day. Waiting longer is
+/// what the daemon (`run`) is for; an unbounded value overflowed the deadline arithmetic.
+pub const SYNC_TIMEOUT_MAX_S: u64 = 24 * 3600;
 /// How long a laptop of `tournee-server demo` tries to sync while the server is up, in
 /// seconds: the demo's server is local, so this only guards against a hung demo.
 pub const DEMO_SYNC_TIMEOUT_S: u64 = 20;
@@ -233,4 +241,6 @@ pub const CLOCK_OFFSET_WARN_MS: i64 = 60_000;
 
 const _: () = assert!(QUIC_KEEP_ALIVE_MS < QUIC_IDLE_TIMEOUT_MS as u64);
 const _: () = assert!(BACKOFF_MIN_MS < BACKOFF_MAX_MS);
+const _: () = assert!(SYNC_TIMEOUT_DEFAULT_S <= SYNC_TIMEOUT_MAX_S);
+const _: () = assert!(DEVICE_NAME_BYTES_MAX <= LABEL_BYTES_MAX);
 const _: () = assert!(QUIC_STREAM_RECEIVE_WINDOW_BYTES as usize > FRAME_BYTES_MAX);

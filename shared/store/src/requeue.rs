@@ -307,7 +307,7 @@ mod tests {
         let first = outbox.first().map_or(1, |(s, _)| *s);
         let changes: Vec<Change> = outbox.into_iter().map(|(_, c)| c).collect();
         server
-            .accept_batch(device, first, &changes, &mut |_, _| Ok(()))
+            .accept_batch(device, first, &changes, &mut |_, _, _| Ok(()))
             .expect("accept")
             .acked
     }
