@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use tournee_cli::output::Format;
+pub use tournee_cli::output::{ExportFormat, FormatArg};
 use tournee_core::limits::{SYNC_TIMEOUT_DEFAULT_S, SYNC_TIMEOUT_MAX_S};
 
 /// Tournée agent: offline-first records of a France Services mobile unit.
@@ -60,14 +61,6 @@ pub enum Command {
     /// Changes the server refused: list them, or undo them on this laptop.
     #[command(subcommand)]
     Rejected(rejected::RejectedCmd),
-}
-
-/// `--format`.
-#[derive(Debug, Args)]
-pub struct FormatArg {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
 }
 
 /// `init`.
@@ -249,13 +242,6 @@ pub struct ResolveArgs {
     pub value: String,
 }
 
-/// Export format: JSON only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    /// Canonical JSON.
-    Json,
-}
-
 /// `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -265,13 +251,5 @@ pub struct ExportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if tournee_cli::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tournee-agent: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    tournee_cli::output::exit_code("tournee-agent", commands::run(Cli::parse()))
 }

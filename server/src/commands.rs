@@ -249,7 +249,7 @@ fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
 fn enroll(data: &DataDir, clock: &dyn Clock, a: crate::DeviceEnroll) -> Result<()> {
     if a.out.exists() {
         bail!(
-            "{} exists already; choose another --out (a bundle holds a private key)",
+            "out : {} existe déjà ; choisissez un autre --out (un bundle contient une clé privée, il n'est jamais écrasé)",
             a.out.display()
         );
     }

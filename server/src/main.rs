@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tournee_cli::output::Format;
+pub use tournee_cli::output::{ExportFormat, FormatArg};
 use tournee_server::config::DEFAULT_LISTEN;
 
 /// Tournée server: device registry, sync endpoint, scheduling and coverage.
@@ -246,14 +247,6 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// `--format`.
-#[derive(Debug, Args)]
-pub struct FormatArg {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
 /// `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -349,13 +342,6 @@ pub struct UnitScope {
     pub unit: Option<String>,
 }
 
-/// Export format: JSON only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    /// Canonical JSON.
-    Json,
-}
-
 /// `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -368,13 +354,5 @@ pub struct ExportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if tournee_cli::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tournee-server: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    tournee_cli::output::exit_code("tournee-server", commands::run(Cli::parse()))
 }

@@ -909,7 +909,7 @@ pub fn run_with(
     for _ in 0..steps {
         w.step_once()?;
         // Agents learn of records received, so later edits touch shared records.
-        if w.step % 10 == 0 {
+        if w.step.is_multiple_of(10) {
             w.refresh_known()?;
         }
     }

@@ -76,7 +76,7 @@ fn flood(config: quinn_proto::ClientConfig, target: SocketAddr, stop: &AtomicBoo
         // Forget the attempt: a half-open handshake the server is left holding.
         drop(conn);
         let _ = handle;
-        if sent % 256 == 0 {
+        if sent.is_multiple_of(256) {
             // Start from a fresh endpoint now and then so connection ids never run out.
             endpoint = quinn_proto::Endpoint::new(
                 Arc::new(quinn_proto::EndpointConfig::default()),

@@ -209,11 +209,11 @@ fn enrolling_into_a_missing_directory_registers_nothing() {
     let err = user_error(&run(&mut enroll_cmd(&server, "pc-a", &missing)));
     assert!(err.contains("n'existe pas"), "{err}");
     assert!(devices(&server).is_empty(), "the device stays unregistered");
-    // A write that fails after the check (here: --out is a dangling link into a missing
-    // directory) withdraws the enrolment.
-    let link = tmp.path().join("link.json");
-    std::os::unix::fs::symlink(tmp.path().join("gone").join("x.json"), &link).expect("symlink");
-    let err = user_error(&run(&mut enroll_cmd(&server, "pc-a", &link)));
+    // A write that fails after the checks withdraws the enrolment. Here --out is in /proc: a
+    // directory that exists, where no file can be created, not even by root (the tests may
+    // run as root, so a read-only directory would not do).
+    let unwritable = Path::new("/proc/tournee-hygiene-test.bundle");
+    let err = user_error(&run(&mut enroll_cmd(&server, "pc-a", unwritable)));
     assert!(err.contains("n'a pas été inscrit"), "{err}");
     assert!(devices(&server).is_empty(), "the enrolment was withdrawn");
     // The name is still free, and numbers keep counting (never reused).

@@ -22,6 +22,35 @@ pub enum Format {
     Json,
 }
 
+/// `--format` of listing commands, as both binaries take it.
+#[derive(Debug, clap::Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Format of `export`: the canonical JSON only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Canonical JSON.
+    Json,
+}
+
+/// The exit status of a command's result, as CLI.md promises: 0 on success (and when the reader
+/// of our output went away), 1 with one line `PROGRAM: error: …` on stderr otherwise. (Usage
+/// errors exit 2 from clap before a command runs.)
+pub fn exit_code(program: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// Spaces between two columns of a table.
 pub const TABLE_COLUMN_GAP: u16 = 2;
 
