@@ -778,6 +778,7 @@ fn describe_client(m: &ClientMsg) -> String {
     match m {
         ClientMsg::Hello { cursor, acked, .. } => format!("Hello cursor {cursor} acked {acked}"),
         ClientMsg::Changes { first_seq, batch } => format!("Changes {first_seq}..+{}", batch.len()),
+        ClientMsg::Rebased => "Rebased".to_owned(),
     }
 }
 
@@ -804,6 +805,7 @@ fn describe_server(m: &ServerMsg) -> String {
         } => format!("Changes {after}..{cursor} ({})", batch.len()),
         ServerMsg::UpToDate { after, cursor } => format!("UpToDate {after}..{cursor}"),
         ServerMsg::Error { message, .. } => format!("Error {message}"),
+        ServerMsg::Rebase { acked, .. } => format!("Rebase acked {acked}"),
     }
 }
 
