@@ -2,7 +2,8 @@
 //! device certificates (fresh ECDSA P-256 keys), and reports each device's fingerprint.
 //!
 //! This module neither reads the clock (the caller passes `not_before`) nor touches files
-//! (callers store the PEM texts, keys with mode 0600). It keeps no record of what it issued and
+//! (callers store the PEM texts, keys through `tournee_cli::write_private`: mode 0600, replaced
+//! atomically). It keeps no record of what it issued and
 //! does not revoke: the device registry and `tournee_net::tls::RevocationList` do that.
 
 use std::fmt;
@@ -21,47 +22,27 @@ const CA_VALIDITY_YEARS: u32 = 20;
 const LEAF_VALIDITY_YEARS: u32 = 5;
 
 /// Errors creating, loading or using the CA.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CaError {
     /// rcgen refused to generate a key or a certificate.
-    Generate(rcgen::Error),
+    #[error("could not generate the key or certificate: {0}")]
+    Generate(#[source] rcgen::Error),
     /// The CA private key PEM could not be read.
-    Key(rcgen::Error),
+    #[error("could not read the CA private key: {0}")]
+    Key(#[source] rcgen::Error),
     /// The CA certificate PEM or DER could not be read.
-    Certificate(tls::TlsError),
+    #[error("could not read the CA certificate: {0}")]
+    Certificate(#[source] tls::TlsError),
     /// The CA certificate and key do not belong together, or the certificate was not made by
     /// [`Ca::generate`].
+    #[error("the CA certificate and key are unusable: {0}")]
     Mismatch(&'static str),
     /// A subject alternative name is neither an IP address nor a valid DNS name.
+    #[error("invalid server name {0:?}: expected an IP address or a DNS name")]
     InvalidName(String),
     /// The validity period falls outside what certificates can encode here (years 1950–9999).
+    #[error("invalid certificate validity: {0}")]
     InvalidTime(String),
-}
-
-impl fmt::Display for CaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Generate(e) => write!(f, "could not generate the key or certificate: {e}"),
-            Self::Key(e) => write!(f, "could not read the CA private key: {e}"),
-            Self::Certificate(e) => write!(f, "could not read the CA certificate: {e}"),
-            Self::Mismatch(why) => write!(f, "the CA certificate and key are unusable: {why}"),
-            Self::InvalidName(name) => write!(
-                f,
-                "invalid server name {name:?}: expected an IP address or a DNS name"
-            ),
-            Self::InvalidTime(why) => write!(f, "invalid certificate validity: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for CaError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Generate(e) | Self::Key(e) => Some(e),
-            Self::Certificate(e) => Some(e),
-            Self::Mismatch(_) | Self::InvalidName(_) | Self::InvalidTime(_) => None,
-        }
-    }
 }
 
 /// The CA as PEM texts. Construct it with [`Ca::generate`] or [`Ca::load`]; every issuing call
@@ -337,6 +318,18 @@ mod tests {
         ));
         assert!(Ca::load("garbage", &ca.key_pem).is_err());
         assert!(Ca::load(&ca.cert_pem, "garbage").is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_source() {
+        let ca = Ca::generate("Tournée CA", at(2025, 3, 1)).expect("generate");
+        let err = Ca::load("garbage", &ca.key_pem).expect_err("not a certificate");
+        assert!(matches!(err, CaError::Certificate(_)), "{err:?}");
+        assert!(err
+            .to_string()
+            .starts_with("could not read the CA certificate: "));
+        let source = std::error::Error::source(&err).expect("keeps its source");
+        assert!(source.downcast_ref::<tls::TlsError>().is_some());
     }
 
     #[test]

@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tournee_core::rng::SeededRng;
+
 /// Faults applied to each datagram, per direction alike.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Faults {
@@ -112,9 +114,9 @@ impl Ord for Pending {
 
 struct State {
     faults: Faults,
-    /// The fault streams of each direction (splitmix64 states).
-    rng_up: u64,
-    rng_down: u64,
+    /// The fault streams of each direction.
+    rng_up: SeededRng,
+    rng_down: SeededRng,
     order: u64,
     queue: BinaryHeap<Pending>,
     up_free_at: Instant,
@@ -122,18 +124,14 @@ struct State {
 }
 
 impl State {
-    fn roll(&mut self, up: bool) -> f64 {
+    /// True with probability `p`, drawn from the stream of the direction `up` names.
+    fn chance(&mut self, up: bool, p: f64) -> bool {
         let rng = if up {
             &mut self.rng_up
         } else {
             &mut self.rng_down
         };
-        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        rng.with_probability(p)
     }
 }
 
@@ -176,8 +174,8 @@ impl Relay {
         let shared = Arc::new((
             Mutex::new(StateBox(State {
                 faults,
-                rng_up: seed,
-                rng_down: seed ^ 0xD0E5_0000_0000_D0E5,
+                rng_up: SeededRng::new(seed),
+                rng_down: SeededRng::new(seed ^ 0xD0E5_0000_0000_D0E5),
                 order: 0,
                 queue: BinaryHeap::new(),
                 up_free_at: now,
@@ -306,7 +304,7 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
     let Ok(mut guard) = lock.lock() else { return };
     let st = &mut guard.0;
     let f = st.faults;
-    if f.cut || st.roll(up) < f.loss {
+    if f.cut || st.chance(up, f.loss) {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
         if up {
             stats.dropped_up.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +313,7 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
         }
         return;
     }
-    let copies = if st.roll(up) < f.duplicate {
+    let copies = if st.chance(up, f.duplicate) {
         stats.duplicated.fetch_add(1, Ordering::Relaxed);
         2
     } else {
@@ -340,7 +338,7 @@ fn schedule(shared: &Arc<(Mutex<StateBox>, Condvar)>, stats: &RelayStats, up: bo
         *free = start + tx;
         at = *free + Duration::from_millis(f.delay_ms);
     }
-    if st.roll(up) < f.reorder {
+    if st.chance(up, f.reorder) {
         at += Duration::from_millis(f.reorder_ms);
     }
     for _ in 0..copies {

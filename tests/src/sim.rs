@@ -5,6 +5,17 @@
 //! ±1 h and ±7 days and clock jumps — interleaved with user actions on shared records.
 //! At quiescence a checker states the oracles: no loss, convergence, isolation, integrity.
 //!
+//! The workload covers every record kind through the domain's own actions: laptops record
+//! appointments (with citizens), mark passages (held, cancelled, actual times), record requests
+//! at appointments or marked passages and edit citizens and requests; the scheduler lays out
+//! stops and rounds, edits rounds (the server's `scheduling` code regenerates their passages,
+//! tombstoning dropped ones) and stops, and plans home visits. Rules per kind: a passage a
+//! laptop marked stays live and marked everywhere whatever the scheduler tombstoned; a request
+//! has one live parent in its scope; an appointment's citizen and passage, a passage's round and
+//! stop exist where it is; every stop of a territory reaches its laptops and no other.
+//! Ids come from the seed, not the OS, so a run replays bit for bit. Not covered: round deletion,
+//! the daily horizon extension, conflict resolution (see `workload` and `oracles`).
+//!
 //! The network is simulated at the session level: frames are real encoded bytes in per-
 //! connection queues; QUIC itself is not in the loop (its own loss recovery is tested through
 //! the UDP relay). Both ends are driven by the production pump (`tournee_proto::pump`, the
@@ -12,21 +23,24 @@
 //! when, how often and in which order. Everything random comes from the seed, so a failing
 //! seed replays bit for bit.
 
+mod oracles;
+mod workload;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use tournee_core::export;
-use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::model::{Kind, Scope};
 use tournee_core::record::Change;
 use tournee_core::rng::SplitMix64;
-use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
+use tournee_core::store::{Identity, LocalAction, ServerStore, Store, StoreError};
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::FrameReader;
 use tournee_proto::pump::{ClientPump, ServerPump};
 use tournee_proto::session::ServerSession;
 use tournee_proto::wire::{ClientMsg, ServerMsg};
-use tournee_report::queries::Queries;
+use tournee_server::registry::Unit;
 use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
@@ -76,6 +90,26 @@ pub struct Counts {
     pub session_errors: u64,
     /// Changes the server refused (clock ahead before the first sync, …).
     pub rejected: u64,
+    /// Passage marks (held, cancelled, actual times) committed on laptops.
+    pub passages_marked: u64,
+    /// Requests recorded.
+    pub requests: u64,
+    /// Citizens recorded (with an appointment, by a laptop or the scheduler).
+    pub citizens: u64,
+    /// Stops the scheduler created.
+    pub stops: u64,
+    /// Round edits the scheduler made (each regenerating the round's passages).
+    pub round_edits: u64,
+    /// Unmarked passages those edits tombstoned.
+    pub passages_removed: u64,
+    /// Scheduler edits the server's validation refused.
+    pub scheduler_refused: u64,
+    /// Marked passages carrying a tombstone at the end, kept live by the marked-passage guard.
+    pub marks_over_tombstone: u64,
+    /// Partial records (an edit taken without the refused creation) and dangling references (a
+    /// request at a refused appointment) left by changes the server took after refusing the
+    /// change they build on; excused unless `strict_refusals`.
+    pub orphans_after_refusal: u64,
 }
 
 impl Counts {
@@ -96,6 +130,15 @@ impl Counts {
         f(&mut self.clock_faults, o.clock_faults);
         f(&mut self.session_errors, o.session_errors);
         f(&mut self.rejected, o.rejected);
+        f(&mut self.passages_marked, o.passages_marked);
+        f(&mut self.requests, o.requests);
+        f(&mut self.citizens, o.citizens);
+        f(&mut self.stops, o.stops);
+        f(&mut self.round_edits, o.round_edits);
+        f(&mut self.passages_removed, o.passages_removed);
+        f(&mut self.scheduler_refused, o.scheduler_refused);
+        f(&mut self.marks_over_tombstone, o.marks_over_tombstone);
+        f(&mut self.orphans_after_refusal, o.orphans_after_refusal);
     }
 
     /// Sum of several runs.
@@ -153,8 +196,28 @@ struct Agent {
     /// Steps during which frames from the agent (`.0`) or to it (`.1`) are lost.
     partition: (u64, u64),
     conn: Option<Conn>,
-    /// Records of its unit it knows about (created or received), for edits.
+    /// Appointments of its unit it knows about (created or received), for edits.
     known: Vec<Uuid>,
+    /// Live passages of its unit it received, to mark.
+    passages: Vec<Uuid>,
+    /// Citizens of its unit it knows about.
+    citizens: Vec<Uuid>,
+    /// Requests of its unit it knows about.
+    requests: Vec<Uuid>,
+}
+
+impl Agent {
+    /// Remember the records one of its actions created, for later edits.
+    fn learn(&mut self, action: &LocalAction) {
+        for e in action.edits.iter().filter(|e| e.create) {
+            match e.kind {
+                Kind::Appointment => self.known.push(e.id),
+                Kind::Citizen => self.citizens.push(e.id),
+                Kind::Request => self.requests.push(e.id),
+                _ => {}
+            }
+        }
+    }
 }
 
 struct World {
@@ -164,10 +227,14 @@ struct World {
     server_path: PathBuf,
     server: SqliteStore,
     agents: Vec<Agent>,
+    /// The units the agents belong to, as the scheduler sees them (the Somme's first).
+    units: Vec<Unit>,
     counts: Counts,
     /// Every change committed on an agent: (agent index, change).
     ledger: Vec<(usize, Change)>,
     verbose: bool,
+    /// Fail on dangling references even where a refused change explains them.
+    strict_refusals: bool,
 }
 
 fn open(path: &Path) -> Result<SqliteStore, String> {
@@ -202,64 +269,35 @@ impl World {
 
     fn user_action(&mut self, i: usize) -> Result<(), Failure> {
         let now = self.agent_now(i);
-        let unit = self.agents[i].auth.unit.clone();
-        let scope = Scope::Unit(unit);
-        let pick = self.rng.below(10);
-        let known = self.agents[i].known.clone();
-        let action = if pick < 4 || known.is_empty() {
-            let id = self.rng.uuid();
-            let start = i64::try_from(now / 1000).unwrap_or(0)
-                + 3600 * (1 + i64::try_from(self.rng.below(200)).unwrap_or(0));
-            self.agents[i].known.push(id);
-            LocalAction {
-                edits: vec![RecordEdit {
-                    id,
-                    kind: Kind::Appointment,
-                    scope,
-                    create: true,
-                    sets: vec![
-                        (Field::Location, Value::Text("arret".into())),
-                        (Field::Commune, Value::Text("80021".into())),
-                        (Field::Start, Value::Int(start)),
-                        (Field::Duration, Value::Int(30)),
-                        (Field::Status, Value::Text("unknown".into())),
-                    ],
-                }],
-            }
-        } else {
-            let id = known[usize::try_from(self.rng.below(known.len() as u64)).unwrap_or(0)];
-            let Ok(Some(record)) = self.agents[i].store.record(id) else {
-                return Ok(());
-            };
-            if record.kind != Kind::Appointment {
+        let pick = self.rng.below(20);
+        // Each kind of edit needs a record the laptop knows; without one it records a new
+        // appointment instead.
+        let built = match pick {
+            0..=5 => Ok(None),
+            6..=9 => self.edit_appointment(i, now, pick),
+            10..=13 => self.mark_passage(i),
+            14..=16 => self.new_request(i, now),
+            17 => self.edit_request(i),
+            _ => self.edit_citizen(i),
+        };
+        let built = match built {
+            Ok(Some(action)) => Ok(action),
+            Ok(None) => self.new_appointment(i, now),
+            Err(e) => Err(e),
+        };
+        let action = match built {
+            Ok(action) => action,
+            Err(e) if is_refusal(&e) => {
+                self.counts.refused += 1;
                 return Ok(());
             }
-            let (field, value) = match pick {
-                4 | 5 => (
-                    Field::Start,
-                    Value::Int(
-                        i64::try_from(now / 1000).unwrap_or(0)
-                            + 3600 * i64::try_from(self.rng.below(300)).unwrap_or(0),
-                    ),
-                ),
-                6 | 7 => (
-                    Field::Note,
-                    Value::Text(format!(
-                        "note {} by {}",
-                        self.step, self.agents[i].auth.actor
-                    )),
-                ),
-                _ => {
-                    let statuses = ["unknown", "seen", "noshow", "excused"];
-                    let s = statuses[usize::try_from(self.rng.below(4)).unwrap_or(0)];
-                    (Field::Status, Value::Text(s.into()))
-                }
-            };
-            tournee_core::actions::set_fields(&record, vec![(field, value)])
+            Err(e) => return Err(self.fail(format!("agent {i} action: {e}"))),
         };
         match self.agents[i].store.write_local(now, &action) {
             Ok(changes) => {
                 self.counts.actions += 1;
+                self.count_action(&action);
+                self.agents[i].learn(&action);
                 let last = self.agents[i]
                     .store
                     .stats()
@@ -270,7 +308,7 @@ impl World {
                     changes.len(),
                     changes
                         .iter()
-                        .map(|c| c.record.to_string()[..8].to_owned())
+                        .map(|c| format!("{} {}", c.kind, &c.record.to_string()[..8]))
                         .collect::<std::collections::BTreeSet<_>>()
                 ));
                 for c in changes {
@@ -278,7 +316,7 @@ impl World {
                 }
                 Ok(())
             }
-            Err(tournee_core::store::StoreError::Model(_)) => {
+            Err(e) if is_refusal(&e) => {
                 self.counts.refused += 1;
                 Ok(())
             }
@@ -287,46 +325,16 @@ impl World {
     }
 
     fn scheduler_action(&mut self) -> Result<(), Failure> {
-        // The scheduler edits a note of an appointment of unit 0 it holds, or plans a visit.
-        let now = self.now();
-        let unit = self.agents[0].auth.unit.clone();
-        let ids = self
-            .server
-            .ids_of_kind(Kind::Appointment, Some(&unit))
-            .map_err(|e| self.fail(e.to_string()))?;
-        let action = if ids.is_empty() || self.rng.chance_per_mille(300) {
-            let id = self.rng.uuid();
-            LocalAction {
-                edits: vec![RecordEdit {
-                    id,
-                    kind: Kind::Appointment,
-                    scope: Scope::Unit(unit),
-                    create: true,
-                    sets: vec![
-                        (Field::Location, Value::Text("domicile".into())),
-                        (Field::Commune, Value::Text("80001".into())),
-                        (
-                            Field::Start,
-                            Value::Int(i64::try_from(now / 1000).unwrap_or(0) + 86_400),
-                        ),
-                        (Field::Duration, Value::Int(45)),
-                        (Field::Status, Value::Text("unknown".into())),
-                    ],
-                }],
-            }
-        } else {
-            let id = ids[usize::try_from(self.rng.below(ids.len() as u64)).unwrap_or(0)];
-            let Ok(Some(r)) = self.server.record(id) else {
-                return Ok(());
-            };
-            tournee_core::actions::set_fields(
-                &r,
-                vec![(Field::Note, Value::Text(format!("scheduler {}", self.step)))],
-            )
-        };
-        self.server
-            .write_local(now, &action)
-            .map_err(|e| self.fail(format!("scheduler write: {e}")))?;
+        // Mostly the Somme's unit (three or more laptops share it), sometimes the other one.
+        let u = usize::from(!self.rng.chance_per_mille(750));
+        let unit = self.units[u].clone();
+        match self.rng.below(10) {
+            0..=3 => self.scheduler_appointment(&unit)?,
+            4..=6 => self.scheduler_edit_round(&unit)?,
+            7 => self.scheduler_add_stop(&unit.territory)?,
+            8 => self.scheduler_edit_stop(&unit.territory)?,
+            _ => self.scheduler_add_round(&unit)?,
+        }
         self.counts.scheduler += 1;
         Ok(())
     }
@@ -658,7 +666,7 @@ impl World {
         "no record differs".into()
     }
 
-    fn check(&self) -> Result<(), Failure> {
+    fn check(&mut self) -> Result<(), Failure> {
         self.server
             .integrity_check()
             .map_err(|e| self.fail(format!("server integrity: {e}")))?;
@@ -770,8 +778,17 @@ impl World {
                 )));
             }
         }
+        let (over_tombstone, excused) = self.check_kinds()?;
+        self.counts.marks_over_tombstone = over_tombstone;
+        self.counts.orphans_after_refusal = excused;
         Ok(())
     }
+}
+
+/// A refusal of a user's or scheduler's action by the domain (a status going back, a record
+/// gone), as opposed to a failure of the store.
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(e, StoreError::Model(_) | StoreError::NotFound { .. })
 }
 
 fn describe_client(m: &ClientMsg) -> String {
@@ -811,6 +828,18 @@ fn describe_server(m: &ServerMsg) -> String {
 
 /// Run one seed in `dir` (which must be empty). `steps` user/nemesis steps, then quiescence.
 pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, Failure> {
+    run_with(seed, steps, dir, verbose, false)
+}
+
+/// `run`, optionally failing on partial records and dangling references that a refused change
+/// explains (the known gap `Counts::orphans_after_refusal` counts).
+pub fn run_with(
+    seed: u64,
+    steps: u64,
+    dir: &Path,
+    verbose: bool,
+    strict_refusals: bool,
+) -> Result<Outcome, Failure> {
     let fail = |what: String| Failure { seed, what };
     let mut rng = SplitMix64::new(seed);
     let n_agents = 3 + usize::try_from(rng.below(3)).unwrap_or(0);
@@ -849,6 +878,9 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
             partition: (0, 0),
             conn: None,
             known: Vec::new(),
+            passages: Vec::new(),
+            citizens: Vec::new(),
+            requests: Vec::new(),
         });
     }
     let mut w = World {
@@ -858,30 +890,25 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
         server_path,
         server,
         agents,
+        units: [("bus-80-1", "80"), ("bus-02-1", "02")]
+            .map(|(id, territory)| Unit {
+                id: id.into(),
+                name: id.into(),
+                territory: territory.into(),
+                kind: "bus".into(),
+            })
+            .into(),
         counts: Counts::default(),
         ledger: Vec::new(),
         verbose,
+        strict_refusals,
     };
+    w.initial_plan()?;
     for _ in 0..steps {
         w.step_once()?;
         // Agents learn of records received, so later edits touch shared records.
         if w.step % 10 == 0 {
-            for a in &mut w.agents {
-                let mut ids = Vec::new();
-                let scopes = a.auth.scopes();
-                a.store
-                    .for_each_record(Some(&scopes[..1]), &mut |r| {
-                        if r.kind == Kind::Appointment {
-                            ids.push(r.id);
-                        }
-                        Ok(())
-                    })
-                    .map_err(|e| Failure {
-                        seed,
-                        what: e.to_string(),
-                    })?;
-                a.known = ids;
-            }
+            w.refresh_known()?;
         }
     }
     w.quiesce()?;
@@ -900,11 +927,22 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
 /// Run one seed in a fresh temporary directory, turning a panic anywhere into a `Failure` that
 /// names the seed and how to replay it.
 pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> Result<Outcome, Failure> {
+    run_seed_with(seed, steps, verbose, false)
+}
+
+/// `run_seed`, optionally with `strict_refusals` (see `run_with`).
+pub fn run_seed_with(
+    seed: u64,
+    steps: u64,
+    verbose: bool,
+    strict_refusals: bool,
+) -> Result<Outcome, Failure> {
     let dir = tempfile::tempdir().map_err(|e| Failure {
         seed,
         what: e.to_string(),
     })?;
-    let result = std::panic::catch_unwind(|| run(seed, steps, dir.path(), verbose));
+    let result =
+        std::panic::catch_unwind(|| run_with(seed, steps, dir.path(), verbose, strict_refusals));
     match result {
         Ok(r) => r,
         Err(p) => Err(Failure {

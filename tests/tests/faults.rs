@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tournee_core::actions::{add_appointment, NewAppointment};
 use tournee_core::limits::{BATCH_CHANGES_MAX, QUIC_IDLE_TIMEOUT_MS};
 use tournee_core::model::Location;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{ServerStore, Store};
 use tournee_store::{Durability, SqliteStore};
 use tournee_tests::relay::{Faults, Relay};
@@ -71,10 +72,7 @@ struct Backlog {
 
 /// Cheap, seeded, incompressible-looking text (so uploads have a realistic size).
 fn noise(i: u64) -> String {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    format!("{:016x}", z ^ (z >> 31))
+    format!("{:016x}", SeededRng::new(i).next_u64())
 }
 
 /// Record `n` appointments on the laptop the way `appointment add` does (same action builder,

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tournee_core::model::Kind;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, Store};
 use tournee_store::SqliteStore;
 use tournee_tests::bin;
@@ -125,14 +126,9 @@ fn trial(shim: &Path, durability: &str, mode: &str, kill_after: Duration) -> Tri
 }
 
 fn delays(seed: u64, n: usize) -> Vec<Duration> {
-    let mut x = seed;
+    let mut rng = SeededRng::new(seed);
     (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            Duration::from_millis(150 + (x >> 33) % 600)
-        })
+        .map(|_| Duration::from_millis(150 + rng.below(600)))
         .collect()
 }
 

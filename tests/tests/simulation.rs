@@ -4,6 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use scenario::{exchange, NOW, WEEK};
+use tournee_core::actions;
+use tournee_core::model::{Field, Value};
+use tournee_core::store::Store;
+use tournee_proto::session::{ClientSession, ServerSession};
+use tournee_proto::wire::ServerMsg;
 use tournee_tests::sim::{self, Counts, Failure, Outcome};
 
 /// Seeds run by the suite on every CI run.
@@ -64,16 +70,37 @@ fn five_hundred_seeded_fault_schedules_end_converged_with_nothing_lost() {
     ] {
         assert!(n > 0, "no {what} in {SUITE_SEEDS} seeds");
     }
+    // The workload really covered every record kind, and the cases its rules are about.
+    for (what, n) in [
+        ("scheduler actions", t.scheduler),
+        ("passage marks", t.passages_marked),
+        ("requests", t.requests),
+        ("citizens", t.citizens),
+        ("stops", t.stops),
+        ("round edits", t.round_edits),
+        ("passages tombstoned by a round edit", t.passages_removed),
+        (
+            "marked passages kept over a tombstone",
+            t.marks_over_tombstone,
+        ),
+    ] {
+        assert!(n > 0, "no {what} in {SUITE_SEEDS} seeds");
+    }
 }
 
-/// Seeds that found real bugs, kept at the size that found them:
+/// Seeds that found real bugs, kept at the size that found them (the workload now draws every
+/// record kind, so they replay other schedules than the ones that found the bugs; each bug also
+/// has its own scenario test, named after it):
 /// 1, 3, 15, 17 — a refusal was lost when the server committed a batch and the link dropped
-/// before its Ack (refusals are now kept on the server until the laptop confirms them);
+/// before its Ack (refusals are now kept on the server until the laptop confirms them;
+/// `a_refusal_whose_ack_was_lost_still_reaches_the_laptop` in tournee-proto's protocol tests);
 /// 1010, 1163, 1182, 1235, 1269 — a changelog batch delivered out of order let the laptop's
-/// cursor skip the one before (changelog messages now say which position they follow);
+/// cursor skip the one before (changelog messages now say which position they follow;
+/// `a_changelog_batch_out_of_order_is_refused_without_moving_the_cursor`, same file);
 /// 109668 (found in a 10,000-seed run) — two Acks delivered out of order: the later one
 /// acknowledged the earlier one's refused changes as accepted (Acks now chain like the
-/// changelog, and an out-of-order one ends the session before anything is acknowledged).
+/// changelog, and an out-of-order one ends the session before anything is acknowledged;
+/// `an_ack_that_overtook_the_one_before_acknowledges_nothing` below).
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
     for (seed, steps) in [
@@ -94,6 +121,24 @@ fn seeds_that_found_bugs_stay_fixed() {
     }
 }
 
+/// Known gap found by the all-kinds workload (13 of seeds 0..200 at 120 steps): a laptop whose
+/// clock runs ahead has a creation refused, a later Welcome brings its HLC back, and the server
+/// then takes changes built on the refused one — an edit of the refused record (seed 13: an
+/// appointment holding a status and a start but no location; seed 33: a request holding only
+/// `outcome`) or a request at the refused appointment (seed 106) — so a partial record, or one
+/// without its parent, reaches the server and the unit's other laptops. The suite excuses these
+/// (`Counts::orphans_after_refusal`); this test holds the strict rule and passes once the server
+/// refuses what depends on a change it refused.
+#[test]
+#[ignore = "known gap: the server takes changes that depend on a change it refused"]
+fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
+    for seed in [13, 33, 106] {
+        if let Err(f) = sim::run_seed_with(seed, SUITE_STEPS, false, true) {
+            panic!("{f}");
+        }
+    }
+}
+
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let a = run(4242, SUITE_STEPS).expect("seed 4242");
@@ -105,4 +150,200 @@ fn a_seed_replays_bit_for_bit() {
         a.final_digest, c.final_digest,
         "different seeds, different histories"
     );
+}
+
+/// In-memory sessions driven by hand, for the scenarios that stand for bugs the simulation
+/// found (one server store, one laptop of `bus-80-1`).
+mod scenario {
+    use tournee_core::model::{Field, Kind, Scope, Value};
+    use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
+    use tournee_proto::auth::DeviceAuth;
+    use tournee_proto::frame::{self, FrameReader};
+    use tournee_proto::session::{ClientSession, ServerSession};
+    use tournee_proto::wire::ServerMsg;
+    use tournee_store::SqliteStore;
+
+    /// The server's time.
+    pub const NOW: u64 = 1_790_000_000_000;
+    /// A week, in ms: how far ahead the laptop's clock runs.
+    pub const WEEK: u64 = 7 * 86_400_000;
+
+    fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(m: &T) -> T {
+        let mut r = FrameReader::new();
+        r.push(&frame::encode(m)).expect("frame");
+        r.next_msg().expect("decode").expect("whole frame")
+    }
+
+    /// The server's store, the laptop's, and the laptop's identity as the server knows it.
+    pub fn stores() -> (SqliteStore, SqliteStore, DeviceAuth) {
+        let mut srv = tournee_report::facts::server_store_in_memory().expect("server");
+        srv.set_identity(&Identity::server()).expect("identity");
+        let mut a = SqliteStore::open_in_memory().expect("agent");
+        a.set_identity(&Identity {
+            device: 1,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        })
+        .expect("identity");
+        let auth = DeviceAuth {
+            actor: 1,
+            unit: "bus-80-1".into(),
+            territory: "80".into(),
+        };
+        (srv, a, auth)
+    }
+
+    /// The laptop records appointment number `n` (five changes) at its time `now`.
+    pub fn appointment(store: &mut SqliteStore, now: u64, n: u128) -> uuid::Uuid {
+        let id = uuid::Uuid::from_u128(n);
+        let action = LocalAction {
+            edits: vec![RecordEdit {
+                id,
+                kind: Kind::Appointment,
+                scope: Scope::Unit("bus-80-1".into()),
+                create: true,
+                sets: vec![
+                    (Field::Location, Value::Text("arret".into())),
+                    (Field::Commune, Value::Text("80021".into())),
+                    (Field::Start, Value::Int((NOW / 1000) as i64 + 86_400)),
+                    (Field::Duration, Value::Int(30)),
+                    (Field::Status, Value::Text("unknown".into())),
+                ],
+            }],
+        };
+        store.write_local(now, &action).expect("write");
+        id
+    }
+
+    /// Everything the laptop queued goes up, everything the server answers comes down, except
+    /// Acks, which go to `held` for the test to deliver (or not).
+    pub fn exchange(
+        client: &mut ClientSession,
+        s: &mut ServerSession,
+        a: &mut SqliteStore,
+        srv: &mut SqliteStore,
+        laptop_now: u64,
+        held: &mut Vec<ServerMsg>,
+    ) {
+        while let Some(m) = client.poll_transmit() {
+            s.handle_message(NOW, wire(&m), srv).expect("server");
+        }
+        s.fill(srv).expect("server fill");
+        while let Some(m) = s.poll_transmit() {
+            match wire(&m) {
+                ack @ ServerMsg::Ack { .. } => held.push(ack),
+                other => client.handle_message(laptop_now, other, a).expect("client"),
+            }
+        }
+    }
+}
+
+/// The bug seed 109668 once found, as its own scenario (the seed now replays another schedule):
+/// the laptop's first batch is refused (clock a week ahead), Welcome corrects its clock, its
+/// second batch is taken; the second Ack overtakes the first. The laptop must refuse it rather
+/// than acknowledge the first batch's refused changes as accepted, and a later session still
+/// brings the refusals.
+#[test]
+fn an_ack_that_overtook_the_one_before_acknowledges_nothing() {
+    let (mut srv, mut a, auth) = scenario::stores();
+    let laptop_now = NOW + WEEK;
+    scenario::appointment(&mut a, laptop_now, 1);
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth.clone(), NOW);
+    let mut held_acks = Vec::new();
+    exchange(
+        &mut client,
+        &mut s,
+        &mut a,
+        &mut srv,
+        laptop_now,
+        &mut held_acks,
+    );
+    // Welcome told the laptop its clock is a week ahead: its next write is stamped right.
+    scenario::appointment(&mut a, laptop_now, 2);
+    client.fill(&a).expect("fill");
+    exchange(
+        &mut client,
+        &mut s,
+        &mut a,
+        &mut srv,
+        laptop_now,
+        &mut held_acks,
+    );
+    assert_eq!(held_acks.len(), 2, "one Ack per batch");
+    let rejected = |m: &ServerMsg| match m {
+        ServerMsg::Ack { rejected, .. } => rejected.0.len(),
+        _ => 0,
+    };
+    assert_eq!(rejected(&held_acks[0]), 5, "the first batch was refused");
+    assert_eq!(rejected(&held_acks[1]), 0, "the second was taken");
+    let second = held_acks.pop().expect("second Ack");
+    assert!(
+        client.handle_message(laptop_now, second, &mut a).is_err(),
+        "an Ack that overtook the one before it ends the session"
+    );
+    assert_eq!(
+        a.stats().expect("stats").pending,
+        10,
+        "nothing acknowledged"
+    );
+    assert!(a.rejected().expect("rejected").is_empty());
+    // A new session brings the refusals, kept on the server until the laptop confirms them.
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth, NOW);
+    for _ in 0..100 {
+        let mut acks = Vec::new();
+        exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
+        for m in acks {
+            client.handle_message(laptop_now, m, &mut a).expect("ack");
+        }
+        client.fill(&a).expect("fill");
+        if client.is_synced() && !client.has_pending_transmit() {
+            break;
+        }
+    }
+    assert!(client.is_synced(), "the second session completes");
+    assert_eq!(a.stats().expect("stats").pending, 0);
+    assert_eq!(
+        a.rejected().expect("rejected").len(),
+        5,
+        "the refusals arrived"
+    );
+}
+
+/// The gap behind `changes_built_on_a_refused_change_leave_no_dangling_reference`, as a
+/// scenario: the laptop's clock runs a week ahead, so the server refuses the appointment it
+/// creates; Welcome corrects the laptop's clock; the conseiller then adds a note to the
+/// appointment the laptop still shows. The server takes the note and holds an appointment with
+/// nothing but a note, which every laptop of the unit then receives.
+#[test]
+#[ignore = "known gap: the server takes changes that depend on a change it refused"]
+fn an_edit_of_a_record_whose_creation_was_refused_leaves_no_partial_record() {
+    let (mut srv, mut a, auth) = scenario::stores();
+    let laptop_now = NOW + WEEK;
+    let id = scenario::appointment(&mut a, laptop_now, 1);
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth, NOW);
+    let mut acks = Vec::new();
+    exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
+    for m in acks.drain(..) {
+        client.handle_message(laptop_now, m, &mut a).expect("ack");
+    }
+    assert_eq!(a.rejected().expect("rejected").len(), 5, "creation refused");
+    assert!(srv.record(id).expect("read").is_none());
+    let shown = a.record(id).expect("read").expect("kept on the laptop");
+    let note = actions::set_fields(&shown, vec![(Field::Note, Value::Text("rappeler".into()))]);
+    a.write_local(laptop_now, &note).expect("note");
+    client.fill(&a).expect("fill");
+    exchange(&mut client, &mut s, &mut a, &mut srv, laptop_now, &mut acks);
+    for m in acks.drain(..) {
+        client.handle_message(laptop_now, m, &mut a).expect("ack");
+    }
+    if let Some(r) = srv.record(id).expect("read") {
+        assert!(
+            r.value(Field::Location).is_some(),
+            "the server holds a partial appointment: {}",
+            r.canonical_json()
+        );
+    }
 }

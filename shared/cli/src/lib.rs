@@ -1,14 +1,13 @@
 //! What both binaries do the same way around their commands: logging set-up, waiting for a
-//! stop signal, writing owner-only files, `appointment add`'s options, output formats and the
+//! stop signal, writing owner-only files (atomically: a crash never leaves half a key), `appointment add`'s options, output formats and the
 //! conflicts listing.
 //!
 //! Process plumbing and presentation only; no domain logic (that is `tournee_core`).
 
 pub mod output;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use tournee_core::actions::{check_new_appointment, NewAppointment};
 use tournee_core::clock::WallMs;
@@ -43,37 +42,122 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Write a file readable by its owner only (keys, bundles), durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+/// Why a private file or directory could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateFileError {
+    /// The directory could not be created.
+    #[error("cannot create {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory's permissions could not be restricted to its owner.
+    #[error("cannot restrict {} to its owner", path.display())]
+    RestrictDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The temporary file beside the target could not be created, restricted, written or
+    /// flushed to disk; the target is untouched.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The complete temporary file could not be renamed over the target (which is untouched).
+    #[error("cannot replace {}", path.display())]
+    Replace {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was replaced, but the directory entry could not be flushed to disk: after a
+    /// power cut the old file may be back.
+    #[error("cannot flush the directory of {} to disk", path.display())]
+    SyncDir {
+        /// The file that was written.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Write a file readable by its owner only (keys, bundles), atomically and durably.
+///
+/// The contents go to a temporary file in the same directory (mode 0600 from its creation),
+/// which is synced and then renamed over `path`, and the directory is synced: a crash leaves
+/// either the old file or the new one whole, never a truncated key. A file already at `path` is
+/// replaced (a new inode, so a symlink there is replaced rather than followed).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), PrivateFileError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let write = |source| PrivateFileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tournee-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(write)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(write)?;
     }
-    f.write_all(contents)?;
-    f.sync_all()?;
+    tmp.write_all(contents).map_err(write)?;
+    tmp.as_file().sync_all().map_err(write)?;
+    tmp.persist(path).map_err(|e| PrivateFileError::Replace {
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    sync_dir(dir).map_err(|source| PrivateFileError::SyncDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Flush a directory's entries to disk (a rename is durable only then). No-op off Unix, where
+/// directories cannot be opened as files.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 
 /// Create a directory (and parents) readable by its owner only.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn create_private_dir(dir: &Path) -> Result<(), PrivateFileError> {
+    std::fs::create_dir_all(dir).map_err(|source| PrivateFileError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {} to its owner", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| PrivateFileError::RestrictDir {
+                path: dir.to_owned(),
+                source,
+            },
+        )?;
     }
     Ok(())
 }
@@ -174,5 +258,103 @@ pub fn print_conflicts(
                 &rows,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file's permission bits, on Unix.
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// Names in `dir`, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn private_file_is_owner_only_with_the_contents_and_no_leftovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("device.key");
+        write_private(&path, b"-----BEGIN PRIVATE KEY-----\n").expect("write");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"-----BEGIN PRIVATE KEY-----\n"
+        );
+        #[cfg(unix)]
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            entries(dir.path()),
+            ["device.key"],
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn writing_over_an_existing_file_replaces_it_whole_and_restricts_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("laptop-1.bundle");
+        std::fs::write(&path, vec![b'x'; 10_000]).expect("an older, longer file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        write_private(&path, b"{\"version\": 1}").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"{\"version\": 1}");
+        #[cfg(unix)]
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(entries(dir.path()), ["laptop-1.bundle"]);
+    }
+
+    #[test]
+    fn the_old_file_is_never_truncated_in_place() {
+        // Writing in place (truncate, then write) is what could leave half a key after a
+        // crash. Replacing by rename leaves the old file's contents untouched to the end: a
+        // reader that opened it before still reads it whole.
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.key");
+        write_private(&path, b"old key, complete").expect("first write");
+        let mut reader = std::fs::File::open(&path).expect("open the old file");
+        write_private(&path, b"new").expect("second write");
+        let mut old = String::new();
+        reader.read_to_string(&mut old).expect("read");
+        assert_eq!(old, "old key, complete");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file_and_keeps_the_os_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing").join("ca.key");
+        let err = write_private(&path, b"key").expect_err("no such directory");
+        assert!(matches!(err, PrivateFileError::Write { .. }), "{err:?}");
+        assert!(err.to_string().contains("ca.key"), "{err}");
+        let source = std::error::Error::source(&err).expect("keeps its source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dir_is_owner_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("a").join("b");
+        create_private_dir(&sub).expect("create");
+        assert_eq!(mode(&sub), 0o700);
     }
 }

@@ -1,6 +1,7 @@
 //! The enrolment bundle: everything a laptop needs to reach and trust the server, and to be
-//! trusted by it. Written by `tournee-server device enroll` (mode 0600), read by
-//! `tournee-agent init --bundle`.
+//! trusted by it. Written by `tournee-server device enroll` and kept by `tournee-agent init
+//! --bundle`, both through `tournee_cli::write_private` (mode 0600, replaced atomically: it holds
+//! the device's private key).
 //!
 //! Just the format and its checks; files are written by the callers.
 

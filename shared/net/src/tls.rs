@@ -1,6 +1,7 @@
 //! Mutual-TLS policy shared by the agent and the server: rustls configurations (TLS 1.3 only,
 //! our private CA as the only root, client certificates required, revocation by device
-//! fingerprint, 0-RTT and session resumption off), device fingerprints and PEM helpers.
+//! fingerprint, 0-RTT and session resumption off), device fingerprints (certificates parsed by
+//! `x509-parser`) and PEM helpers.
 //!
 //! This module does no I/O and knows nothing about QUIC or quinn: it builds
 //! `rustls::ServerConfig`/`rustls::ClientConfig` values that the endpoint code wraps. It does not
@@ -19,6 +20,10 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCer
 use rustls::{ClientConfig, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::error::X509Error;
+use x509_parser::prelude::FromDer;
+use x509_parser::{asn1_rs, nom};
 
 /// The ALPN protocol both ends must agree on; QUIC refuses a handshake without a common one.
 pub const ALPN: &[u8] = b"tournee/1";
@@ -40,7 +45,13 @@ pub enum TlsError {
     PemKey(#[source] rustls_pki_types::pem::Error),
     /// A certificate's DER encoding is not what X.509 prescribes.
     #[error("malformed certificate: {0}")]
-    MalformedCertificate(&'static str),
+    MalformedCertificate(#[source] X509Error),
+    /// Bytes follow the certificate's DER encoding.
+    #[error("malformed certificate: {0} bytes after its end")]
+    TrailingBytes(usize),
+    /// The subject's common name is not a string type we read, or not UTF-8.
+    #[error("unreadable common name in the certificate subject: {0}")]
+    CommonName(#[source] X509Error),
     /// The CA certificate cannot serve as a trust anchor.
     #[error("the CA certificate is unusable as a trust anchor: {0}")]
     CaCertificate(#[source] rustls::Error),
@@ -56,13 +67,13 @@ pub enum TlsError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fingerprints and a minimal X.509 walker
+// Fingerprints and the certificate fields we read
 // ---------------------------------------------------------------------------------------------
 
 /// The device id: lowercase hex SHA-256 of the certificate's SubjectPublicKeyInfo (DER).
 ///
 /// The id follows the key, not the certificate, so re-issuing a certificate for the same key keeps
-/// the id. Fails on a certificate whose outer structure is not well-formed DER.
+/// the id. Fails on anything that is not one well-formed X.509 certificate.
 pub fn fingerprint(cert_der: &[u8]) -> Result<String, TlsError> {
     let spki = spki_der(cert_der)?;
     Ok(hex::encode(Sha256::digest(spki)))
@@ -71,179 +82,38 @@ pub fn fingerprint(cert_der: &[u8]) -> Result<String, TlsError> {
 /// The SubjectPublicKeyInfo of a certificate, as the DER bytes found in it (tag and length
 /// included).
 pub fn spki_der(cert_der: &[u8]) -> Result<&[u8], TlsError> {
-    Ok(tbs_fields(cert_der)?.spki)
+    Ok(parse(cert_der)?.tbs_certificate.subject_pki.raw)
 }
 
 /// The subject Name of a certificate, as the DER bytes found in it (tag and length included).
 pub fn subject_der(cert_der: &[u8]) -> Result<&[u8], TlsError> {
-    Ok(tbs_fields(cert_der)?.subject)
+    Ok(parse(cert_der)?.tbs_certificate.subject.as_raw())
 }
 
-/// The first CommonName of the certificate's subject (UTF8String, PrintableString or
-/// IA5String), or `None` when the subject has none.
+/// The first CommonName of the certificate's subject (UTF8String, PrintableString, IA5String or
+/// NumericString), or `None` when the subject has none.
 pub fn common_name(cert_der: &[u8]) -> Result<Option<String>, TlsError> {
-    /// DER of the OID 2.5.4.3 (id-at-commonName), tag and length included.
-    const CN_OID: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
-    let subject = tbs_fields(cert_der)?.subject;
-    let (mut rdns, _) = expect_tlv(subject, TAG_SEQUENCE, "subject is not a SEQUENCE")?;
-    while !rdns.is_empty() {
-        let (set, rest) = expect_tlv(rdns, TAG_SET, "subject RDN is not a SET")?;
-        rdns = rest;
-        let mut attrs = set;
-        while !attrs.is_empty() {
-            let (attr, rest) = expect_tlv(attrs, TAG_SEQUENCE, "subject attribute not a SEQUENCE")?;
-            attrs = rest;
-            let oid = read_tlv(attr)?;
-            if oid.whole != CN_OID {
-                continue;
-            }
-            let value = read_tlv(oid.rest)?;
-            return match value.tag {
-                TAG_UTF8_STRING | TAG_PRINTABLE_STRING | TAG_IA5_STRING => {
-                    std::str::from_utf8(value.content)
-                        .map(|s| Some(s.to_owned()))
-                        .map_err(|_| TlsError::MalformedCertificate("common name is not UTF-8"))
-                }
-                _ => Err(TlsError::MalformedCertificate(
-                    "unsupported common name string type",
-                )),
-            };
-        }
-    }
-    Ok(None)
-}
-
-const TAG_SEQUENCE: u8 = 0x30;
-const TAG_SET: u8 = 0x31;
-const TAG_INTEGER: u8 = 0x02;
-const TAG_VERSION: u8 = 0xa0; // [0] EXPLICIT, constructed
-const TAG_UTF8_STRING: u8 = 0x0c;
-const TAG_PRINTABLE_STRING: u8 = 0x13;
-const TAG_IA5_STRING: u8 = 0x16;
-
-/// One DER element: its tag, its content, the element as a whole, and what follows it.
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-    rest: &'a [u8],
-}
-
-/// Reads one DER element at the start of `input`. Only low-tag-number, definite-length, minimally
-/// encoded lengths of at most four bytes are accepted; every slice is bounds-checked.
-fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, TlsError> {
-    let malformed = TlsError::MalformedCertificate;
-    let (&tag, after_tag) = input.split_first().ok_or(malformed("truncated element"))?;
-    if tag & 0x1f == 0x1f {
-        return Err(malformed("high tag numbers are not supported"));
-    }
-    let (&first, after_len_byte) = after_tag
-        .split_first()
-        .ok_or(malformed("truncated length"))?;
-    let (len, body) = if first < 0x80 {
-        (usize::from(first), after_len_byte)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 {
-            return Err(malformed("indefinite length is not DER"));
-        }
-        if count > 4 {
-            return Err(malformed("element too long"));
-        }
-        let bytes = after_len_byte
-            .get(..count)
-            .ok_or(malformed("truncated length"))?;
-        if bytes.first() == Some(&0) {
-            return Err(malformed("non-minimal length encoding"));
-        }
-        let len = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        if len < 0x80 {
-            return Err(malformed("non-minimal length encoding"));
-        }
-        let len = usize::try_from(len).map_err(|_| malformed("element too long"))?;
-        (len, after_len_byte.get(count..).unwrap_or_default())
+    let cert = parse(cert_der)?;
+    let Some(cn) = cert.tbs_certificate.subject.iter_common_name().next() else {
+        return Ok(None);
     };
-    let content = body
-        .get(..len)
-        .ok_or(malformed("element overruns its container"))?;
-    let rest = body.get(len..).unwrap_or_default();
-    let header = input.len() - body.len();
-    let whole = input
-        .get(..header + len)
-        .ok_or(malformed("element overruns its container"))?;
-    Ok(Tlv {
-        tag,
-        content,
-        whole,
-        rest,
-    })
+    cn.as_str()
+        .map(|s| Some(s.to_owned()))
+        .map_err(TlsError::CommonName)
 }
 
-/// Reads one element that must carry `tag`; returns its content and what follows it.
-fn expect_tlv<'a>(
-    input: &'a [u8],
-    tag: u8,
-    what: &'static str,
-) -> Result<(&'a [u8], &'a [u8]), TlsError> {
-    let tlv = read_tlv(input)?;
-    if tlv.tag != tag {
-        return Err(TlsError::MalformedCertificate(what));
+/// Parses exactly one DER certificate (x509-parser); trailing bytes are refused.
+fn parse(cert_der: &[u8]) -> Result<X509Certificate<'_>, TlsError> {
+    let (rest, cert) = X509Certificate::from_der(cert_der).map_err(|e| {
+        TlsError::MalformedCertificate(match e {
+            nom::Err::Error(e) | nom::Err::Failure(e) => e,
+            nom::Err::Incomplete(needed) => X509Error::Der(asn1_rs::Error::Incomplete(needed)),
+        })
+    })?;
+    if !rest.is_empty() {
+        return Err(TlsError::TrailingBytes(rest.len()));
     }
-    Ok((tlv.content, tlv.rest))
-}
-
-/// The fields of the to-be-signed certificate we need.
-struct TbsFields<'a> {
-    subject: &'a [u8],
-    spki: &'a [u8],
-}
-
-/// Walks `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serial,
-/// signature, issuer, validity, subject, subjectPublicKeyInfo, ... }, ... }` in a fixed number
-/// of steps.
-fn tbs_fields(cert_der: &[u8]) -> Result<TbsFields<'_>, TlsError> {
-    let cert = read_tlv(cert_der)?;
-    if cert.tag != TAG_SEQUENCE {
-        return Err(TlsError::MalformedCertificate(
-            "certificate is not a SEQUENCE",
-        ));
-    }
-    if !cert.rest.is_empty() {
-        return Err(TlsError::MalformedCertificate(
-            "trailing bytes after the certificate",
-        ));
-    }
-    let (tbs, _) = expect_tlv(
-        cert.content,
-        TAG_SEQUENCE,
-        "tbsCertificate is not a SEQUENCE",
-    )?;
-    let mut field = read_tlv(tbs)?;
-    if field.tag == TAG_VERSION {
-        field = read_tlv(field.rest)?;
-    }
-    if field.tag != TAG_INTEGER {
-        return Err(TlsError::MalformedCertificate(
-            "serial number is not an INTEGER",
-        ));
-    }
-    let (_signature, rest) = expect_tlv(field.rest, TAG_SEQUENCE, "signature algorithm")?;
-    let (_issuer, rest) = expect_tlv(rest, TAG_SEQUENCE, "issuer is not a SEQUENCE")?;
-    let (_validity, rest) = expect_tlv(rest, TAG_SEQUENCE, "validity is not a SEQUENCE")?;
-    let subject = read_tlv(rest)?;
-    if subject.tag != TAG_SEQUENCE {
-        return Err(TlsError::MalformedCertificate("subject is not a SEQUENCE"));
-    }
-    let spki = read_tlv(subject.rest)?;
-    if spki.tag != TAG_SEQUENCE {
-        return Err(TlsError::MalformedCertificate(
-            "subjectPublicKeyInfo is not a SEQUENCE",
-        ));
-    }
-    Ok(TbsFields {
-        subject: subject.whole,
-        spki: spki.whole,
-    })
+    Ok(cert)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,7 +317,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn walker_refuses_garbage_without_panicking() {
+    fn parse_refuses_garbage_without_panicking() {
         let samples: &[&[u8]] = &[
             &[],
             &[0x30],
@@ -468,6 +338,52 @@ mod tests {
         for b in 0..=u8::MAX {
             let _ = fingerprint(&[0x30, b, 0x30, b, 0xa0, b]);
         }
+    }
+
+    /// A certificate from rcgen with a known key and subject, as the CA issues them.
+    fn rcgen_cert(cn: &str) -> (rcgen::KeyPair, rcgen::Certificate) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["laptop.example".to_owned()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).expect("self-signed");
+        (key, cert)
+    }
+
+    #[test]
+    fn parses_the_key_subject_and_name_of_an_rcgen_certificate() {
+        let (key, cert) = rcgen_cert("laptop-anna");
+        let der: &[u8] = cert.der();
+        // The SubjectPublicKeyInfo is the key's own DER, so the id follows the key.
+        assert_eq!(
+            spki_der(der).expect("spki"),
+            key.public_key_der().as_slice()
+        );
+        assert_eq!(
+            fingerprint(der).expect("fingerprint"),
+            hex::encode(Sha256::digest(key.public_key_der()))
+        );
+        // Name ::= SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, UTF8String "laptop-anna" } } }
+        let mut subject = vec![0x30, 22, 0x31, 20, 0x30, 18, 0x06, 0x03, 0x55, 0x04, 0x03];
+        subject.extend([0x0c, 11]);
+        subject.extend(b"laptop-anna");
+        assert_eq!(subject_der(der).expect("subject"), subject.as_slice());
+        assert_eq!(
+            common_name(der).expect("cn").as_deref(),
+            Some("laptop-anna")
+        );
+
+        let mut params = rcgen::CertificateParams::new(vec![]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let nameless = params.self_signed(&key).expect("self-signed");
+        assert_eq!(common_name(nameless.der()).expect("cn"), None);
+
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        assert!(fingerprint(&trailing).is_err(), "trailing bytes refused");
     }
 
     #[test]

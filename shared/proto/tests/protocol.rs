@@ -6,6 +6,7 @@ use tournee_core::clock::{Clock, ManualClock};
 use tournee_core::export;
 use tournee_core::limits::HELLO_TIMEOUT_MS;
 use tournee_core::model::{Field, Kind, Scope, Value};
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, LocalAction, RecordEdit, ServerStore, Store};
 use tournee_proto::auth::DeviceAuth;
 use tournee_proto::frame::{self, FrameReader};
@@ -707,13 +708,8 @@ fn changelog_reads_cut_anywhere_equal_a_change_by_change_log() {
         agent(3, "bus-80-2", "80"),
     ];
     let mut expected: Vec<(u64, u32, Scope)> = Vec::new();
-    let mut rng = 7u64;
-    let mut next = || {
-        rng = rng
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        rng >> 33
-    };
+    let mut rng = SeededRng::new(7);
+    let mut next = || rng.next_u64();
     for round in 0..12 {
         for (i, a) in agents.iter_mut().enumerate() {
             for k in 0..(next() % 40) {

@@ -23,6 +23,7 @@ use tournee_core::hlc::Hlc;
 use tournee_core::model::{Field, Kind, ModelError, Scope, Value};
 use tournee_core::record::{Change, Record, RecordError};
 use tournee_core::register::{Actor, Register, Write};
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{ApplySummary, Identity, LocalAction, RecordEdit, Store, StoreError};
 use tournee_store::SqliteStore;
 use uuid::Uuid;
@@ -31,34 +32,8 @@ use uuid::Uuid;
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// splitmix64: a tiny deterministic generator, seeded by proptest, for delivery orders.
-#[derive(Debug)]
-struct Mix(u64);
-
-impl Mix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
-    }
-}
-
 /// `items` in a random order, about a third of them delivered twice.
-fn scrambled<T: Clone>(items: &[T], rng: &mut Mix) -> Vec<T> {
+fn scrambled<T: Clone>(items: &[T], rng: &mut SeededRng) -> Vec<T> {
     let mut out: Vec<T> = items.to_vec();
     for item in items {
         if rng.below(3) == 0 {
@@ -237,7 +212,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let h = simulate(n, &steps);
-        let mut rng = Mix(seed);
+        let mut rng = SeededRng::new(seed);
 
         // Each replica's state is exactly what applying the writes it took gives, in any order.
         for (r, seen) in h.replicas.iter().zip(&h.seen) {
@@ -511,7 +486,7 @@ impl Mesh {
         self.record_local(at, changes);
     }
 
-    fn run(&mut self, acts: &[Act], rng: &mut Mix) {
+    fn run(&mut self, acts: &[Act], rng: &mut SeededRng) {
         let n = self.stores.len();
         for (i, act) in acts.iter().enumerate() {
             let now = NOW + 1_000 * i as u64;
@@ -594,12 +569,12 @@ impl Mesh {
     }
 
     /// Every replica gets every change: shuffled, some twice, in random batch sizes.
-    fn deliver_everything(&mut self, rng: &mut Mix) {
+    fn deliver_everything(&mut self, rng: &mut SeededRng) {
         for store in &mut self.stores {
             let all = scrambled(&self.log, rng);
             let mut rest = all.as_slice();
             while !rest.is_empty() {
-                let size = (1 + rng.below(8)).min(rest.len());
+                let size = (1 + rng.below(8) as usize).min(rest.len());
                 let (batch, tail) = rest.split_at(size);
                 deliver(store, batch);
                 rest = tail;
@@ -636,7 +611,7 @@ proptest! {
         acts in prop::collection::vec(act(), 1..60),
         seed in any::<u64>(),
     ) {
-        let mut rng = Mix(seed);
+        let mut rng = SeededRng::new(seed);
         let mut mesh = Mesh::new(n);
         // Always at least one appointment, so the edits have something to work on.
         mesh.run(&[Act::Create { at: 0, minutes: 60 }], &mut rng);

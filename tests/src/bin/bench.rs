@@ -65,6 +65,7 @@ use tournee_core::clock::WallMs;
 use tournee_core::limits::APPLY_BATCH_CHANGES_MAX;
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::record::Change;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
 use tournee_store::Durability;
 use tournee_store::SqliteStore;
@@ -414,51 +415,17 @@ fn load_average() -> String {
 // ---------------------------------------------------------------------------------------------
 // Deterministic generator
 
-/// splitmix64: tiny, seedable, good enough to pick workload values.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
+/// The workloads' spelling of [`SeededRng::chance_percent`].
+// removed at merge: the workloads still call `chance`; the integrator renames those calls to
+// `chance_percent` and drops this trait.
+pub(crate) trait Chance {
     /// True with probability `percent` / 100.
+    fn chance(&mut self, percent: u64) -> bool;
+}
+
+impl Chance for SeededRng {
     fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// Shuffle in place (Fisher–Yates).
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-
-    /// A UUIDv7 for a record created at `now`, its random part from the generator.
-    fn uuid_v7(&mut self, now: WallMs) -> Uuid {
-        let mut bytes = [0u8; 10];
-        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes()[..2]);
-        uuid::Builder::from_unix_timestamp_millis(now, &bytes).into_uuid()
+        self.chance_percent(percent)
     }
 }
 
@@ -489,7 +456,7 @@ fn identity(device: u32) -> Identity {
 }
 
 /// A new appointment for the stop's commune, some time in the next six weeks (15-minute slots).
-fn create_appointment(rng: &mut Rng, now: WallMs) -> (Uuid, LocalAction) {
+fn create_appointment(rng: &mut SeededRng, now: WallMs) -> (Uuid, LocalAction) {
     let id = rng.uuid_v7(now);
     let note = format!("{} #{:04}", rng.pick(NOTES), rng.below(10_000));
     let edit = RecordEdit {
@@ -510,14 +477,14 @@ fn create_appointment(rng: &mut Rng, now: WallMs) -> (Uuid, LocalAction) {
 }
 
 /// A start time (Unix seconds) between one hour and six weeks after `now`, on a 15-minute slot.
-fn start_after(rng: &mut Rng, now: WallMs) -> i64 {
+fn start_after(rng: &mut SeededRng, now: WallMs) -> i64 {
     let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
     let offset = 3_600 + rng.below(6 * 7 * 86_400) as i64;
     (now_s + offset) / 900 * 900
 }
 
 /// An edit of an existing appointment: record an outcome, or move it.
-fn edit_appointment(rng: &mut Rng, now: WallMs, id: Uuid) -> LocalAction {
+fn edit_appointment(rng: &mut SeededRng, now: WallMs, id: Uuid) -> LocalAction {
     let set = if rng.below(2) == 0 {
         (Field::Status, Value::Text((*rng.pick(OUTCOMES)).to_owned()))
     } else {
@@ -603,7 +570,7 @@ fn local_write(
     let mut store = SqliteStore::open_with(&dir.join(file), durability)
         .with_context(|| format!("opening {file}"))?;
     store.set_identity(&identity(1))?;
-    let mut rng = Rng::new(seed);
+    let mut rng = SeededRng::new(seed);
     let mut tick: WallMs = 0;
     let mut ids = Vec::with_capacity(warmup + measured);
 
@@ -695,7 +662,7 @@ fn bulk(report: &mut Report, dir: &Path, seed: u64, appointments: usize) -> Resu
     let mut source =
         SqliteStore::open_with(&src_path, Durability::Normal).context("opening the source")?;
     source.set_identity(&identity(1))?;
-    let mut rng = Rng::new(seed ^ 0xB01C_0000_0000_0001);
+    let mut rng = SeededRng::new(seed ^ 0xB01C_0000_0000_0001);
     let mut ids = Vec::with_capacity(appointments);
     let t = Instant::now();
     for i in 0..appointments {

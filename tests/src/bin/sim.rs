@@ -2,8 +2,9 @@
 //!
 //! `sim --seeds 10000 [--start 0] [--steps 150] [--threads 2]` runs seeds start..start+N and
 //! prints the fault counts and seeds per second; `sim --seed N --verbose` replays one seed with a
-//! trace of every fault and action. Exit 1 when any seed violates an oracle (its seed and replay
-//! command are printed).
+//! trace of every fault and action; `--strict-refusals` also fails on partial records and
+//! dangling references left by changes the server took after refusing what they build on.
+//! Exit 1 when any seed violates an oracle (its seed and replay command are printed).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,12 +35,16 @@ struct Args {
     /// Trace every step (with --seed).
     #[arg(long)]
     verbose: bool,
+    /// Also fail on partial records and dangling references that a change the server refused
+    /// explains (a known gap, counted as `orphans_after_refusal` otherwise).
+    #[arg(long)]
+    strict_refusals: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(seed) = args.seed {
-        return match sim::run_seed(seed, args.steps, args.verbose) {
+        return match sim::run_seed_with(seed, args.steps, args.verbose, args.strict_refusals) {
             Ok(o) => {
                 println!("seed {seed}: ok, final digest {}", o.final_digest);
                 println!("{:?}", o.counts);
@@ -58,13 +63,13 @@ fn main() -> ExitCode {
     let workers: Vec<_> = (0..args.threads.max(1))
         .map(|_| {
             let (next, results) = (next.clone(), results.clone());
-            let steps = args.steps;
+            let (steps, strict) = (args.steps, args.strict_refusals);
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= end {
                     return;
                 }
-                let r = sim::run_seed(seed, steps, false);
+                let r = sim::run_seed_with(seed, steps, false, strict);
                 if let Ok(mut g) = results.lock() {
                     match r {
                         Ok(o) => g.0.push(o.counts),

@@ -25,6 +25,7 @@ use tournee_core::model::{
     Value,
 };
 use tournee_core::refdata::RefData;
+use tournee_core::rng::SeededRng;
 use tournee_core::schedule::{encode_stops, RoundStop};
 use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
 use tournee_core::time::{paris_date, paris_midnight};
@@ -34,7 +35,7 @@ use tournee_report::report;
 use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
-use super::{load_average, ms, percentile, Report, Rng, BASE_NOW_MS, TERRITORY};
+use super::{load_average, ms, percentile, Chance as _, Report, BASE_NOW_MS, TERRITORY};
 
 /// Appointments in the year (the brief's 100,000).
 pub const DEFAULT_APPOINTMENTS: usize = 100_000;
@@ -86,7 +87,7 @@ const THEMES: &[&str] = &[
     "numerique",
 ];
 
-fn weighted(rng: &mut Rng, items: &[(&'static str, u64)]) -> &'static str {
+fn weighted(rng: &mut SeededRng, items: &[(&'static str, u64)]) -> &'static str {
     let total: u64 = items.iter().map(|(_, w)| w).sum();
     let mut x = rng.below(total);
     for (item, w) in items {
@@ -340,7 +341,7 @@ fn load(
     to: NaiveDate,
 ) -> Result<Loaded> {
     let now = BASE_NOW_MS;
-    let mut rng = Rng::new(seed ^ 0xC0FE_0000_0000_0001);
+    let mut rng = SeededRng::new(seed ^ 0xC0FE_0000_0000_0001);
     let mut w = Loader {
         store,
         now,
@@ -564,7 +565,7 @@ fn load(
     let extra_pct = ((at_appointments.saturating_sub(seen.len())) * 100 / seen.len().max(1)) as u64;
     let mut requests_at_appointments = 0usize;
     let request = |w: &mut Loader<'_>,
-                   rng: &mut Rng,
+                   rng: &mut SeededRng,
                    link: (Field, Uuid),
                    unit: &str,
                    at: i64|

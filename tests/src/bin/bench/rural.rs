@@ -38,6 +38,7 @@ use tournee_agent::sync::{connect, session, Remote};
 use tournee_core::clock::{Clock, ManualClock};
 use tournee_core::export;
 use tournee_core::limits::CONNECT_TIMEOUT_MS;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::Store;
 use tournee_net::bundle::Bundle;
 use tournee_net::tls;
@@ -47,7 +48,7 @@ use tournee_store::SqliteStore;
 use tournee_tests::relay::{Faults, Relay};
 
 use super::w1::{self, copy_db, Reconnection, Reconnections};
-use super::{kb, load_average, ms, percentile, Report, Rng};
+use super::{kb, load_average, ms, percentile, Report};
 
 /// One-way delay of each direction, in ms: a 200 ms round trip.
 pub const RURAL_ONE_WAY_DELAY_MS: u64 = 100;
@@ -345,7 +346,7 @@ async fn trials_all(
         let mut mine = Vec::with_capacity(plan.trials);
         for i in 0..plan.trials {
             // The same fault streams for the product and each variant of this trial.
-            let relay_seed = Rng::new(seed ^ ((k as u64 + 1) << 32) ^ i as u64).next_u64();
+            let relay_seed = SeededRng::new(seed ^ ((k as u64 + 1) << 32) ^ i as u64).next_u64();
             let t = trial(
                 recon,
                 laptop,
@@ -377,7 +378,7 @@ async fn trials_all(
     let laptop = recon.laptops.first().context("W1 has no laptop")?;
     let config = client_config(&laptop.bundle, INITIAL_RTT_VARIANT.apply)?;
     for i in 0..plan.first_loss_trials {
-        let relay_seed = Rng::new(seed ^ 0xF1_0000_0000 ^ i as u64).next_u64();
+        let relay_seed = SeededRng::new(seed ^ 0xF1_0000_0000 ^ i as u64).next_u64();
         let t = trial(
             recon,
             laptop,

@@ -36,6 +36,7 @@ use tournee_agent::sync::Remote;
 use tournee_core::clock::{Clock, SystemClock, WallMs};
 use tournee_core::limits::CONNECT_TIMEOUT_MS;
 use tournee_core::model::Scope;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{ServerStore, Store};
 use tournee_net::bundle::Bundle;
 use tournee_net::tls;
@@ -50,7 +51,7 @@ use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use super::w1::{self, Touched};
-use super::{kb, load_average, ms, percentile, Report, Rng, TERRITORY};
+use super::{kb, load_average, ms, percentile, Report, TERRITORY};
 
 /// Devices at full size (the brief's storm).
 pub const DEFAULT_DEVICES: usize = 2_000;
@@ -169,7 +170,7 @@ fn storm(
     let week_start = now - (DAYS as u64 + 1) * 86_400_000;
     let registry = Registry::open(&data.registry())?;
     let mut server = tournee_report::facts::open_server_store(&data.store())?;
-    let mut rng = Rng::new(seed ^ 0x57_0E3A);
+    let mut rng = SeededRng::new(seed ^ 0x57_0E3A);
     let mut planned: Vec<Vec<Uuid>> = Vec::new();
     let mut bundles = Vec::with_capacity(devices);
     for u in 0..devices.div_ceil(DEVICES_PER_UNIT) {
@@ -440,7 +441,8 @@ fn prepare(
     }
     // A stream per device from a generator output (seeding with `seed ^ k·increment` would give
     // shifted copies of one splitmix64 stream: the same record ids on several devices).
-    let mut rng = Rng::new(Rng::new(seed ^ DEVICE_STREAM_SALT ^ index as u64).next_u64());
+    let mut rng =
+        SeededRng::new(SeededRng::new(seed ^ DEVICE_STREAM_SALT ^ index as u64).next_u64());
     let mut touched = Touched::new();
     let mut older: Vec<Uuid> = planned.to_vec();
     for d in 0..DAYS {

@@ -47,6 +47,7 @@ use tournee_core::clock::{Clock, ManualClock, SystemClock, WallMs};
 use tournee_core::export;
 use tournee_core::limits::SCHEDULER_ACTION_CHANGES_MAX;
 use tournee_core::model::{AppointmentStatus, Field, Kind, Location, Value};
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, LocalAction, ServerStore, Store};
 use tournee_core::time::{paris_date, paris_midnight};
 use tournee_net::bundle::Bundle;
@@ -65,8 +66,8 @@ use tournee_tests::relay::{Faults, Relay};
 use uuid::Uuid;
 
 use super::{
-    kb, load_average, ms, other_thread_cpu, percentile, thread_cpu, thread_named, Report, Rng,
-    BASE_NOW_MS, TERRITORY, UNIT,
+    kb, load_average, ms, other_thread_cpu, percentile, thread_cpu, thread_named, Chance as _,
+    Report, BASE_NOW_MS, TERRITORY, UNIT,
 };
 
 /// New appointments per laptop per day (the brief's 50).
@@ -294,13 +295,13 @@ pub(crate) fn secs_of(ms: WallMs) -> i64 {
 }
 
 /// A start time (Unix seconds) between one hour and `days` days after `now`, on a 15-minute slot.
-pub(crate) fn slot_after(rng: &mut Rng, now: WallMs, days: u64) -> i64 {
+pub(crate) fn slot_after(rng: &mut SeededRng, now: WallMs, days: u64) -> i64 {
     let offset = 3_600 + rng.below(days * 86_400) as i64;
     (secs_of(now) + offset) / 900 * 900
 }
 
 pub(crate) fn new_appointment(
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     now: WallMs,
     horizon_days: u64,
     note: bool,
@@ -338,7 +339,7 @@ pub(crate) fn new_appointment(
 /// instead of the OS (so a seed gives the same bytes). Returns the appointment id and the action.
 pub(crate) fn add_appointment(
     store: &dyn Store,
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     now: WallMs,
     a: &NewAppointment,
 ) -> Result<(Uuid, LocalAction)> {
@@ -371,7 +372,7 @@ pub(crate) fn add_appointment(
 pub(crate) fn add_appointment_in(
     unit: &str,
     store: &dyn Store,
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     now: WallMs,
     a: &NewAppointment,
 ) -> Result<(Uuid, LocalAction)> {
@@ -396,11 +397,11 @@ pub(crate) fn edit(
     Ok(action)
 }
 
-pub(crate) fn outcome(rng: &mut Rng) -> Value {
+pub(crate) fn outcome(rng: &mut SeededRng) -> Value {
     Value::Text(rng.pick(OUTCOMES).code().to_owned())
 }
 
-pub(crate) fn note(rng: &mut Rng) -> Value {
+pub(crate) fn note(rng: &mut SeededRng) -> Value {
     Value::Text(format!("{} #{:03}", rng.pick(NOTES), rng.below(1000)))
 }
 
@@ -547,7 +548,7 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
     // The offline week.
     let t = Instant::now();
     for (k, l) in laptops.iter_mut().enumerate() {
-        let mut rng = Rng::new(seed ^ (0x5EED_0000_0000_0001u64.wrapping_mul(k as u64 + 1)));
+        let mut rng = SeededRng::new(seed ^ (0x5EED_0000_0000_0001u64.wrapping_mul(k as u64 + 1)));
         offline_week(l, &mut rng, &time, sizes, &shared)?;
     }
     eprintln!(
@@ -743,7 +744,7 @@ fn load_server(
     now: WallMs,
 ) -> Result<(Vec<Uuid>, Vec<Act>)> {
     let mut store = tournee_report::facts::open_server_store(&data.store())?;
-    let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001);
+    let mut rng = SeededRng::new(seed ^ 0x5E4F_0000_0000_0001);
     load_unit(&mut store, UNIT, &mut rng, count, now)
 }
 
@@ -753,7 +754,7 @@ fn load_server(
 pub(crate) fn load_unit(
     store: &mut SqliteStore,
     unit: &str,
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     count: usize,
     now: WallMs,
 ) -> Result<(Vec<Uuid>, Vec<Act>)> {
@@ -802,7 +803,7 @@ pub(crate) fn work_day(
     store: &mut SqliteStore,
     touched: &mut Touched,
     unit: &str,
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     start: WallMs,
     per_day: usize,
     older: &[Uuid],
@@ -813,7 +814,7 @@ pub(crate) fn work_day(
     for i in 0..per_day {
         let t = i as i64 * step;
         events.push((at(t), Event::Create(i)));
-        let later = |rng: &mut Rng| at(t + 60_000 * (1 + rng.below(240) as i64));
+        let later = |rng: &mut SeededRng| at(t + 60_000 * (1 + rng.below(240) as i64));
         if rng.chance(RESCHEDULE_PCT) {
             events.push((later(rng), Event::Reschedule(i)));
         }
@@ -878,7 +879,7 @@ pub(crate) fn work_day(
 /// go to the server's `shared` ones).
 fn offline_week(
     l: &mut Laptop,
-    rng: &mut Rng,
+    rng: &mut SeededRng,
     time: &Timeline,
     sizes: Sizes,
     shared: &[Uuid],
@@ -1111,7 +1112,7 @@ fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
         unit: UNIT.into(),
         territory: TERRITORY.into(),
     })?;
-    let mut rng = Rng::new(now);
+    let mut rng = SeededRng::new(now);
     let a = new_appointment(&mut rng, now - 60_000, 7, true);
     let (_, action) = add_appointment(&other, &mut rng, now - 60_000, &a)?;
     other.write_local(now - 60_000, &action)?;

@@ -47,6 +47,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 use tournee_core::clock::WallMs;
 use tournee_core::model::Kind;
+use tournee_core::rng::SeededRng;
 use tournee_core::store::Store;
 use tournee_core::time::{paris_date, paris_midnight};
 use tournee_report::queries::Queries;
@@ -56,7 +57,7 @@ use uuid::Uuid;
 use super::compare::{self, Adapter, Direct, Dump, Flow, QuinnTransport, Replica};
 use super::fleet::{self, Fleet};
 use super::w1::{self, Act, Laptop};
-use super::{kb, load_average, ms, Report, Rng, BASE_NOW_MS, UNIT};
+use super::{kb, load_average, ms, Chance as _, Report, BASE_NOW_MS, UNIT};
 
 /// Days the laptop stays offline.
 pub(crate) const DEFAULT_DAYS: usize = 30;
@@ -214,7 +215,7 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
     {
         let mut store = fleet.scheduler_store()?;
         for (u, unit) in units.iter().enumerate() {
-            let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0001 ^ ((u as u64 + 1) << 40));
+            let mut rng = SeededRng::new(seed ^ 0x5E4F_0000_0000_0001 ^ ((u as u64 + 1) << 40));
             let count = per_day * w1::SERVER_APPOINTMENTS_PER_DAILY;
             let (ids, acts) = w1::load_unit(&mut store, unit, &mut rng, count, time.load_at)?;
             pools.push(ids);
@@ -238,13 +239,15 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
     let cursor_before = devices[0][0].store.stats()?.cursor;
 
     // The month.
-    let mut rngs: Vec<Vec<Rng>> = devices
+    let mut rngs: Vec<Vec<SeededRng>> = devices
         .iter()
         .enumerate()
         .map(|(u, ds)| {
             (0..ds.len())
                 .map(|j| {
-                    Rng::new(seed ^ 0x3E3E_0000_0000_0001u64.wrapping_mul((u * 8 + j + 1) as u64))
+                    SeededRng::new(
+                        seed ^ 0x3E3E_0000_0000_0001u64.wrapping_mul((u * 8 + j + 1) as u64),
+                    )
                 })
                 .collect()
         })
@@ -254,7 +257,7 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
         .zip(&pools)
         .map(|(ds, pool)| vec![pool.clone(); ds.len()])
         .collect();
-    let mut scheduler_rng = Rng::new(seed ^ 0x5C4E_D000_0000_0001);
+    let mut scheduler_rng = SeededRng::new(seed ^ 0x5C4E_D000_0000_0001);
     let t = std::time::Instant::now();
     for d in 0..i64::try_from(days)? {
         let start = time.day_start(d);

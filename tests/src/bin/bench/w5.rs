@@ -40,6 +40,7 @@ use serde_json::json;
 use tournee_core::clock::{Clock, WallMs};
 use tournee_core::export;
 use tournee_core::model::{Field, Value};
+use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, Store};
 use tournee_store::SqliteStore;
 use tournee_tests::relay::{Faults, Relay};
@@ -48,7 +49,7 @@ use uuid::Uuid;
 use super::compare::{self, Adapter, Direct, Dump, QuinnTransport, Replica};
 use super::fleet::{self, Fleet};
 use super::w1::{self, Act, Laptop};
-use super::{kb, load_average, ms, Report, Rng, BASE_NOW_MS, TERRITORY, UNIT};
+use super::{kb, load_average, ms, Report, BASE_NOW_MS, TERRITORY, UNIT};
 
 /// Rounds of concurrent edits.
 pub(crate) const DEFAULT_ROUNDS: usize = 100;
@@ -99,7 +100,7 @@ impl Timeline {
 }
 
 /// One concurrent edit of a hot appointment.
-fn hot_edit(rng: &mut Rng, now: WallMs) -> (Field, Value) {
+fn hot_edit(rng: &mut SeededRng, now: WallMs) -> (Field, Value) {
     match rng.below(10) {
         0..=2 => (Field::Start, Value::Int(w1::slot_after(rng, now, 14))),
         3..=5 => (Field::Status, w1::outcome(rng)),
@@ -231,7 +232,7 @@ async fn ours(seed: u64, rounds: usize, root: &Path) -> Result<Ours> {
     let mut fleet = Fleet::new(root, &[UNIT], time.load_at + 60_000)?;
     let (ids, load) = {
         let mut store = fleet.scheduler_store()?;
-        let mut rng = Rng::new(seed ^ 0x5E4F_0000_0000_0005);
+        let mut rng = SeededRng::new(seed ^ 0x5E4F_0000_0000_0005);
         w1::load_unit(&mut store, UNIT, &mut rng, RECORDS, time.load_at)?
     };
     let mut devices = Vec::with_capacity(DEVICES);
@@ -257,8 +258,8 @@ async fn ours(seed: u64, rounds: usize, root: &Path) -> Result<Ours> {
         reconnect(l, relay, &fleet, &scratch, &shadow, None).await?;
     }
 
-    let mut rngs: Vec<Rng> = (0..DEVICES)
-        .map(|k| Rng::new(seed ^ 0x4075_0000_0000_0001u64.wrapping_mul(k as u64 + 1)))
+    let mut rngs: Vec<SeededRng> = (0..DEVICES)
+        .map(|k| SeededRng::new(seed ^ 0x4075_0000_0000_0001u64.wrapping_mul(k as u64 + 1)))
         .collect();
     let mut totals = Totals::default();
     let mut acts: Vec<Vec<Vec<Act>>> = Vec::with_capacity(rounds);
