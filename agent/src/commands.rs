@@ -18,7 +18,8 @@ use tournee_core::clock::{Clock, SkewedClock};
 use tournee_core::export;
 use tournee_core::limits::CLOCK_OFFSET_WARN_MS;
 use tournee_core::model::{
-    AppointmentStatus, CancelCause, Field, Kind, Level, ModelError, Outcome, PassageStatus, Value,
+    check_duration, check_text_chars, AppointmentStatus, CancelCause, Field, Kind, Level,
+    ModelError, Outcome, PassageStatus, Value,
 };
 use tournee_core::record::Record;
 use tournee_core::refdata::RefData;
@@ -29,7 +30,7 @@ use tournee_store::SqliteStore;
 use uuid::Uuid;
 
 use crate::{AppointmentCmd, Cli, Command, PassageCmd, RequestCmd};
-use tournee_cli::output::{print_json, print_pairs, print_table, Format};
+use tournee_cli::output::{escape, print_json, print_line, print_pairs, print_table, Format};
 
 fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
     match cli_data {
@@ -40,7 +41,7 @@ fn data_dir(cli_data: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn open_existing(dir: &Path) -> Result<SqliteStore> {
+pub(crate) fn open_existing(dir: &Path) -> Result<SqliteStore> {
     let file = dir.join(STORE_FILE);
     if !file.exists() {
         bail!(
@@ -111,6 +112,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Conflicts(f) => conflicts(&dir, f.format),
         Command::Resolve(a) => resolve(&dir, &clock, a),
         Command::Status(f) => status(&dir, f.format),
+        Command::Reenrol(a) => crate::reenrol::run(&dir, &clock, &a),
+        Command::Rejected(cmd) => crate::rejected::run(&dir, cmd),
         Command::Export(_) => {
             let store = open_existing(&dir)?;
             let id = identity(&store)?;
@@ -121,7 +124,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Digest => {
             let store = open_existing(&dir)?;
             let id = identity(&store)?;
-            println!("{}", export::digest(&store, Some(&id.scopes()))?);
+            print_line(format_args!(
+                "{}",
+                export::digest(&store, Some(&id.scopes()))?
+            ))?;
             Ok(())
         }
     }
@@ -145,7 +151,7 @@ fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
         _ => bail!("give --bundle FILE, or --device-id, --unit and --territory together"),
     };
     init_store(dir, &identity, bundle.as_deref())?;
-    println!(
+    print_line(format_args!(
         "initialised {} for device {} of unit {} (territory {}){}",
         dir.display(),
         identity.device,
@@ -156,7 +162,7 @@ fn init(dir: &Path, a: crate::InitArgs) -> Result<()> {
         } else {
             "; offline only: no server configured"
         }
-    );
+    ))?;
     Ok(())
 }
 
@@ -178,22 +184,51 @@ fn sync_cmd(dir: &Path, clock: &dyn Clock, timeout: u64) -> Result<()> {
     match result {
         Ok(r) => {
             let s = store.stats()?;
-            println!(
+            print_line(format_args!(
                 "in sync: sent {} change(s), received {}, {} refused (see `status`); {} conflict(s)",
                 r.stats.changes_out, r.stats.changes_in, r.stats.rejected, s.conflicted_records
-            );
+            ))?;
             Ok(())
         }
         Err(e) => {
             let pending = store.stats().map(|s| s.pending).unwrap_or(0);
-            bail!("{e}; nothing local is lost: {pending} change(s) stay queued")
+            bail!("{}", sync_failure_message(&e, pending))
         }
     }
+}
+
+/// The one line `sync` prints when it fails. A full disk is said apart: the failure came while
+/// recording the server's answer, so what was sent reached the server; the laptop catches up
+/// at its next sync once space is freed.
+fn sync_failure_message(e: &tournee_agent::sync::SyncError, pending: u64) -> String {
+    use tournee_core::store::StoreError;
+    use tournee_proto::ProtocolError;
+    if let tournee_agent::sync::SyncError::Protocol(ProtocolError::Store(StoreError::DiskFull {
+        path,
+    })) = e
+    {
+        return format!(
+            "le disque qui contient {} est plein : le serveur a reçu les changements envoyés, mais cet ordinateur n'a pas pu enregistrer sa réponse ; libérez de la place et relancez `tournee-agent sync` : il se mettra à jour, rien n'est perdu ({pending} changement(s) attendent ici la confirmation du serveur)",
+            escape(path)
+        );
+    }
+    if let tournee_agent::sync::SyncError::ClockWrong(text) = e {
+        return format!(
+            "{text} ; rien n'est perdu : {pending} changement(s) restent en attente sur cet ordinateur"
+        );
+    }
+    format!(
+        "{}; nothing local is lost: {pending} change(s) stay queued",
+        escape(&e.to_string())
+    )
 }
 
 fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
     let mut store = open_existing(dir)?;
     let config = AgentConfig::load(dir)?;
+    for addr in &a.server {
+        check_text_chars("server", addr)?;
+    }
     let servers = if a.server.is_empty() {
         &config.server_addr
     } else {
@@ -225,7 +260,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let unit = identity(&store)?.unit;
             let (id, action) = add_appointment(&store, now, &unit, &new)?;
             store.write_local(now, &action)?;
-            println!("{id}");
+            print_line(format_args!("{id}"))?;
             Ok(())
         }
         AppointmentCmd::Set(a) => {
@@ -255,7 +290,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let mut store = open_existing(dir)?;
             let record = require_kind(&store, id, Kind::Appointment)?;
             store.write_local(now, &set_fields(&record, sets))?;
-            println!("{id}");
+            print_line(format_args!("{id}"))?;
             Ok(())
         }
         AppointmentCmd::List(l) => {
@@ -263,10 +298,14 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let day = day_arg(l.date.as_deref(), clock.now_ms())?;
             let mut recs = store.records_on(Kind::Appointment, day)?;
             recs.sort_by_key(|r| (r.int(Field::Start), r.id));
-            let views: Vec<serde_json::Value> = recs
+            let refused = crate::rejected::refused_by_record(&store)?;
+            let mut views: Vec<serde_json::Value> = recs
                 .iter()
                 .map(|r| appointment_json(&store, r))
                 .collect::<Result<_>>()?;
+            for (r, v) in recs.iter().zip(views.iter_mut()) {
+                v["refused"] = crate::rejected::refused_json(refused.get(&r.id));
+            }
             match l.format {
                 Format::Json => {
                     print_json(&json!({ "date": day.to_string(), "appointments": views }))
@@ -284,6 +323,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                                 v["citizen_name"].as_str().unwrap_or("").to_owned(),
                                 r.text(Field::Status).unwrap_or("").to_owned(),
                                 conflict_mark(r),
+                                crate::rejected::refused_mark(refused.get(&r.id)),
                                 r.id.to_string(),
                             ]
                         })
@@ -291,7 +331,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
                     print_table(
                         &[
                             "start", "duration", "location", "commune", "citizen", "status",
-                            "conflict", "id",
+                            "conflict", "refused", "id",
                         ],
                         &rows,
                     )
@@ -368,7 +408,16 @@ fn show_value(field: Field, v: &Value) -> String {
     }
 }
 
-fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+    let refused = crate::rejected::refused_by_record(store)?.remove(&record.id);
+    let refused_of = |f: &Field| -> Vec<(u64, String)> {
+        refused
+            .iter()
+            .flatten()
+            .filter(|m| m.field == *f)
+            .map(|m| (m.seq, m.reason.clone()))
+            .collect()
+    };
     match format {
         Format::Json => {
             let mut fields = serde_json::Map::new();
@@ -387,6 +436,9 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
                         "value": record.value(*f).map(Value::to_json),
                         "conflict": record.conflicts().contains(f),
                         "siblings": siblings,
+                        "refused": refused_of(f).iter().map(|(seq, reason)| json!({
+                            "seq": seq, "reason": reason, "reason_fr": crate::rejected::reason_fr(reason),
+                        })).collect::<Vec<_>>(),
                     }),
                 );
             }
@@ -406,6 +458,15 @@ fn show_record(_store: &SqliteStore, record: &Record, format: Format) -> Result<
             for f in record.kind.fields() {
                 let Some(v) = record.value(*f) else { continue };
                 rows.push(vec![f.code().to_owned(), show_value(*f, v)]);
+                for (seq, reason) in refused_of(f) {
+                    rows.push(vec![
+                        String::new(),
+                        format!(
+                            "  REFUSÉ (#{seq}) : {}",
+                            crate::rejected::reason_fr(&reason)
+                        ),
+                    ]);
+                }
                 if conflicts.contains(f) {
                     for s in record.shown_siblings(*f) {
                         rows.push(vec![
@@ -444,13 +505,17 @@ fn request_add(dir: &Path, clock: &dyn Clock, a: crate::RequestAdd) -> Result<()
         minutes: a
             .minutes
             .as_deref()
-            .map(|m| parse_int("minutes", m))
+            .map(|m| {
+                let n = parse_int("--minutes", m)?;
+                check_duration("--minutes", n)?;
+                Ok::<_, anyhow::Error>(n)
+            })
             .transpose()?,
     };
     let mut store = open_existing(dir)?;
     let (id, action) = add_request(&store, now, &req)?;
     store.write_local(now, &action)?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
     Ok(())
 }
 
@@ -546,7 +611,7 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
             let record = require_kind(&store, id, Kind::Passage)?;
             let action = actions::set_passage(&record, &update)?;
             store.write_local(now, &action)?;
-            println!("{id}");
+            print_line(format_args!("{id}"))?;
             Ok(())
         }
     }
@@ -574,7 +639,7 @@ fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {
     }
     let value = actions::parse_field_value(record.kind, field, &a.value)?;
     store.write_local(now, &set_fields(&record, vec![(field, value)]))?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
     Ok(())
 }
 
@@ -597,6 +662,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                 "kind": r.change.kind.code(),
                 "field": r.change.field.code(),
                 "value": r.change.write.value.to_json(),
+                "reason_fr": crate::rejected::reason_fr(&r.reason),
             })
         })
         .collect();
@@ -651,12 +717,50 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                 rows.push((
                     "  rejected",
                     format!(
-                        "#{} {}.{} of {}: {}",
-                        r.seq, r.change.kind, r.change.field, r.change.record, r.reason
+                        "#{} {}.{} of {}: {} — {}",
+                        r.seq,
+                        r.change.kind,
+                        r.change.field,
+                        r.change.record,
+                        r.reason,
+                        crate::rejected::reason_fr(&r.reason)
                     ),
                 ));
             }
             print_pairs(&rows)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tournee_agent::sync::SyncError;
+    use tournee_core::store::StoreError;
+    use tournee_proto::ProtocolError;
+
+    #[test]
+    fn a_full_disk_during_sync_says_the_server_has_the_changes_and_the_laptop_will_catch_up() {
+        let e = SyncError::Protocol(ProtocolError::Store(StoreError::DiskFull {
+            path: "/data/agent.sqlite".into(),
+        }));
+        let text = sync_failure_message(&e, 3);
+        assert!(text.contains("le serveur a reçu les changements"), "{text}");
+        assert!(text.contains("libérez de la place"), "{text}");
+        assert!(!text.contains("nothing was recorded"), "{text}");
+        assert!(
+            text.contains("/data/agent.sqlite") && text.contains("3 changement"),
+            "{text}"
+        );
+        let clock = sync_failure_message(&SyncError::ClockWrong("l'horloge…".into()), 4);
+        assert!(
+            clock.ends_with("4 changement(s) restent en attente sur cet ordinateur"),
+            "{clock}"
+        );
+        let other = sync_failure_message(&SyncError::EndedEarly, 2);
+        assert!(
+            other.ends_with("nothing local is lost: 2 change(s) stay queued"),
+            "{other}"
+        );
     }
 }

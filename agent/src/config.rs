@@ -68,6 +68,19 @@ pub const CONFIG_TEMPLATE: &str =
 # backoff_max_ms = 60000
 ";
 
+/// A laptop initialised before `init` wrote `agent.toml` 0600 may hold a readable one.
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl AgentConfig {
     /// Read `agent.toml` from `dir`, or the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -75,6 +88,7 @@ impl AgentConfig {
         if !path.exists() {
             return Ok(Self::default());
         }
+        restrict_to_owner(&path)?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let c: Self = toml::from_str(&text)
@@ -91,6 +105,22 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_agent_toml_is_made_owner_only_when_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, CONFIG_TEMPLATE).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            AgentConfig::load(dir.path()).expect("load"),
+            AgentConfig::default()
+        );
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn the_template_parses_to_the_defaults_and_unknown_keys_are_refused() {

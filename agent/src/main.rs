@@ -5,6 +5,8 @@
 //! Deliberately not here yet: sync and the daemon (they arrive with the QUIC transport).
 
 mod commands;
+mod reenrol;
+mod rejected;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use tournee_cli::output::Format;
-use tournee_core::limits::SYNC_TIMEOUT_DEFAULT_S;
+use tournee_core::limits::{SYNC_TIMEOUT_DEFAULT_S, SYNC_TIMEOUT_MAX_S};
 
 /// Tournée agent: offline-first records of a France Services mobile unit.
 #[derive(Debug, Parser)]
@@ -53,6 +55,11 @@ pub enum Command {
     Export(ExportArgs),
     /// One line: hex SHA-256 of the canonical export.
     Digest,
+    /// Give this data directory a new identity (a new bundle), keeping its queued changes.
+    Reenrol(reenrol::ReenrolArgs),
+    /// Changes the server refused: list them, or undo them on this laptop.
+    #[command(subcommand)]
+    Rejected(rejected::RejectedCmd),
 }
 
 /// `--format`.
@@ -95,10 +102,18 @@ pub struct RunArgs {
 /// `sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Give up after this many seconds (retrying a dropped link meanwhile).
-    #[arg(long, value_name = "SECS", default_value_t = SYNC_TIMEOUT_DEFAULT_S)]
+    /// Give up after this many seconds, 1 to 86400 (retrying a dropped link meanwhile).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = SYNC_TIMEOUT_DEFAULT_S,
+        value_parser = clap::value_parser!(u64).range(1..=SYNC_TIMEOUT_MAX_S)
+    )]
     pub timeout: u64,
 }
+
+// `--timeout`'s help names the bound in seconds.
+const _: () = assert!(SYNC_TIMEOUT_MAX_S == 86_400);
 
 /// `appointment …`.
 #[derive(Debug, Subcommand)]

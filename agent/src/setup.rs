@@ -60,7 +60,7 @@ pub fn init_store(
     store.set_identity(identity)?;
     let config = dir.join(crate::config::CONFIG_FILE);
     if !config.exists() {
-        std::fs::write(&config, crate::config::CONFIG_TEMPLATE)?;
+        write_private(&config, crate::config::CONFIG_TEMPLATE.as_bytes())?;
     }
     Ok(store)
 }

@@ -17,9 +17,9 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use quinn::{Connection, ConnectionError, Endpoint, ReadError, VarInt, WriteError};
 use tournee_core::clock::Clock;
 use tournee_core::limits::{
-    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, QUIC_CLOSE_WAIT_MS,
+    BACKOFF_MAX_MS, BACKOFF_MIN_MS, CONNECT_TIMEOUT_MS, QUIC_CLOSE_WAIT_MS, SYNC_TIMEOUT_MAX_S,
 };
-use tournee_core::rng::SplitMix64;
+use tournee_core::rng::SeededRng;
 use tournee_net::bundle::Bundle;
 use tournee_net::pump::{drive_client, ClientEnd};
 use tournee_net::tls;
@@ -112,8 +112,12 @@ pub enum SyncError {
     #[error("the server refused this laptop: {0}")]
     Refused(String),
     /// This laptop refused the server's certificate: another server, or someone in between.
-    #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop")]
+    #[error("this laptop does not trust the server: {0}; check the server address, or re-enrol this laptop (`tournee-agent reenrol --bundle FILE` keeps its queued changes)")]
     Untrusted(String),
+    /// This laptop's clock is outside the server certificate's validity: the certificate is
+    /// fine, the laptop's date is wrong (far behind, or far ahead).
+    #[error("{0}")]
+    ClockWrong(String),
     /// The server closed the connection with a reason this agent has no code for.
     #[error("the connection dropped during sync: closed by the server: {reason}")]
     ClosedByServer {
@@ -167,6 +171,47 @@ fn alert_text(code: u64) -> Option<&'static str> {
     })
 }
 
+/// A date for people, in Paris time (`2026-12-01 23:05`), from Unix seconds.
+fn show_date(unix_s: u64) -> String {
+    match i64::try_from(unix_s) {
+        Ok(s) => tournee_core::time::show_local(s),
+        Err(_) => format!("{unix_s} (Unix)"),
+    }
+}
+
+/// The number after `label` in rustls's text (`… verification time 1764630000 (UNIX) …`).
+fn number_after(text: &str, label: &str) -> Option<u64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// When our TLS stack refused the server's certificate for its validity period, the message
+/// that says what is wrong: rustls names both times (the laptop's clock and the certificate's
+/// bound), and a server certificate is issued at the server's `init`, so a laptop that finds
+/// it "not yet valid" has a clock behind. A certificate past its end may be truly expired:
+/// then both possibilities are said.
+fn clock_wrong(reason: &str) -> Option<String> {
+    let now = number_after(reason, "verification time")?;
+    if let Some(not_before) = number_after(reason, "not valid before") {
+        return Some(format!(
+            "l'horloge de cet ordinateur est en retard : elle indique le {}, or le certificat du serveur n'est valable qu'à partir du {} ; corrigez la date et l'heure de l'ordinateur, puis relancez la synchronisation",
+            show_date(now),
+            show_date(not_before)
+        ));
+    }
+    let not_after = number_after(reason, "not valid after")?;
+    Some(format!(
+        "le certificat du serveur n'est plus valable depuis le {} et l'horloge de cet ordinateur indique le {} : si cette date est fausse, corrigez-la ; sinon l'administrateur doit renouveler le certificat du serveur",
+        show_date(not_after),
+        show_date(now)
+    ))
+}
+
 fn describe(e: &ConnectionError) -> SyncError {
     let closed = |reason: String| SyncError::ClosedByServer {
         reason,
@@ -177,7 +222,7 @@ fn describe(e: &ConnectionError) -> SyncError {
             let reason = String::from_utf8_lossy(&c.reason).into_owned();
             match ErrorCode::from_close_code(c.error_code.into_inner()) {
                 Some(ErrorCode::Unauthorized) => SyncError::Refused(format!(
-                    "{reason}; ask the administrator to check this device's enrolment"
+                    "{reason}; ask the administrator to check this device's enrolment (with a new bundle, `tournee-agent reenrol --bundle FILE` keeps the queued changes)"
                 )),
                 Some(code) => SyncError::Protocol(ProtocolError::Remote {
                     code,
@@ -187,13 +232,17 @@ fn describe(e: &ConnectionError) -> SyncError {
             }
         }
         ConnectionError::ConnectionClosed(c) => match alert_text(u64::from(c.error_code)) {
-            Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle")),
+            Some(t) => SyncError::Refused(format!("{t}; re-enrol this laptop with a new bundle: `tournee-agent reenrol --bundle FILE` keeps its queued changes")),
             None => closed(c.to_string()),
         },
-        // Raised by our own TLS stack: it is the server's certificate that was refused.
-        ConnectionError::TransportError(t) => match alert_text(u64::from(t.code)) {
-            Some(text) => SyncError::Untrusted(format!("{text} ({t})")),
-            None => SyncError::Connection(e.clone()),
+        // Raised by our own TLS stack: it is the server's certificate that was refused. A
+        // validity-period refusal is this laptop's clock, unless the dates say otherwise.
+        ConnectionError::TransportError(t) => match clock_wrong(&t.reason) {
+            Some(text) => SyncError::ClockWrong(text),
+            None => match alert_text(u64::from(t.code)) {
+                Some(text) => SyncError::Untrusted(format!("{text} ({t})")),
+                None => SyncError::Connection(e.clone()),
+            },
         },
         ConnectionError::TimedOut => SyncError::TimedOut(e.clone()),
         other => SyncError::Connection(other.clone()),
@@ -243,7 +292,9 @@ pub async fn connect(remote: &Remote) -> Result<(Endpoint, Connection), SyncErro
         match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting).await {
             Ok(Ok(conn)) => return Ok((endpoint, conn)),
             Ok(Err(e)) => match describe(&e) {
-                refused @ (SyncError::Refused(_) | SyncError::Untrusted(_)) => return Err(refused),
+                refused @ (SyncError::Refused(_)
+                | SyncError::Untrusted(_)
+                | SyncError::ClockWrong(_)) => return Err(refused),
                 other => last = other.to_string(),
             },
             Err(_) => last = format!("no answer within {} s", CONNECT_TIMEOUT_MS / 1000),
@@ -279,6 +330,9 @@ pub async fn session(
 ) -> Result<Report, SyncError> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
     let mut pump = ClientPump::new(store)?;
+    if live {
+        pump.resend_refused_at_once();
+    }
     let moved = drive_client(&mut pump, &mut send, &mut recv, store, clock, live, stop)
         .await
         .map_err(|e| match e {
@@ -318,7 +372,12 @@ pub async fn sync_once(
     clock: &dyn Clock,
     timeout_s: u64,
 ) -> Result<Report, SyncError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
+    let now = tokio::time::Instant::now();
+    // The command line bounds `timeout_s` (SYNC_TIMEOUT_MAX_S); a library caller's huge value
+    // means "no deadline we could represent", not a panic.
+    let deadline = now
+        .checked_add(Duration::from_secs(timeout_s))
+        .unwrap_or_else(|| now + Duration::from_secs(SYNC_TIMEOUT_MAX_S));
     let mut backoff = Backoff::new(clock.now_ms());
     let (_never, mut stop) = tokio::sync::watch::channel(false);
     loop {
@@ -333,7 +392,10 @@ pub async fn sync_once(
             Err(_) => return Err(SyncError::Timeout(timeout_s)),
             Ok(Ok(report)) => return Ok(report),
             Ok(Err(
-                e @ (SyncError::Refused(_) | SyncError::Untrusted(_) | SyncError::Protocol(_)),
+                e @ (SyncError::Refused(_)
+                | SyncError::Untrusted(_)
+                | SyncError::ClockWrong(_)
+                | SyncError::Protocol(_)),
             )) => return Err(e),
             Ok(Err(e)) => {
                 let wait = backoff.next_delay();
@@ -388,8 +450,30 @@ pub async fn run_daemon(
                 }
             }
             Err(e) => {
-                let wait = backoff.next_delay();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "server unreachable; changes stay queued");
+                // Log fields are escaped by `tournee_cli::log_fields` (a server's close reason
+                // is peer text).
+                let error = e.to_string();
+                let wait = match &e {
+                    // Retrying sooner cannot help: an administrator must act (re-enrol the
+                    // laptop) or someone must fix its clock.
+                    SyncError::Refused(_) | SyncError::Untrusted(_) | SyncError::ClockWrong(_) => {
+                        backoff.longest()
+                    }
+                    _ => backoff.next_delay(),
+                };
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                match &e {
+                    SyncError::Refused(_) => {
+                        warn!(%error, retry_in_ms, "refused by the server (this laptop is revoked or not enrolled); changes stay queued")
+                    }
+                    SyncError::Untrusted(_) => {
+                        warn!(%error, retry_in_ms, "the server's certificate is not trusted; changes stay queued")
+                    }
+                    SyncError::ClockWrong(_) => {
+                        warn!(%error, retry_in_ms, "this laptop's clock is wrong; changes stay queued")
+                    }
+                    _ => warn!(%error, retry_in_ms, "server unreachable; changes stay queued"),
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return Ok(()),
@@ -407,7 +491,7 @@ pub async fn run_daemon(
 pub struct Backoff {
     builder: ExponentialBuilder,
     ceilings: ExponentialBackoff,
-    rng: SplitMix64,
+    rng: SeededRng,
     min_ms: u64,
     max_ms: u64,
 }
@@ -430,10 +514,14 @@ impl Backoff {
             builder,
             ceilings: builder.build(),
             // Two laptops started in the same millisecond still draw apart.
-            rng: SplitMix64::new(seed ^ u64::from(std::process::id()).rotate_left(32)),
+            rng: SeededRng::new(seed ^ u64::from(std::process::id()).rotate_left(32)),
             min_ms,
             max_ms,
         }
+    }
+    /// The longest delay, for failures that retrying sooner cannot fix (a refused laptop).
+    pub fn longest(&self) -> Duration {
+        Duration::from_millis(self.max_ms)
     }
     /// Back to the shortest delay (after a successful connection).
     pub fn reset(&mut self) {
@@ -497,6 +585,33 @@ mod tests {
             "the connection dropped during sync: reset by peer"
         );
         assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn a_server_certificate_not_yet_valid_says_the_laptop_clock_is_behind_with_both_dates() {
+        // rustls 0.23's words for a server certificate issued after the laptop's "now".
+        let reason = "invalid peer certificate: certificate not valid yet: verification time \
+                      1764547200 (UNIX), but certificate is not valid before 1767225600 \
+                      (2678400 seconds in future)";
+        let text = clock_wrong(reason).expect("recognised");
+        assert!(
+            text.contains("horloge de cet ordinateur est en retard"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2025-12-01 01:00") && text.contains("2026-01-01 01:00"),
+            "{text}"
+        );
+        assert!(!text.contains("expired"), "{text}");
+        let expired = "invalid peer certificate: certificate expired: verification time \
+                       1767225600 (UNIX), but certificate is not valid after 1764547200 \
+                       (2678400 seconds ago)";
+        let text = clock_wrong(expired).expect("recognised");
+        assert!(
+            text.contains("2025-12-01 01:00") && text.contains("2026-01-01 01:00"),
+            "{text}"
+        );
+        assert!(clock_wrong("invalid peer certificate: UnknownIssuer").is_none());
     }
 
     #[test]

@@ -814,3 +814,77 @@ fn sigkill_never_loses_a_returned_action_nor_leaves_half_of_one() {
         .enumerate()
         .all(|(i, (s, _))| *s == i as u64 + 1));
 }
+
+/// `request add --minutes 0` blamed "duration", an option the command does not have.
+#[test]
+fn request_minutes_out_of_range_names_the_minutes_option() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init(dir, 1);
+    let a = add(dir, &format!("{}T10:00", day(2)));
+    let digest = ok(dir, &["digest"]);
+    for minutes in ["0", "721", "-5", "vingt"] {
+        let err = user_error(
+            dir,
+            &[
+                "request",
+                "add",
+                "--appointment",
+                &a,
+                "--partner",
+                "caf",
+                "--theme",
+                "logement",
+                "--level",
+                "information",
+                "--outcome",
+                "resolue_sur_place",
+                "--minutes",
+                minutes,
+            ],
+        );
+        assert!(err.contains("--minutes"), "{minutes}: {err}");
+        assert!(!err.contains("duration:"), "{minutes}: {err}");
+    }
+    assert_eq!(ok(dir, &["digest"]), digest, "nothing was recorded");
+}
+
+/// Text typed at the laptop with a line break, an escape sequence or a bidi override is refused
+/// with one French line naming the option, and nothing is recorded.
+#[test]
+fn control_characters_in_typed_text_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init(dir, 1);
+    let start = format!("{}T10:00", day(2));
+    let digest = ok(dir, &["digest"]);
+    for (option, value) in [
+        ("--citizen", "Mme Martin\n2026-12-01T10:00:00Z  INFO forged"),
+        ("--note", "rappeler \u{1b}[2J"),
+        ("--note", "facture \u{202E}gnp.exe"),
+        ("--citizen", "a\rb"),
+    ] {
+        let err = user_error(
+            dir,
+            &[
+                "appointment",
+                "add",
+                "--start",
+                &start,
+                "--duration",
+                "30",
+                "--location",
+                "arret",
+                "--commune",
+                "80021",
+                option,
+                value,
+            ],
+        );
+        assert!(
+            err.contains("caractère interdit"),
+            "{option} {value:?}: {err}"
+        );
+    }
+    assert_eq!(ok(dir, &["digest"]), digest, "nothing was recorded");
+}

@@ -48,6 +48,9 @@ pub fn init_server(
             data.root().display()
         );
     }
+    for addr in &public_addr {
+        tournee_core::model::check_text_chars("public-addr", addr)?;
+    }
     create_private_dir(data.root())?;
     let now = now_utc(clock);
     let ca = Ca::generate("Tournée CA", now)?;
@@ -74,7 +77,7 @@ pub fn init_server(
     Registry::open(&data.registry())?;
     let mut store = data.open_store()?;
     store.set_identity(&Identity::server())?;
-    std::fs::write(data.config(), toml::to_string_pretty(&config)?)?;
+    write_private(&data.config(), toml::to_string_pretty(&config)?.as_bytes())?;
     Ok(config)
 }
 

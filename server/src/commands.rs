@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use tournee_cli::output::{print_json, print_table, Format};
+use tournee_cli::output::{escape, print_json, print_line, print_table, Format};
 use tournee_cli::{init_logging, wait_for_signal, write_private};
 use tournee_core::actions;
 use tournee_core::clock::{Clock, SkewedClock};
@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&data, &clock, a),
         Command::Serve(a) => serve_cmd(&data, a),
         Command::Demo(a) => demo_cmd(explicit_data, a),
+        Command::Backup(a) => tournee_server::backup::backup_cmd(&data, &a, clock.now_ms()),
+        Command::Restore(a) => tournee_server::backup::restore_cmd(&data, &a, clock.now_ms()),
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
@@ -72,7 +74,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Digest(a) => {
             let (store, scopes) = open_scoped(&data, a.unit.as_deref())?;
-            println!("{}", export::digest(&store, scopes.as_deref())?);
+            print_line(format_args!(
+                "{}",
+                export::digest(&store, scopes.as_deref())?
+            ))?;
             Ok(())
         }
         Command::Conflicts(f) => {
@@ -94,7 +99,7 @@ fn stop_add(data: &DataDir, clock: &dyn Clock, a: crate::StopAdd) -> Result<()> 
         &a.label,
         a.address.as_deref(),
     )?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
     Ok(())
 }
 
@@ -150,7 +155,7 @@ fn unit_add(data: &DataDir, a: crate::UnitAdd) -> Result<()> {
         territory: a.territory,
         kind: a.kind,
     })?;
-    println!("{}", a.id);
+    print_line(format_args!("{}", a.id))?;
     Ok(())
 }
 
@@ -206,7 +211,12 @@ fn device_revoke(data: &DataDir, clock: &dyn Clock, a: crate::DeviceRevoke) -> R
     data.require()?;
     let now = i64::try_from(clock.now_ms()).unwrap_or(0);
     let d = Registry::open(&data.registry())?.revoke(&a.device, now)?;
-    println!("revoked device {} ({}) of unit {}", d.actor, d.name, d.unit);
+    print_line(format_args!(
+        "revoked device {} ({}) of unit {}",
+        d.actor,
+        escape(&d.name),
+        d.unit
+    ))?;
     Ok(())
 }
 
@@ -228,11 +238,11 @@ fn open_scoped(data: &DataDir, unit: Option<&str>) -> Result<(SqliteStore, Optio
 
 fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
     let config = admin::init_server(data, clock, a.listen, a.public_addr)?;
-    println!(
+    print_line(format_args!(
         "initialised a Tournée server in {} (listening on {} once `serve` runs)",
         data.root().display(),
         config.listen
-    );
+    ))?;
     Ok(())
 }
 
@@ -243,16 +253,36 @@ fn enroll(data: &DataDir, clock: &dyn Clock, a: crate::DeviceEnroll) -> Result<(
             a.out.display()
         );
     }
+    let parent = match a.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "out : le dossier {} n'existe pas ; créez-le ou choisissez un autre --out (aucun appareil n'a été inscrit)",
+            parent.display()
+        );
+    }
     let bundle = admin::enroll_device(data, clock, &a.unit, &a.name)?;
-    write_private(&a.out, bundle.to_json().as_bytes())?;
-    println!(
+    if let Err(e) = write_private(&a.out, bundle.to_json().as_bytes()) {
+        // The laptop can never get this key: leave no device behind that nobody holds.
+        let _ = std::fs::remove_file(&a.out);
+        Registry::open(&data.registry())?
+            .withdraw_enrolment(bundle.device)
+            .context("the bundle could not be written, and withdrawing the enrolment failed")?;
+        return Err(anyhow::Error::new(e).context(format!(
+            "out : le bundle n'a pas pu être écrit dans {} ; l'appareil « {} » n'a pas été inscrit",
+            a.out.display(),
+            a.name
+        )));
+    }
+    print_line(format_args!(
         "enrolled device {} ({}) in unit {}; bundle written to {} — copy it to the laptop and run `tournee-agent init --bundle FILE`",
         bundle.device,
-        a.name,
+        escape(&a.name),
         bundle.unit,
         a.out.display()
-    );
-    Ok(())
+    ))
 }
 
 fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
@@ -281,7 +311,10 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async {
         let server = serve::start(data, &config, Arc::new(SkewedClock::from_env())).await?;
-        println!("tournee-server listening on {}", server.addr());
+        print_line(format_args!(
+            "tournee-server listening on {}",
+            server.addr()
+        ))?;
         wait_for_signal().await;
         server.shutdown().await;
         Ok(())
@@ -335,11 +368,14 @@ fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()
         &unit,
         &spec,
     )?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
     eprintln!(
         "{} passage(s) planned over the next {} weeks",
         r.created, config.horizon_weeks
     );
+    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
+        eprintln!("{note}");
+    }
     Ok(())
 }
 
@@ -376,7 +412,10 @@ fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()
         id,
         &spec,
     )?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
+    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
+        eprintln!("{note}");
+    }
     eprintln!(
         "passages: {} created, {} updated, {} removed, {} kept (past or already marked by the unit)",
         r.created, r.updated, r.removed, r.kept
@@ -482,7 +521,7 @@ fn appointment_add(
     }
     let (id, action) = actions::add_appointment(&store, now, &unit.id, &new)?;
     store.write_local(now, &action)?;
-    println!("{id}");
+    print_line(format_args!("{id}"))?;
     Ok(())
 }
 

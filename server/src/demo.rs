@@ -21,7 +21,7 @@ use tournee_core::model::{
     CancelCause, Field, Kind, Level, Location, Outcome, PassageStatus, Value,
 };
 use tournee_core::refdata::RefData;
-use tournee_core::rng::SplitMix64;
+use tournee_core::rng::SeededRng;
 use tournee_core::schedule::RoundStop;
 use tournee_core::store::Store;
 use tournee_core::time::{paris_date, parse_time};
@@ -149,7 +149,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     );
     let mut week = Week {
         clock,
-        rng: SplitMix64::new(opts.seed),
+        rng: SeededRng::new(opts.seed),
         monday,
         plan,
         laptops,
@@ -256,7 +256,7 @@ fn describe(laptops: &[Laptop]) -> String {
 /// The simulated week: laptops 0 and 1 share the bus round, laptop 2 does home visits.
 struct Week {
     clock: Arc<dyn Clock>,
-    rng: SplitMix64,
+    rng: SeededRng,
     monday: NaiveDate,
     plan: Plan,
     laptops: Vec<Laptop>,
@@ -514,7 +514,7 @@ fn commune_name(code: &str) -> String {
 async fn sync_some(
     laptops: &mut [Laptop],
     clock: &dyn Clock,
-    rng: &mut SplitMix64,
+    rng: &mut SeededRng,
     timeout_s: u64,
 ) -> Result<()> {
     for l in laptops.iter_mut() {
@@ -555,7 +555,7 @@ async fn sync_laptop(l: &mut Laptop, clock: &dyn Clock, quiet: bool, timeout_s: 
 fn record_visit(
     l: &mut Laptop,
     clock: &dyn Clock,
-    rng: &mut SplitMix64,
+    rng: &mut SeededRng,
     start: i64,
     location: Location,
     commune: &str,
@@ -598,7 +598,7 @@ fn record_visit(
 fn add_request(
     l: &mut Laptop,
     clock: &dyn Clock,
-    rng: &mut SplitMix64,
+    rng: &mut SeededRng,
     appointment: Uuid,
 ) -> Result<()> {
     let outcomes = [

@@ -5,6 +5,7 @@
 //! re-implements them.
 
 pub mod admin;
+pub mod backup;
 pub mod ca;
 pub mod config;
 pub mod db;

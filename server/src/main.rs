@@ -59,6 +59,10 @@ pub enum Command {
     /// Run the whole service on this machine: a server, two units of the Somme, three laptops
     /// working offline through a week, sync, a coverage summary and a digest check per device.
     Demo(DemoArgs),
+    /// Back up the data directory into one file, online while `serve` runs.
+    Backup(tournee_server::backup::BackupArgs),
+    /// Restore the data directory from a backup (`serve` stopped); replaced files kept aside.
+    Restore(tournee_server::backup::RestoreArgs),
 }
 
 /// `stop …`.

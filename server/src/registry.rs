@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use tournee_core::limits::STORE_BUSY_WAIT_MS;
-use tournee_core::model::{check_admin_id, check_territory, ModelError, UnitKind};
+use tournee_core::limits::{DEVICE_NAME_BYTES_MAX, STORE_BUSY_WAIT_MS, UNIT_NAME_BYTES_MAX};
+use tournee_core::model::{check_admin_id, check_territory, check_text, ModelError, UnitKind};
 use tournee_core::register::Actor;
 use tournee_store::migrate::{migrate, MigrationError};
 
@@ -44,6 +44,21 @@ pub enum RegistryError {
     /// A device name that is taken.
     #[error("a device named '{0}' is enrolled already; pick another --name")]
     DeviceExists(String),
+    /// A device name made of digits only: `device revoke 12` could not tell it from device 12.
+    #[error("name : « {0} » n'est fait que de chiffres et se confondrait avec un numéro d'appareil ; choisissez un nom avec au moins une lettre (par exemple pc-{0})")]
+    NumericName(String),
+    /// A `device revoke` argument that is both one device's number and another's name.
+    #[error("« {which} » désigne deux appareils : le numéro {by_number} ({number_name}) et l'appareil nommé « {which} » (numéro {by_name}) ; rien n'a été révoqué. Relancez avec le numéro de celui à révoquer")]
+    Ambiguous {
+        /// What was given.
+        which: String,
+        /// The device with that number.
+        by_number: Actor,
+        /// Its name.
+        number_name: String,
+        /// The device with that name.
+        by_name: Actor,
+    },
     /// A device that is unknown.
     #[error(
         "no device '{0}' (give its actor number or its name; see `tournee-server device list`)"
@@ -55,6 +70,15 @@ pub enum RegistryError {
     /// The registry's schema could not be brought up to date (or is a newer program's).
     #[error("registry: {0}")]
     Schema(#[from] MigrationError),
+    /// The registry file could not be made owner-only (0600).
+    #[error("cannot restrict {path} to its owner: {source}")]
+    Private {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Storage failure.
     #[error("registry storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -99,6 +123,10 @@ pub struct Registry {
 impl Registry {
     /// Open (creating if needed).
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        tournee_store::make_owner_only(path).map_err(|source| RegistryError::Private {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_millis(STORE_BUSY_WAIT_MS))?;
         conn.execute_batch(
@@ -113,9 +141,7 @@ impl Registry {
         check_admin_id("id", &unit.id)?;
         check_territory("territory", &unit.territory)?;
         UnitKind::parse(&unit.kind)?;
-        if unit.name.trim().is_empty() {
-            return Err(ModelError::Empty { field: "name" }.into());
-        }
+        check_text("name", &unit.name, UNIT_NAME_BYTES_MAX)?;
         if self.unit(&unit.id)?.is_some() {
             return Err(RegistryError::UnitExists(unit.id.clone()));
         }
@@ -169,9 +195,7 @@ impl Registry {
         fingerprint: &str,
         now_ms: i64,
     ) -> Result<Actor, RegistryError> {
-        if name.trim().is_empty() {
-            return Err(ModelError::Empty { field: "name" }.into());
-        }
+        check_device_name(name)?;
         if self.unit(unit)?.is_none() {
             return Err(RegistryError::NoUnit(unit.to_owned()));
         }
@@ -189,6 +213,14 @@ impl Registry {
             params![name, unit, fingerprint, now_ms],
         )?;
         Ok(u32::try_from(self.conn.last_insert_rowid()).unwrap_or(u32::MAX))
+    }
+
+    /// Undo an enrolment whose bundle could not be written: the laptop never got its key, so
+    /// the row goes. Its actor number is not reused (AUTOINCREMENT remembers it).
+    pub fn withdraw_enrolment(&self, actor: Actor) -> Result<(), RegistryError> {
+        self.conn
+            .execute("DELETE FROM devices WHERE actor = ?1", [actor])?;
+        Ok(())
     }
 
     /// All devices, by actor number.
@@ -212,19 +244,44 @@ impl Registry {
             .optional()?)
     }
 
-    /// Revoke a device given by actor number or name. Returns it.
-    pub fn revoke(&self, which: &str, now_ms: i64) -> Result<Device, RegistryError> {
-        let by_actor: Option<i64> = which.parse().ok();
-        let device = self
+    /// The device `which` designates: its actor number or its name. A registry written before
+    /// all-digit names were refused may hold a device *named* like another's number: then
+    /// `which` is ambiguous and nothing is chosen.
+    pub fn find_device(&self, which: &str) -> Result<Device, RegistryError> {
+        let by_number = match which.parse::<i64>() {
+            Ok(n) => self
+                .conn
+                .query_row(
+                    "SELECT actor, name, unit, fingerprint, status, enrolled_ms FROM devices WHERE actor = ?1",
+                    [n],
+                    row_device,
+                )
+                .optional()?,
+            Err(_) => None,
+        };
+        let by_name = self
             .conn
             .query_row(
-                "SELECT actor, name, unit, fingerprint, status, enrolled_ms FROM devices
-                 WHERE actor = ?1 OR name = ?2",
-                params![by_actor.unwrap_or(-1), which],
+                "SELECT actor, name, unit, fingerprint, status, enrolled_ms FROM devices WHERE name = ?1",
+                [which],
                 row_device,
             )
-            .optional()?
-            .ok_or_else(|| RegistryError::NoDevice(which.to_owned()))?;
+            .optional()?;
+        match (by_number, by_name) {
+            (Some(n), Some(m)) if n.actor != m.actor => Err(RegistryError::Ambiguous {
+                which: which.to_owned(),
+                by_number: n.actor,
+                number_name: n.name,
+                by_name: m.actor,
+            }),
+            (Some(d), _) | (None, Some(d)) => Ok(d),
+            (None, None) => Err(RegistryError::NoDevice(which.to_owned())),
+        }
+    }
+
+    /// Revoke a device given by actor number or name (`find_device`). Returns it.
+    pub fn revoke(&self, which: &str, now_ms: i64) -> Result<Device, RegistryError> {
+        let device = self.find_device(which)?;
         self.conn.execute(
             "UPDATE devices SET status = 'revoked', revoked_ms = coalesce(revoked_ms, ?2) WHERE actor = ?1",
             params![device.actor, now_ms],
@@ -243,6 +300,16 @@ impl Registry {
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Check a device name before enrolment: a short text without forbidden characters
+/// (`check_text`, `DEVICE_NAME_BYTES_MAX`), and not digits only (it would read as a number).
+pub fn check_device_name(name: &str) -> Result<(), RegistryError> {
+    check_text("name", name, DEVICE_NAME_BYTES_MAX)?;
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return Err(RegistryError::NumericName(name.to_owned()));
+    }
+    Ok(())
 }
 
 fn row_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
@@ -284,6 +351,42 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn all_digit_names_are_refused_and_an_ambiguous_revoke_names_both_devices() {
+        let dir = tempfile::tempdir().expect("dir");
+        let reg = Registry::open(&dir.path().join("registry.sqlite")).expect("create");
+        reg.add_unit(&unit()).expect("unit");
+        let first = reg.add_device("pc-a", "bus-80-1", "fp-a", 0).expect("pc-a");
+        let err = reg
+            .add_device("1", "bus-80-1", "fp-1", 0)
+            .expect_err("digits");
+        assert!(matches!(err, RegistryError::NumericName(_)), "{err}");
+        for bad in ["pc\nb", &"x".repeat(DEVICE_NAME_BYTES_MAX + 1)] {
+            let err = reg.add_device(bad, "bus-80-1", "fp-x", 0).expect_err(bad);
+            assert!(matches!(err, RegistryError::Model(_)), "{err}");
+        }
+        // A registry of an earlier program may hold such a name: the ambiguity is refused.
+        reg.conn
+            .execute(
+                "INSERT INTO devices(name, unit, fingerprint, status, enrolled_ms) VALUES ('1', 'bus-80-1', 'fp-1', 'active', 0)",
+                [],
+            )
+            .expect("legacy row");
+        let err = reg.revoke("1", 5).expect_err("ambiguous");
+        let text = err.to_string();
+        assert!(
+            matches!(err, RegistryError::Ambiguous { by_number, .. } if by_number == first),
+            "{text}"
+        );
+        assert!(text.contains("pc-a") && text.contains("numéro 2"), "{text}");
+        assert!(reg
+            .devices()
+            .expect("devices")
+            .iter()
+            .all(|d| d.status == "active"));
+        assert_eq!(reg.revoke("pc-a", 5).expect("by name").actor, first);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! actual times); everything else is recomputed from the round. Validation errors name the
 //! problem. Storage through `SqliteStore`; no printing.
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::{bail, Context, Result};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 use tournee_core::actions::new_id;
 use tournee_core::clock::WallMs;
-use tournee_core::limits::EVERY_WEEKS_MAX;
+use tournee_core::limits::{EVERY_WEEKS_MAX, ROUND_STOPS_MAX, SCHEDULER_ACTION_CHANGES_MAX};
 use tournee_core::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
 use tournee_core::refdata::RefData;
 use tournee_core::schedule::{
@@ -18,6 +20,7 @@ use tournee_core::schedule::{
     RoundStop,
 };
 use tournee_core::store::{LocalAction, RecordEdit, Store};
+use tournee_core::time::{show_local, touches_clock_change};
 use tournee_report::facts::is_marked;
 use tournee_report::queries::Queries;
 use tournee_store::SqliteStore;
@@ -122,6 +125,12 @@ fn validate(
     if spec.stops.is_empty() {
         bail!("stop: a round needs at least one --stop STOP_ID@WEEKDAY@HH:MM-HH:MM");
     }
+    if spec.stops.len() > ROUND_STOPS_MAX {
+        bail!(
+            "stop : {} fenêtres, une tournée en a au plus {ROUND_STOPS_MAX} ; rien n'a été enregistré",
+            spec.stops.len()
+        );
+    }
     if !(1..=EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
         bail!(
             "every-weeks: {} is not allowed; allowed: 1 to {EVERY_WEEKS_MAX}",
@@ -220,7 +229,8 @@ pub struct Regenerated {
     pub kept: usize,
 }
 
-/// Create a round for `unit` and its passages over the horizon; returns its id.
+/// Create a round for `unit` and its passages over the horizon, in one transaction: the
+/// round exists with all its passages or not at all. Returns its id.
 pub fn add_round(
     store: &mut SqliteStore,
     now: WallMs,
@@ -231,23 +241,21 @@ pub fn add_round(
 ) -> Result<(Uuid, Regenerated)> {
     validate(store, unit, spec, None)?;
     let id = new_id(now);
-    store.write_local(
-        now,
-        &LocalAction {
-            edits: vec![RecordEdit {
-                id,
-                kind: Kind::Round,
-                scope: Scope::Unit(unit.id.clone()),
-                create: true,
-                sets: spec.sets(),
-            }],
-        },
-    )?;
-    let r = materialise(store, now, today, horizon_weeks, id)?;
+    let scope = Scope::Unit(unit.id.clone());
+    let (passages, r) = plan_passages(store, today, horizon_weeks, id, &scope, Some(spec))?;
+    let mut edits = vec![RecordEdit {
+        id,
+        kind: Kind::Round,
+        scope,
+        create: true,
+        sets: spec.sets(),
+    }];
+    edits.extend(passages);
+    write_plan(store, now, edits)?;
     Ok((id, r))
 }
 
-/// Replace a round's plan and regenerate its future passages.
+/// Replace a round's plan and regenerate its future passages, in one transaction.
 pub fn edit_round(
     store: &mut SqliteStore,
     now: WallMs,
@@ -262,11 +270,37 @@ pub fn edit_round(
         .filter(|r| r.kind == Kind::Round && !r.is_deleted())
         .with_context(|| format!("no round with id {round}"))?;
     validate(store, unit, spec, Some(round))?;
-    store.write_local(
-        now,
-        &tournee_core::actions::set_fields(&record, spec.sets()),
+    let (passages, r) = plan_passages(
+        store,
+        today,
+        horizon_weeks,
+        round,
+        &record.scope,
+        Some(spec),
     )?;
-    materialise(store, now, today, horizon_weeks, round)
+    let mut edits = tournee_core::actions::set_fields(&record, spec.sets()).edits;
+    edits.extend(passages);
+    write_plan(store, now, edits)?;
+    Ok(r)
+}
+
+/// Write a scheduler action, refusing up front (nothing written) one too big to be a single
+/// transaction. `SCHEDULER_ACTION_CHANGES_MAX` holds any valid round over the longest horizon,
+/// so this only guards the arithmetic.
+fn write_plan(store: &mut SqliteStore, now: WallMs, edits: Vec<RecordEdit>) -> Result<()> {
+    if edits.is_empty() {
+        return Ok(());
+    }
+    let changes: usize = edits.iter().map(|e| e.sets.len()).sum();
+    if changes > SCHEDULER_ACTION_CHANGES_MAX {
+        bail!(
+            "round : ce plan écrirait {changes} modifications, au plus \
+             {SCHEDULER_ACTION_CHANGES_MAX} en une fois ; rien n'a été enregistré \
+             (moins de fenêtres ou un horizon plus court)"
+        );
+    }
+    store.write_local(now, &LocalAction { edits })?;
+    Ok(())
 }
 
 /// The current plan of a round (for edits that change one part of it).
@@ -282,7 +316,7 @@ pub fn round_spec(store: &SqliteStore, round: Uuid) -> Result<(RoundSpec, String
     Ok((RoundSpec::from_record(&record)?, unit))
 }
 
-/// Bring a round's passages from `today` to the horizon in line with its plan.
+/// Bring a round's passages from `today` to the horizon in line with its stored plan.
 pub fn materialise(
     store: &mut SqliteStore,
     now: WallMs,
@@ -293,11 +327,37 @@ pub fn materialise(
     let record = store
         .record(round)?
         .with_context(|| format!("no round with id {round}"))?;
-    let scope = record.scope.clone();
-    let spec = RoundSpec::from_record(&record)?;
+    let spec = if record.is_deleted() {
+        None
+    } else {
+        Some(RoundSpec::from_record(&record)?)
+    };
+    let (edits, r) = plan_passages(
+        store,
+        today,
+        horizon_weeks,
+        round,
+        &record.scope,
+        spec.as_ref(),
+    )?;
+    write_plan(store, now, edits)?;
+    Ok(r)
+}
+
+/// The edits that bring round `round`'s passages from `today` to the horizon in line with
+/// `spec` (`None`: the round is deleted, so its future unmarked passages go). Reads only:
+/// every occurrence is computed before anything is written.
+fn plan_passages(
+    store: &SqliteStore,
+    today: NaiveDate,
+    horizon_weeks: u32,
+    round: Uuid,
+    scope: &Scope,
+    spec: Option<&RoundSpec>,
+) -> Result<(Vec<RecordEdit>, Regenerated)> {
     let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
     let mut wanted: Vec<(Uuid, NaiveDate, RoundStop)> = Vec::new();
-    if !record.is_deleted() {
+    if let Some(spec) = spec {
         for s in &spec.stops {
             for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
                 wanted.push((passage_id(round, s, date), date, *s));
@@ -308,7 +368,7 @@ pub fn materialise(
     let mut report = Regenerated::default();
     let mut edits = Vec::new();
     for (id, date, s) in &wanted {
-        let (start, end) = s.planned(*date)?;
+        let (start, end) = s.planned(*date);
         let plan = vec![
             (Field::Round, Value::Id(round)),
             (Field::Stop, Value::Id(s.stop)),
@@ -354,8 +414,9 @@ pub fn materialise(
             }
         }
     }
+    let wanted_ids: HashSet<Uuid> = wanted.iter().map(|(w, _, _)| *w).collect();
     for (id, marked) in existing {
-        if wanted.iter().any(|(w, _, _)| *w == id) {
+        if wanted_ids.contains(&id) {
             continue;
         }
         let Some(p) = store.record(id)? else { continue };
@@ -372,28 +433,87 @@ pub fn materialise(
         });
         report.removed += 1;
     }
-    if !edits.is_empty() {
-        store.write_local(now, &LocalAction { edits })?;
-    }
-    Ok(report)
+    Ok((edits, report))
 }
 
-/// Extend every round's passages to the horizon (the daemon calls this as days pass).
+/// One line per passage of `spec` from `today` to the horizon whose window touches a
+/// daylight-saving change, saying when it is planned instead (the rule of
+/// `time::paris_planned`), for the scheduler to see rather than discover.
+pub fn clock_change_notes(spec: &RoundSpec, today: NaiveDate, horizon_weeks: u32) -> Vec<String> {
+    let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
+    let mut notes = Vec::new();
+    for s in &spec.stops {
+        for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
+            if !touches_clock_change(date, s.start, s.end) {
+                continue;
+            }
+            let (start, end) = s.planned(date);
+            let hm = |t: i64| show_local(t).get(11..).unwrap_or_default().to_owned();
+            notes.push(format!(
+                "note : le {date}, la fenêtre {}-{} tombe sur le changement d'heure ; \
+                 passage prévu de {} à {} (même durée)",
+                s.start.format("%H:%M"),
+                s.end.format("%H:%M"),
+                hm(start),
+                hm(end)
+            ));
+        }
+    }
+    notes
+}
+
+/// What one pass of the horizon over every round did.
+#[derive(Debug, Clone, Default)]
+pub struct HorizonRun {
+    /// Passages changed, all rounds together.
+    pub total: Regenerated,
+    /// Rounds that could not be materialised, with why; the others were.
+    pub failed: Vec<(Uuid, String)>,
+}
+
+/// Extend every round's passages to the horizon (the daemon calls this as days pass). Each
+/// round is its own transaction: one that fails is reported in `failed` and never keeps the
+/// others from their passages.
 pub fn materialise_all(
     store: &mut SqliteStore,
     now: WallMs,
     today: NaiveDate,
     horizon_weeks: u32,
-) -> Result<Regenerated> {
-    let mut total = Regenerated::default();
+) -> Result<HorizonRun> {
+    let mut run = HorizonRun::default();
     for round in store.ids_of_kind(Kind::Round, None)? {
-        let r = materialise(store, now, today, horizon_weeks, round)?;
-        total.created += r.created;
-        total.updated += r.updated;
-        total.removed += r.removed;
-        total.kept += r.kept;
+        match materialise(store, now, today, horizon_weeks, round) {
+            Ok(r) => {
+                run.total.created += r.created;
+                run.total.updated += r.updated;
+                run.total.removed += r.removed;
+                run.total.kept += r.kept;
+            }
+            Err(e) => run.failed.push((round, format!("{e:#}"))),
+        }
     }
-    Ok(total)
+    Ok(run)
+}
+
+/// What the daemon already logged about failing rounds, so each round's failure is logged
+/// once (again only if it changes, or after the round recovered and failed anew), not at
+/// every pass.
+#[derive(Debug, Default)]
+pub struct FailureMemo {
+    last: HashMap<Uuid, String>,
+}
+
+impl FailureMemo {
+    /// Record this pass's failures; returns those not reported before.
+    pub fn fresh(&mut self, failed: &[(Uuid, String)]) -> Vec<(Uuid, String)> {
+        let fresh = failed
+            .iter()
+            .filter(|(round, why)| self.last.get(round) != Some(why))
+            .cloned()
+            .collect();
+        self.last = failed.iter().cloned().collect();
+        fresh
+    }
 }
 
 /// A round for listings.
@@ -457,4 +577,27 @@ pub fn list_rounds(store: &SqliteStore, unit: Option<&str>) -> Result<Vec<RoundV
 /// Parse the `--stop` arguments of a round.
 pub fn parse_stops(args: &[String]) -> Result<Vec<RoundStop>, ModelError> {
     args.iter().map(|s| RoundStop::parse(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_failure_is_reported_once_until_it_changes_or_heals() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut memo = FailureMemo::default();
+        let first = vec![(a, "no start date".to_owned())];
+        assert_eq!(memo.fresh(&first), first);
+        assert!(
+            memo.fresh(&first).is_empty(),
+            "the same failure again: silent"
+        );
+        let both = vec![(a, "no start date".to_owned()), (b, "busy".to_owned())];
+        assert_eq!(memo.fresh(&both), vec![(b, "busy".to_owned())]);
+        let changed = vec![(a, "other".to_owned())];
+        assert_eq!(memo.fresh(&changed), changed, "a new reason is news");
+        assert!(memo.fresh(&[]).is_empty());
+        assert_eq!(memo.fresh(&changed), changed, "failing again after healing");
+    }
 }

@@ -5,11 +5,13 @@
 //! (`db`), and each session is driven by the pump (`tournee_net::pump::serve_stream`, the
 //! same core the simulation runs), its Hello deadline included. This module owns the
 //! endpoint, tasks, admission, revocation and changelog polling, closing connections with a
-//! code, and logging.
+//! code, and logging. Handshakes in progress are capped: above a threshold unvalidated
+//! addresses must answer a QUIC Retry first, above a hard cap attempts are dropped, and refused
+//! handshakes beyond a few per interval are only counted in one summary line.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,10 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tournee_core::clock::Clock;
-use tournee_core::limits::{HORIZON_CHECK_MS, SERVER_POLL_MS, SHUTDOWN_GRACE_MS};
+use tournee_core::limits::{
+    HANDSHAKE_LOG_INTERVAL_MS, HANDSHAKE_LOG_LINES_PER_INTERVAL, HORIZON_CHECK_MS,
+    QUIC_HANDSHAKES_MAX, QUIC_RETRY_ABOVE_HANDSHAKES, SERVER_POLL_MS, SHUTDOWN_GRACE_MS,
+};
 use tournee_core::store::{Identity, ServerStore, Store};
 use tournee_net::pump::{
     advance_head, serve_stream, until_due, ServerEnd, ServerSignals, StoreHost,
@@ -32,6 +37,7 @@ use tournee_proto::wire::ErrorCode;
 use tournee_store::SqliteStore;
 use tracing::{info, warn};
 
+use crate::backup::DirLock;
 use crate::ca::Ca;
 use crate::config::{DataDir, ServerConfig};
 use crate::db::{Db, DbGone};
@@ -48,6 +54,100 @@ struct Shared {
     live: Mutex<HashMap<u32, Connection>>,
     revoked: RevocationList,
     shutdown: watch::Sender<bool>,
+    handshakes: Handshakes,
+}
+
+/// Handshakes in progress, and what happened to connection attempts since the last summary.
+#[derive(Debug, Default)]
+struct Handshakes {
+    in_progress: AtomicUsize,
+    tally: Mutex<AttemptTally>,
+}
+
+/// Counts of one logging interval.
+#[derive(Debug, Default, Clone, Copy)]
+struct AttemptTally {
+    /// Refused handshakes logged one line each.
+    refused_logged: u32,
+    /// Refused handshakes beyond those.
+    refused_unlogged: u64,
+    /// Attempts asked for a Retry.
+    retried: u64,
+    /// Attempts dropped at the cap.
+    dropped: u64,
+}
+
+impl Handshakes {
+    fn count(&self, f: impl FnOnce(&mut AttemptTally)) {
+        if let Ok(mut t) = self.tally.lock() {
+            f(&mut t);
+        }
+    }
+
+    /// Keep state for `incoming`, ask it for a Retry, or drop it, by handshakes in progress.
+    fn admit(&self, incoming: quinn::Incoming) -> Option<quinn::Incoming> {
+        let pending = self.in_progress.load(Ordering::Relaxed);
+        if pending >= QUIC_HANDSHAKES_MAX {
+            incoming.ignore();
+            self.count(|t| t.dropped += 1);
+            return None;
+        }
+        if pending >= QUIC_RETRY_ABOVE_HANDSHAKES && !incoming.remote_address_validated() {
+            match incoming.retry() {
+                Ok(()) => self.count(|t| t.retried += 1),
+                Err(e) => {
+                    e.into_incoming().ignore();
+                    self.count(|t| t.dropped += 1);
+                }
+            }
+            return None;
+        }
+        self.in_progress.fetch_add(1, Ordering::Relaxed);
+        Some(incoming)
+    }
+
+    /// A handshake failed: one line, unless this interval already had its share.
+    fn refused(&self, remote: SocketAddr, error: &quinn::ConnectionError) {
+        let mut log = false;
+        self.count(|t| {
+            if t.refused_logged < HANDSHAKE_LOG_LINES_PER_INTERVAL {
+                t.refused_logged += 1;
+                log = true;
+            } else {
+                t.refused_unlogged += 1;
+            }
+        });
+        if log {
+            warn!(%remote, error = %error, "handshake refused");
+        }
+    }
+
+    /// End the interval: one line if anything was not logged on its own.
+    fn summary(&self) {
+        let Ok(mut t) = self.tally.lock() else { return };
+        let done = std::mem::take(&mut *t);
+        drop(t);
+        if done.refused_unlogged + done.retried + done.dropped > 0 {
+            warn!(
+                refused_logged = done.refused_logged,
+                refused_unlogged = done.refused_unlogged,
+                retried = done.retried,
+                dropped = done.dropped,
+                in_progress = self.in_progress.load(Ordering::Relaxed),
+                interval_ms = HANDSHAKE_LOG_INTERVAL_MS,
+                "connection attempts under load"
+            );
+        }
+    }
+}
+
+/// Counts a handshake as finished when dropped (done, failed, or its task aborted).
+struct InProgress<'a>(&'a AtomicUsize);
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running server (in-process), for the CLI and tests.
@@ -57,6 +157,8 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     endpoint: Endpoint,
     tasks: JoinSet<()>,
+    /// Held while serving: `restore` refuses to swap files under a running server.
+    _lock: DirLock,
 }
 
 fn open_server_store(data: &DataDir) -> Result<SqliteStore> {
@@ -74,6 +176,7 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer> {
     data.require()?;
+    let lock = DirLock::acquire(data)?;
     // Load reference data now, not inside the first session.
     tournee_core::refdata::RefData::get();
     let store = open_server_store(data)?;
@@ -102,6 +205,7 @@ pub async fn start(
         live: Mutex::new(HashMap::new()),
         revoked,
         shutdown: watch::Sender::new(false),
+        handshakes: Handshakes::default(),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(accept_loop(endpoint.clone(), shared.clone()));
@@ -113,6 +217,7 @@ pub async fn start(
         shared,
         endpoint,
         tasks,
+        _lock: lock,
     })
 }
 
@@ -143,16 +248,21 @@ impl RunningServer {
 async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut conns = JoinSet::new();
+    let mut summary = tokio::time::interval(Duration::from_millis(HANDSHAKE_LOG_INTERVAL_MS));
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                conns.spawn(handle_connection(incoming, shared.clone()));
+                if let Some(incoming) = shared.handshakes.admit(incoming) {
+                    conns.spawn(handle_connection(incoming, shared.clone()));
+                }
             }
+            _ = summary.tick() => shared.handshakes.summary(),
             _ = shutdown.changed() => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    shared.handshakes.summary();
     while conns.join_next().await.is_some() {}
 }
 
@@ -207,6 +317,7 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(HORIZON_CHECK_MS));
     let mut done_for: Option<chrono::NaiveDate> = None;
+    let mut failures = crate::scheduling::FailureMemo::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -228,10 +339,17 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
             })
             .await;
         match result {
-            Ok(Ok(r)) => {
-                done_for = Some(today);
+            Ok(Ok(run)) => {
+                let r = run.total;
                 if r.created + r.updated + r.removed > 0 {
                     info!(created = r.created, updated = r.updated, removed = r.removed, %today, "passages materialised");
+                }
+                for (round, e) in failures.fresh(&run.failed) {
+                    warn!(%round, error = %e, "materialising this round's passages failed; the other rounds are done; retrying every minute");
+                }
+                // A failing round is retried at the next tick; the others are then no-ops.
+                if run.failed.is_empty() {
+                    done_for = Some(today);
                 }
             }
             Ok(Err(e)) => warn!(error = %e, "materialising passages failed; retrying later"),
@@ -242,10 +360,14 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
 
 async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let remote = incoming.remote_address();
-    let conn = match incoming.await {
+    let handshake = {
+        let _counted = InProgress(&shared.handshakes.in_progress);
+        incoming.await
+    };
+    let conn = match handshake {
         Ok(c) => c,
         Err(e) => {
-            warn!(%remote, error = %e, "handshake refused");
+            shared.handshakes.refused(remote, &e);
             return;
         }
     };

@@ -15,15 +15,35 @@ use tournee_core::model::{Location, ModelError};
 use tournee_core::time::parse_time;
 
 /// Log to stderr: level from `RUST_LOG`, else `default`; colours only on a terminal, so under
-/// systemd every event is one plain line in the journal.
+/// systemd every event is one plain line in the journal. Field values go through
+/// `log_fields`: a device name or a peer's text cannot break the line.
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(log_fields())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// How log events show their fields: the message bare, then `name=value` pairs, one space
+/// apart (as `tracing_subscriber`'s default), every value through `output::escape`, so a CR, LF,
+/// ESC or bidi override in a field is shown as `\u{XXXX}` and every event stays one line.
+pub fn log_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let shown = output::escape(&text);
+        if field.name() == "message" {
+            w.write_str(&shown)
+        } else {
+            write!(w, "{}={shown}", field.name())
+        }
+    })
+    .delimited(" ")
 }
 
 /// Resolve on SIGTERM or SIGINT (Ctrl-C).
@@ -356,5 +376,46 @@ mod tests {
         let sub = dir.path().join("a").join("b");
         create_private_dir(&sub).expect("create");
         assert_eq!(mode(&sub), 0o700);
+    }
+
+    use std::sync::{Arc, Mutex};
+
+    /// A device named with a newline forged a second log line.
+    #[test]
+    fn a_log_field_with_a_newline_or_an_escape_stays_on_its_line() {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(super::log_fields())
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        let name = "pc-a\n2026-12-01T10:00:00Z  WARN device revoked";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(device = 3, name = %name, why = "a\u{202E}b", "session {}", "x\ry");
+        });
+        let text = String::from_utf8(buf.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("session x\\u{000D}y"), "{text}");
+        assert!(
+            text.contains("device=3 name=pc-a\\u{000A}2026-12-01T10:00:00Z  WARN device revoked"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\u{202E}'),
+            "the override is shown escaped: {text}"
+        );
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! Shared by the agent and the server so both validate the same way. Ids are UUIDv7 made from
 //! the injected time; nothing here reads the clock or touches storage except to look records up.
 
+use chrono::NaiveDate;
 use serde::Serialize;
 use uuid::{NoContext, Timestamp, Uuid};
 
@@ -194,6 +195,30 @@ pub struct PassageUpdate {
     pub actual_end: Option<i64>,
 }
 
+/// Refuse an actual time (Unix seconds) that is not on the passage's date in Paris: a bus
+/// that came on the 12th did not arrive on the 13th; such a time is a typo in the date.
+fn check_on_passage_day(
+    passage: &Record,
+    field: &'static str,
+    t: Option<i64>,
+) -> Result<(), StoreError> {
+    let (Some(t), Some(date)) = (t, passage.text(Field::Date)) else {
+        return Ok(());
+    };
+    let Ok(date) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+        return Ok(());
+    };
+    if crate::time::paris_date(t) == Some(date) {
+        return Ok(());
+    }
+    Err(ModelError::ActualOffDate {
+        field,
+        value: crate::time::show_local(t),
+        date,
+    }
+    .into())
+}
+
 /// Build the action that records a passage's actuals, checking they make sense together.
 pub fn set_passage(passage: &Record, u: &PassageUpdate) -> Result<LocalAction, StoreError> {
     let status = u.status.or_else(|| {
@@ -220,14 +245,15 @@ pub fn set_passage(passage: &Record, u: &PassageUpdate) -> Result<LocalAction, S
         }
         _ => {}
     }
+    check_on_passage_day(passage, "actual-start", u.actual_start)?;
+    check_on_passage_day(passage, "actual-end", u.actual_end)?;
     let start = u.actual_start.or_else(|| passage.int(Field::ActualStart));
     let end = u.actual_end.or_else(|| passage.int(Field::ActualEnd));
     if let (Some(s), Some(e)) = (start, end) {
         if e <= s {
-            return Err(ModelError::BadFormat {
-                field: "actual-end",
-                value: crate::time::show_local(e),
-                expected: "time after the actual start",
+            return Err(ModelError::ActualEndNotAfterStart {
+                start: crate::time::show_local(s),
+                end: crate::time::show_local(e),
             }
             .into());
         }
@@ -364,4 +390,59 @@ pub fn conflict_views(record: &Record) -> Vec<ConflictView> {
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hlc::Hlc;
+    use crate::record::Change;
+
+    fn passage_on(date: &str) -> Record {
+        let mut p = Record::new(
+            Uuid::now_v7(),
+            Kind::Passage,
+            Scope::Unit("bus-80-1".into()),
+        );
+        let reg = crate::register::Register::<Value>::new();
+        p.apply_change(Change {
+            record: p.id,
+            kind: p.kind,
+            scope: p.scope.clone(),
+            field: Field::Date,
+            write: reg.prepare(0, Hlc(1), Value::Text(date.into())),
+        })
+        .expect("date");
+        p
+    }
+
+    fn actuals(start: &str, end: &str) -> PassageUpdate {
+        PassageUpdate {
+            status: None,
+            cause: None,
+            actual_start: Some(parse_time("actual-start", start).expect("start")),
+            actual_end: Some(parse_time("actual-end", end).expect("end")),
+        }
+    }
+
+    #[test]
+    fn actual_times_are_on_the_passage_day_in_paris_and_end_after_start() {
+        let p = passage_on("2027-03-16");
+        assert!(set_passage(&p, &actuals("2027-03-16T09:05", "2027-03-16T12:10")).is_ok());
+        // 23:30 UTC on the 15th is 00:30 on the 16th in Paris: the passage's day.
+        assert!(set_passage(&p, &actuals("2027-03-15T23:30:00Z", "2027-03-16T12:10")).is_ok());
+        let e = set_passage(&p, &actuals("2027-03-17T09:05", "2027-03-17T12:10"))
+            .expect_err("next day");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("actual-start") && msg.contains("2027-03-16"),
+            "{msg}"
+        );
+        let e = set_passage(&p, &actuals("2027-03-16T09:05", "2027-03-17T00:10"))
+            .expect_err("ends the next day");
+        assert!(e.to_string().contains("actual-end"), "{e}");
+        let e = set_passage(&p, &actuals("2027-03-16T12:10", "2027-03-16T09:05"))
+            .expect_err("backwards");
+        assert!(e.to_string().contains("doit venir après"), "{e}");
+    }
 }

@@ -121,6 +121,15 @@ mod tests {
         fn rejected(&self) -> Result<Vec<crate::store::RejectedChange>, StoreError> {
             unreachable!("not used by the export")
         }
+        fn requeue_clock_ahead(&mut self, _: WallMs) -> Result<usize, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn undo_rejected(&mut self, _: Option<&[u64]>) -> Result<usize, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn reenrol(&mut self, _: WallMs, _: &Identity) -> Result<usize, StoreError> {
+            unreachable!("not used by the export")
+        }
     }
 
     fn write(actor: u32, counter: u64, hlc: u64, value: Value) -> RegWrite<Value> {

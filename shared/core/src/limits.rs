@@ -11,6 +11,11 @@ pub const LABEL_BYTES_MAX: usize = 200;
 pub const ADDRESS_BYTES_MAX: usize = 300;
 /// Longest identifier chosen by an administrator (unit id, territory code), in bytes.
 pub const ADMIN_ID_BYTES_MAX: usize = 64;
+/// Longest unit name (`unit add --name`), in bytes: a line of a table, like a stop label.
+pub const UNIT_NAME_BYTES_MAX: usize = LABEL_BYTES_MAX;
+/// Longest device name (`device enroll --name`), in bytes: it is a column of `device list`,
+/// a field of every server log line and the subject of the laptop's certificate.
+pub const DEVICE_NAME_BYTES_MAX: usize = 64;
 /// Longest appointment or request, in minutes: a working day. Anything longer is a typo.
 pub const DURATION_MINUTES_MAX: i64 = 12 * 60;
 /// How far back an appointment may be recorded, in days: a year covers late data entry.
@@ -24,6 +29,13 @@ pub const SIBLINGS_MAX: usize = 64;
 pub const FIELD_CLOCK_ACTORS_MAX: usize = 256;
 /// How long a command waits for another process holding the store's write lock, in milliseconds.
 pub const STORE_BUSY_WAIT_MS: u64 = 5_000;
+/// How long `tournee-server backup` waits for `serve`'s write lock before its snapshot's read
+/// transaction starts, in milliseconds (a flight commits in far less).
+pub const BACKUP_BUSY_WAIT_MS: u64 = 30_000;
+/// Largest file one backup entry holds, in bytes: SQLite's default largest blob (1e9 bytes),
+/// and it must fit a zero-blob's `i32` length.
+pub const BACKUP_ENTRY_BYTES_MAX: u64 = 1_000_000_000;
+const _: () = assert!(BACKUP_ENTRY_BYTES_MAX <= i32::MAX as u64);
 /// How far a change's hybrid logical clock may run ahead of the receiver's wall clock, in
 /// milliseconds (10 minutes). Further ahead is a misconfigured laptop clock.
 pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
@@ -31,9 +43,12 @@ pub const HLC_FUTURE_DRIFT_MAX_MS: u64 = 10 * 60 * 1_000;
 pub const HLC_LOGICAL_BITS: u32 = 16;
 /// Most changes written by one local user action (a new appointment with its citizen).
 pub const LOCAL_ACTION_CHANGES_MAX: usize = 32;
-/// Most changes written by one scheduler action on the server (a round with its passages over
-/// the planning horizon).
-pub const SCHEDULER_ACTION_CHANGES_MAX: usize = 4_096;
+/// Most changes written by one scheduler action on the server: a round edit with all its
+/// passages over the longest horizon, one transaction so a round never exists without its
+/// passages. Each passage in the plan writes at most its plan fields and an undelete; each
+/// one dropped from the plan, a tombstone; plus the round's own fields.
+pub const SCHEDULER_ACTION_CHANGES_MAX: usize =
+    ROUND_FIELDS_MAX + ROUND_PASSAGES_MAX * (PASSAGE_PLAN_FIELDS_MAX + 1);
 /// Most changes applied in one remote batch transaction.
 pub const APPLY_BATCH_CHANGES_MAX: usize = 4_096;
 /// Most changes of one device applied in one server transaction (a flight of batches).
@@ -55,6 +70,24 @@ pub const SERVER_WAL_CHECKPOINT_PAGES: i64 = 8_192;
 /// each well under 8 KiB (a note, its clock and siblings' dots).
 pub const CHANGELOG_ROW_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Most stop windows of one round, in windows: a bus makes a handful of stops a day, so 128
+/// covers eighteen a day for a week, while a round's passages over the longest horizon
+/// (`ROUND_PASSAGES_MAX`) stay one scheduler transaction of a few seconds.
+pub const ROUND_STOPS_MAX: usize = 128;
+/// Bytes of one window in a round's stored `stops` field, `STOP_ID@mon@HH:MM-HH:MM`: a
+/// hyphenated UUID (36), the weekday code (3), the window (11) and two `@`.
+pub const ROUND_STOP_ENCODED_BYTES: usize = 36 + 1 + 3 + 1 + 11;
+/// Longest `stops` field of a round, in bytes: every window and its `;` separator. The windows
+/// stay one field (one register), so an edit replaces the whole plan at once and two
+/// concurrent edits show as two plans, never as a mix of both.
+pub const ROUND_STOPS_BYTES_MAX: usize = ROUND_STOPS_MAX * (ROUND_STOP_ENCODED_BYTES + 1);
+/// Fields a scheduler action writes on a round record (name, stops, recurrence, validity).
+pub const ROUND_FIELDS_MAX: usize = 8;
+/// Fields a passage's plan writes when it is created (round, stop, date, planned start and
+/// end, status).
+pub const PASSAGE_PLAN_FIELDS_MAX: usize = 6;
+/// Most passages one round has from today to the horizon, in passages: one a window a week.
+pub const ROUND_PASSAGES_MAX: usize = ROUND_STOPS_MAX * HORIZON_WEEKS_MAX as usize;
 /// Longest recurrence of a round, in weeks: a yearly visit is the rarest a stop gets.
 pub const EVERY_WEEKS_MAX: u32 = 52;
 /// Default planning horizon of the server's rounds, in weeks: two months of passages is what
@@ -75,6 +108,9 @@ const _: () = assert!(HLC_LOGICAL_BITS < 32);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= APPLY_BATCH_CHANGES_MAX);
 const _: () = assert!(LOCAL_ACTION_CHANGES_MAX <= SCHEDULER_ACTION_CHANGES_MAX);
 const _: () = assert!(DURATION_MINUTES_MAX > 0);
+const _: () = assert!(ROUND_STOPS_MAX >= 100);
+const _: () = assert!(ROUND_STOPS_BYTES_MAX <= WIRE_STRING_BYTES_MAX);
+const _: () = assert!(ROUND_STOPS_BYTES_MAX * 4 < RECORD_STATE_BYTES_MAX);
 const _: () = assert!(HORIZON_WEEKS_DEFAULT >= 1 && HORIZON_WEEKS_DEFAULT <= HORIZON_WEEKS_MAX);
 
 /// Largest frame on the wire, in bytes (length prefix excluded). A batch is cut well below it.
@@ -101,8 +137,12 @@ pub const ACK_REJECTIONS_MAX: usize = BATCH_CHANGES_MAX;
 /// Longest explanation in a refusal, in bytes: a refusal may quote the refused value, and a
 /// batch of refusals must stay far below what the agent can read in one frame.
 pub const REJECT_DETAIL_BYTES_MAX: usize = 240;
-/// Longest string in any message (notes are the longest legitimate text), in bytes.
-pub const WIRE_STRING_BYTES_MAX: usize = NOTE_BYTES_MAX;
+/// Longest string in any message (a round's stops field or a note), in bytes.
+pub const WIRE_STRING_BYTES_MAX: usize = if ROUND_STOPS_BYTES_MAX > NOTE_BYTES_MAX {
+    ROUND_STOPS_BYTES_MAX
+} else {
+    NOTE_BYTES_MAX
+};
 /// Batches the server queues ahead of the network for one session before it waits.
 pub const SESSION_QUEUED_BATCHES_MAX: usize = 4;
 /// How long a server waits for a connecting agent's Hello, in milliseconds.
@@ -142,6 +182,27 @@ pub const QUIC_CLOSE_WAIT_MS: u64 = 100;
 /// data), in milliseconds. Several round trips of a slow rural link; a peer that never
 /// acknowledges holds its admission permit no longer than this.
 pub const ERROR_FLUSH_WAIT_MS: u64 = 1_000;
+/// Connection attempts quinn queues before the server looks at them (each may buffer datagrams);
+/// beyond it new Initials are refused by quinn itself. quinn's default is 65,536.
+pub const QUIC_INCOMING_MAX: usize = 1_024;
+/// Bytes quinn buffers for one connection attempt not yet accepted (its Initial and 0-RTT).
+pub const QUIC_INCOMING_BUFFER_BYTES: u64 = 16 * 1024;
+/// Bytes quinn buffers for all connection attempts not yet accepted (quinn's default: 100 MiB).
+pub const QUIC_INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Handshakes in progress above which the server asks unvalidated addresses for a QUIC Retry
+/// (one round trip proving the address) before keeping any state for them: a flood of Initials
+/// from addresses that do not answer costs no memory. Below it, a laptop pays no extra round trip.
+pub const QUIC_RETRY_ABOVE_HANDSHAKES: usize = 32;
+/// Handshakes in progress the server keeps at most, validated or not (about 30 KiB each);
+/// further attempts are dropped until some finish or time out.
+pub const QUIC_HANDSHAKES_MAX: usize = 512;
+/// How often the server logs one summary line of refused, retried and dropped handshakes, in
+/// milliseconds.
+pub const HANDSHAKE_LOG_INTERVAL_MS: u64 = 10_000;
+/// Refused handshakes logged one line each per interval; the rest only counted in the summary.
+pub const HANDSHAKE_LOG_LINES_PER_INTERVAL: u32 = 10;
+const _: () = assert!(QUIC_RETRY_ABOVE_HANDSHAKES < QUIC_HANDSHAKES_MAX);
+const _: () = assert!(QUIC_INCOMING_BUFFER_BYTES <= QUIC_INCOMING_BUFFER_TOTAL_BYTES);
 /// Keep-alive interval of an idle connection, in milliseconds.
 pub const QUIC_KEEP_ALIVE_MS: u64 = 5_000;
 /// How long an agent waits for the QUIC handshake, in milliseconds.
@@ -166,6 +227,9 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default time `tournee-agent sync` gives itself before giving up, in seconds: enough to
 /// retry a dropped rural link a few times, short enough for someone waiting at the command.
 pub const SYNC_TIMEOUT_DEFAULT_S: u64 = 60;
+/// Longest time `tournee-agent sync --timeout` accepts, in seconds: a day. Waiting longer is
+/// what the daemon (`run`) is for; an unbounded value overflowed the deadline arithmetic.
+pub const SYNC_TIMEOUT_MAX_S: u64 = 24 * 3600;
 /// How long a laptop of `tournee-server demo` tries to sync while the server is up, in
 /// seconds: the demo's server is local, so this only guards against a hung demo.
 pub const DEMO_SYNC_TIMEOUT_S: u64 = 20;
@@ -177,4 +241,6 @@ pub const CLOCK_OFFSET_WARN_MS: i64 = 60_000;
 
 const _: () = assert!(QUIC_KEEP_ALIVE_MS < QUIC_IDLE_TIMEOUT_MS as u64);
 const _: () = assert!(BACKOFF_MIN_MS < BACKOFF_MAX_MS);
+const _: () = assert!(SYNC_TIMEOUT_DEFAULT_S <= SYNC_TIMEOUT_MAX_S);
+const _: () = assert!(DEVICE_NAME_BYTES_MAX <= LABEL_BYTES_MAX);
 const _: () = assert!(QUIC_STREAM_RECEIVE_WINDOW_BYTES as usize > FRAME_BYTES_MAX);

@@ -95,6 +95,28 @@ pub enum ModelError {
         /// What was expected.
         expected: &'static str,
     },
+    /// A local time of the autumn hour that repeats, given without its offset
+    /// (`TimeError::Ambiguous`, whose message asks for the offset).
+    #[error(transparent)]
+    AmbiguousTime(crate::time::TimeError),
+    /// A passage's actual time on another day than the passage's (Paris dates).
+    #[error("{field} : {value} n'est pas le jour du passage ({date}) ; les heures réelles d'un passage sont celles de son jour, à l'heure de Paris")]
+    ActualOffDate {
+        /// The field.
+        field: &'static str,
+        /// What was given, as Paris local time.
+        value: String,
+        /// The passage's date.
+        date: NaiveDate,
+    },
+    /// A passage's actual end not after its actual start.
+    #[error("actual-end : la fin réelle ({end}) doit venir après le début réel ({start})")]
+    ActualEndNotAfterStart {
+        /// The actual start, Paris local time.
+        start: String,
+        /// The actual end, Paris local time.
+        end: String,
+    },
     /// A text longer than its limit.
     #[error("{field}: {len} bytes is longer than the {max}-byte limit")]
     TooLong {
@@ -104,6 +126,18 @@ pub enum ModelError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// A text holding a character that could forge a line or reorder what people see.
+    #[error("{field} : caractère interdit U+{code:04X} ({what}) en position {position} ; retirez retours à la ligne, tabulations, caractères de contrôle et marques de direction")]
+    ForbiddenChar {
+        /// The field.
+        field: &'static str,
+        /// The character's code point.
+        code: u32,
+        /// What it is, in words.
+        what: &'static str,
+        /// Its position in the text, in characters from 1.
+        position: usize,
     },
     /// A text that must not be empty.
     #[error("{field}: must not be empty")]
@@ -141,10 +175,17 @@ pub enum ModelError {
 
 impl From<crate::time::TimeError> for ModelError {
     fn from(e: crate::time::TimeError) -> Self {
-        ModelError::BadFormat {
-            field: e.field,
-            value: e.value,
-            expected: e.expected,
+        match e {
+            crate::time::TimeError::Bad {
+                field,
+                value,
+                expected,
+            } => ModelError::BadFormat {
+                field,
+                value,
+                expected,
+            },
+            e @ crate::time::TimeError::Ambiguous { .. } => ModelError::AmbiguousTime(e),
         }
     }
 }
@@ -544,6 +585,63 @@ pub struct ValidationCtx {
     pub now: WallMs,
 }
 
+/// Characters no text of Tournée may hold: C0 and C1 controls (CR, LF, tab, ESC and the
+/// terminal sequences it starts, DEL), the Unicode line and paragraph separators, and the
+/// bidirectional marks, embeddings, overrides and isolates. Each can forge a line of a table
+/// or a log, or show people text in another order than it is stored.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn forbidden_char_name(c: char) -> &'static str {
+    match c {
+        '\n' | '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' => "retour à la ligne",
+        '\t' => "tabulation",
+        '\u{1b}' => "échappement",
+        c if c.is_control() => "caractère de contrôle",
+        _ => "marque de direction",
+    }
+}
+
+/// Refuse a text holding a forbidden character (`is_forbidden_char`), naming it and where it is.
+pub fn check_text_chars(field: &'static str, s: &str) -> Result<(), ModelError> {
+    match s.chars().enumerate().find(|(_, c)| is_forbidden_char(*c)) {
+        None => Ok(()),
+        Some((i, c)) => Err(ModelError::ForbiddenChar {
+            field,
+            code: u32::from(c),
+            what: forbidden_char_name(c),
+            position: i + 1,
+        }),
+    }
+}
+
+/// Check a short text typed by an administrator (a unit or device name): not blank, at most
+/// `max` bytes, no forbidden character.
+pub fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), ModelError> {
+    if s.trim().is_empty() {
+        return Err(ModelError::Empty { field });
+    }
+    if s.len() > max {
+        return Err(ModelError::TooLong {
+            field,
+            len: s.len(),
+            max,
+        });
+    }
+    check_text_chars(field, s)
+}
+
 fn check_len(field: Field, s: &str, max: usize) -> Result<(), ModelError> {
     if s.len() > max {
         return Err(ModelError::TooLong {
@@ -552,7 +650,7 @@ fn check_len(field: Field, s: &str, max: usize) -> Result<(), ModelError> {
             max,
         });
     }
-    Ok(())
+    check_text_chars(field.code(), s)
 }
 
 fn check_nonempty(field: Field, s: &str, max: usize) -> Result<(), ModelError> {
@@ -745,7 +843,7 @@ pub fn check_value(
             _ => check_len(field, text()?, ADDRESS_BYTES_MAX),
         },
         (_, F::Note) => check_len(field, text()?, NOTE_BYTES_MAX),
-        (_, F::Stops) => check_len(field, text()?, NOTE_BYTES_MAX),
+        (_, F::Stops) => crate::schedule::check_stops_field(text()?),
         (_, F::EveryWeeks) => {
             let n = int()?;
             if (1..=i64::from(EVERY_WEEKS_MAX)).contains(&n) {
@@ -917,6 +1015,54 @@ mod tests {
             .expect_err("too far ahead");
         assert!(e.to_string().contains("start"));
         assert!(check_value(Kind::Appointment, Field::Start, &Value::Int(far), None).is_ok());
+    }
+
+    #[test]
+    fn texts_with_controls_escapes_or_bidi_overrides_are_refused_wherever_they_come_from() {
+        for (kind, field) in [
+            (Kind::Appointment, Field::Note),
+            (Kind::Citizen, Field::Name),
+            (Kind::Stop, Field::Label),
+            (Kind::Stop, Field::Address),
+        ] {
+            for bad in [
+                "a\nb",
+                "a\rb",
+                "a\tb",
+                "\u{1b}[31m",
+                "x\u{202E}y",
+                "x\u{2066}y",
+                "a\u{0}",
+            ] {
+                let e = check_value(kind, field, &Value::Text(bad.into()), None).expect_err(bad);
+                assert!(
+                    matches!(e, ModelError::ForbiddenChar { .. }),
+                    "{bad:?}: {e}"
+                );
+                assert!(e.to_string().contains("caractère interdit"), "{e}");
+            }
+            check_value(
+                kind,
+                field,
+                &Value::Text("Éclusier-Vaux, l'église".into()),
+                None,
+            )
+            .expect("accents and punctuation are fine");
+        }
+        let e = check_text("name", "pc\n2026 INFO", 64).expect_err("newline");
+        assert_eq!(
+            e.to_string(),
+            "name : caractère interdit U+000A (retour à la ligne) en position 3 ; retirez retours \
+             à la ligne, tabulations, caractères de contrôle et marques de direction"
+        );
+        assert!(matches!(
+            check_text("name", "   ", 64),
+            Err(ModelError::Empty { .. })
+        ));
+        assert!(matches!(
+            check_text("name", &"a".repeat(65), 64),
+            Err(ModelError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -20,9 +20,6 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub struct SeededRng(ChaCha8Rng);
 
-// removed at merge: demo.rs and sim.rs still name it
-pub type SplitMix64 = SeededRng;
-
 impl SeededRng {
     /// A generator for `seed`: equal seeds give equal streams.
     pub fn new(seed: u64) -> Self {

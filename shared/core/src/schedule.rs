@@ -8,9 +8,9 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::limits::EVERY_WEEKS_MAX;
+use crate::limits::{EVERY_WEEKS_MAX, ROUND_STOPS_BYTES_MAX, ROUND_STOPS_MAX};
 use crate::model::ModelError;
-use crate::time::parse_time;
+use crate::time::paris_planned;
 
 /// One stop of a round: where, which weekday, which time window (Paris local time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +108,11 @@ impl RoundStop {
     }
 
     /// Planned start and end of a passage on `date`, as Unix seconds (Paris local time, so 09:00
-    /// stays 09:00 across a daylight-saving change).
-    pub fn planned(&self, date: NaiveDate) -> Result<(i64, i64), ModelError> {
-        let at = |t: NaiveTime| parse_time("planned", &format!("{date}T{}", t.format("%H:%M")));
-        Ok((at(self.start)?, at(self.end)?))
+    /// stays 09:00 across a daylight-saving change; a window touching the hour skipped or
+    /// repeated that night follows `time::paris_planned`'s rule). Never fails: every date of
+    /// a plan has a planned window.
+    pub fn planned(&self, date: NaiveDate) -> (i64, i64) {
+        paris_planned(date, self.start, self.end)
     }
 }
 
@@ -131,6 +132,31 @@ pub fn decode_stops(s: &str) -> Result<Vec<RoundStop>, ModelError> {
         .map(RoundStop::parse)
         .collect()
 }
+
+/// Check a round's `stops` field as stored and sent: at most `ROUND_STOPS_MAX` windows, each
+/// of the stored form (so its length stays within `ROUND_STOPS_BYTES_MAX`).
+pub fn check_stops_field(s: &str) -> Result<(), ModelError> {
+    if s.len() > ROUND_STOPS_BYTES_MAX {
+        return Err(ModelError::TooLong {
+            field: "stops",
+            len: s.len(),
+            max: ROUND_STOPS_BYTES_MAX,
+        });
+    }
+    let stops = decode_stops(s)?;
+    if stops.len() > ROUND_STOPS_MAX {
+        return Err(ModelError::BadFormat {
+            field: "stops",
+            value: format!("{} windows", stops.len()),
+            expected: ROUND_STOPS_EXPECTED,
+        });
+    }
+    Ok(())
+}
+
+/// What a round's window count must be, in words (kept in step with `ROUND_STOPS_MAX`).
+const ROUND_STOPS_EXPECTED: &str = "round: at most 128 stop windows";
+const _: () = assert!(ROUND_STOPS_MAX == 128);
 
 fn monday_of(d: NaiveDate) -> NaiveDate {
     d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
@@ -229,6 +255,7 @@ pub fn ranges_overlap(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::ROUND_STOP_ENCODED_BYTES;
     use crate::time::show_local;
 
     fn d(s: &str) -> NaiveDate {
@@ -278,7 +305,7 @@ mod tests {
         );
         let stop = RoundStop::parse(&format!("{}@mardi@09:00-12:00", Uuid::nil())).expect("parse");
         for date in &tue {
-            let (s, e) = stop.planned(*date).expect("planned");
+            let (s, e) = stop.planned(*date);
             assert!(
                 show_local(s).ends_with("09:00"),
                 "{date}: {}",
@@ -286,8 +313,8 @@ mod tests {
             );
             assert_eq!(e - s, 3 * 3600);
         }
-        let before = stop.planned(d("2027-03-16")).expect("p").0;
-        let after = stop.planned(d("2027-03-30")).expect("p").0;
+        let before = stop.planned(d("2027-03-16")).0;
+        let after = stop.planned(d("2027-03-30")).0;
         assert_eq!(
             after - before,
             14 * 86_400 - 3600,
@@ -353,6 +380,21 @@ mod tests {
         }
         let e = RoundStop::parse(&format!("{id}@thu@17:00-14:00")).expect_err("backwards");
         assert!(e.to_string().contains("end must come after its start"));
+    }
+
+    #[test]
+    fn a_round_of_the_most_windows_fits_its_field_and_one_more_does_not() {
+        let id = Uuid::now_v7();
+        let one = RoundStop::parse(&format!("{id}@dimanche@23:58-23:59")).expect("parse");
+        assert_eq!(one.encode().len(), ROUND_STOP_ENCODED_BYTES);
+        let most = vec![one; ROUND_STOPS_MAX];
+        let field = encode_stops(&most);
+        assert!(field.len() <= ROUND_STOPS_BYTES_MAX, "{}", field.len());
+        assert_eq!(check_stops_field(&field), Ok(()));
+        let too_many = encode_stops(&vec![one; ROUND_STOPS_MAX + 1]);
+        assert!(check_stops_field(&too_many).is_err());
+        assert!(check_stops_field("not a window").is_err());
+        assert_eq!(check_stops_field(""), Ok(()));
     }
 
     #[test]

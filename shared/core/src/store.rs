@@ -175,6 +175,18 @@ pub enum StoreError {
         /// Its unit.
         unit: String,
     },
+    /// Undoing refusals while local changes still wait to be sent.
+    #[error("{count} change(s) still wait to be sent: run `sync` first, then undo the refusals")]
+    Pending {
+        /// Changes waiting.
+        count: u64,
+    },
+    /// Re-enrolment with the identity the store already has.
+    #[error("this bundle is for device {device}, which this laptop already is: re-enrolment needs a new bundle (`tournee-server device enroll`)")]
+    SameIdentity {
+        /// The device.
+        device: Actor,
+    },
     /// The store was written by a newer version of Tournée.
     #[error(
         "{path} has schema version {found}, newer than this program's {known}; upgrade Tournée"
@@ -325,6 +337,25 @@ pub trait Store {
         let _ = now;
         Ok(0)
     }
+    /// Send again the changes the server refused because this laptop's clock was ahead, once
+    /// the clock offset is known (`note_sync`): each refused write still shown is written again
+    /// (same value, a new dot covering the refused one, an HLC in server time) under new
+    /// contiguous `seq`s, and leaves the rejected list, in one transaction. Refused writes
+    /// replaced since are only dropped from the list. Without a known offset nothing happens.
+    /// Returns how many changes were queued again.
+    fn requeue_clock_ahead(&mut self, now: WallMs) -> Result<usize, StoreError>;
+    /// Undo refused changes locally (those of `seqs`, or all with `None`): the refused field is
+    /// cleared (a record left with no field is removed) and the cursor goes back to 0, so the
+    /// next sync brings the server's values of the field again. Refused while changes are
+    /// pending (`StoreError::Pending`): their writes could be lost with the field. Returns how
+    /// many refusals were undone.
+    fn undo_rejected(&mut self, seqs: Option<&[u64]>) -> Result<usize, StoreError>;
+    /// Adopt a new identity (a new device actor, perhaps another unit) keeping the queue: every
+    /// pending and refused change still shown is written again by the new actor (fresh dots
+    /// covering the old ones, `seq` from 1), the ack and cursor start at 0 (the scope is
+    /// downloaded again) and the rejected list is emptied, in one transaction. Returns how many
+    /// changes were queued again.
+    fn reenrol(&mut self, now: WallMs, identity: &Identity) -> Result<usize, StoreError>;
 }
 
 /// A local change the server refused, kept for review.
@@ -351,8 +382,24 @@ pub struct Accepted {
     pub rejected: Vec<Rejection>,
 }
 
-/// The server's authorization of one incoming change, given the record as the server holds it.
-pub type ChangeCheck<'a> = dyn FnMut(&Change, Option<&Record>) -> Result<(), RejectReason> + 'a;
+/// What the server holds of the record a change's value names (a `Value::Id`): enough to
+/// authorize the reference without the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referenced {
+    /// The referenced record's id.
+    pub id: Uuid,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its scope.
+    pub scope: Scope,
+}
+
+/// The server's authorization of one incoming change, given the record as the server holds it
+/// and, when the change's value names a record the server holds, that record (`None` when the
+/// value names no record, or one the server does not have yet: created later in the same
+/// flight, or never).
+pub type ChangeCheck<'a> =
+    dyn FnMut(&Change, Option<&Record>, Option<&Referenced>) -> Result<(), RejectReason> + 'a;
 
 /// The server's side of storage: the changelog with global sequence numbers and the
 /// per-device acknowledged sequence.
@@ -372,7 +419,7 @@ pub trait ServerStore: Store {
     ) -> Result<(), StoreError>;
     /// Apply a device's batch (sequence numbers `first_seq..`) in one transaction: skip what
     /// was already acknowledged, ask `check` about each new change (given the record as the
-    /// server holds it), merge and log the accepted ones, advance the device's ack.
+    /// server holds it, and the record its value names), merge and log the accepted ones, advance the device's ack.
     fn accept_batch(
         &mut self,
         device: Actor,

@@ -1,5 +1,6 @@
 //! QUIC transport settings shared by agent and server: lowered windows and stream counts (see
-//! `limits`), keep-alive and idle timeout, and the quinn configs around our rustls configs.
+//! `limits`), keep-alive and idle timeout, the server's caps on connection attempts not yet
+//! accepted, and the quinn configs around our rustls configs.
 //!
 //! Configuration only: no endpoint is opened here.
 
@@ -11,6 +12,7 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 use tournee_core::limits::{
     QUIC_BIDI_STREAMS_MAX, QUIC_CONNECTION_RECEIVE_WINDOW_BYTES, QUIC_IDLE_TIMEOUT_MS,
+    QUIC_INCOMING_BUFFER_BYTES, QUIC_INCOMING_BUFFER_TOTAL_BYTES, QUIC_INCOMING_MAX,
     QUIC_INITIAL_RTT_MS, QUIC_KEEP_ALIVE_MS, QUIC_SEND_WINDOW_BYTES,
     QUIC_STREAM_RECEIVE_WINDOW_BYTES, QUIC_UNI_STREAMS_MAX,
 };
@@ -39,11 +41,15 @@ pub fn transport_config() -> TransportConfig {
     t
 }
 
-/// A quinn server config around our rustls server config.
+/// A quinn server config around our rustls server config, with connection attempts not yet
+/// accepted capped in number and buffered bytes (the accept loop caps handshakes in progress).
 pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, TransportError> {
     let crypto = QuicServerConfig::try_from(tls)?;
     let mut c = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    c.transport_config(Arc::new(transport_config()));
+    c.transport_config(Arc::new(transport_config()))
+        .max_incoming(QUIC_INCOMING_MAX)
+        .incoming_buffer_size(QUIC_INCOMING_BUFFER_BYTES)
+        .incoming_buffer_size_total(QUIC_INCOMING_BUFFER_TOTAL_BYTES);
     Ok(c)
 }
 

@@ -1,14 +1,17 @@
 //! Authorization of one change from a device, on the server: kind and field a device may write,
-//! the record's scope, the writer's identity, the clock drift bound, and the domain guards.
+//! the record's scope, the scope and kind of the record a reference names, the writer's
+//! identity, the clock drift bound, and the domain guards.
 //!
-//! Pure function of (device, change, the record as the server holds it, server time). It does
-//! not decide who the device is: the TLS layer did that.
+//! Pure function of (device, change, the record as the server holds it, the referenced record
+//! as the server holds it, server time). It does not decide who the device is (the TLS layer
+//! did that), nor look records up (the store hands them in, inside the flight's transaction).
 
 use tournee_core::clock::WallMs;
 use tournee_core::limits::HLC_FUTURE_DRIFT_MAX_MS;
 use tournee_core::model::{check_value, AppointmentStatus, Field, Kind, Scope, Value};
 use tournee_core::record::Record;
 use tournee_core::register::Actor;
+use tournee_core::store::Referenced;
 
 use super::wire::RejectReason;
 use tournee_core::record::Change;
@@ -47,11 +50,53 @@ pub fn device_may_write(kind: Kind, field: Field) -> bool {
     }
 }
 
-/// Decide whether the server takes `change` from `device`.
+/// The kind a reference field names, if `field` is a reference.
+fn referenced_kind(field: Field) -> Option<Kind> {
+    match field {
+        Field::Appointment => Some(Kind::Appointment),
+        Field::Passage => Some(Kind::Passage),
+        Field::Citizen => Some(Kind::Citizen),
+        Field::Stop => Some(Kind::Stop),
+        Field::Round => Some(Kind::Round),
+        _ => None,
+    }
+}
+
+/// A reference must name a record the device may see (its unit's, or its territory's stops),
+/// of the kind its field says. A record the server does not hold yet (`None`) passes: the
+/// device creates it later in the same flight or unit, and that creation is checked in turn.
+fn check_reference(
+    device: &DeviceAuth,
+    field: Field,
+    target: Option<&Referenced>,
+) -> Result<(), RejectReason> {
+    let Some(target) = target else {
+        return Ok(());
+    };
+    if !device.scopes().contains(&target.scope) {
+        return Err(RejectReason::OutOfScope {
+            scope: target.scope.key(),
+        });
+    }
+    match referenced_kind(field) {
+        Some(kind) if kind != target.kind => Err(RejectReason::invalid(format!(
+            "{}: {} is a {}, not a {}",
+            field.code(),
+            target.id,
+            target.kind.code(),
+            kind.code()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Decide whether the server takes `change` from `device`; `referenced` is the record its
+/// value names, as the server holds it.
 pub fn authorize(
     device: &DeviceAuth,
     change: &Change,
     existing: Option<&Record>,
+    referenced: Option<&Referenced>,
     now: WallMs,
 ) -> Result<(), RejectReason> {
     if change.scope != Scope::Unit(device.unit.clone()) {
@@ -77,6 +122,7 @@ pub fn authorize(
         // Devices mark passages the scheduler planned; they do not create them.
         return Err(not_allowed());
     }
+    check_reference(device, change.field, referenced)?;
     if change.write.dot.actor != device.actor {
         return Err(RejectReason::ForeignDot {
             actor: change.write.dot.actor,

@@ -216,6 +216,11 @@ impl ClientPump {
         self.session.fill(store)
     }
 
+    /// See `ClientSession::resend_refused_at_once` (live sessions).
+    pub fn resend_refused_at_once(&mut self) {
+        self.session.resend_refused_at_once();
+    }
+
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.session.poll_transmit().map(|m| frame::encode(&m))

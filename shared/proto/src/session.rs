@@ -80,6 +80,10 @@ pub struct ClientSession {
     healing: bool,
     /// Welcome acknowledged less than we know: only a `Rebase` may follow.
     behind: Option<u64>,
+    /// Send clock-ahead refusals again as soon as their Ack arrives (a live session).
+    resend_at_once: bool,
+    /// That was done once in this session already.
+    resent_after_ack: bool,
 }
 
 impl ClientSession {
@@ -105,6 +109,8 @@ impl ClientSession {
             stats: SessionStats::default(),
             healing,
             behind: None,
+            resend_at_once: false,
+            resent_after_ack: false,
         };
         s.out.push_back(ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -193,6 +199,11 @@ impl ClientSession {
                     - i64::try_from(now).unwrap_or(i64::MAX);
                 self.clock_offset_ms = Some(offset);
                 store.note_sync(now, offset)?;
+                // Changes refused earlier for a clock ahead go again, stamped in server time now
+                // that the offset is known; this session sends them after the queue.
+                if store.requeue_clock_ahead(now)? > 0 {
+                    self.fill(store)?;
+                }
                 // What the server acknowledged beyond our knowledge arrives as an Ack right
                 // after, with its refusals: acknowledging here would lose them.
                 self.state = ClientState::Active;
@@ -223,7 +234,8 @@ impl ClientSession {
                     return Err(ProtocolError::Unexpected("an ack for changes never made"));
                 }
                 self.stats.rejected += rejected.len();
-                self.on_ack(seq, &rejected.0, store)
+                self.on_ack(seq, &rejected.0, store)?;
+                self.resend_after_ack(now, &rejected.0, store)
             }
             (
                 ClientState::Active,
@@ -316,6 +328,32 @@ impl ClientSession {
             store.acknowledge(seq, rejected)?;
             self.acked = seq;
             self.sent_to = self.sent_to.max(seq);
+        }
+        Ok(())
+    }
+
+    /// A live session (the daemon, which may stay connected for hours) sends changes refused
+    /// for a clock ahead again as soon as their Ack arrives, stamped in server time, rather
+    /// than at the next session; once per session, so a server that keeps refusing them
+    /// cannot make it loop.
+    pub fn resend_refused_at_once(&mut self) {
+        self.resend_at_once = true;
+    }
+
+    fn resend_after_ack(
+        &mut self,
+        now: WallMs,
+        rejected: &[super::wire::Rejection],
+        store: &mut dyn Store,
+    ) -> Result<(), ProtocolError> {
+        let clock_ahead = rejected
+            .iter()
+            .any(|r| matches!(r.reason, super::wire::RejectReason::ClockAhead { .. }));
+        if self.resend_at_once && !self.resent_after_ack && clock_ahead {
+            self.resent_after_ack = true;
+            if store.requeue_clock_ahead(now)? > 0 {
+                self.fill(store)?;
+            }
         }
         Ok(())
     }
@@ -668,9 +706,10 @@ impl ServerSession {
             let device = self.device.clone();
             let batches: Vec<(u64, &[Change])> =
                 decoded.iter().map(|(f, c)| (*f, c.as_slice())).collect();
-            let results = store.accept_batches(device.actor, &batches, &mut |c, existing| {
-                authorize(&device, c, existing, now)
-            })?;
+            let results =
+                store.accept_batches(device.actor, &batches, &mut |c, existing, referenced| {
+                    authorize(&device, c, existing, referenced, now)
+                })?;
             // One acknowledgement for the whole run: the agent learns the same, in fewer bytes.
             let mut acked = self.ack_sent;
             let mut rejected = Vec::new();

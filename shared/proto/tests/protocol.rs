@@ -454,8 +454,8 @@ fn a_status_going_back_to_unknown_through_a_crafted_write_is_refused() {
     let acked = srv.device_acked(1).expect("acked");
     let dev = auth(&a);
     let result = srv
-        .accept_batch(1, acked + 1, &[change], &mut |c, existing| {
-            tournee_proto::auth::authorize(&dev, c, existing, NOW + 3)
+        .accept_batch(1, acked + 1, &[change], &mut |c, existing, referenced| {
+            tournee_proto::auth::authorize(&dev, c, existing, referenced, NOW + 3)
         })
         .expect("batch");
     assert_eq!(result.rejected.len(), 1);
@@ -473,7 +473,7 @@ fn a_status_going_back_to_unknown_through_a_crafted_write_is_refused() {
 }
 
 #[test]
-fn a_laptop_whose_clock_runs_a_week_ahead_is_corrected_by_its_first_sync() {
+fn a_laptop_whose_clock_runs_a_week_ahead_is_corrected_by_its_first_sync_and_resends_the_refused() {
     let mut srv = server();
     let mut a = agent(1, UNIT, "80");
     let week = 7 * 86_400_000;
@@ -488,10 +488,17 @@ fn a_laptop_whose_clock_runs_a_week_ahead_is_corrected_by_its_first_sync() {
     let (_, st) = sync_at(&mut a, &mut srv, NOW + week + 60_000, NOW + 60_000).expect("sync");
     assert_eq!(st.rejected, 0, "corrected stamps are accepted");
     assert!(srv.record(later).expect("r").is_some());
+    // The refused ones went again in that second session, stamped in server time.
+    let early = srv.record(early).expect("r").expect("re-sent and taken");
     assert!(
-        srv.record(early).expect("r").is_none(),
-        "the refused ones stay refused"
+        early.register(Field::Note).expect("note").siblings()[0]
+            .hlc
+            .wall_ms()
+            < NOW + 120_000,
+        "re-stamped in server time"
     );
+    assert!(a.rejected().expect("rejected").is_empty());
+    assert_eq!(a.stats().expect("stats").pending, 0);
     let rec = srv.record(later).expect("r").expect("present");
     let stamped = rec.register(Field::Note).expect("note").siblings()[0]
         .hlc

@@ -50,6 +50,11 @@ pub(crate) fn chain_acked_in(conn: &Connection) -> Result<Chain, StoreError> {
     }
 }
 
+/// The history starts again empty (a new identity): so does its chain.
+pub(crate) fn reset_chain(tx: &Connection) -> Result<(), StoreError> {
+    meta_set(tx, META_CHAIN, CHAIN_START.to_vec())
+}
+
 /// A stored chain blob as a `Chain`.
 pub(crate) fn chain_of(bytes: &[u8]) -> Result<Chain, StoreError> {
     Chain::try_from(bytes)

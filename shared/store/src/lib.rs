@@ -16,6 +16,7 @@ mod heal;
 mod local;
 pub mod migrate;
 mod records;
+mod requeue;
 mod schema;
 mod server;
 mod sqlite;
@@ -25,7 +26,7 @@ use tournee_core::record::Record;
 use tournee_core::store::StoreError;
 
 pub use schema::SCHEMA_VERSION;
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{make_owner_only, Durability, SqliteStore};
 
 /// A projection kept in step with the server's records: called for each record a server
 /// transaction writes, inside that transaction, before it commits.

@@ -327,6 +327,18 @@ impl Store for SqliteStore {
         self.heal_finish(now)
     }
 
+    fn requeue_clock_ahead(&mut self, now: WallMs) -> Result<usize, StoreError> {
+        self.requeue_clock_ahead_tx(now)
+    }
+
+    fn undo_rejected(&mut self, seqs: Option<&[u64]>) -> Result<usize, StoreError> {
+        self.undo_rejected_tx(seqs)
+    }
+
+    fn reenrol(&mut self, now: WallMs, identity: &Identity) -> Result<usize, StoreError> {
+        self.reenrol_tx(now, identity)
+    }
+
     fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError> {
         let mut stmt = self
             .conn
@@ -409,7 +421,7 @@ fn edit_target(existing: Option<Record>, edit: &RecordEdit) -> Result<Record, St
 }
 
 /// Append one local change to the outbox under `seq`.
-fn append_outbox(tx: &Connection, seq: u64, change: &Change) -> Result<(), StoreError> {
+pub(crate) fn append_outbox(tx: &Connection, seq: u64, change: &Change) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")
         .map_err(sql_err)?
         .execute(params![i64_of(seq), encode("change", change)?])

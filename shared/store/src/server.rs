@@ -11,14 +11,15 @@ use uuid::Uuid;
 use tournee_core::hlc::{Hlc, HlcGen};
 use tournee_core::limits::{APPLY_FLIGHT_CHANGES_MAX, BATCH_CHANGES_MAX, CHANGELOG_ROW_BYTES_MAX};
 use tournee_core::model::Scope;
+use tournee_core::model::Value;
 use tournee_core::record::{Change, Record};
 use tournee_core::register::Actor;
 use tournee_core::reject::{RejectReason, Rejection};
 use tournee_core::store::{
-    chain_next, Accepted, Chain, ChangeCheck, ServerStore, StoreError, CHAIN_START,
+    chain_next, Accepted, Chain, ChangeCheck, Referenced, ServerStore, StoreError, CHAIN_START,
 };
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, kind_from_code};
 use crate::records::{load_record, save_record};
 use crate::sql_err;
 use crate::sqlite::{i64_of, map_err, meta_set, meta_u64, SqliteStore, META_HLC};
@@ -174,6 +175,39 @@ impl LogRow {
     }
 }
 
+/// What the server holds of the record `id` a change refers to: the flight's own copy when
+/// the flight touched it (possibly created earlier in it), else the stored row's kind and scope.
+/// `None` when the server has no such record yet.
+fn referenced_in(
+    conn: &Connection,
+    touched: &HashMap<Uuid, Option<Record>>,
+    id: Uuid,
+) -> Result<Option<Referenced>, StoreError> {
+    if let Some(held) = touched.get(&id) {
+        return Ok(held.as_ref().map(|r| Referenced {
+            id,
+            kind: r.kind,
+            scope: r.scope.clone(),
+        }));
+    }
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT kind, scope FROM records WHERE id = ?1")
+        .map_err(sql_err)?
+        .query_row([id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(sql_err)?;
+    row.map(|(kind, scope)| {
+        let scope = Scope::from_key(&scope)
+            .ok_or_else(|| StoreError::corrupt("record scope", scope.clone()))?;
+        Ok(Referenced {
+            id,
+            kind: kind_from_code(kind)?,
+            scope,
+        })
+    })
+    .transpose()
+}
+
 impl ServerStore for SqliteStore {
     fn device_acked(&self, device: Actor) -> Result<u64, StoreError> {
         device_acked_in(&self.conn, device)
@@ -238,13 +272,17 @@ impl ServerStore for SqliteStore {
                 }
                 out.acked = seq;
                 chain = chain.map(|c| chain_next(&c, change));
+                let referenced = match &change.write.value {
+                    Value::Id(target) => referenced_in(&tx, &touched, *target)?,
+                    _ => None,
+                };
                 let slot = match touched.entry(change.record) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(load_record(&tx, change.record)?)
                     }
                 };
-                if let Err(reason) = check(change, slot.as_ref()) {
+                if let Err(reason) = check(change, slot.as_ref(), referenced.as_ref()) {
                     out.rejected.push(Rejection { seq, reason });
                     continue;
                 }

@@ -62,6 +62,12 @@ impl SqliteStore {
     /// Open with an explicit durability (tests and the power-cut harness only).
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
+        make_owner_only(path).map_err(|source| StoreError::Backend {
+            source: Box::new(std::io::Error::new(
+                source.kind(),
+                format!("cannot restrict {shown} to its owner: {source}"),
+            )),
+        })?;
         let conn = Connection::open(path).map_err(|e| map_err(&shown, e))?;
         Self::setup(conn, shown, durability)
     }
@@ -210,6 +216,39 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| map_err(&path, e))
     }
+}
+
+/// Make a SQLite database file and its `-wal` and `-shm` companions readable by their owner
+/// only (0600), whatever the umask: the file is created 0600 when missing and restricted when
+/// it exists. SQLite gives the `-wal` and `-shm` files it creates the main file's mode, so a
+/// private main file keeps them private too; existing ones are restricted here as well.
+///
+/// On other platforms than Unix this does nothing (the data directory's ACL decides).
+pub fn make_owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let private = std::fs::Permissions::from_mode(0o600);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        file.set_permissions(private.clone())?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            match std::fs::set_permissions(&companion, private.clone()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 pub(crate) fn map_err(path: &str, e: rusqlite::Error) -> StoreError {

@@ -3,7 +3,7 @@
 //! `bench --workload <name> [--seed N] [--n N]` runs one workload on real SQLite files in a
 //! temporary directory (under `$TMPDIR`, so set it to measure another disk), prints one JSON line
 //! per result on stdout and a short table on stderr. Every workload is deterministic for a seed:
-//! ids, values and the injected wall time come from an inline splitmix64 generator; only the
+//! ids, values and the injected wall time come from the seeded `tournee_core::rng::SeededRng`; only the
 //! measured durations vary between runs.
 //!
 //! Exit status: 0 when the workload ran (a missed target is reported as `"ok": false`, not as a
@@ -410,23 +410,6 @@ fn load_average() -> String {
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic generator
-
-/// The workloads' spelling of [`SeededRng::chance_percent`].
-// removed at merge: the workloads still call `chance`; the integrator renames those calls to
-// `chance_percent` and drops this trait.
-pub(crate) trait Chance {
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: u64) -> bool;
-}
-
-impl Chance for SeededRng {
-    fn chance(&mut self, percent: u64) -> bool {
-        self.chance_percent(percent)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ use tournee_report::report;
 use tournee_store::{Durability, SqliteStore};
 use uuid::Uuid;
 
-use super::{load_average, ms, percentile, Chance as _, Report, BASE_NOW_MS, TERRITORY};
+use super::{load_average, ms, percentile, Report, BASE_NOW_MS, TERRITORY};
 
 /// Appointments in the year (the brief's 100,000).
 pub const DEFAULT_APPOINTMENTS: usize = 100_000;
@@ -437,7 +437,7 @@ fn load(
             if monday > to {
                 break;
             }
-            let count = 2 + usize::from(rng.chance(50));
+            let count = 2 + usize::from(rng.chance_percent(50));
             for j in 0..count {
                 let date = monday + chrono::Duration::days(2 * j as i64);
                 if date > to {
@@ -549,7 +549,7 @@ fn load(
         if let Some(p) = passage {
             sets.push((Field::Passage, Value::Id(p)));
         }
-        if rng.chance(20) {
+        if rng.chance_percent(20) {
             sets.push((Field::Note, text("rappeler pour le suivi du dossier")));
         }
         w.create(id, Kind::Appointment, Scope::Unit(units[u].clone()), sets)?;
@@ -598,7 +598,7 @@ fn load(
         )
     };
     for (id, start, u) in &seen {
-        let n = 1 + usize::from(rng.chance(extra_pct.min(100)));
+        let n = 1 + usize::from(rng.chance_percent(extra_pct.min(100)));
         for _ in 0..n {
             if requests_at_appointments >= at_appointments {
                 break;

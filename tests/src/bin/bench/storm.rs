@@ -439,8 +439,7 @@ fn prepare(
     for chunk in received.chunks(tournee_core::limits::BATCH_CHANGES_MAX) {
         store.apply_remote(chunk, Some(preload_head))?;
     }
-    // A stream per device from a generator output (seeding with `seed ^ k·increment` would give
-    // shifted copies of one splitmix64 stream: the same record ids on several devices).
+    // A stream per device, seeded from one generator's outputs so devices never share a stream.
     let mut rng =
         SeededRng::new(SeededRng::new(seed ^ DEVICE_STREAM_SALT ^ index as u64).next_u64());
     let mut touched = Touched::new();

@@ -66,8 +66,8 @@ use tournee_tests::relay::{Faults, Relay};
 use uuid::Uuid;
 
 use super::{
-    kb, load_average, ms, other_thread_cpu, percentile, thread_cpu, thread_named, Chance as _,
-    Report, BASE_NOW_MS, TERRITORY, UNIT,
+    kb, load_average, ms, other_thread_cpu, percentile, thread_cpu, thread_named, Report,
+    BASE_NOW_MS, TERRITORY, UNIT,
 };
 
 /// New appointments per laptop per day (the brief's 50).
@@ -323,7 +323,7 @@ pub(crate) fn new_appointment(
         duration: 15 * (1 + rng.below(4) as i64),
         location,
         commune: (*rng.pick(COMMUNES)).to_owned(),
-        citizen: rng.chance(CITIZEN_PCT).then(|| {
+        citizen: rng.chance_percent(CITIZEN_PCT).then(|| {
             format!(
                 "{} {}.",
                 rng.pick(NAMES),
@@ -763,7 +763,7 @@ pub(crate) fn load_unit(
     let mut action = LocalAction::default();
     let mut changes = 0;
     for _ in 0..count {
-        let with_note = rng.chance(30);
+        let with_note = rng.chance_percent(30);
         let a = new_appointment(rng, now, 60, with_note);
         let (id, one) = add_appointment_in(unit, store, rng, now, &a)?;
         acts.push(Act::of(now, &one));
@@ -815,13 +815,13 @@ pub(crate) fn work_day(
         let t = i as i64 * step;
         events.push((at(t), Event::Create(i)));
         let later = |rng: &mut SeededRng| at(t + 60_000 * (1 + rng.below(240) as i64));
-        if rng.chance(RESCHEDULE_PCT) {
+        if rng.chance_percent(RESCHEDULE_PCT) {
             events.push((later(rng), Event::Reschedule(i)));
         }
-        if rng.chance(STATUS_PCT) {
+        if rng.chance_percent(STATUS_PCT) {
             events.push((later(rng), Event::Status(i)));
         }
-        if rng.chance(NOTE_PCT) {
+        if rng.chance_percent(NOTE_PCT) {
             events.push((later(rng), Event::Note(i)));
         }
     }

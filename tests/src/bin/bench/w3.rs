@@ -57,7 +57,7 @@ use uuid::Uuid;
 use super::compare::{self, Adapter, Direct, Dump, Flow, QuinnTransport, Replica};
 use super::fleet::{self, Fleet};
 use super::w1::{self, Act, Laptop};
-use super::{kb, load_average, ms, Chance as _, Report, BASE_NOW_MS, UNIT};
+use super::{kb, load_average, ms, Report, BASE_NOW_MS, UNIT};
 
 /// Days the laptop stays offline.
 pub(crate) const DEFAULT_DAYS: usize = 30;
@@ -284,7 +284,7 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
             let step = w1::ms_of(w1::DAY_LENGTH_S) / (SCHEDULER_PER_DAY as u64 + 1);
             for i in 1..=SCHEDULER_PER_DAY as u64 {
                 let now = start + i * step;
-                let with_note = scheduler_rng.chance(30);
+                let with_note = scheduler_rng.chance_percent(30);
                 let a = w1::new_appointment(&mut scheduler_rng, now, 42, with_note);
                 let (_, action) =
                     w1::add_appointment_in(UNIT, &store, &mut scheduler_rng, now, &a)?;
