@@ -23,6 +23,7 @@
 //! when, how often and in which order. Everything random comes from the seed, so a failing
 //! seed replays bit for bit.
 
+mod history;
 mod oracles;
 mod workload;
 
@@ -62,6 +63,14 @@ const SIM_FLIGHT_FRAMES_MAX: usize = 4;
 pub struct Counts {
     /// User actions committed locally.
     pub actions: u64,
+    /// Laptops rolled back to an earlier copy of their files.
+    pub agent_rollbacks: u64,
+    /// Laptops whose files were copied to a second laptop.
+    pub clones: u64,
+    /// Server restores from a backup.
+    pub server_rollbacks: u64,
+    /// Rebases the agents took (histories healed), in sessions that ended before the check.
+    pub rebases: u64,
     /// User actions refused locally (e.g. status going back).
     pub refused: u64,
     /// Scheduler actions on the server.
@@ -116,6 +125,10 @@ impl Counts {
     fn add(&mut self, o: &Counts) {
         let f = |a: &mut u64, b: u64| *a += b;
         f(&mut self.actions, o.actions);
+        f(&mut self.agent_rollbacks, o.agent_rollbacks);
+        f(&mut self.clones, o.clones);
+        f(&mut self.server_rollbacks, o.server_rollbacks);
+        f(&mut self.rebases, o.rebases);
         f(&mut self.refused, o.refused);
         f(&mut self.scheduler, o.scheduler);
         f(&mut self.sessions, o.sessions);
@@ -204,6 +217,8 @@ struct Agent {
     citizens: Vec<Uuid>,
     /// Requests of its unit it knows about.
     requests: Vec<Uuid>,
+    /// A copy of its files taken earlier, to roll back to.
+    snapshot: Option<PathBuf>,
 }
 
 impl Agent {
@@ -232,6 +247,8 @@ struct World {
     counts: Counts,
     /// Every change committed on an agent: (agent index, change).
     ledger: Vec<(usize, Change)>,
+    /// A copy of the server's files, to restore.
+    server_backup: Option<PathBuf>,
     verbose: bool,
     /// Fail on dangling references even where a refused change explains them.
     strict_refusals: bool,
@@ -362,7 +379,8 @@ impl World {
     }
 
     fn drop_conn(&mut self, i: usize, why: &str) {
-        if self.agents[i].conn.take().is_some() {
+        if let Some(c) = self.agents[i].conn.take() {
+            self.counts.rebases += c.client.session().stats().rebases as u64;
             self.trace(format_args!("agent {i} connection ends: {why}"));
         }
     }
@@ -504,6 +522,7 @@ impl World {
                     self.agents[i].skew_ms
                 ));
             }
+            94 => self.history_fault(i)?,
             _ => {
                 // Time passes; a live session notices new local commits.
                 let a = &mut self.agents[i];
@@ -799,6 +818,7 @@ fn describe_client(m: &ClientMsg) -> String {
     match m {
         ClientMsg::Hello { cursor, acked, .. } => format!("Hello cursor {cursor} acked {acked}"),
         ClientMsg::Changes { first_seq, batch } => format!("Changes {first_seq}..+{}", batch.len()),
+        ClientMsg::Rebased => "Rebased".to_owned(),
     }
 }
 
@@ -825,6 +845,7 @@ fn describe_server(m: &ServerMsg) -> String {
         } => format!("Changes {after}..{cursor} ({})", batch.len()),
         ServerMsg::UpToDate { after, cursor } => format!("UpToDate {after}..{cursor}"),
         ServerMsg::Error { message, .. } => format!("Error {message}"),
+        ServerMsg::Rebase { acked, .. } => format!("Rebase acked {acked}"),
     }
 }
 
@@ -883,6 +904,7 @@ pub fn run_with(
             passages: Vec::new(),
             citizens: Vec::new(),
             requests: Vec::new(),
+            snapshot: None,
         });
     }
     let mut w = World {
@@ -902,6 +924,7 @@ pub fn run_with(
             .into(),
         counts: Counts::default(),
         ledger: Vec::new(),
+        server_backup: None,
         verbose,
         strict_refusals,
     };

@@ -554,6 +554,9 @@ async fn malformed_frames_end_only_their_connection() {
         version: 99,
         cursor: 0,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     });
     let c = send_hostile(&raw, addr, &hello, false).await;
     println!(

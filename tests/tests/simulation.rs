@@ -66,6 +66,10 @@ fn five_hundred_seeded_fault_schedules_end_converged_with_nothing_lost() {
         ("server crashes", t.server_crashes),
         ("crashes between commit and ack", t.crash_before_ack),
         ("clock faults", t.clock_faults),
+        ("laptops rolled back to a copy", t.agent_rollbacks),
+        ("laptops cloned", t.clones),
+        ("servers restored from a backup", t.server_rollbacks),
+        ("histories healed", t.rebases),
         ("refusals", t.rejected),
     ] {
         assert!(n > 0, "no {what} in {SUITE_SEEDS} seeds");

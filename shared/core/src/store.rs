@@ -29,6 +29,46 @@ pub struct Identity {
 /// The server's actor number: device numbers start at 1.
 pub const SERVER_ACTOR: Actor = 0;
 
+/// An actor number no device ever gets: the server streams a device its own writes back by
+/// excluding this one instead (while a store heals).
+pub const NO_ACTOR: Actor = Actor::MAX;
+
+/// A running hash of one device's history: every change it issued, in `seq` order, folded with
+/// `chain_next`. Both sides keep it at the device's acknowledged `seq`; equal chains at one
+/// `seq` mean equal histories up to it. 16 bytes of SHA-256: the device only proves its own
+/// history to the server, so accidental collisions are what matters (2^-64 per comparison).
+pub type Chain = [u8; 16];
+
+/// The chain of an empty history.
+pub const CHAIN_START: Chain = [0; 16];
+
+/// The chain after `change`, issued right after the history whose chain is `prev`.
+pub fn chain_next(prev: &Chain, change: &Change) -> Chain {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prev);
+    // Postcard is deterministic for `Change` (maps are ordered): both sides hash the same bytes.
+    match postcard::to_allocvec(change) {
+        Ok(bytes) => h.update(&bytes),
+        Err(_) => h.update(b"unencodable"),
+    }
+    let full = h.finalize();
+    let mut out = CHAIN_START;
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// What a laptop's store must do to heal a history the server does not share (see `Store::rebase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebase {
+    /// The laptop's history after the server's acknowledgement differs from the server's (a
+    /// store restored from a copy, or a cloned data dir): re-issue its unacknowledged changes.
+    Rewound,
+    /// The server holds less than it acknowledged (restored from a backup): also re-send every
+    /// write of this device that the laptop's records still hold.
+    ServerBehind,
+}
+
 impl Identity {
     /// The server's identity (actor 0, no unit: it holds every scope).
     pub fn server() -> Self {
@@ -270,6 +310,33 @@ pub trait Store {
     fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError>;
     /// Changes the server refused, with the reasons, oldest first.
     fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError>;
+    /// The chain of this replica's history up to its acknowledged `seq`, with that `seq`.
+    /// The default suits stores that never heal (test doubles): no chain kept.
+    fn chain_acked(&self) -> Result<(u64, Chain), StoreError> {
+        Ok((self.stats()?.acked_seq, CHAIN_START))
+    }
+    /// First step of healing, one transaction: the server's history of this device ends at
+    /// `acked` with `chain`. Unacknowledged changes move from the outbox to a stash, `seq`
+    /// goes on from `acked`, and the changelog cursor goes back to 0 (the server streams
+    /// everything again, this device's own writes included). Kept until `finish_rebase`.
+    /// The default refuses: a store that cannot heal must not pretend it did.
+    fn rebase(&mut self, acked: u64, chain: Chain, why: Rebase) -> Result<(), StoreError> {
+        let _ = (acked, chain, why);
+        Err(StoreError::Backend {
+            source: "this store cannot rebase its history".into(),
+        })
+    }
+    /// True while a rebase waits for its `finish_rebase` (its stream must include own writes).
+    fn rebase_pending(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Second step, once the changelog was applied up to date: re-issue the stash as new
+    /// writes (fresh dots above everything received) and, after a server restore, this
+    /// device's writes the records hold, into the outbox. Returns how many changes it queued.
+    fn finish_rebase(&mut self, now: WallMs) -> Result<usize, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
     /// Send again the changes the server refused because this laptop's clock was ahead, once
     /// the clock offset is known (`note_sync`): each refused write still shown is written again
     /// (same value, a new dot covering the refused one, an HLC in server time) under new
@@ -339,6 +406,17 @@ pub type ChangeCheck<'a> =
 pub trait ServerStore: Store {
     /// Highest local sequence of `device` durably applied.
     fn device_acked(&self, device: Actor) -> Result<u64, StoreError>;
+    /// The chain of `device`'s history up to `device_acked`; `None` when unknown (a device
+    /// acknowledged by a version that kept no chain).
+    fn device_chain(&self, device: Actor) -> Result<Option<Chain>, StoreError>;
+    /// Set an unknown chain of `device` at `acked` (learnt from the device itself); no-op
+    /// when the server's ack moved or the chain is known.
+    fn adopt_device_chain(
+        &mut self,
+        device: Actor,
+        acked: u64,
+        chain: Chain,
+    ) -> Result<(), StoreError>;
     /// Apply a device's batch (sequence numbers `first_seq..`) in one transaction: skip what
     /// was already acknowledged, ask `check` about each new change (given the record as the
     /// server holds it, and the record its value names), merge and log the accepted ones, advance the device's ack.

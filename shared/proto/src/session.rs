@@ -6,6 +6,15 @@
 //! the server answers Welcome, acknowledges each batch after it commits, and streams the
 //! changelog of the device's scope; the agent applies each batch with its cursor in one
 //! transaction. Replays are harmless on both sides.
+//!
+//! Healing: Hello carries the agent's last `seq` and the chain of its acknowledged history.
+//! When the server acknowledged more than the agent knows, the agent's re-sent changes must
+//! chain to the server's; a store that went back in time or was copied does not, nor one that
+//! lost changes the server holds, nor an agent ahead of a restored server. Then the server
+//! answers `Rebase` instead of an acknowledgement: the agent stashes and renumbers what is not
+//! acknowledged, takes the whole changelog again (its own writes included), re-issues the
+//! stash with fresh dots, says `Rebased`, and the session goes on. The sessions only decide;
+//! what healing does to records is the store's (`Store::rebase`, `finish_rebase`).
 
 use std::collections::VecDeque;
 
@@ -19,7 +28,10 @@ use tournee_core::limits::{
 };
 use tournee_core::model::Scope;
 use tournee_core::record::Change;
-use tournee_core::store::{ServerStore, Store, StoreError};
+use tournee_core::register::Actor;
+use tournee_core::store::{
+    chain_next, Chain, Rebase, ServerStore, Store, StoreError, CHAIN_START, NO_ACTOR,
+};
 
 /// Counts kept by a session, for its log line and for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +50,8 @@ pub struct SessionStats {
     pub batches_in: usize,
     /// Batches sent.
     pub batches_out: usize,
+    /// Rebases: sent (server) or taken (agent).
+    pub rebases: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +75,11 @@ pub struct ClientSession {
     out: VecDeque<ClientMsg>,
     clock_offset_ms: Option<i64>,
     stats: SessionStats,
+    /// A rebase is under way: nothing is sent until the changelog is applied and the stash
+    /// re-issued.
+    healing: bool,
+    /// Welcome acknowledged less than we know: only a `Rebase` may follow.
+    behind: Option<u64>,
     /// Send clock-ahead refusals again as soon as their Ack arrives (a live session).
     resend_at_once: bool,
     /// That was done once in this session already.
@@ -76,6 +95,8 @@ impl ClientSession {
                 path: "this store".into(),
             })?;
         let stats = store.stats()?;
+        let (acked, chain) = store.chain_acked()?;
+        let healing = store.rebase_pending()?;
         let mut s = Self {
             state: ClientState::AwaitWelcome,
             scopes: identity.scopes(),
@@ -86,13 +107,18 @@ impl ClientSession {
             out: VecDeque::new(),
             clock_offset_ms: None,
             stats: SessionStats::default(),
+            healing,
+            behind: None,
             resend_at_once: false,
             resent_after_ack: false,
         };
         s.out.push_back(ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             cursor: stats.cursor,
-            acked: stats.acked_seq,
+            acked,
+            last: stats.last_seq,
+            chain,
+            own: healing,
         });
         s.fill(store)?;
         Ok(s)
@@ -101,6 +127,10 @@ impl ClientSession {
     /// Queue pending local changes not yet sent, up to the queue bound. Call again after
     /// acknowledgements or when new local changes were committed.
     pub fn fill(&mut self, store: &dyn Store) -> Result<(), ProtocolError> {
+        if self.healing {
+            // Whatever is written meanwhile waits for the re-issued stash.
+            return Ok(());
+        }
         while self.out.len() < SESSION_QUEUED_BATCHES_MAX {
             let entries = store.outbox_after(self.sent_to, BATCH_CHANGES_MAX)?;
             if entries.is_empty() {
@@ -134,8 +164,19 @@ impl ClientSession {
         msg: ServerMsg,
         store: &mut dyn Store,
     ) -> Result<(), ProtocolError> {
+        if let Some(had) = self.behind {
+            if !matches!(msg, ServerMsg::Rebase { .. } | ServerMsg::Error { .. }) {
+                return Err(ProtocolError::ServerBehind {
+                    had,
+                    now: self.acked,
+                });
+            }
+        }
         match (self.state, msg) {
             (_, ServerMsg::Error { code, message }) => Err(ProtocolError::Remote { code, message }),
+            (ClientState::Active, ServerMsg::Rebase { acked, chain }) => {
+                self.rebase(acked, chain, store)
+            }
             (
                 ClientState::AwaitWelcome,
                 ServerMsg::Welcome {
@@ -151,10 +192,8 @@ impl ClientSession {
                     });
                 }
                 if acked < self.acked {
-                    return Err(ProtocolError::ServerBehind {
-                        had: self.acked,
-                        now: acked,
-                    });
+                    // A restored server: it must ask us to rebase, next.
+                    self.behind = Some(self.acked);
                 }
                 let offset = i64::try_from(server_time_ms).unwrap_or(i64::MAX)
                     - i64::try_from(now).unwrap_or(i64::MAX);
@@ -225,9 +264,42 @@ impl ClientSession {
                 store.apply_remote(&[], Some(cursor))?;
                 self.cursor = self.cursor.max(cursor);
                 self.up_to_date = true;
+                if self.healing {
+                    // Everything the server holds is here: re-issue above it, then go on.
+                    store.finish_rebase(now)?;
+                    self.healing = false;
+                    self.out.push_back(ClientMsg::Rebased);
+                    self.fill(store)?;
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The server's history of this device ends at `acked`: stash and renumber what it lacks,
+    /// and take its whole changelog again before re-issuing.
+    fn rebase(
+        &mut self,
+        acked: u64,
+        chain: Chain,
+        store: &mut dyn Store,
+    ) -> Result<(), ProtocolError> {
+        let why = if acked < self.acked {
+            Rebase::ServerBehind
+        } else {
+            Rebase::Rewound
+        };
+        store.rebase(acked, chain, why)?;
+        self.behind = None;
+        self.acked = acked;
+        self.sent_to = acked;
+        self.cursor = 0;
+        self.up_to_date = false;
+        self.healing = true;
+        self.stats.rebases += 1;
+        // Batches not yet sent belong to the history the server ignores now.
+        self.out.retain(|m| !matches!(m, ClientMsg::Changes { .. }));
+        Ok(())
     }
 
     /// A changelog message must start at or before what we hold: a later start means an
@@ -300,6 +372,8 @@ impl ClientSession {
     /// the last `UpToDate`. Callers also check the outbox holds nothing unsent (`fill`).
     pub fn is_synced(&self) -> bool {
         self.state == ClientState::Active
+            && !self.healing
+            && self.behind.is_none()
             && self.up_to_date
             && self.acked >= self.sent_to
             && self.out.is_empty()
@@ -332,6 +406,22 @@ enum ServerState {
     Active,
 }
 
+/// The agent re-sends changes the server acknowledged but the agent does not know acknowledged:
+/// they must chain from the agent's acknowledged history to the server's.
+#[derive(Debug, Clone, Copy)]
+struct Verify {
+    /// What the agent knew acknowledged (refusals after it are sent again).
+    agent_acked: u64,
+    /// Next sequence to fold.
+    next: u64,
+    /// The chain up to `next - 1`.
+    chain: Chain,
+    /// The server's acknowledged sequence.
+    target: u64,
+    /// The server's chain there (`None`: unknown, learnt from the agent).
+    target_chain: Option<Chain>,
+}
+
 /// The server's side of a session with one authenticated device.
 #[derive(Debug)]
 pub struct ServerSession {
@@ -346,11 +436,17 @@ pub struct ServerSession {
     announced: Option<u64>,
     out: VecDeque<ServerMsg>,
     stats: SessionStats,
+    verify: Option<Verify>,
+    /// A `Rebase` was sent: batches are ignored until `Rebased`.
+    ignoring: bool,
+    /// Whose writes the changelog stream leaves out: the device's, or nobody's while it heals.
+    exclude: Actor,
 }
 
 impl ServerSession {
     /// A session for `device`, connected at `now`.
     pub fn new(device: DeviceAuth, now: WallMs) -> Self {
+        let exclude = device.actor;
         Self {
             device,
             state: ServerState::AwaitHello {
@@ -362,6 +458,9 @@ impl ServerSession {
             announced: None,
             out: VecDeque::new(),
             stats: SessionStats::default(),
+            verify: None,
+            ignoring: false,
+            exclude,
         }
     }
 
@@ -384,6 +483,9 @@ impl ServerSession {
                     version,
                     cursor,
                     acked: agent_acked,
+                    last,
+                    chain,
+                    own,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -398,23 +500,41 @@ impl ServerSession {
                         theirs: version,
                     });
                 }
-                let acked = store.device_acked(self.device.actor)?;
+                let actor = self.device.actor;
+                let acked = store.device_acked(actor)?;
+                let known = store.device_chain(actor)?;
                 self.out.push_back(ServerMsg::Welcome {
                     version: PROTOCOL_VERSION,
                     server_time_ms: now,
                     acked,
                 });
-                // Acknowledgements the agent missed (its link dropped after our commit) are
-                // sent again with their refusals, which are kept until the agent confirms them.
-                store.forget_rejections(self.device.actor, agent_acked.min(acked))?;
+                store.forget_rejections(actor, agent_acked.min(acked))?;
                 self.ack_sent = agent_acked;
-                if acked > agent_acked {
-                    let pending = store.device_rejections(self.device.actor, agent_acked, acked)?;
-                    self.push_acks(acked, pending);
+                if own {
+                    self.exclude = NO_ACTOR;
                 }
                 self.cursor = cursor.min(store.changelog_head()?);
                 self.sent_cursor = self.cursor;
                 self.state = ServerState::Active;
+                let diverged = agent_acked > acked
+                    || last < acked
+                    || (agent_acked == acked && known.is_some_and(|k| k != chain));
+                if diverged {
+                    self.rebase(store, acked, known)?;
+                } else if acked > agent_acked {
+                    // Acknowledgements the agent missed (its link dropped after our commit) are
+                    // sent again with their refusals, kept until the agent confirms them; but
+                    // only once the changes it re-sends prove they are the ones we took.
+                    self.verify = Some(Verify {
+                        agent_acked,
+                        next: agent_acked + 1,
+                        chain,
+                        target: acked,
+                        target_chain: known,
+                    });
+                } else if known.is_none() {
+                    store.adopt_device_chain(actor, acked, chain)?;
+                }
                 self.fill(store)
             }
             (ServerState::AwaitHello { .. }, _) => {
@@ -426,7 +546,89 @@ impl ServerSession {
             (ServerState::Active, ClientMsg::Changes { first_seq, batch }) => {
                 self.accept(now, vec![(first_seq, batch)], store)
             }
+            (ServerState::Active, ClientMsg::Rebased) => {
+                // Batches from here on follow the acknowledgement the Rebase named.
+                self.ignoring = false;
+                Ok(())
+            }
         }
+    }
+
+    /// Answer a history we do not share: name ours, and stream the changelog from its start,
+    /// the device's own writes included; its batches are ignored until `Rebased`.
+    fn rebase(
+        &mut self,
+        store: &mut dyn ServerStore,
+        acked: u64,
+        known: Option<Chain>,
+    ) -> Result<(), ProtocolError> {
+        let actor = self.device.actor;
+        let chain = match known {
+            Some(c) => c,
+            None => {
+                store.adopt_device_chain(actor, acked, CHAIN_START)?;
+                CHAIN_START
+            }
+        };
+        self.verify = None;
+        self.ignoring = true;
+        self.exclude = NO_ACTOR;
+        self.ack_sent = acked;
+        self.cursor = 0;
+        self.sent_cursor = 0;
+        self.announced = None;
+        self.stats.rebases += 1;
+        // Changelog messages not sent yet would only be sent again.
+        self.out
+            .retain(|m| !matches!(m, ServerMsg::Changes { .. } | ServerMsg::UpToDate { .. }));
+        self.out.push_back(ServerMsg::Rebase { acked, chain });
+        Ok(())
+    }
+
+    /// Fold re-sent changes into the verification under way. Returns the part of the run left
+    /// to accept: empty while the verification needs more, everything after it once it held,
+    /// nothing (and a `Rebase` queued) when it failed.
+    fn verify_run(
+        &mut self,
+        store: &mut dyn ServerStore,
+        run: Vec<(u64, Batch)>,
+    ) -> Result<Vec<(u64, Batch)>, ProtocolError> {
+        let mut rest = run.into_iter();
+        let Some(mut v) = self.verify else {
+            return Ok(rest.collect());
+        };
+        for (first_seq, batch) in rest.by_ref() {
+            let changes = batch.to_changes()?;
+            if first_seq > v.next {
+                self.rebase(store, v.target, v.target_chain)?;
+                return Ok(Vec::new());
+            }
+            for (i, c) in changes.iter().enumerate() {
+                let seq = first_seq + i as u64;
+                if seq == v.next && seq <= v.target {
+                    v.chain = chain_next(&v.chain, c);
+                    v.next += 1;
+                }
+            }
+            if v.next > v.target {
+                self.verify = None;
+                if v.target_chain.is_some_and(|t| t != v.chain) {
+                    self.rebase(store, v.target, v.target_chain)?;
+                    return Ok(Vec::new());
+                }
+                let actor = self.device.actor;
+                if v.target_chain.is_none() {
+                    store.adopt_device_chain(actor, v.target, v.chain)?;
+                }
+                let pending = store.device_rejections(actor, v.agent_acked, v.target)?;
+                self.push_acks(v.target, pending);
+                let mut left = vec![(first_seq, batch)];
+                left.extend(rest);
+                return Ok(left);
+            }
+        }
+        self.verify = Some(v);
+        Ok(Vec::new())
     }
 
     /// Take the agent messages that arrived together, in order. Consecutive batches (up to
@@ -470,6 +672,13 @@ impl ServerSession {
         run: Vec<(u64, Batch)>,
         store: &mut dyn ServerStore,
     ) -> Result<(), ProtocolError> {
+        if self.ignoring {
+            return Ok(());
+        }
+        let run = self.verify_run(store, run)?;
+        if run.is_empty() {
+            return Ok(());
+        }
         let mut next = store.device_acked(self.device.actor)? + 1;
         let mut decoded: Vec<(u64, Vec<Change>)> = Vec::with_capacity(run.len());
         let mut failure = None;
@@ -556,12 +765,8 @@ impl ServerSession {
         }
         let scopes = self.device.scopes();
         while self.out.len() < SESSION_QUEUED_BATCHES_MAX {
-            let (entries, scanned) = store.changelog_after(
-                self.cursor,
-                &scopes,
-                self.device.actor,
-                BATCH_CHANGES_MAX,
-            )?;
+            let (entries, scanned) =
+                store.changelog_after(self.cursor, &scopes, self.exclude, BATCH_CHANGES_MAX)?;
             if entries.is_empty() {
                 let after = self.sent_cursor;
                 self.cursor = scanned;

@@ -19,9 +19,12 @@ use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::record::Change;
 use tournee_core::register::{Actor, Write};
 pub use tournee_core::reject::{RejectReason, Rejection};
+use tournee_core::store::Chain;
 
 /// Protocol version carried in Hello and Welcome; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: Hello carries the agent's last `seq`, the chain of its acknowledged history and whether
+/// it heals; `Rebase` and `Rebased` heal a history the two sides do not share.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
 pub use tournee_core::limits::BATCH_CLOCK_ENTRIES_MAX;
@@ -268,6 +271,14 @@ pub enum ClientMsg {
         cursor: u64,
         /// Highest local sequence the agent knows acknowledged.
         acked: u64,
+        /// Highest local sequence issued: the server knows at once whether the agent still
+        /// holds every change it acknowledged.
+        last: u64,
+        /// The chain of the agent's history up to `acked`: with the changes it re-sends, it
+        /// proves its history is the one the server acknowledged.
+        chain: Chain,
+        /// The agent is healing (`Rebase` received, not finished): stream its own writes too.
+        own: bool,
     },
     /// Local changes with sequence numbers `first_seq ..= first_seq + len - 1`.
     Changes {
@@ -276,6 +287,9 @@ pub enum ClientMsg {
         /// The changes.
         batch: Batch,
     },
+    /// The agent took `Rebase` and re-issued its changes: batches from here on follow the
+    /// `acked` of that `Rebase`; the server ignored every batch between the two.
+    Rebased,
 }
 
 /// Messages from server to agent.
@@ -323,5 +337,16 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// Human-readable message.
         message: String,
+    },
+    /// The agent's history is not the server's (its store went back in time or was copied,
+    /// or the server was restored): the server holds the agent's changes up to `acked`, whose
+    /// chain is `chain`. The agent renumbers what it has not had acknowledged after `acked`;
+    /// the changelog starts again from 0, the agent's own writes included; batches are
+    /// ignored until `Rebased`. Sent instead of any acknowledgement.
+    Rebase {
+        /// The server's acknowledged sequence of this device.
+        acked: u64,
+        /// The chain of the device's history up to it.
+        chain: Chain,
     },
 }

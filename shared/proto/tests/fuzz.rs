@@ -430,10 +430,18 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         version: PROTOCOL_VERSION + 1,
         cursor: u64::MAX,
         acked: u64::MAX,
+        last: u64::MAX,
+        chain: [0; 16],
+        own: false,
     });
     client.push(ClientMsg::Changes {
         first_seq: 1,
         batch: Batch::default(),
+    });
+    client.push(ClientMsg::Rebased);
+    srv.push(ServerMsg::Rebase {
+        acked: 3,
+        chain: [0xa5; 16],
     });
     srv.push(ServerMsg::Welcome {
         version: PROTOCOL_VERSION + 1,
@@ -509,6 +517,7 @@ fn variant_of_client(m: &ClientMsg) -> &'static str {
     match m {
         ClientMsg::Hello { .. } => "hello",
         ClientMsg::Changes { .. } => "changes",
+        ClientMsg::Rebased => "rebased",
     }
 }
 
@@ -519,6 +528,7 @@ fn variant_of_server(m: &ServerMsg) -> &'static str {
         ServerMsg::Changes { .. } => "changes",
         ServerMsg::UpToDate { .. } => "uptodate",
         ServerMsg::Error { .. } => "error",
+        ServerMsg::Rebase { .. } => "rebase",
     }
 }
 
@@ -622,6 +632,9 @@ fn edge_cases() -> Vec<(String, Vec<u8>)> {
         version: PROTOCOL_VERSION,
         cursor: 0,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     });
     let over = u32::try_from(FRAME_BYTES_MAX + 1).expect("fits");
     let max = u32::try_from(FRAME_BYTES_MAX).expect("fits");
@@ -1208,6 +1221,7 @@ fn mutate_client(msg: &mut ClientMsg, m: &MsgMut) {
             version,
             cursor,
             acked,
+            ..
         } => match m {
             MsgMut::Version(v) => *version = *v,
             MsgMut::Number(n) => *cursor = *n,
@@ -1218,6 +1232,7 @@ fn mutate_client(msg: &mut ClientMsg, m: &MsgMut) {
             MsgMut::Number(n) => *first_seq = *n,
             _ => mutate_batch(batch, m),
         },
+        ClientMsg::Rebased => {}
     }
 }
 
@@ -1263,6 +1278,11 @@ fn mutate_server(msg: &mut ServerMsg, m: &MsgMut) {
             MsgMut::Number2(n) => *after = *n,
             _ => {}
         },
+        ServerMsg::Rebase { acked, .. } => {
+            if let MsgMut::Number(n) = m {
+                *acked = *n;
+            }
+        }
         ServerMsg::Error { code, message } => match m {
             MsgMut::Code(c) => *code = *c,
             MsgMut::Message(s) => *message = s.clone(),
@@ -1335,6 +1355,9 @@ fn client_case() -> BoxedStrategy<ClientCase> {
         version: PROTOCOL_VERSION,
         cursor: 0,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     };
     script()
         .prop_map(move |s| {
@@ -2212,6 +2235,9 @@ fn the_ack_to_a_batch_at_the_limits_stays_readable_by_the_agent() {
         version: PROTOCOL_VERSION,
         cursor: u64::MAX,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     };
     session
         .handle_message(NOW, hello, &mut store)

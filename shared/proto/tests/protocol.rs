@@ -274,9 +274,12 @@ fn replayed_batches_are_applied_once_and_gaps_are_refused() {
     s.handle_message(
         NOW,
         ClientMsg::Hello {
-            version: 1,
+            version: PROTOCOL_VERSION,
             cursor: 0,
             acked: 0,
+            last: 0,
+            chain: [0; 16],
+            own: false,
         },
         &mut srv,
     )
@@ -329,6 +332,9 @@ fn wrong_version_and_out_of_order_messages_end_the_session_with_a_code() {
                 version: 99,
                 cursor: 0,
                 acked: 0,
+                last: 0,
+                chain: [0; 16],
+                own: false,
             },
             &mut srv,
         )
@@ -770,6 +776,9 @@ fn the_server_pump_ends_a_session_without_hello_at_the_session_s_deadline() {
         version: PROTOCOL_VERSION,
         cursor: 0,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     });
     clock.set(deadline - 1);
     pump.handle_read(clock.now_ms(), &hello[..3], &mut srv)

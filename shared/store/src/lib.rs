@@ -12,6 +12,7 @@
 //! through `Projection` from `tournee-report`, so the agent never carries it.
 
 mod codec;
+mod heal;
 mod local;
 pub mod migrate;
 mod records;

@@ -20,7 +20,8 @@ use tournee_core::model::{check_status_forward, check_value, Field, Kind, Scope,
 use tournee_core::record::{check_scope, Change, Record, RecordError};
 use tournee_core::reject::Rejection;
 use tournee_core::store::{
-    ApplySummary, Identity, LocalAction, RecordEdit, RejectedChange, Store, StoreError, StoreStats,
+    ApplySummary, Chain, Identity, LocalAction, Rebase, RecordEdit, RejectedChange, Store,
+    StoreError, StoreStats,
 };
 use tournee_core::time::day_key;
 
@@ -276,6 +277,7 @@ impl Store for SqliteStore {
                 .execute(params![i64_of(r.seq), r.reason.to_string()])
                 .map_err(sql_err)?;
             }
+            crate::heal::fold_acked(&tx, prev, acked)?;
             tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")
                 .map_err(sql_err)?
                 .execute([i64_of(acked)])
@@ -307,6 +309,22 @@ impl Store for SqliteStore {
         let at: Option<i64> = meta_get(&self.conn, META_LAST_SYNC)?;
         let offset: Option<i64> = meta_get(&self.conn, META_CLOCK_OFFSET)?;
         Ok(at.map(|a| (u64::try_from(a).unwrap_or(0), offset.unwrap_or(0))))
+    }
+
+    fn chain_acked(&self) -> Result<(u64, Chain), StoreError> {
+        self.heal_chain_acked()
+    }
+
+    fn rebase(&mut self, acked: u64, chain: Chain, why: Rebase) -> Result<(), StoreError> {
+        self.heal_rebase(acked, chain, why)
+    }
+
+    fn rebase_pending(&self) -> Result<bool, StoreError> {
+        self.heal_pending()
+    }
+
+    fn finish_rebase(&mut self, now: WallMs) -> Result<usize, StoreError> {
+        self.heal_finish(now)
     }
 
     fn requeue_clock_ahead(&mut self, now: WallMs) -> Result<usize, StoreError> {

@@ -247,6 +247,8 @@ impl SqliteStore {
         meta_set(&tx, META_LAST_SEQ, i64_of(re.seq))?;
         meta_set(&tx, META_ACKED_SEQ, 0_i64)?;
         meta_set(&tx, META_CURSOR, 0_i64)?;
+        // A new actor's history starts empty: its chain too (see `heal`).
+        crate::heal::reset_chain(&tx)?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         self.identity = Some(identity.clone());
         Ok(n)

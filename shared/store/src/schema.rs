@@ -73,6 +73,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      DROP TABLE changelog;
      ALTER TABLE changelog_rows RENAME TO changelog;
      CREATE INDEX changelog_scope ON changelog(scope, last);",
+    // 6: healing. The chain of each device's acknowledged history (NULL: acknowledged before
+    // chains were kept, learnt from the device at its next Hello), and the laptop's stash of
+    // changes waiting to be re-issued after a rebase.
+    "ALTER TABLE device_acks ADD COLUMN chain BLOB;
+     CREATE TABLE rebase_stash (
+         n      INTEGER PRIMARY KEY,
+         change BLOB NOT NULL
+     ) STRICT;",
 ];
 
 /// Schema version this program writes.

@@ -15,7 +15,9 @@ use tournee_core::model::Value;
 use tournee_core::record::{Change, Record};
 use tournee_core::register::Actor;
 use tournee_core::reject::{RejectReason, Rejection};
-use tournee_core::store::{Accepted, ChangeCheck, Referenced, ServerStore, StoreError};
+use tournee_core::store::{
+    chain_next, Accepted, Chain, ChangeCheck, Referenced, ServerStore, StoreError, CHAIN_START,
+};
 
 use crate::codec::{decode, encode, kind_from_code};
 use crate::records::{load_record, save_record};
@@ -78,16 +80,41 @@ fn keep_rejections<'a>(
     Ok(())
 }
 
-/// Record that the server applied `device`'s changes up to `acked`.
-fn set_device_acked(conn: &Connection, device: Actor, acked: u64) -> Result<(), StoreError> {
+/// Record that the server applied `device`'s changes up to `acked`, whose history has `chain`.
+fn set_device_acked(
+    conn: &Connection,
+    device: Actor,
+    acked: u64,
+    chain: Option<Chain>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO device_acks(device, acked) VALUES (?1, ?2)
-         ON CONFLICT(device) DO UPDATE SET acked = excluded.acked",
+        "INSERT INTO device_acks(device, acked, chain) VALUES (?1, ?2, ?3)
+         ON CONFLICT(device) DO UPDATE SET acked = excluded.acked, chain = excluded.chain",
     )
     .map_err(sql_err)?
-    .execute(params![i64::from(device), i64_of(acked)])
+    .execute(params![
+        i64::from(device),
+        i64_of(acked),
+        chain.map(|c| c.to_vec())
+    ])
     .map_err(sql_err)?;
     Ok(())
+}
+
+/// The chain of `device`'s acknowledged history: the empty one before its first batch, `None`
+/// when acknowledged before chains were kept.
+fn device_chain_in(conn: &Connection, device: Actor) -> Result<Option<Chain>, StoreError> {
+    let v: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT chain FROM device_acks WHERE device = ?1")
+        .map_err(sql_err)?
+        .query_row([i64::from(device)], |r| r.get(0))
+        .optional()
+        .map_err(sql_err)?;
+    match v {
+        None => Ok(Some(CHAIN_START)),
+        Some(None) => Ok(None),
+        Some(Some(bytes)) => crate::heal::chain_of(&bytes).map(Some),
+    }
 }
 
 /// Highest sequence of `device` the server has applied (0 before its first batch).
@@ -186,6 +213,26 @@ impl ServerStore for SqliteStore {
         device_acked_in(&self.conn, device)
     }
 
+    fn device_chain(&self, device: Actor) -> Result<Option<Chain>, StoreError> {
+        device_chain_in(&self.conn, device)
+    }
+
+    fn adopt_device_chain(
+        &mut self,
+        device: Actor,
+        acked: u64,
+        chain: Chain,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE device_acks SET chain = ?3 WHERE device = ?1 AND acked = ?2 AND chain IS NULL",
+            )
+            .map_err(sql_err)?
+            .execute(params![i64::from(device), i64_of(acked), chain.to_vec()])
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
     fn accept_batches(
         &mut self,
         device: Actor,
@@ -205,6 +252,7 @@ impl ServerStore for SqliteStore {
         let tx = self.begin()?;
         let mut prev = device_acked_in(&tx, device)?;
         let acked_before = prev;
+        let mut chain = device_chain_in(&tx, device)?;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
         // Records read once and written once per transaction, however many batches touch them.
         let mut touched: HashMap<Uuid, Option<Record>> = HashMap::new();
@@ -223,6 +271,7 @@ impl ServerStore for SqliteStore {
                     continue;
                 }
                 out.acked = seq;
+                chain = chain.map(|c| chain_next(&c, change));
                 let referenced = match &change.write.value {
                     Value::Id(target) => referenced_in(&tx, &touched, *target)?,
                     _ => None,
@@ -268,7 +317,7 @@ impl ServerStore for SqliteStore {
         append_changelog(&tx, device, logged)?;
         keep_rejections(&tx, device, results.iter().flat_map(|a| &a.rejected))?;
         if prev > acked_before {
-            set_device_acked(&tx, device, prev)?;
+            set_device_acked(&tx, device, prev, chain)?;
         }
         meta_set(&tx, META_HLC, i64_of(hlc.last().0))?;
         tx.commit().map_err(|e| map_err(&path, e))?;

@@ -754,6 +754,7 @@ async fn reconnect(
                 ServerMsg::UpToDate { .. } => up_to_date = true,
                 ServerMsg::Error { code, message } => bail!("server error {code:?}: {message}"),
                 ServerMsg::Welcome { .. } => {}
+                ServerMsg::Rebase { acked, .. } => bail!("the server asked to rebase at {acked}"),
             }
         }
     }

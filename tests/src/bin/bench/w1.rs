@@ -1033,7 +1033,9 @@ pub(crate) fn replay(
             while let Some(f) = client.poll_transmit() {
                 match decode_one::<ClientMsg>(&f)? {
                     ClientMsg::Changes { batch, .. } => flow.changes_up += batch.len(),
-                    ClientMsg::Hello { .. } => flow.metadata_bytes += f.len() as u64,
+                    ClientMsg::Hello { .. } | ClientMsg::Rebased => {
+                        flow.metadata_bytes += f.len() as u64
+                    }
                 }
                 up.extend_from_slice(&f);
                 drained += 1;
@@ -1130,6 +1132,9 @@ fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
         version: PROTOCOL_VERSION,
         cursor: head,
         acked: 0,
+        last: 0,
+        chain: [0; 16],
+        own: false,
     });
     for batch in pack(&changes) {
         bytes.extend(frame::encode(&ClientMsg::Changes {
