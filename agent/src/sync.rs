@@ -118,6 +118,10 @@ pub enum SyncError {
     /// fine, the laptop's date is wrong (far behind, or far ahead).
     #[error("{0}")]
     ClockWrong(String),
+    /// Another connection of this same device replaced this one at the server: the same data
+    /// dir is running twice (two daemons, or a copy of it on another laptop).
+    #[error("une autre connexion de ce même appareil a pris la place de celle-ci : ce dossier de données tourne-t-il deux fois (deux `tournee-agent run`, ou une copie sur un autre ordinateur) ? Rien n'est perdu ; nouvel essai plus tard")]
+    Superseded,
     /// The server closed the connection with a reason this agent has no code for.
     #[error("the connection dropped during sync: closed by the server: {reason}")]
     ClosedByServer {
@@ -224,6 +228,7 @@ fn describe(e: &ConnectionError) -> SyncError {
                 Some(ErrorCode::Unauthorized) => SyncError::Refused(format!(
                     "{reason}; ask the administrator to check this device's enrolment (with a new bundle, `tournee-agent reenrol --bundle FILE` keeps the queued changes)"
                 )),
+                Some(ErrorCode::Superseded) => SyncError::Superseded,
                 Some(code) => SyncError::Protocol(ProtocolError::Remote {
                     code,
                     message: reason,
@@ -456,9 +461,12 @@ pub async fn run_daemon(
                 let wait = match &e {
                     // Retrying sooner cannot help: an administrator must act (re-enrol the
                     // laptop) or someone must fix its clock.
-                    SyncError::Refused(_) | SyncError::Untrusted(_) | SyncError::ClockWrong(_) => {
-                        backoff.longest()
-                    }
+                    // Superseded: another process holds this device's connection; coming back
+                    // at once would only take it back (two daemons kicking each other).
+                    SyncError::Refused(_)
+                    | SyncError::Untrusted(_)
+                    | SyncError::ClockWrong(_)
+                    | SyncError::Superseded => backoff.longest(),
                     _ => backoff.next_delay(),
                 };
                 let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -471,6 +479,9 @@ pub async fn run_daemon(
                     }
                     SyncError::ClockWrong(_) => {
                         warn!(%error, retry_in_ms, "this laptop's clock is wrong; changes stay queued")
+                    }
+                    SyncError::Superseded => {
+                        warn!(%error, retry_in_ms, "superseded by another connection of this device (the same data dir running twice?); backing off")
                     }
                     _ => warn!(%error, retry_in_ms, "server unreachable; changes stay queued"),
                 }

@@ -380,7 +380,7 @@ async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         // move the device's acknowledgement under the new one.
         if let Some(old) = live.insert(device.actor, conn.clone()) {
             old.close(
-                VarInt::from_u32(ErrorCode::Unavailable.close_code()),
+                VarInt::from_u32(ErrorCode::Superseded.close_code()),
                 b"superseded by a newer connection of this device",
             );
         }

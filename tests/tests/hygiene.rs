@@ -392,6 +392,68 @@ fn a_revoked_daemon_says_it_is_refused_and_waits_the_longest_delay() {
     );
 }
 
+/// Two daemons on one identity (a data dir copied to a second laptop, or `run` started twice):
+/// the one whose connection is taken over backs off for the longest delay with a clear line,
+/// instead of taking it back at once (they used to kick each other ~3 times a second forever).
+#[test]
+fn two_daemons_on_one_identity_do_not_kick_each_other_in_a_loop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut server = server_with_unit(&tmp.path().join("server"));
+    let bundle = server.enroll("bus-80-1", "pc-a");
+    let first = Agent::init(&tmp.path().join("agent"), &bundle);
+    first.add(&day(2), "10:00", "rappel");
+    let copy = tmp.path().join("copy");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&first.dir)
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a");
+    server.start();
+    let daemon = |dir: &Path| {
+        let mut c = Command::new(bin("tournee-agent"));
+        c.arg("--data")
+            .arg(dir)
+            .args(["run", "--log", "info"])
+            .env_remove("RUST_LOG")
+            .env_remove("TOURNEE_DATA")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c.spawn().expect("run")
+    };
+    let mut a = daemon(&first.dir);
+    let mut a_log = BufReader::new(a.stderr.take().expect("stderr"));
+    let connected = read_until(&mut a_log, Instant::now() + Duration::from_secs(30), |l| {
+        l.contains("session closed") || l.contains("connected")
+    });
+    assert!(!connected.is_empty(), "the first daemon reached the server");
+    // Its session is live once the server took its change (polled, bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.status()["pending_changes"] != 0 {
+        assert!(Instant::now() < deadline, "the first daemon never synced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut b = daemon(&copy);
+    let lines = read_until(&mut a_log, Instant::now() + Duration::from_secs(30), |l| {
+        l.contains("superseded")
+    });
+    let _ = b.kill();
+    let _ = b.wait();
+    let _ = a.kill();
+    let _ = a.wait();
+    let warn = lines
+        .iter()
+        .find(|l| l.contains("superseded"))
+        .unwrap_or_else(|| panic!("the first daemon was not told: {lines:?}"));
+    assert!(warn.contains("WARN"), "{warn}");
+    assert!(warn.contains("retry_in_ms=60000"), "no quick retry: {warn}");
+    assert!(
+        warn.contains("tourne-t-il deux fois"),
+        "the reason, in French: {warn}"
+    );
+}
+
 #[test]
 fn a_laptop_clock_far_behind_is_named_with_both_dates_not_an_expired_certificate() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -231,6 +231,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The sequence numbers of a batch leave a gap after what the server acknowledged.
     SequenceGap,
+    /// A newer connection of the same device took this one's place (one live connection per
+    /// device): the same data dir may be running twice.
+    Superseded,
 }
 
 impl ErrorCode {
@@ -243,6 +246,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 4,
             ErrorCode::Unavailable => 5,
             ErrorCode::SequenceGap => 6,
+            ErrorCode::Superseded => 7,
         }
     }
     /// The error for a QUIC application close code.
@@ -254,6 +258,7 @@ impl ErrorCode {
             4 => ErrorCode::Unauthorized,
             5 => ErrorCode::Unavailable,
             6 => ErrorCode::SequenceGap,
+            7 => ErrorCode::Superseded,
             _ => return None,
         })
     }
