@@ -140,8 +140,13 @@ fn a_cloned_data_dir_gets_both_copies_records_to_the_server() {
     }
 }
 
-#[test]
-fn a_server_restored_from_a_backup_gets_back_what_three_laptops_had_sent() {
+/// Three laptops sync, the server's state is saved by `take`, the laptops write, edit and sync
+/// again, the server is stopped and put back by `put_back` to what was saved, then started:
+/// everything the laptops wrote reaches it again, once, and every digest converges.
+fn three_laptops_survive_a_server_restore(
+    take: impl Fn(&mut Server, &Path),
+    put_back: impl Fn(&mut Server, &Path),
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut server, agents) = setup(tmp.path(), 3);
     let d = day(2);
@@ -154,11 +159,8 @@ fn a_server_restored_from_a_backup_gets_back_what_three_laptops_had_sent() {
         ));
         a.sync();
     }
-    server.stop();
-    let db = server.dir.join("server.sqlite");
-    let backup = tmp.path().join("server.sqlite.backup");
-    std::fs::copy(&db, &backup).expect("backup");
-    server.start();
+    let backup = tmp.path().join("server.backup");
+    take(&mut server, &backup);
     for (i, a) in agents.iter().enumerate() {
         made.push(a.add(
             &d,
@@ -175,10 +177,7 @@ fn a_server_restored_from_a_backup_gets_back_what_three_laptops_had_sent() {
         a.sync();
     }
     server.stop();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(server.dir.join(format!("server.sqlite{suffix}")));
-    }
-    std::fs::copy(&backup, &db).expect("restore");
+    put_back(&mut server, &backup);
     server.start();
     for (i, a) in agents.iter().enumerate() {
         made.push(a.add(
@@ -203,4 +202,35 @@ fn a_server_restored_from_a_backup_gets_back_what_three_laptops_had_sent() {
         let shown = a.ok(&["appointment", "show", &made[i]]);
         assert!(shown.contains(&format!("laptop {i} edited")), "{shown}");
     }
+}
+
+#[test]
+fn a_server_restored_from_a_backup_gets_back_what_three_laptops_had_sent() {
+    // The backup is a copy of the store file taken with the server stopped.
+    three_laptops_survive_a_server_restore(
+        |server, backup| {
+            server.stop();
+            std::fs::copy(server.dir.join("server.sqlite"), backup).expect("backup");
+            server.start();
+        },
+        |server, backup| {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(server.dir.join(format!("server.sqlite{suffix}")));
+            }
+            std::fs::copy(backup, server.dir.join("server.sqlite")).expect("restore");
+        },
+    );
+}
+
+#[test]
+fn the_backup_and_restore_commands_lose_nothing_the_laptops_wrote_after_the_backup() {
+    // `tournee-server backup` while `serve` runs, `tournee-server restore` once it stopped.
+    three_laptops_survive_a_server_restore(
+        |server, backup| {
+            server.ok(&["backup", "--out", backup.to_str().expect("utf-8 path")]);
+        },
+        |server, backup| {
+            server.ok(&["restore", "--from", backup.to_str().expect("utf-8 path")]);
+        },
+    );
 }
