@@ -1,7 +1,7 @@
 //! Encodings of stored values: kind codes, postcard blobs of record state and changes, the
 //! indexed day of a record.
 //!
-//! Pure functions; no SQL beyond the column types.
+//! Pure functions, and one reader of `(seq, change)` rows; no SQL of its own.
 
 use chrono::NaiveDate;
 
@@ -10,6 +10,8 @@ use tournee_core::model::{Field, Kind};
 use tournee_core::record::Record;
 use tournee_core::store::StoreError;
 use tournee_core::time::{day_key, paris_date};
+
+use crate::sql_err;
 
 pub(crate) fn kind_code(kind: Kind) -> i64 {
     Kind::ALL
@@ -55,6 +57,23 @@ pub(crate) fn record_day(record: &Record) -> Option<i64> {
             .map(day_key),
         _ => None,
     }
+}
+
+/// `(seq INTEGER, change BLOB)` rows of `stmt` run with `params`, decoded in order; `what` names
+/// the change in errors (the outbox's, the rejected list's).
+pub(crate) fn seq_changes<P: rusqlite::Params>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: P,
+    what: &'static str,
+) -> Result<Vec<(u64, tournee_core::record::Change)>, StoreError> {
+    let mut rows = stmt.query(params).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let seq: i64 = r.get(0).map_err(sql_err)?;
+        let bytes: Vec<u8> = r.get(1).map_err(sql_err)?;
+        out.push((u64::try_from(seq).unwrap_or(0), decode(what, &bytes)?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tournee_core::store::{
 };
 use tournee_core::time::day_key;
 
-use crate::codec::{decode, encode, kind_code};
+use crate::codec::{decode, encode, kind_code, seq_changes};
 use crate::records::{load_record, query_records, record_of_row, save_record};
 use crate::server::append_changelog;
 use crate::sql_err;
@@ -182,22 +182,14 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached("SELECT seq, change FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(sql_err)?;
-        let mut rows = stmt
-            .query(params![
+        seq_changes(
+            &mut stmt,
+            params![
                 i64::try_from(after).unwrap_or(i64::MAX),
                 i64::try_from(limit).unwrap_or(i64::MAX)
-            ])
-            .map_err(sql_err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(sql_err)? {
-            let seq: i64 = r.get(0).map_err(sql_err)?;
-            let bytes: Vec<u8> = r.get(1).map_err(sql_err)?;
-            out.push((
-                u64::try_from(seq).unwrap_or(0),
-                decode("outbox change", &bytes)?,
-            ));
-        }
-        Ok(out)
+            ],
+            "outbox change",
+        )
     }
 
     fn records_on(&self, kind: Kind, day: NaiveDate) -> Result<Vec<Record>, StoreError> {

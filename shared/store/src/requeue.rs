@@ -17,7 +17,7 @@ use tournee_core::register::Actor;
 use tournee_core::reject::RejectReason;
 use tournee_core::store::{Identity, StoreError};
 
-use crate::codec::decode;
+use crate::codec::seq_changes;
 use crate::local::append_outbox;
 use crate::records::{load_record, save_record};
 use crate::sql_err;
@@ -47,17 +47,7 @@ fn rejected_rows(
              WHERE ?1 IS NULL OR substr(reason, 1, length(?1)) = ?1 ORDER BY seq",
         )
         .map_err(sql_err)?;
-    let mut rows = stmt.query(params![prefix]).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_err)? {
-        let seq: i64 = r.get(0).map_err(sql_err)?;
-        let bytes: Vec<u8> = r.get(1).map_err(sql_err)?;
-        out.push((
-            u64::try_from(seq).unwrap_or(0),
-            decode("rejected change", &bytes)?,
-        ));
-    }
-    Ok(out)
+    seq_changes(&mut stmt, params![prefix], "rejected change")
 }
 
 /// Every outbox row `(seq, change)`, in order.
@@ -65,17 +55,7 @@ fn outbox_rows(tx: &Transaction<'_>) -> Result<Vec<(u64, Change)>, StoreError> {
     let mut stmt = tx
         .prepare_cached("SELECT seq, change FROM outbox ORDER BY seq")
         .map_err(sql_err)?;
-    let mut rows = stmt.query([]).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_err)? {
-        let seq: i64 = r.get(0).map_err(sql_err)?;
-        let bytes: Vec<u8> = r.get(1).map_err(sql_err)?;
-        out.push((
-            u64::try_from(seq).unwrap_or(0),
-            decode("outbox change", &bytes)?,
-        ));
-    }
-    Ok(out)
+    seq_changes(&mut stmt, [], "outbox change")
 }
 
 /// Where re-issued writes go: the actor writing, the HLC generator, the last `seq` used.
