@@ -21,7 +21,8 @@ use tournee_core::record::{Change, Record};
 use tournee_core::register::{Actor, Register, Write};
 use tournee_core::store::{chain_next, Chain, Rebase, StoreError, CHAIN_START};
 
-use crate::codec::{decode, encode};
+use crate::codec::decode;
+use crate::local::append_outbox;
 use crate::records::{load_record, query_records, save_record};
 use crate::sql_err;
 use crate::sqlite::{
@@ -89,14 +90,6 @@ fn trim_to_replaced(dots: &mut BTreeMap<Actor, u64>, reg: &Register<Value>) {
         }
     }
     dots.retain(|_, c| *c > 0);
-}
-
-fn append_outbox(tx: &Connection, seq: u64, change: &Change) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO outbox(seq, change) VALUES (?1, ?2)")
-        .map_err(sql_err)?
-        .execute(params![i64_of(seq), encode("change", change)?])
-        .map_err(sql_err)?;
-    Ok(())
 }
 
 impl SqliteStore {
