@@ -143,6 +143,24 @@ fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
     }
 }
 
+/// Fresh seeds (`sim --seeds 2000 --start 3000000`, 150 steps) where a laptop ends with a digest
+/// other than the server's after a history fault: a server restored from its backup (e.g.
+/// 3000711: a write re-sent after the restore never reaches another laptop, probably one whose
+/// changelog cursor was past the restored server's head), or a laptop cloned or rolled back
+/// (3001498). 14 of those 2,000 seeds. This test passes once laptops heal across them.
+#[test]
+#[ignore = "known gap (issue 12): healing after a server restore, clone or rollback misses some writes"]
+fn fresh_history_fault_seeds_converge() {
+    for seed in [
+        3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001075, 3001179, 3001235, 3001346,
+        3001498, 3001542, 3001675, 3001889,
+    ] {
+        if let Err(f) = sim::run_seed(seed, 150, false) {
+            panic!("{f}");
+        }
+    }
+}
+
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let a = run(4242, SUITE_STEPS).expect("seed 4242");
