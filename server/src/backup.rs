@@ -90,6 +90,14 @@ pub enum BackupError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The restored server store could not be given its new epoch.
+    #[error("{path} : {source}")]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// The store's error.
+        source: tournee_core::store::StoreError,
+    },
     /// A file could not be read or written.
     #[error("{path} : {source}")]
     Io {
@@ -376,7 +384,7 @@ pub fn restore(data: &DataDir, from: &Path, stamp: &str) -> Result<Restored, Bac
     let staging = root.join(format!(".restore-{stamp}"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).map_err(io(&staging))?;
-    let staged = stage(&src, from, &staging);
+    let staged = stage(&src, from, &staging).and_then(|()| renew_epoch(&staging));
     if let Err(e) = staged {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -435,6 +443,19 @@ fn stage(src: &Connection, from: &Path, staging: &Path) -> Result<(), BackupErro
             }
         }
     }
+    Ok(())
+}
+
+/// Give the staged server store a new epoch: laptops counted their changelog cursor in the
+/// numbering the lost store went on with, which this copy will give to other changes.
+fn renew_epoch(staging: &Path) -> Result<(), BackupError> {
+    let path = staging.join(DATABASES[0]);
+    let store_err = |source| BackupError::Store {
+        path: path.clone(),
+        source,
+    };
+    let mut store = tournee_report::facts::open_server_store(&path).map_err(store_err)?;
+    tournee_core::store::ServerStore::renew_epoch(&mut store).map_err(store_err)?;
     Ok(())
 }
 
@@ -519,6 +540,9 @@ pub fn restore_cmd(data: &DataDir, a: &RestoreArgs, now_ms: u64) -> anyhow::Resu
         Some(d) => println!("anciens fichiers mis de côté dans {}", d.display()),
         None => println!("le répertoire était vide : rien n'a été mis de côté"),
     }
-    println!("les ordinateurs portables se remettent à jour à leur prochaine synchronisation");
+    println!(
+        "les ordinateurs portables renvoient ce qu'ils ont saisi depuis la sauvegarde à leur prochaine synchronisation ; \
+         ce qui a été planifié sur le serveur depuis (tournées, arrêts, rendez-vous) est à ressaisir"
+    );
     Ok(())
 }

@@ -375,6 +375,19 @@ impl World {
         self.agents[i].conn = Some(conn);
         self.counts.sessions += 1;
         self.trace(format_args!("agent {i} connects"));
+        // A copy of this laptop's files connected as the same device: `serve` closes the older
+        // connection (superseded), though its last flights may still be on their way; the
+        // simulation leaves it up a quarter of the time to play that race.
+        let actor = self.agents[i].auth.actor;
+        for j in 0..self.agents.len() {
+            if j != i
+                && self.agents[j].auth.actor == actor
+                && self.agents[j].conn.is_some()
+                && self.rng.chance_per_mille(750)
+            {
+                self.drop_conn(j, "superseded");
+            }
+        }
         Ok(())
     }
 

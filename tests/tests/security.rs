@@ -557,6 +557,7 @@ async fn malformed_frames_end_only_their_connection() {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     });
     let c = send_hostile(&raw, addr, &hello, false).await;
     println!(

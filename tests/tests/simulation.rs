@@ -143,18 +143,29 @@ fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
     }
 }
 
-/// Fresh seeds (`sim --seeds 2000 --start 3000000`, 150 steps) where a laptop ends with a digest
-/// other than the server's after a history fault: a server restored from its backup (e.g.
-/// 3000711: a write re-sent after the restore never reaches another laptop, probably one whose
-/// changelog cursor was past the restored server's head), or a laptop cloned or rolled back
-/// (3001498). 14 of those 2,000 seeds. This test passes once laptops heal across them.
+/// Fresh seeds (`sim --seeds 2000 --start 3000000`, 150 steps) that once ended with a laptop's
+/// digest other than the server's after a history fault: a server restored from its backup
+/// (a changelog cursor counted in the lost numbering, the scheduler's writes since the backup
+/// kept by laptops) or a copy of a laptop whose connection took seqs another one was sending.
 #[test]
-#[ignore = "known gap (issue 12): healing after a server restore, clone or rollback misses some writes"]
 fn fresh_history_fault_seeds_converge() {
     for seed in [
-        3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001075, 3001179, 3001235, 3001346,
-        3001498, 3001542, 3001675, 3001889,
+        3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001179, 3001235, 3001498, 3001542,
+        3001675, 3001889,
     ] {
+        if let Err(f) = sim::run_seed(seed, 150, false) {
+            panic!("{f}");
+        }
+    }
+}
+
+/// Two of those seeds still fail: after a server restore lost the scheduler's appointment (or
+/// passage), a laptop's edit of it (or reference to it) reaches the server, which keeps a
+/// partial record (or a dangling reference). Same family as the refused-creation gap above.
+#[test]
+#[ignore = "known gap (issue 12): the server takes edits of records it does not hold"]
+fn edits_of_a_plan_lost_by_a_server_restore_leave_no_partial_record() {
+    for seed in [3001075, 3001346] {
         if let Err(f) = sim::run_seed(seed, 150, false) {
             panic!("{f}");
         }

@@ -308,6 +308,31 @@ pub trait Store {
     fn note_sync(&mut self, now: WallMs, clock_offset_ms: i64) -> Result<(), StoreError>;
     /// When the last contact was and the clock offset then, if any.
     fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError>;
+    /// The server incarnation the changelog cursor counts in (0 until a server named one).
+    fn server_epoch(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// The server's changelog is another incarnation (restored from a backup, its numbers
+    /// given again to other changes, its own writes since the backup gone): take its epoch,
+    /// set the cursor back to 0 and start rebuilding the replica from its changelog, together.
+    /// Until `finish_resync`, downloaded changes go to the replica being rebuilt.
+    fn adopt_server_epoch(&mut self, epoch: u64) -> Result<(), StoreError> {
+        let _ = epoch;
+        Err(StoreError::Backend {
+            source: "this store cannot follow a server restore".into(),
+        })
+    }
+    /// True while a replica is rebuilt after `adopt_server_epoch` (the stream must include
+    /// this device's own writes).
+    fn resync_pending(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// The changelog was applied up to date: the rebuilt replica, with this device's changes
+    /// the server has not taken (queued or refused) applied on it, becomes the records. Call
+    /// after `finish_rebase`. Returns whether a rebuild was pending.
+    fn finish_resync(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// Changes the server refused, with the reasons, oldest first.
     fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError>;
     /// The chain of this replica's history up to its acknowledged `seq`, with that `seq`.
@@ -451,6 +476,11 @@ pub trait ServerStore: Store {
     ) -> Result<(Vec<(u64, Change)>, u64), StoreError>;
     /// Highest changelog sequence number.
     fn changelog_head(&self) -> Result<u64, StoreError>;
+    /// This changelog's incarnation: a cursor counted in another one means nothing here.
+    fn epoch(&self) -> Result<u64, StoreError>;
+    /// Start a new incarnation (after a restore from a backup, whose changelog numbers will
+    /// be given to other changes than the ones laptops counted): returns it.
+    fn renew_epoch(&mut self) -> Result<u64, StoreError>;
     /// Refusals of `device`'s changes with `after < seq <= upto`, by sequence number.
     fn device_rejections(
         &self,

@@ -53,6 +53,16 @@ pub enum ProtocolError {
         /// What it says now.
         now: u64,
     },
+    /// Another connection of the same device moved its acknowledged history on during this
+    /// session (a copy of the data dir running elsewhere, or an older connection's last
+    /// flight): what this one sends may not follow it, and a new session sorts it out.
+    #[error("another connection of this device moved its history from change {had} to {now} during this session; reconnect")]
+    HistoryMoved {
+        /// Where this session left it.
+        had: u64,
+        /// Where it is now.
+        now: u64,
+    },
     /// The server sent a change outside this device's scope.
     #[error("the server sent a record outside this device's scope ({0}); refused")]
     OutOfScope(String),
@@ -80,6 +90,7 @@ impl ProtocolError {
             ProtocolError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
             ProtocolError::Unexpected(_) | ProtocolError::Timeout(_) => ErrorCode::Unexpected,
             ProtocolError::SequenceGap { .. } => ErrorCode::SequenceGap,
+            ProtocolError::HistoryMoved { .. } => ErrorCode::Superseded,
             ProtocolError::OutOfScope(_) => ErrorCode::Unauthorized,
             ProtocolError::Remote { code, .. } => *code,
             ProtocolError::ServerBehind { .. } | ProtocolError::Store(_) => ErrorCode::Unavailable,

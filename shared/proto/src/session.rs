@@ -97,6 +97,8 @@ impl ClientSession {
         let stats = store.stats()?;
         let (acked, chain) = store.chain_acked()?;
         let healing = store.rebase_pending()?;
+        // A replica rebuilt after a server restore takes our own writes back from it too.
+        let own = healing || store.resync_pending()?;
         let mut s = Self {
             state: ClientState::AwaitWelcome,
             scopes: identity.scopes(),
@@ -118,7 +120,8 @@ impl ClientSession {
             acked,
             last: stats.last_seq,
             chain,
-            own: healing,
+            own,
+            epoch: store.server_epoch()?,
         });
         s.fill(store)?;
         Ok(s)
@@ -183,6 +186,7 @@ impl ClientSession {
                     version,
                     server_time_ms,
                     acked,
+                    epoch,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -190,6 +194,13 @@ impl ClientSession {
                         ours: PROTOCOL_VERSION,
                         theirs: version,
                     });
+                }
+                if epoch != store.server_epoch()? {
+                    // The server was restored: its changelog numbers were given again and its
+                    // own writes since the backup are gone. It streams everything from the
+                    // start (it saw our epoch in Hello), our writes too, into a rebuilt replica.
+                    store.adopt_server_epoch(epoch)?;
+                    self.cursor = 0;
                 }
                 if acked < self.acked {
                     // A restored server: it must ask us to rebase, next.
@@ -271,6 +282,8 @@ impl ClientSession {
                     self.out.push_back(ClientMsg::Rebased);
                     self.fill(store)?;
                 }
+                // After the rebase's re-issue, which reads the records it replaces.
+                store.finish_resync()?;
                 Ok(())
             }
         }
@@ -486,6 +499,7 @@ impl ServerSession {
                     last,
                     chain,
                     own,
+                    epoch: agent_epoch,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -503,17 +517,32 @@ impl ServerSession {
                 let actor = self.device.actor;
                 let acked = store.device_acked(actor)?;
                 let known = store.device_chain(actor)?;
+                let head = store.changelog_head()?;
+                let mut epoch = store.epoch()?;
+                if agent_epoch == epoch && cursor > head {
+                    // A changelog behind a laptop's cursor was restored without `restore`
+                    // (its files copied back): every laptop's cursor is suspect now.
+                    epoch = store.renew_epoch()?;
+                }
+                let cursor = if agent_epoch == epoch {
+                    cursor
+                } else {
+                    // The agent rebuilds its replica from ours: its own writes included.
+                    self.exclude = NO_ACTOR;
+                    0
+                };
                 self.out.push_back(ServerMsg::Welcome {
                     version: PROTOCOL_VERSION,
                     server_time_ms: now,
                     acked,
+                    epoch,
                 });
                 store.forget_rejections(actor, agent_acked.min(acked))?;
                 self.ack_sent = agent_acked;
                 if own {
                     self.exclude = NO_ACTOR;
                 }
-                self.cursor = cursor.min(store.changelog_head()?);
+                self.cursor = cursor;
                 self.sent_cursor = self.cursor;
                 self.state = ServerState::Active;
                 let diverged = agent_acked > acked
@@ -679,7 +708,16 @@ impl ServerSession {
         if run.is_empty() {
             return Ok(());
         }
-        let mut next = store.device_acked(self.device.actor)? + 1;
+        let acked = store.device_acked(self.device.actor)?;
+        if acked != self.ack_sent {
+            // Taking these as they come would skip, as duplicates, changes that differ from
+            // what another connection of this device had us acknowledge meanwhile.
+            return Err(ProtocolError::HistoryMoved {
+                had: self.ack_sent,
+                now: acked,
+            });
+        }
+        let mut next = acked + 1;
         let mut decoded: Vec<(u64, Vec<Change>)> = Vec::with_capacity(run.len());
         let mut failure = None;
         for (first_seq, batch) in run {

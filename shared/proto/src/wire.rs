@@ -24,7 +24,9 @@ use tournee_core::store::Chain;
 /// Protocol version carried in Hello and Welcome; bumped on any incompatible change.
 /// 2: Hello carries the agent's last `seq`, the chain of its acknowledged history and whether
 /// it heals; `Rebase` and `Rebased` heal a history the two sides do not share.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: Hello and Welcome carry the server store's epoch: a cursor counted in a changelog since
+/// restored from a backup starts over.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
 pub use tournee_core::limits::BATCH_CLOCK_ENTRIES_MAX;
@@ -284,6 +286,8 @@ pub enum ClientMsg {
         chain: Chain,
         /// The agent is healing (`Rebase` received, not finished): stream its own writes too.
         own: bool,
+        /// The server epoch `cursor` counts in: another one sends the changelog from its start.
+        epoch: u64,
     },
     /// Local changes with sequence numbers `first_seq ..= first_seq + len - 1`.
     Changes {
@@ -308,6 +312,8 @@ pub enum ServerMsg {
         server_time_ms: u64,
         /// Highest local sequence of this device the server has durably applied.
         acked: u64,
+        /// The server store's epoch, renewed when it is restored from a backup.
+        epoch: u64,
     },
     /// A batch was committed: everything up to `seq` is durable on the server.
     Ack {

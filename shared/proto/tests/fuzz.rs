@@ -433,6 +433,7 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         last: u64::MAX,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     });
     client.push(ClientMsg::Changes {
         first_seq: 1,
@@ -447,6 +448,7 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         version: PROTOCOL_VERSION + 1,
         server_time_ms: u64::MAX,
         acked: u64::MAX,
+        epoch: u64::MAX,
     });
     let reasons = vec![
         RejectReason::OutOfScope {
@@ -635,6 +637,7 @@ fn edge_cases() -> Vec<(String, Vec<u8>)> {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     });
     let over = u32::try_from(FRAME_BYTES_MAX + 1).expect("fits");
     let max = u32::try_from(FRAME_BYTES_MAX).expect("fits");
@@ -1245,6 +1248,7 @@ fn mutate_server(msg: &mut ServerMsg, m: &MsgMut) {
             version,
             server_time_ms,
             acked,
+            ..
         } => match m {
             MsgMut::Version(v) => *version = *v,
             MsgMut::Number(n) => *acked = *n,
@@ -1358,6 +1362,7 @@ fn client_case() -> BoxedStrategy<ClientCase> {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     };
     script()
         .prop_map(move |s| {
@@ -1377,6 +1382,7 @@ fn server_case() -> BoxedStrategy<ServerCase> {
         version: PROTOCOL_VERSION,
         server_time_ms: NOW,
         acked: 0,
+        epoch: 0,
     };
     script()
         .prop_map(move |s| {
@@ -1612,6 +1618,7 @@ fn outcome(r: &Result<(), ProtocolError>) -> &'static str {
         Err(ProtocolError::VersionMismatch { .. }) => "version",
         Err(ProtocolError::Unexpected(_)) => "unexpected",
         Err(ProtocolError::SequenceGap { .. }) => "gap",
+        Err(ProtocolError::HistoryMoved { .. }) => "history moved",
         Err(ProtocolError::ServerBehind { .. }) => "server behind",
         Err(ProtocolError::OutOfScope(_)) => "out of scope",
         Err(ProtocolError::Remote { .. }) => "remote",
@@ -2212,7 +2219,7 @@ fn the_corpus_seeds_cover_every_message_variant() {
 
 /// Writes the seed and edge files of `tests/corpus/` (crashers are added by hand). Run when the
 /// wire format or the fixtures change:
-/// `cargo test -p tournee-shared --test fuzz -- --ignored write_corpus_seeds`
+/// `cargo test -p tournee-proto --test fuzz -- --ignored write_corpus_seeds`
 #[test]
 #[ignore = "writes tests/corpus/seed-* and edge-*; run by hand"]
 fn write_corpus_seeds() {
@@ -2238,6 +2245,7 @@ fn the_ack_to_a_batch_at_the_limits_stays_readable_by_the_agent() {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     };
     session
         .handle_message(NOW, hello, &mut store)

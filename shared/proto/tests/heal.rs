@@ -297,3 +297,155 @@ fn a_server_restored_from_a_backup_gets_back_what_the_laptop_had_sent() {
     let (again, _) = sync(&mut a, &mut srv, NOW + 4_000).expect("again");
     assert_eq!(again.rebases, 0);
 }
+
+/// The scheduler's appointment for the unit, written on the server itself.
+fn planned(srv: &mut SqliteStore, now: u64, note: &str) -> Uuid {
+    appointment(srv, now, note)
+}
+
+#[test]
+fn laptops_following_a_restored_server_drop_the_plan_it_lost_and_keep_their_own_writes() {
+    use tournee_core::store::ServerStore;
+    let dir = tempfile::tempdir().expect("dir");
+    let (s_path, backup) = (
+        dir.path().join("server.sqlite"),
+        dir.path().join("backup.sqlite"),
+    );
+    let mut srv = new_server(&s_path);
+    let mut a = new_agent(&dir.path().join("a.sqlite"), 1);
+    let mut b = new_agent(&dir.path().join("b.sqlite"), 2);
+    let kept = planned(&mut srv, NOW, "planned, in the backup");
+    sync(&mut a, &mut srv, NOW).expect("a");
+    sync(&mut b, &mut srv, NOW).expect("b");
+    drop(srv);
+    copy_store(&s_path, &backup);
+    let mut srv = tournee_report::facts::open_server_store(&s_path).expect("server");
+    // After the backup: the scheduler plans more and edits, a laptop writes; both reach a.
+    let lost = planned(&mut srv, NOW + 1_000, "planned after the backup");
+    set_note(&mut srv, NOW + 1_000, kept, "edited after the backup");
+    let from_a = appointment(&mut a, NOW + 1_000, "a, acknowledged then lost");
+    sync(&mut a, &mut srv, NOW + 1_000).expect("a before");
+    sync(&mut b, &mut srv, NOW + 1_000).expect("b before");
+    assert!(a.record(lost).expect("read").is_some());
+    drop(srv);
+    // `tournee-server restore`: yesterday's file, a new epoch.
+    copy_store(&backup, &s_path);
+    let mut srv = tournee_report::facts::open_server_store(&s_path).expect("restored");
+    let old_epoch = srv.epoch().expect("epoch");
+    let epoch = srv.renew_epoch().expect("renew");
+    assert_ne!(epoch, old_epoch);
+    let offline = appointment(&mut a, NOW + 2_000, "a, written before the next sync");
+    sync(&mut a, &mut srv, NOW + 2_000).expect("a follows the restore");
+    assert_eq!(a.server_epoch().expect("epoch"), epoch);
+    assert!(
+        !a.resync_pending().expect("resync"),
+        "rebuilt in one session"
+    );
+    sync(&mut b, &mut srv, NOW + 2_000).expect("b follows the restore");
+    sync(&mut a, &mut srv, NOW + 3_000).expect("a again");
+    for id in [kept, from_a, offline] {
+        assert!(srv.record(id).expect("read").is_some(), "{id} lost");
+        assert!(a.record(id).expect("read").is_some(), "{id} not on a");
+        assert!(b.record(id).expect("read").is_some(), "{id} not on b");
+    }
+    // The server's own writes since the backup are gone for everyone, not kept by some.
+    for store in [&a, &b, &srv] {
+        assert!(store.record(lost).expect("read").is_none());
+        assert_eq!(
+            note(store, kept),
+            Some(Value::Text("planned, in the backup".into()))
+        );
+    }
+    assert_eq!(digest(&a), digest(&srv));
+    assert_eq!(digest(&b), digest(&srv));
+    // The next plan reaches the laptops again, in the new numbering.
+    let next = planned(&mut srv, NOW + 4_000, "planned after the restore");
+    sync(&mut a, &mut srv, NOW + 4_000).expect("a later");
+    assert!(a.record(next).expect("read").is_some());
+    assert_eq!(digest(&a), digest(&srv));
+}
+
+#[test]
+fn a_laptop_cut_off_while_it_rebuilds_keeps_showing_its_records_and_finishes_next_time() {
+    use tournee_core::store::ServerStore;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut srv = new_server(&dir.path().join("server.sqlite"));
+    let mut a = new_agent(&dir.path().join("a.sqlite"), 1);
+    let first = appointment(&mut a, NOW, "one");
+    let planned_one = planned(&mut srv, NOW, "plan");
+    sync(&mut a, &mut srv, NOW).expect("sync");
+    srv.renew_epoch().expect("renew");
+    // The Welcome arrives (new epoch, a rebuild starts), then the link drops.
+    let mut client = tournee_proto::session::ClientSession::new(&a).expect("client");
+    let mut s = ServerSession::new(auth(&a), NOW + 1_000);
+    let up: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
+    s.handle_messages(NOW + 1_000, up, &mut srv)
+        .expect("server");
+    let welcome = s.poll_transmit().expect("welcome");
+    assert!(
+        matches!(welcome, tournee_proto::wire::ServerMsg::Welcome { .. }),
+        "{welcome:?}"
+    );
+    client
+        .handle_message(NOW + 1_000, welcome, &mut a)
+        .expect("welcome");
+    assert!(a.resync_pending().expect("pending"));
+    assert!(a.record(first).expect("read").is_some(), "still shown");
+    assert!(
+        a.record(planned_one).expect("read").is_some(),
+        "still shown"
+    );
+    let second = appointment(&mut a, NOW + 2_000, "written meanwhile");
+    sync(&mut a, &mut srv, NOW + 3_000).expect("finish");
+    assert!(!a.resync_pending().expect("pending"));
+    for id in [first, planned_one, second] {
+        assert!(a.record(id).expect("read").is_some(), "{id} on a");
+        assert!(
+            srv.record(id).expect("read").is_some(),
+            "{id} on the server"
+        );
+    }
+    assert_eq!(digest(&a), digest(&srv));
+}
+
+#[test]
+fn a_second_connection_that_moved_the_history_ends_the_first_before_it_skips_anything() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (a_path, b_path) = (dir.path().join("a.sqlite"), dir.path().join("b.sqlite"));
+    let mut srv = new_server(&dir.path().join("server.sqlite"));
+    let mut a = new_agent(&a_path, 1);
+    appointment(&mut a, NOW, "shared");
+    sync(&mut a, &mut srv, NOW).expect("sync");
+    drop(a);
+    copy_store(&a_path, &b_path);
+    let mut a = SqliteStore::open(&a_path).expect("a");
+    let mut b = SqliteStore::open(&b_path).expect("b");
+    let from_a = appointment(&mut a, NOW + 1_000, "from a");
+    let from_b = appointment(&mut b, NOW + 1_000, "from b");
+    // a's connection says Hello; before its changes arrive, the copy's connection of the same
+    // device delivers changes with the same seqs.
+    let mut client = tournee_proto::session::ClientSession::new(&a).expect("client");
+    let mut first = ServerSession::new(auth(&a), NOW + 1_000);
+    let hello = client.poll_transmit().expect("hello");
+    first
+        .handle_message(NOW + 1_000, hello, &mut srv)
+        .expect("hello");
+    sync(&mut b, &mut srv, NOW + 1_000).expect("the copy");
+    let rest: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
+    assert!(!rest.is_empty());
+    let err = first
+        .handle_messages(NOW + 1_000, rest, &mut srv)
+        .expect_err("history moved");
+    assert!(matches!(err, ProtocolError::HistoryMoved { .. }), "{err:?}");
+    assert_eq!(err.code(), tournee_proto::wire::ErrorCode::Superseded);
+    // Nothing of a's was taken for a duplicate of b's: a heals at its next session.
+    assert!(srv.record(from_a).expect("read").is_none());
+    let (stats, _) = sync(&mut a, &mut srv, NOW + 2_000).expect("a heals");
+    assert_eq!(stats.rebases, 1);
+    sync(&mut b, &mut srv, NOW + 3_000).expect("b catches up");
+    for id in [from_a, from_b] {
+        assert!(srv.record(id).expect("read").is_some(), "{id} missing");
+    }
+    assert_eq!(digest(&a), digest(&srv));
+    assert_eq!(digest(&b), digest(&srv));
+}

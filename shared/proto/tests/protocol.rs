@@ -280,6 +280,7 @@ fn replayed_batches_are_applied_once_and_gaps_are_refused() {
             last: 0,
             chain: [0; 16],
             own: false,
+            epoch: 0,
         },
         &mut srv,
     )
@@ -335,6 +336,7 @@ fn wrong_version_and_out_of_order_messages_end_the_session_with_a_code() {
                 last: 0,
                 chain: [0; 16],
                 own: false,
+                epoch: 0,
             },
             &mut srv,
         )
@@ -779,6 +781,7 @@ fn the_server_pump_ends_a_session_without_hello_at_the_session_s_deadline() {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: 0,
     });
     clock.set(deadline - 1);
     pump.handle_read(clock.now_ms(), &hello[..3], &mut srv)

@@ -5,7 +5,8 @@
 //!
 //! Modules: `sqlite` (opening a store, the `meta` table, error mapping), `schema` (the
 //! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `local` (the
-//! `Store` impl), `server` (the `ServerStore` impl), `migrate` (the runner).
+//! `Store` impl), `server` (the `ServerStore` impl), `heal` and `requeue` (a laptop's history
+//! healed), `resync` (a laptop following a restored server), `migrate` (the runner).
 //!
 //! What it does not do: decide what to write (the core's actions and the protocol's
 //! authorization), network, clocks, or reporting — the server's reporting projection plugs in
@@ -17,6 +18,7 @@ mod local;
 pub mod migrate;
 mod records;
 mod requeue;
+mod resync;
 mod schema;
 mod server;
 mod sqlite;

@@ -26,12 +26,15 @@ use tournee_core::store::{
 use tournee_core::time::day_key;
 
 use crate::codec::{decode, encode, kind_code, seq_changes};
-use crate::records::{load_record, query_records, record_of_row, save_record};
+use crate::records::{
+    load_record, load_record_in, query_records, record_of_row, save_record, save_record_in, Table,
+};
 use crate::server::append_changelog;
 use crate::sql_err;
 use crate::sqlite::{
     i64_of, map_err, meta_get, meta_set, meta_u64, SqliteStore, META_ACKED_SEQ, META_CLOCK_OFFSET,
-    META_CURSOR, META_DEVICE, META_HLC, META_LAST_SEQ, META_LAST_SYNC, META_TERRITORY, META_UNIT,
+    META_CURSOR, META_DEVICE, META_HLC, META_LAST_SEQ, META_LAST_SYNC, META_SERVER_EPOCH,
+    META_TERRITORY, META_UNIT,
 };
 
 impl Store for SqliteStore {
@@ -130,6 +133,7 @@ impl Store for SqliteStore {
         let projection = self.projection.clone().filter(|_| server);
         let path = self.path.clone();
         let tx = self.begin()?;
+        let table = crate::resync::download_table(&tx)?;
         let mut hlc = HlcGen::new(Hlc(meta_u64(&tx, META_HLC)?));
         let mut touched: HashMap<Uuid, (Record, bool)> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
@@ -139,7 +143,7 @@ impl Store for SqliteStore {
             let (record, dirty) = match touched.entry(change.record) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let record = match load_record(&tx, change.record)? {
+                    let record = match load_record_in(&tx, table, change.record)? {
                         Some(r) => r,
                         None => Record::for_change(change)?,
                     };
@@ -157,7 +161,10 @@ impl Store for SqliteStore {
         }
         for id in order {
             if let Some((record, true)) = touched.get(&id) {
-                save_record(&tx, record, projection.as_deref())?;
+                match table {
+                    Table::Records => save_record(&tx, record, projection.as_deref())?,
+                    Table::Resync => save_record_in(&tx, table, record)?,
+                }
             }
         }
         meta_set(
@@ -295,6 +302,22 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(())
+    }
+
+    fn server_epoch(&self) -> Result<u64, StoreError> {
+        meta_u64(&self.conn, META_SERVER_EPOCH)
+    }
+
+    fn adopt_server_epoch(&mut self, epoch: u64) -> Result<(), StoreError> {
+        self.resync_adopt(epoch)
+    }
+
+    fn resync_pending(&self) -> Result<bool, StoreError> {
+        self.resync_pending_in()
+    }
+
+    fn finish_resync(&mut self) -> Result<bool, StoreError> {
+        self.resync_finish()
     }
 
     fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError> {

@@ -14,8 +14,39 @@ use crate::codec::{decode, encode, kind_code, kind_from_code, record_day};
 use crate::{sql_err, Projection};
 
 pub(crate) fn load_record(conn: &Connection, id: Uuid) -> Result<Option<Record>, StoreError> {
+    load_record_in(conn, Table::Records, id)
+}
+
+/// The two tables a laptop's records live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// The records the laptop shows and writes on.
+    Records,
+    /// The replica being rebuilt from a restored server's changelog (`Store::adopt_server_epoch`).
+    Resync,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Records => "records",
+            Table::Resync => "resync_records",
+        }
+    }
+}
+
+/// `load_record` from `table`.
+pub(crate) fn load_record_in(
+    conn: &Connection,
+    table: Table,
+    id: Uuid,
+) -> Result<Option<Record>, StoreError> {
+    let sql = format!(
+        "SELECT kind, scope, state FROM {} WHERE id = ?1",
+        table.name()
+    );
     let row: Option<(i64, String, Vec<u8>)> = conn
-        .prepare_cached("SELECT kind, scope, state FROM records WHERE id = ?1")
+        .prepare_cached(&sql)
         .map_err(sql_err)?
         .query_row([id.as_bytes().as_slice()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -61,20 +92,33 @@ pub(crate) fn save_record(
     if let Some(projection) = projection {
         projection.project(conn, record)?;
     }
+    save_record_in(conn, Table::Records, record)
+}
+
+/// `save_record` into `table`, without a projection (laptops have none).
+pub(crate) fn save_record_in(
+    conn: &Connection,
+    table: Table,
+    record: &Record,
+) -> Result<(), StoreError> {
     let state = encode("record state", &record.fields)?;
     let conflict = i64::from(!record.conflicts().is_empty());
-    conn.prepare_cached(
-        "INSERT INTO records(id, kind, scope, day, conflict, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    let sql = format!(
+        "INSERT INTO {}(id, kind, scope, day, conflict, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(id) DO UPDATE SET day = excluded.day, conflict = excluded.conflict, state = excluded.state",
-    ).map_err(sql_err)?
-    .execute(params![
-        record.id.as_bytes().as_slice(),
-        kind_code(record.kind),
-        record.scope.key(),
-        record_day(record),
-        conflict,
-        state
-    ]).map_err(sql_err)?;
+        table.name()
+    );
+    conn.prepare_cached(&sql)
+        .map_err(sql_err)?
+        .execute(params![
+            record.id.as_bytes().as_slice(),
+            kind_code(record.kind),
+            record.scope.key(),
+            record_day(record),
+            conflict,
+            state
+        ])
+        .map_err(sql_err)?;
     Ok(())
 }
 

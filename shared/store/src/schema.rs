@@ -81,6 +81,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          n      INTEGER PRIMARY KEY,
          change BLOB NOT NULL
      ) STRICT;",
+    // 7: a laptop rebuilding its replica from a restored server's changelog (empty otherwise;
+    // swapped into `records` once the changelog was applied up to date).
+    "CREATE TABLE resync_records (
+         id       BLOB PRIMARY KEY,
+         kind     INTEGER NOT NULL,
+         scope    TEXT NOT NULL,
+         day      INTEGER,
+         conflict INTEGER NOT NULL DEFAULT 0,
+         state    BLOB NOT NULL
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Schema version this program writes.

@@ -22,7 +22,7 @@ use tournee_core::store::{
 use crate::codec::{decode, encode, kind_from_code};
 use crate::records::{load_record, save_record};
 use crate::sql_err;
-use crate::sqlite::{i64_of, map_err, meta_set, meta_u64, SqliteStore, META_HLC};
+use crate::sqlite::{i64_of, map_err, meta_set, meta_u64, SqliteStore, META_EPOCH, META_HLC};
 
 /// Append changes applied in one transaction to the changelog: one row per scope (and per
 /// `BATCH_CHANGES_MAX` changes), numbered on from the current head in the order given.
@@ -431,6 +431,19 @@ impl ServerStore for SqliteStore {
 
     fn changelog_head(&self) -> Result<u64, StoreError> {
         log_head(&self.conn)
+    }
+
+    fn epoch(&self) -> Result<u64, StoreError> {
+        meta_u64(&self.conn, META_EPOCH)
+    }
+
+    fn renew_epoch(&mut self) -> Result<u64, StoreError> {
+        // The random bits of a v7 UUID, kept positive (meta values are i64) and never 0 (the
+        // epoch of a store that was never restored).
+        let (_, low) = Uuid::now_v7().as_u64_pair();
+        let epoch = (low & i64::MAX as u64).max(1);
+        meta_set(&self.conn, META_EPOCH, i64_of(epoch))?;
+        Ok(epoch)
     }
 }
 

@@ -33,6 +33,10 @@ pub(crate) const META_ACKED_SEQ: &str = "acked_seq";
 pub(crate) const META_CURSOR: &str = "cursor";
 pub(crate) const META_LAST_SYNC: &str = "last_sync_ms";
 pub(crate) const META_CLOCK_OFFSET: &str = "clock_offset_ms";
+/// Laptop: the server incarnation its cursor counts in.
+pub(crate) const META_SERVER_EPOCH: &str = "server_epoch";
+/// Server: this changelog's incarnation, renewed by a restore.
+pub(crate) const META_EPOCH: &str = "epoch";
 
 /// How strongly commits reach the disk. `Full` is the only setting for real data; `Normal`
 /// exists so the power-cut harness can show what it loses.

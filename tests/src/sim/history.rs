@@ -92,6 +92,9 @@ impl World {
                     let path = self.fresh_path("server");
                     copy_store(&backup, &path).map_err(|e| self.fail(e))?;
                     self.server = open(&path).map_err(|e| self.fail(e))?;
+                    // What `tournee-server restore` does to the copy it puts back.
+                    tournee_core::store::ServerStore::renew_epoch(&mut self.server)
+                        .map_err(|e| self.fail(e.to_string()))?;
                     self.server_path = path;
                     self.counts.server_rollbacks += 1;
                     self.forget_lost()?;

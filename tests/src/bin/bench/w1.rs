@@ -1135,6 +1135,7 @@ fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
         last: 0,
         chain: [0; 16],
         own: false,
+        epoch: server.epoch()?,
     });
     for batch in pack(&changes) {
         bytes.extend(frame::encode(&ClientMsg::Changes {
