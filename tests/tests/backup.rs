@@ -167,7 +167,10 @@ fn a_backup_taken_while_three_laptops_sync_restores_to_the_servers_state() {
     }
     // The restored store counts its changelog in a new epoch: laptops' cursors start over.
     let epoch = |path: &Path| {
-        SqliteStore::open(path).expect("open").epoch().expect("epoch")
+        SqliteStore::open(path)
+            .expect("open")
+            .epoch()
+            .expect("epoch")
     };
     assert_ne!(
         epoch(&restored.join("server.sqlite")),
