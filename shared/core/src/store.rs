@@ -481,6 +481,11 @@ pub trait ServerStore: Store {
     /// Start a new incarnation (after a restore from a backup, whose changelog numbers will
     /// be given to other changes than the ones laptops counted): returns it.
     fn renew_epoch(&mut self) -> Result<u64, StoreError>;
+    /// A laptop's cursor is past the head (the files were copied back by hand, without
+    /// `restore`): renew the epoch, unless that was already done since the last `renew_epoch`
+    /// (so a device sending such cursors again cannot make every laptop download everything
+    /// at each of its sessions). Returns the epoch now in force.
+    fn renew_epoch_once(&mut self) -> Result<u64, StoreError>;
     /// Refusals of `device`'s changes with `after < seq <= upto`, by sequence number.
     fn device_rejections(
         &self,

@@ -522,10 +522,10 @@ impl ServerSession {
                 if agent_epoch == epoch && cursor > head {
                     // A changelog behind a laptop's cursor was restored without `restore`
                     // (its files copied back): every laptop's cursor is suspect now.
-                    epoch = store.renew_epoch()?;
+                    epoch = store.renew_epoch_once()?;
                 }
                 let cursor = if agent_epoch == epoch {
-                    cursor
+                    cursor.min(head)
                 } else {
                     // The agent rebuilds its replica from ours: its own writes included.
                     self.exclude = NO_ACTOR;

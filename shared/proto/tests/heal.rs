@@ -449,3 +449,42 @@ fn a_second_connection_that_moved_the_history_ends_the_first_before_it_skips_any
     assert_eq!(digest(&a), digest(&srv));
     assert_eq!(digest(&b), digest(&srv));
 }
+
+#[test]
+fn a_cursor_past_the_head_renews_the_epoch_once_not_at_every_session() {
+    use tournee_core::store::ServerStore;
+    use tournee_proto::wire::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut srv = new_server(&dir.path().join("server.sqlite"));
+    let a = new_agent(&dir.path().join("a.sqlite"), 1);
+    planned(&mut srv, NOW, "plan");
+    let head = srv.changelog_head().expect("head");
+    let hello = |epoch: u64| ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        cursor: head + 100,
+        acked: 0,
+        last: 0,
+        chain: tournee_core::store::CHAIN_START,
+        own: false,
+        epoch,
+    };
+    let welcome_epoch = |srv: &mut SqliteStore, epoch: u64| {
+        let mut s = ServerSession::new(auth(&a), NOW);
+        s.handle_message(NOW, hello(epoch), srv).expect("hello");
+        match s.poll_transmit() {
+            Some(ServerMsg::Welcome { epoch, .. }) => epoch,
+            other => panic!("{other:?}"),
+        }
+    };
+    let before = srv.epoch().expect("epoch");
+    let renewed = welcome_epoch(&mut srv, before);
+    assert_ne!(
+        renewed, before,
+        "files copied back by hand: laptops start over"
+    );
+    // A device that keeps claiming such a cursor does not renew it again.
+    assert_eq!(welcome_epoch(&mut srv, renewed), renewed);
+    assert_eq!(srv.epoch().expect("epoch"), renewed);
+    // `restore` renews it whatever was done before.
+    assert_ne!(srv.renew_epoch().expect("restore"), renewed);
+}

@@ -22,7 +22,9 @@ use tournee_core::store::{
 use crate::codec::{decode, encode, kind_from_code};
 use crate::records::{load_record, save_record};
 use crate::sql_err;
-use crate::sqlite::{i64_of, map_err, meta_set, meta_u64, SqliteStore, META_EPOCH, META_HLC};
+use crate::sqlite::{
+    i64_of, map_err, meta_set, meta_u64, SqliteStore, META_EPOCH, META_EPOCH_SELF, META_HLC,
+};
 
 /// Append changes applied in one transaction to the changelog: one row per scope (and per
 /// `BATCH_CHANGES_MAX` changes), numbered on from the current head in the order given.
@@ -442,7 +444,20 @@ impl ServerStore for SqliteStore {
         // epoch of a store that was never restored).
         let (_, low) = Uuid::now_v7().as_u64_pair();
         let epoch = (low & i64::MAX as u64).max(1);
-        meta_set(&self.conn, META_EPOCH, i64_of(epoch))?;
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        meta_set(&tx, META_EPOCH, i64_of(epoch))?;
+        meta_set(&tx, META_EPOCH_SELF, 0i64)?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(epoch)
+    }
+
+    fn renew_epoch_once(&mut self) -> Result<u64, StoreError> {
+        if meta_u64(&self.conn, META_EPOCH_SELF)? != 0 {
+            return self.epoch();
+        }
+        let epoch = self.renew_epoch()?;
+        meta_set(&self.conn, META_EPOCH_SELF, 1i64)?;
         Ok(epoch)
     }
 }

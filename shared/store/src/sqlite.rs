@@ -37,6 +37,9 @@ pub(crate) const META_CLOCK_OFFSET: &str = "clock_offset_ms";
 pub(crate) const META_SERVER_EPOCH: &str = "server_epoch";
 /// Server: this changelog's incarnation, renewed by a restore.
 pub(crate) const META_EPOCH: &str = "epoch";
+/// Server: 1 once the server renewed its epoch itself (a cursor past its head) since the last
+/// `renew_epoch`.
+pub(crate) const META_EPOCH_SELF: &str = "epoch_self";
 
 /// How strongly commits reach the disk. `Full` is the only setting for real data; `Normal`
 /// exists so the power-cut harness can show what it loses.
