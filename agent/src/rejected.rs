@@ -64,6 +64,12 @@ pub fn reason_fr(reason: &str) -> String {
         "forged" => "identité refusée : la modification porte l'identité d'un autre appareil ; \
                      réinscrivez cet ordinateur (`tournee-agent reenrol`)"
             .to_owned(),
+        "unknown record" => {
+            "fiche inconnue du serveur : sa création a été refusée (elle repartira \
+                             avec elle si c'était l'horloge) ou perdue lors d'une restauration du \
+                             serveur ; `tournee-agent rejected undo` l'efface ici"
+                .to_owned()
+        }
         "invalid" => format!(
             "valeur refusée par le serveur ({}) ; `tournee-agent rejected undo` l'efface ici",
             detail.trim()
@@ -185,4 +191,34 @@ fn undo(dir: &Path, a: &UndoArgs) -> Result<()> {
          reprend les valeurs du serveur"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_fr;
+    use tournee_core::reject::RejectReason;
+
+    #[test]
+    fn every_refusal_reason_is_told_in_french() {
+        let reasons = [
+            RejectReason::OutOfScope {
+                scope: "unit:bus-02-1".into(),
+            },
+            RejectReason::FieldNotAllowed {
+                kind: "round".into(),
+                field: "name".into(),
+            },
+            RejectReason::ForeignDot { actor: 3 },
+            RejectReason::ClockAhead { ahead_ms: 60_000 },
+            RejectReason::invalid("status: no"),
+            RejectReason::UnknownRecord {
+                kind: "appointment".into(),
+                id: "0190".into(),
+            },
+        ];
+        for r in reasons {
+            let fr = reason_fr(&r.to_string());
+            assert!(!fr.starts_with("refusée par le serveur"), "{r}: {fr}");
+        }
+    }
 }

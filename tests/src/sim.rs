@@ -115,9 +115,9 @@ pub struct Counts {
     pub scheduler_refused: u64,
     /// Marked passages carrying a tombstone at the end, kept live by the marked-passage guard.
     pub marks_over_tombstone: u64,
-    /// Partial records (an edit taken without the refused creation) and dangling references (a
-    /// request at a refused appointment) left by changes the server took after refusing the
-    /// change they build on; excused unless `strict_refusals`.
+    /// Partial records and dangling references on laptops that keep refused writes for review
+    /// (an edit of a record whose creation was refused, a marking of a passage a server restore
+    /// lost); excused unless `strict_refusals`. The server never holds any.
     pub orphans_after_refusal: u64,
 }
 
@@ -250,7 +250,8 @@ struct World {
     /// A copy of the server's files, to restore.
     server_backup: Option<PathBuf>,
     verbose: bool,
-    /// Fail on dangling references even where a refused change explains them.
+    /// Fail on a laptop's partial records and dangling references even where its refused
+    /// writes explain them.
     strict_refusals: bool,
 }
 
@@ -867,8 +868,8 @@ pub fn run(seed: u64, steps: u64, dir: &Path, verbose: bool) -> Result<Outcome, 
     run_with(seed, steps, dir, verbose, false)
 }
 
-/// `run`, optionally failing on partial records and dangling references that a refused change
-/// explains (the known gap `Counts::orphans_after_refusal` counts).
+/// `run`, optionally failing on a laptop's partial records and dangling references that its
+/// refused writes explain (`Counts::orphans_after_refusal` counts them otherwise).
 pub fn run_with(
     seed: u64,
     steps: u64,

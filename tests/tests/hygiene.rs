@@ -613,7 +613,18 @@ fn a_peer_change_holding_control_characters_is_refused_by_the_server_authorizati
     };
     let mut checked = 0;
     for (_, change) in &changes {
-        authorize(&device, change, None, None, now).expect("the honest change is taken");
+        // The citizen the appointment names, as the server holds it once created.
+        let citizen = change
+            .write
+            .value
+            .as_id()
+            .map(|id| tournee_core::store::Referenced {
+                id,
+                kind: tournee_core::model::Kind::Citizen,
+                scope: tournee_core::model::Scope::Unit("bus-80-1".into()),
+            });
+        authorize(&device, change, None, citizen.as_ref(), now)
+            .expect("the honest change is taken");
         if !matches!(change.field, Field::Note | Field::Name) {
             continue;
         }

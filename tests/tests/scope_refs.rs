@@ -136,21 +136,40 @@ fn a_reference_outside_the_writers_scope_is_refused_kept_and_not_counted() {
         Uuid::from_str(&foreign).expect("uuid"),
     );
     let out = nord.sync();
-    assert!(out.contains("1 refused"), "one change refused: {out}");
+    // The reference is refused, so the request it creates would have no parent: none of its
+    // fields is taken (the server holds no request naming nothing).
+    assert!(
+        out.contains("5 refused"),
+        "the forged request refused: {out}"
+    );
 
     // A typed reason naming the foreign scope, kept and shown by the laptop.
     let status = nord.status();
     let rejected = status["rejected"].as_array().expect("rejected list");
-    assert_eq!(rejected.len(), 1, "{status}");
-    let r = &rejected[0];
-    assert_eq!(r["record"], forged.to_string(), "{r}");
-    assert_eq!(r["field"], "appointment", "{r}");
+    assert_eq!(rejected.len(), 5, "{status}");
+    assert!(
+        rejected.iter().all(|r| r["record"] == forged.to_string()),
+        "{status}"
+    );
+    let r = rejected
+        .iter()
+        .find(|r| r["field"] == "appointment")
+        .expect("the reference's refusal");
     assert_eq!(r["value"], foreign, "{r}");
     assert!(
         r["reason"]
             .as_str()
             .is_some_and(|s| s.starts_with("out of scope: unit:bus-80-1 ")),
         "the out-of-scope reason naming the foreign unit: {r}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .filter(|r| r["field"] != "appointment")
+            .all(|r| r["reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("unknown record:"))),
+        "{status}"
     );
     let store = SqliteStore::open(&nord.store_file()).expect("open");
     let kept = store.record(forged).expect("read").expect("kept");

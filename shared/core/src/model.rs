@@ -406,6 +406,45 @@ code_enum!(
 );
 
 impl Kind {
+    /// The fields every creation of this kind sets (the actions and the scheduler write them
+    /// together): a record lacking one is partial. The server creates a record a device sends
+    /// only from a batch whose accepted changes set them all.
+    pub fn created_with(self) -> &'static [Field] {
+        use Field as F;
+        match self {
+            Kind::Stop => &[F::Commune, F::Label],
+            Kind::Round => &[F::Name, F::Stops, F::EveryWeeks, F::ValidFrom],
+            Kind::Passage => &[
+                F::Round,
+                F::Stop,
+                F::Date,
+                F::PlannedStart,
+                F::PlannedEnd,
+                F::Status,
+            ],
+            Kind::Citizen => &[F::Name],
+            Kind::Appointment => &[F::Location, F::Commune, F::Start, F::Duration, F::Status],
+            Kind::Request => &[F::Partner, F::Theme, F::Level, F::Outcome],
+        }
+    }
+
+    /// Fields of which every creation of this kind sets at least one (a request's parent).
+    pub fn created_with_one_of(self) -> &'static [Field] {
+        match self {
+            Kind::Request => &[Field::Appointment, Field::Passage],
+            _ => &[],
+        }
+    }
+
+    /// True when `record` holds every field its kind is created with: not a partial record.
+    pub fn is_whole(self, record: &crate::record::Record) -> bool {
+        let one_of = self.created_with_one_of();
+        self.created_with()
+            .iter()
+            .all(|f| record.value(*f).is_some())
+            && (one_of.is_empty() || one_of.iter().any(|f| record.value(*f).is_some()))
+    }
+
     /// The fields this kind of record has.
     pub fn fields(self) -> &'static [Field] {
         use Field as F;

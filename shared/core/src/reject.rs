@@ -37,6 +37,14 @@ pub enum RejectReason {
         /// What is wrong.
         detail: String,
     },
+    /// The change edits, or its value names, a record the server does not hold: its creation
+    /// was refused (and may come again), or lost with a server restored from a backup.
+    UnknownRecord {
+        /// Kind code of the record.
+        kind: String,
+        /// The record id.
+        id: String,
+    },
 }
 
 impl RejectReason {
@@ -77,6 +85,10 @@ impl std::fmt::Display for RejectReason {
                 ahead_ms / 1000
             ),
             RejectReason::Invalid { detail } => write!(f, "invalid: {detail}"),
+            RejectReason::UnknownRecord { kind, id } => write!(
+                f,
+                "unknown record: the server does not hold {kind} {id} (its creation was refused or lost)"
+            ),
         }
     }
 }

@@ -62,16 +62,26 @@ fn referenced_kind(field: Field) -> Option<Kind> {
     }
 }
 
-/// A reference must name a record the device may see (its unit's, or its territory's stops),
-/// of the kind its field says. A record the server does not hold yet (`None`) passes: the
-/// device creates it later in the same flight or unit, and that creation is checked in turn.
+/// A reference must name a record the server holds (a device writes a record before the
+/// ones naming it, in the same batch or an earlier one), that the device may see (its
+/// unit's, or its territory's stops), of the kind its field says. A record the server does
+/// not hold was refused or lost: naming it would leave a dangling reference.
 fn check_reference(
     device: &DeviceAuth,
     field: Field,
+    value: &Value,
     target: Option<&Referenced>,
 ) -> Result<(), RejectReason> {
     let Some(target) = target else {
-        return Ok(());
+        return match value {
+            Value::Id(id) if referenced_kind(field).is_some() => Err(RejectReason::UnknownRecord {
+                kind: referenced_kind(field)
+                    .map_or("record", Kind::code)
+                    .to_owned(),
+                id: id.to_string(),
+            }),
+            _ => Ok(()),
+        };
     };
     if !device.scopes().contains(&target.scope) {
         return Err(RejectReason::OutOfScope {
@@ -119,10 +129,14 @@ pub fn authorize(
         return Err(not_allowed());
     }
     if change.kind == Kind::Passage && existing.is_none() {
-        // Devices mark passages the scheduler planned; they do not create them.
-        return Err(not_allowed());
+        // Devices mark passages the scheduler planned; they do not create them. One the
+        // server does not hold was lost (a restore) or never planned.
+        return Err(RejectReason::UnknownRecord {
+            kind: Kind::Passage.code().to_owned(),
+            id: change.record.to_string(),
+        });
     }
-    check_reference(device, change.field, referenced)?;
+    check_reference(device, change.field, &change.write.value, referenced)?;
     if change.write.dot.actor != device.actor {
         return Err(RejectReason::ForeignDot {
             actor: change.write.dot.actor,

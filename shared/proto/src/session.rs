@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 
 use super::auth::{authorize, DeviceAuth};
-use super::wire::{pack, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+use super::wire::{pack, same_record, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
 use super::ProtocolError;
 use tournee_core::clock::WallMs;
 use tournee_core::limits::{
@@ -135,9 +135,22 @@ impl ClientSession {
             return Ok(());
         }
         while self.out.len() < SESSION_QUEUED_BATCHES_MAX {
-            let entries = store.outbox_after(self.sent_to, BATCH_CHANGES_MAX)?;
+            let mut entries = store.outbox_after(self.sent_to, BATCH_CHANGES_MAX)?;
             if entries.is_empty() {
                 break;
+            }
+            if entries.len() == BATCH_CHANGES_MAX {
+                // The last record's run may go on past the read: it goes whole, next time.
+                let changes: Vec<&Change> = entries.iter().map(|(_, c)| c).collect();
+                let last = changes.len() - 1;
+                let start = (0..=last)
+                    .rev()
+                    .take_while(|&j| same_record(changes[j], changes[last]))
+                    .last()
+                    .unwrap_or(last);
+                if start > 0 {
+                    entries.truncate(start);
+                }
             }
             for (i, (seq, _)) in entries.iter().enumerate() {
                 if *seq != self.sent_to + 1 + i as u64 {

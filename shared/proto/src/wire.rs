@@ -156,14 +156,50 @@ fn approx_size(c: &Change) -> usize {
     40 + value + c.write.ctx.dots.len() * 10 + c.scope.key().len()
 }
 
+/// True when two changes are of the same record (one run of a batch).
+pub fn same_record(a: &Change, b: &Change) -> bool {
+    a.record == b.record && a.kind == b.kind && a.scope == b.scope
+}
+
+/// The length of the run of changes of one record that starts `changes`.
+fn record_run_len(changes: &[Change]) -> usize {
+    let Some(first) = changes.first() else {
+        return 0;
+    };
+    changes.iter().take_while(|c| same_record(c, first)).count()
+}
+
+/// True when `run` fits beside what `cur` (of `bytes`) holds, by the limits `pack` keeps.
+fn run_fits(cur: &Batch, bytes: usize, run: &[Change]) -> bool {
+    let ctx: usize = run.iter().map(|c| c.write.ctx.dots.len()).sum();
+    let size: usize = run.iter().map(approx_size).sum();
+    cur.fields.len() + run.len() <= BATCH_CHANGES_MAX
+        && cur.clocks.len() + ctx <= BATCH_CLOCK_ENTRIES_MAX
+        && bytes + size <= BATCH_BYTES_TARGET
+        && cur.records.len() < BATCH_RECORDS_MAX
+}
+
 /// Pack changes, in order, into as few batches as the limits allow. Returns each batch with the
-/// number of changes it holds, so callers can map batches back to sequence numbers.
+/// number of changes it holds, so callers can map batches back to sequence numbers. A run of
+/// changes of one record (its creation, say) is never split across batches unless it alone
+/// breaks a limit: the server creates a record only from one batch that sets all its fields.
 pub fn pack(changes: &[Change]) -> Vec<Batch> {
     let mut out = Vec::new();
     let mut cur = Batch::default();
     let mut bytes = 0usize;
     let mut prev_hlc: u64 = 0;
-    for c in changes {
+    let mut run_left = 0usize;
+    for (i, c) in changes.iter().enumerate() {
+        if run_left == 0 {
+            let rest = &changes[i..];
+            run_left = record_run_len(rest);
+            if !cur.is_empty() && !run_fits(&cur, bytes, &rest[..run_left]) {
+                out.push(std::mem::take(&mut cur));
+                bytes = 0;
+                prev_hlc = 0;
+            }
+        }
+        run_left -= 1;
         let ctx_len = c.write.ctx.dots.len();
         let size = approx_size(c);
         let full = cur.fields.len() + 1 > BATCH_CHANGES_MAX

@@ -488,3 +488,50 @@ fn a_cursor_past_the_head_renews_the_epoch_once_not_at_every_session() {
     // `restore` renews it whatever was done before.
     assert_ne!(srv.renew_epoch().expect("restore"), renewed);
 }
+
+#[test]
+fn a_rebased_write_stays_beside_a_value_another_laptop_wrote_concurrently() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (a_path, b_path) = (dir.path().join("a.sqlite"), dir.path().join("b.sqlite"));
+    let mut srv = new_server(&dir.path().join("server.sqlite"));
+    let mut a = new_agent(&a_path, 1);
+    let mut c = new_agent(&dir.path().join("c.sqlite"), 2);
+    let shared = appointment(&mut a, NOW, "shared");
+    sync(&mut a, &mut srv, NOW).expect("a");
+    sync(&mut c, &mut srv, NOW).expect("c");
+    drop(a);
+    copy_store(&a_path, &b_path);
+    let mut a = SqliteStore::open(&a_path).expect("a");
+    let mut b = SqliteStore::open(&b_path).expect("b");
+    // The original writes first under the shared identity; the copy, offline, writes with the
+    // same seq; another laptop writes concurrently with the copy.
+    set_note(&mut a, NOW + 1_000, shared, "from a");
+    sync(&mut a, &mut srv, NOW + 1_000).expect("a");
+    sync(&mut c, &mut srv, NOW + 1_000).expect("c sees a's");
+    set_note(&mut c, NOW + 2_000, shared, "from c");
+    set_note(&mut b, NOW + 2_000, shared, "from b");
+    sync(&mut c, &mut srv, NOW + 2_000).expect("c");
+    let (stats, _) = sync(&mut b, &mut srv, NOW + 3_000).expect("b heals");
+    assert_eq!(stats.rebases, 1);
+    let rec = srv.record(shared).expect("read").expect("held");
+    let mut values: Vec<String> = rec
+        .register(Field::Note)
+        .expect("note")
+        .siblings()
+        .iter()
+        .map(|s| format!("{:?}", s.value))
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![
+            format!("{:?}", Value::Text("from b".into())),
+            format!("{:?}", Value::Text("from c".into()))
+        ],
+        "the copy's note replaces what it replaced (the note it saw, a's under its name), not c's"
+    );
+    sync(&mut a, &mut srv, NOW + 4_000).expect("a");
+    sync(&mut c, &mut srv, NOW + 4_000).expect("c");
+    assert_eq!(digest(&b), digest(&srv));
+    assert_eq!(digest(&c), digest(&srv));
+}

@@ -854,3 +854,101 @@ fn through_wire_bytes(f: &[u8]) -> ServerMsg {
     r.push(f).expect("frame");
     r.next_msg().expect("decode").expect("whole frame")
 }
+
+/// A request at `appointment`, recorded on the laptop at `now`.
+fn request_at(store: &mut SqliteStore, now: u64, appointment: Uuid) -> Uuid {
+    let unit = store.identity().expect("id").expect("set").unit;
+    let id = Uuid::now_v7();
+    let action = LocalAction {
+        edits: vec![RecordEdit {
+            id,
+            kind: Kind::Request,
+            scope: Scope::Unit(unit),
+            create: true,
+            sets: vec![
+                (Field::Appointment, Value::Id(appointment)),
+                (Field::Partner, Value::Text("caf".into())),
+                (Field::Theme, Value::Text("social_sante".into())),
+                (Field::Level, Value::Text("information".into())),
+                (Field::Outcome, Value::Text("resolue_sur_place".into())),
+            ],
+        }],
+    };
+    store.write_local(now, &action).expect("write");
+    id
+}
+
+#[test]
+fn changes_built_on_a_refused_creation_are_refused_then_go_again_with_it() {
+    let mut srv = server();
+    let mut a = agent(1, UNIT, "80");
+    let week = 7 * 86_400_000;
+    // Stamped a week ahead before the first sync: the appointment is refused.
+    let early = appointment(&mut a, NOW + week, "before the first sync");
+    sync_at(&mut a, &mut srv, NOW + week, NOW).expect("sync");
+    assert!(srv.record(early).expect("r").is_none());
+    // The laptop still shows it; the conseillère adds a note and a request at it.
+    set(
+        &mut a,
+        NOW + week + 1_000,
+        early,
+        Field::Note,
+        Value::Text("rappeler".into()),
+    );
+    let request = request_at(&mut a, NOW + week + 1_000, early);
+    // The next session: the note and the request go first (they were queued before the
+    // creation is written again, at Welcome), so the server, not holding the appointment yet,
+    // refuses them rather than keep an appointment holding only a note or a request naming
+    // nothing; the creation follows, then they go again after it.
+    sync_at(&mut a, &mut srv, NOW + week + 2_000, NOW + 2_000).expect("sync");
+    let rec = srv.record(early).expect("r").expect("created whole");
+    assert!(rec.value(Field::Location).is_some());
+    assert_eq!(
+        rec.value(Field::Note),
+        Some(&Value::Text("rappeler".into()))
+    );
+    let req = srv.record(request).expect("r").expect("request taken");
+    assert_eq!(req.value(Field::Appointment), Some(&Value::Id(early)));
+    assert!(a.rejected().expect("rejected").is_empty());
+    assert_eq!(agent_digest(&a), unit_digest(&srv, UNIT, "80"));
+}
+
+#[test]
+fn a_record_s_changes_are_never_split_across_batches() {
+    // 6 changes per appointment: 1,024 (the batch bound, and the outbox read) is no multiple.
+    let mut a = agent(1, UNIT, "80");
+    let ids: Vec<Uuid> = (0..400)
+        .map(|i| appointment(&mut a, NOW + i, &format!("rendez-vous {i}")))
+        .collect();
+    let mut client = ClientSession::new(&a).expect("client");
+    let mut seen: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    let mut batches = 0;
+    let mut next = 1;
+    loop {
+        let msgs: Vec<ClientMsg> = std::iter::from_fn(|| client.poll_transmit()).collect();
+        let mut any = false;
+        for m in msgs {
+            if let ClientMsg::Changes { first_seq, batch } = m {
+                assert_eq!(first_seq, next, "contiguous");
+                let changes = batch.to_changes().expect("changes");
+                next += changes.len() as u64;
+                let records: std::collections::HashSet<Uuid> =
+                    changes.iter().map(|c| c.record).collect();
+                for r in records {
+                    *seen.entry(r).or_default() += 1;
+                }
+                batches += 1;
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+        client.fill(&a).expect("fill");
+    }
+    assert!(batches >= 3, "{batches} batches");
+    assert_eq!(next - 1, 400 * 6);
+    for id in ids {
+        assert_eq!(seen.get(&id), Some(&1), "{id} in one batch");
+    }
+}

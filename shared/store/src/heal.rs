@@ -23,7 +23,7 @@ use tournee_core::store::{chain_next, Chain, Rebase, StoreError, CHAIN_START};
 
 use crate::codec::decode;
 use crate::local::append_outbox;
-use crate::records::{load_record, query_records, save_record};
+use crate::records::{by_record, load_record, query_records, save_record};
 use crate::sql_err;
 use crate::sqlite::{
     i64_of, map_err, meta_get, meta_set, meta_u64, SqliteStore, META_ACKED_SEQ, META_CLOCK_OFFSET,
@@ -146,13 +146,13 @@ impl SqliteStore {
             // The server lost writes it acknowledged: send again every write of ours the
             // records hold, as it was (same dot: where the server kept it, it is a duplicate).
             let records = query_records(&tx, "SELECT id, kind, scope, state FROM records", [])?;
+            let mut again = Vec::new();
             for record in records {
                 for (field, reg) in &record.fields {
                     for s in reg.siblings().iter().filter(|s| s.dot.actor == me) {
-                        seq += 1;
                         let mut ctx = reg.clock().clone();
                         trim_to_replaced(&mut ctx.dots, reg);
-                        let change = Change {
+                        again.push(Change {
                             record: record.id,
                             kind: record.kind,
                             scope: record.scope.clone(),
@@ -163,10 +163,13 @@ impl SqliteStore {
                                 ctx,
                                 value: s.value.clone(),
                             },
-                        };
-                        append_outbox(&tx, seq, &change)?;
+                        });
                     }
                 }
+            }
+            for i in by_record(again.iter()) {
+                seq += 1;
+                append_outbox(&tx, seq, &again[i])?;
             }
         }
         // The stash, re-issued as new writes over everything now held: each dot is above any
@@ -187,7 +190,9 @@ impl SqliteStore {
         let stamp_now = now.saturating_add_signed(offset.unwrap_or(0));
         let mut touched: HashMap<Uuid, Record> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
-        for old in stash {
+        let by = by_record(stash.iter());
+        let mut stash: Vec<Option<Change>> = stash.into_iter().map(Some).collect();
+        for old in by.into_iter().filter_map(|i| stash[i].take()) {
             let record = match touched.entry(old.record) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -199,11 +204,19 @@ impl SqliteStore {
                     e.insert(r)
                 }
             };
+            // A new dot above every one this field holds, with the context the write had plus
+            // every dot of ours (its first copy, and whatever a copy of this data dir wrote
+            // under our name): it replaces what it replaced the first time, and a value another
+            // device wrote concurrently stays beside it (a conflict to resolve, not hidden).
             let reg = record.fields.get(&old.field).cloned().unwrap_or_default();
-            let change = Change {
-                write: reg.prepare(me, hlc.tick(stamp_now), old.write.value.clone()),
-                ..old
-            };
+            let mut write = reg.prepare(me, hlc.tick(stamp_now), old.write.value.clone());
+            let mut ctx = old.write.ctx.clone();
+            let ours = reg.clock().get(&me).max(ctx.get(&me));
+            if ours > 0 {
+                ctx.dots.insert(me, ours);
+            }
+            write.ctx = ctx;
+            let change = Change { write, ..old };
             record.apply_change(change.clone())?;
             seq += 1;
             append_outbox(&tx, seq, &change)?;

@@ -261,16 +261,37 @@ impl Store for SqliteStore {
     }
 
     fn acknowledge(&mut self, acked: u64, rejected: &[Rejection]) -> Result<(), StoreError> {
+        let me = self.require_identity()?.device;
         let path = self.path.clone();
         let tx = self.begin()?;
         let prev = meta_u64(&tx, META_ACKED_SEQ)?;
         let last = meta_u64(&tx, META_LAST_SEQ)?;
         let acked = acked.min(last);
         if acked > prev {
+            let refused: std::collections::HashSet<u64> = rejected.iter().map(|r| r.seq).collect();
+            let taken: std::collections::HashSet<Uuid> = {
+                let mut stmt = tx
+                    .prepare_cached("SELECT seq, change FROM outbox WHERE seq > ?1 AND seq <= ?2")
+                    .map_err(sql_err)?;
+                crate::codec::seq_changes(
+                    &mut stmt,
+                    params![i64_of(prev), i64_of(acked)],
+                    "outbox change",
+                )?
+                .into_iter()
+                .filter(|(seq, _)| !refused.contains(seq))
+                .map(|(_, c)| c.record)
+                .collect()
+            };
             for r in rejected.iter().filter(|r| r.seq > prev && r.seq <= acked) {
+                // Kept under the change's seq unless a refusal from before a rebase holds that
+                // number (seqs go on from the server's after one): then after the highest.
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO rejected(seq, reason, change)
-                     SELECT seq, ?2, change FROM outbox WHERE seq = ?1",
+                    "INSERT INTO rejected(seq, reason, change)
+                     SELECT CASE WHEN EXISTS (SELECT 1 FROM rejected WHERE seq = ?1)
+                                 THEN (SELECT max(seq) + 1 FROM rejected) ELSE ?1 END,
+                            ?2, change
+                     FROM outbox WHERE seq = ?1",
                 )
                 .map_err(sql_err)?
                 .execute(params![i64_of(r.seq), r.reason.to_string()])
@@ -282,6 +303,7 @@ impl Store for SqliteStore {
                 .execute([i64_of(acked)])
                 .map_err(sql_err)?;
             meta_set(&tx, META_ACKED_SEQ, i64_of(acked))?;
+            crate::requeue::reissue_built_on(&tx, me, taken)?;
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(())

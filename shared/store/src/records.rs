@@ -6,8 +6,10 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use tournee_core::model::Scope;
-use tournee_core::record::Record;
+use std::collections::HashMap;
+use tournee_core::model::{Kind, Scope};
+
+use tournee_core::record::{Change, Record};
 use tournee_core::store::StoreError;
 
 use crate::codec::{decode, encode, kind_code, kind_from_code, record_day};
@@ -134,4 +136,25 @@ pub(crate) fn query_records(
         out.push(record_of_row(r)?);
     }
     Ok(out)
+}
+
+/// The order to write `changes` again in, record by record: a record's changes together (one
+/// run: the server creates a record only from one batch holding all its fields); records a
+/// device's records may name first (citizens, then appointments, then requests, then the
+/// rest: the server refuses a reference to a record it does not hold yet), then in the order
+/// they first appear; each record's changes in their order.
+pub(crate) fn by_record<'c>(changes: impl Iterator<Item = &'c Change>) -> Vec<usize> {
+    let rank = |kind: Kind| match kind {
+        Kind::Citizen => 0u8,
+        Kind::Appointment => 1,
+        Kind::Request => 2,
+        _ => 3,
+    };
+    let mut first: HashMap<Uuid, usize> = HashMap::new();
+    let mut order: Vec<(u8, usize, usize)> = changes
+        .enumerate()
+        .map(|(i, c)| (rank(c.kind), *first.entry(c.record).or_insert(i), i))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, _, i)| i).collect()
 }

@@ -17,23 +17,40 @@ use tournee_core::register::Actor;
 use tournee_core::reject::RejectReason;
 use tournee_core::store::{Identity, StoreError};
 
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
 use crate::codec::seq_changes;
 use crate::local::append_outbox;
-use crate::records::{load_record, save_record};
+use crate::records::{by_record, load_record, save_record};
 use crate::sql_err;
 use crate::sqlite::{
     i64_of, map_err, meta_get, meta_set, meta_u64, SqliteStore, META_ACKED_SEQ, META_CLOCK_OFFSET,
     META_CURSOR, META_DEVICE, META_HLC, META_LAST_SEQ, META_LAST_SYNC, META_TERRITORY, META_UNIT,
 };
 
-/// The start of the stored reason of a clock-ahead refusal. The rejected list keeps reasons as
-/// their text (`RejectReason`'s `Display`), so the kind is read back from that text's head.
-pub(crate) fn clock_ahead_prefix() -> String {
-    let text = RejectReason::ClockAhead { ahead_ms: 0 }.to_string();
+/// The start of the stored text of a refusal like `reason`. The rejected list keeps reasons
+/// as their text (`RejectReason`'s `Display`), so the kind is read back from that text's head.
+fn reason_prefix(reason: &RejectReason) -> String {
+    let text = reason.to_string();
     match text.split_once(':') {
         Some((head, _)) => format!("{head}:"),
         None => text,
     }
+}
+
+/// The start of the stored reason of a clock-ahead refusal.
+pub(crate) fn clock_ahead_prefix() -> String {
+    reason_prefix(&RejectReason::ClockAhead { ahead_ms: 0 })
+}
+
+/// The start of the stored reason of a refusal for a record the server does not hold.
+pub(crate) fn unknown_record_prefix() -> String {
+    reason_prefix(&RejectReason::UnknownRecord {
+        kind: String::new(),
+        id: String::new(),
+    })
 }
 
 /// Rejected-list rows `(seq, change)` whose reason starts with `prefix` (all with `None`).
@@ -48,6 +65,51 @@ fn rejected_rows(
         )
         .map_err(sql_err)?;
     seq_changes(&mut stmt, params![prefix], "rejected change")
+}
+
+/// Rejected-list rows refused for a record the server did not hold, with that record (named
+/// in the reason's text; the change's own record if the text names none).
+fn unknown_record_rows(tx: &Transaction<'_>) -> Result<Vec<(u64, Change, Uuid)>, StoreError> {
+    let prefix = unknown_record_prefix();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT seq, reason, change FROM rejected
+             WHERE substr(reason, 1, length(?1)) = ?1 ORDER BY seq",
+        )
+        .map_err(sql_err)?;
+    let mut rows = stmt.query(params![prefix]).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let seq: i64 = r.get(0).map_err(sql_err)?;
+        let reason: String = r.get(1).map_err(sql_err)?;
+        let bytes: Vec<u8> = r.get(2).map_err(sql_err)?;
+        let change: Change = crate::codec::decode("rejected change", &bytes)?;
+        let named = reason
+            .split_whitespace()
+            .find_map(|w| Uuid::parse_str(w).ok())
+            .unwrap_or(change.record);
+        out.push((u64::try_from(seq).unwrap_or(0), change, named));
+    }
+    Ok(out)
+}
+
+/// Of `unknown` (changes refused for a record the server did not hold, with that record),
+/// those whose record is one of `records`, which the server holds now or which goes again,
+/// directly or through one another: an edit of such a record, a request naming it. They go
+/// again after it; the others (a record lost with a restored server) stay refused.
+fn built_on(mut records: HashSet<Uuid>, unknown: Vec<(u64, Change, Uuid)>) -> Vec<(u64, Change)> {
+    let (mut taken, mut left): (Vec<_>, Vec<_>) = (Vec::new(), unknown);
+    loop {
+        let (now, rest): (Vec<_>, Vec<_>) = left
+            .into_iter()
+            .partition(|(_, _, named)| records.contains(named));
+        if now.is_empty() {
+            return taken;
+        }
+        records.extend(now.iter().map(|(_, c, _)| c.record));
+        taken.extend(now.into_iter().map(|(seq, c, _)| (seq, c)));
+        left = rest;
+    }
 }
 
 /// Every outbox row `(seq, change)`, in order.
@@ -67,7 +129,9 @@ struct Reissue {
 }
 
 impl Reissue {
-    /// Write `old`'s value again if the record still shows `old`'s write; returns whether it did.
+    /// Write `old`'s value again if the record still shows `old`'s write; if a later write of
+    /// this laptop replaced it (not yet taken either, or the record's creation would go
+    /// without that field), the value shown. Returns whether it wrote.
     fn one(&mut self, tx: &Transaction<'_>, old: &Change) -> Result<bool, StoreError> {
         let Some(mut record) = load_record(tx, old.record)? else {
             return Ok(false);
@@ -75,14 +139,17 @@ impl Reissue {
         let Some(reg) = record.fields.get(&old.field) else {
             return Ok(false);
         };
-        if !reg.siblings().iter().any(|s| s.dot == old.write.dot) {
+        let value = if reg.siblings().iter().any(|s| s.dot == old.write.dot) {
+            old.write.value.clone()
+        } else if reg.siblings().iter().all(|s| s.dot.actor == self.me) {
+            match reg.value() {
+                Some(v) => v.clone(),
+                None => return Ok(false),
+            }
+        } else {
             return Ok(false);
-        }
-        let write = reg.prepare(
-            self.me,
-            self.hlc.tick(self.stamp_now),
-            old.write.value.clone(),
-        );
+        };
+        let write = reg.prepare(self.me, self.hlc.tick(self.stamp_now), value);
         let change = Change {
             record: record.id,
             kind: record.kind,
@@ -97,11 +164,12 @@ impl Reissue {
         Ok(true)
     }
 
-    /// Write each of `olds` again (in order); returns how many were.
+    /// Write each of `olds` (ascending seqs) again, record by record (`by_record`). Returns
+    /// how many were.
     fn all(&mut self, tx: &Transaction<'_>, olds: &[(u64, Change)]) -> Result<usize, StoreError> {
         let mut n = 0;
-        for (_, old) in olds {
-            n += usize::from(self.one(tx, old)?);
+        for i in by_record(olds.iter().map(|(_, c)| c)) {
+            n += usize::from(self.one(tx, &olds[i].1)?);
         }
         Ok(n)
     }
@@ -125,6 +193,39 @@ fn delete_rejected(tx: &Transaction<'_>, seq: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The server took changes of `taken` (records) in an Ack: changes it refused earlier for not
+/// holding one of them (an edit, a request naming it, and what builds on those) are written
+/// again now, in `tx`, stamped after the last HLC; returns how many. The refusal came before
+/// the record's creation reached the server (queued ahead of it, the creation re-sent after a
+/// clock-ahead refusal).
+pub(crate) fn reissue_built_on(
+    tx: &Transaction<'_>,
+    me: Actor,
+    taken: HashSet<Uuid>,
+) -> Result<usize, StoreError> {
+    if taken.is_empty() {
+        return Ok(0);
+    }
+    let again = built_on(taken, unknown_record_rows(tx)?);
+    if again.is_empty() {
+        return Ok(0);
+    }
+    let hlc = Hlc(meta_u64(tx, META_HLC)?);
+    let mut re = Reissue {
+        me,
+        stamp_now: hlc.wall_ms(),
+        hlc: HlcGen::new(hlc),
+        seq: meta_u64(tx, META_LAST_SEQ)?,
+    };
+    let n = re.all(tx, &again)?;
+    for (seq, _) in &again {
+        delete_rejected(tx, *seq)?;
+    }
+    meta_set(tx, META_HLC, i64_of(re.hlc.last().0))?;
+    meta_set(tx, META_LAST_SEQ, i64_of(re.seq))?;
+    Ok(n)
+}
+
 impl SqliteStore {
     /// `Store::requeue_clock_ahead`.
     pub(crate) fn requeue_clock_ahead_tx(&mut self, now: WallMs) -> Result<usize, StoreError> {
@@ -134,10 +235,15 @@ impl SqliteStore {
         let Some(stamp_now) = server_now(&tx, now)? else {
             return Ok(0);
         };
-        let refused = rejected_rows(&tx, Some(&clock_ahead_prefix()))?;
+        let mut refused = rejected_rows(&tx, Some(&clock_ahead_prefix()))?;
         if refused.is_empty() {
             return Ok(0);
         }
+        refused.extend(built_on(
+            refused.iter().map(|(_, c)| c.record).collect(),
+            unknown_record_rows(&tx)?,
+        ));
+        refused.sort_by_key(|(seq, _)| *seq);
         let mut re = Reissue {
             me,
             stamp_now,
@@ -275,6 +381,7 @@ mod tests {
                     (Field::Commune, Value::Text("80021".into())),
                     (Field::Start, Value::Int((now / 1000) as i64 + 86_400)),
                     (Field::Duration, Value::Int(30)),
+                    (Field::Status, Value::Text("unknown".into())),
                     (Field::Note, Value::Text(note.into())),
                 ],
             }],
@@ -312,36 +419,37 @@ mod tests {
     fn clock_ahead_refusals_wait_for_a_known_offset_then_go_again_under_new_seqs() {
         let mut a = store(1);
         let id = appointment(&mut a, NOW, "en avance");
-        // Four refused for the clock, the last one for another reason: that one stays.
-        let mut refusals: Vec<Rejection> = (1..=4)
+        // Five refused for the clock, the last one (the note) for another reason: that one
+        // stays.
+        let mut refusals: Vec<Rejection> = (1..=5)
             .map(|seq| Rejection {
                 seq,
                 reason: RejectReason::ClockAhead { ahead_ms: 1 },
             })
             .collect();
         refusals.push(Rejection {
-            seq: 5,
+            seq: 6,
             reason: RejectReason::invalid("note"),
         });
-        a.acknowledge(5, &refusals).expect("ack");
+        a.acknowledge(6, &refusals).expect("ack");
         assert_eq!(
             a.requeue_clock_ahead(NOW).expect("requeue"),
             0,
             "no offset yet"
         );
-        assert_eq!(a.rejected().expect("rejected").len(), 5);
+        assert_eq!(a.rejected().expect("rejected").len(), 6);
         a.note_sync(NOW, -3_600_000).expect("offset");
-        assert_eq!(a.requeue_clock_ahead(NOW).expect("requeue"), 4);
+        assert_eq!(a.requeue_clock_ahead(NOW).expect("requeue"), 5);
         let left: Vec<u64> = a
             .rejected()
             .expect("rejected")
             .iter()
             .map(|r| r.seq)
             .collect();
-        assert_eq!(left, vec![5]);
-        let out = a.outbox_after(5, 100).expect("outbox");
+        assert_eq!(left, vec![6]);
+        let out = a.outbox_after(6, 100).expect("outbox");
         let seqs: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
-        assert_eq!(seqs, vec![6, 7, 8, 9], "contiguous after the last seq");
+        assert_eq!(seqs, vec![7, 8, 9, 10, 11], "contiguous after the last seq");
         for (_, c) in &out {
             assert_eq!(c.record, id);
             assert_eq!(c.write.dot.counter, 2, "a new dot covering the refused one");
@@ -377,9 +485,9 @@ mod tests {
             a.reenrol(NOW, &a.identity().expect("id").expect("set")),
             Err(StoreError::SameIdentity { device: 1 })
         ));
-        assert_eq!(a.reenrol(NOW + 3, &new).expect("reenrol"), 10);
+        assert_eq!(a.reenrol(NOW + 3, &new).expect("reenrol"), 12);
         let st = a.stats().expect("stats");
-        assert_eq!((st.last_seq, st.acked_seq, st.cursor), (10, 0, 0));
+        assert_eq!((st.last_seq, st.acked_seq, st.cursor), (12, 0, 0));
         assert_eq!(a.identity().expect("id"), Some(new.clone()));
         let out = a.outbox_after(0, 100).expect("outbox");
         assert!(out.iter().all(|(_, c)| c.write.dot.actor == 7));
@@ -399,22 +507,55 @@ mod tests {
         let id = appointment(&mut a, NOW, "hors périmètre");
         assert!(matches!(
             a.undo_rejected(None),
-            Err(StoreError::Pending { count: 5 })
+            Err(StoreError::Pending { count: 6 })
         ));
-        let refusals: Vec<Rejection> = (1..=5)
+        let refusals: Vec<Rejection> = (1..=6)
             .map(|seq| Rejection {
                 seq,
                 reason: RejectReason::ForeignDot { actor: 1 },
             })
             .collect();
-        a.acknowledge(5, &refusals).expect("ack");
+        a.acknowledge(6, &refusals).expect("ack");
         a.apply_remote(&[], Some(40)).expect("cursor");
-        assert_eq!(a.undo_rejected(Some(&[5])).expect("one"), 1);
+        assert_eq!(a.undo_rejected(Some(&[6])).expect("one"), 1);
         let rec = a.record(id).expect("read").expect("still there");
         assert!(rec.value(Field::Note).is_none());
         assert_eq!(a.stats().expect("stats").cursor, 0, "downloaded again");
-        assert_eq!(a.undo_rejected(None).expect("rest"), 4);
+        assert_eq!(a.undo_rejected(None).expect("rest"), 5);
         assert!(a.record(id).expect("read").is_none(), "nothing left of it");
         assert_eq!(a.stats().expect("stats").rejected, 0);
+    }
+
+    #[test]
+    fn a_refusal_after_a_rebase_is_kept_beside_one_from_before_with_the_same_seq() {
+        use tournee_core::store::{Rebase, CHAIN_START};
+        let mut a = store(1);
+        appointment(&mut a, NOW, "refusée avant");
+        a.acknowledge(
+            6,
+            &[Rejection {
+                seq: 6,
+                reason: RejectReason::invalid("note"),
+            }],
+        )
+        .expect("ack");
+        // The server was restored and knows none of it: the laptop renumbers from 0.
+        a.rebase(0, CHAIN_START, Rebase::ServerBehind)
+            .expect("rebase");
+        a.finish_rebase(NOW + 1).expect("finish");
+        appointment(&mut a, NOW + 2, "refusée après");
+        let last = a.stats().expect("stats").last_seq;
+        assert!(last >= 6);
+        a.acknowledge(
+            last,
+            &[Rejection {
+                seq: 6,
+                reason: RejectReason::invalid("again"),
+            }],
+        )
+        .expect("ack");
+        let kept = a.rejected().expect("rejected");
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_ne!(kept[0].seq, kept[1].seq);
     }
 }

@@ -177,6 +177,117 @@ impl LogRow {
     }
 }
 
+/// The record a reference names, if the server holds it.
+fn referenced_by(
+    conn: &Connection,
+    touched: &HashMap<Uuid, Option<Record>>,
+    change: &Change,
+) -> Result<Option<Referenced>, StoreError> {
+    match &change.write.value {
+        Value::Id(target) => referenced_in(conn, touched, *target),
+        _ => Ok(None),
+    }
+}
+
+/// Take a run of a device's changes of a record the server holds (in `touched`), each checked
+/// alone. Returns those that changed the record.
+fn accept_edits<'c>(
+    conn: &Connection,
+    touched: &mut HashMap<Uuid, Option<Record>>,
+    run: &[(u64, &'c Change)],
+    check: &mut ChangeCheck<'_>,
+    out: &mut Accepted,
+) -> Result<Vec<&'c Change>, StoreError> {
+    let mut taken = Vec::new();
+    for &(seq, change) in run {
+        let referenced = referenced_by(conn, touched, change)?;
+        let Some(Some(record)) = touched.get_mut(&change.record) else {
+            return Err(StoreError::corrupt(
+                "flight",
+                "an edit of a record not loaded",
+            ));
+        };
+        if let Err(reason) = check(change, Some(record), referenced.as_ref()) {
+            out.rejected.push(Rejection { seq, reason });
+            continue;
+        }
+        match record.apply_change(change.clone()) {
+            Ok(true) => {
+                taken.push(change);
+                out.applied += 1;
+            }
+            Ok(false) => out.duplicates += 1,
+            Err(e) => out.rejected.push(Rejection {
+                seq,
+                reason: RejectReason::invalid(e.to_string()),
+            }),
+        }
+    }
+    Ok(taken)
+}
+
+/// Take a run of a device's changes of a record the server does not hold: those that pass
+/// their check, if together they set every field the kind is created with; else none (the
+/// failing ones with their reason, the others as an unknown record), so the server never
+/// holds a partial record. Returns those taken.
+fn accept_creation<'c>(
+    conn: &Connection,
+    touched: &mut HashMap<Uuid, Option<Record>>,
+    run: &[(u64, &'c Change)],
+    check: &mut ChangeCheck<'_>,
+    out: &mut Accepted,
+) -> Result<Vec<&'c Change>, StoreError> {
+    let Some(&(_, head)) = run.first() else {
+        return Ok(Vec::new());
+    };
+    let mut partial: Option<Record> = None;
+    let mut verdicts: Vec<(u64, &'c Change, Result<bool, RejectReason>)> = Vec::new();
+    for &(seq, change) in run {
+        let referenced = referenced_by(conn, touched, change)?;
+        if let Err(reason) = check(change, partial.as_ref(), referenced.as_ref()) {
+            verdicts.push((seq, change, Err(reason)));
+            continue;
+        }
+        let record = match &mut partial {
+            Some(r) => r,
+            None => partial.insert(Record::for_change(change)?),
+        };
+        let verdict = record
+            .apply_change(change.clone())
+            .map_err(|e| RejectReason::invalid(e.to_string()));
+        verdicts.push((seq, change, verdict));
+    }
+    // Changes refused alone (a later edit in the same run, a field's bad value) keep their
+    // reason; the record exists only if what was taken sets every field it is created with.
+    let whole = partial.as_ref().is_some_and(|r| r.kind.is_whole(r));
+    if !whole {
+        let unknown = RejectReason::UnknownRecord {
+            kind: head.kind.code().to_owned(),
+            id: head.record.to_string(),
+        };
+        for (seq, _, verdict) in verdicts {
+            out.rejected.push(Rejection {
+                seq,
+                reason: verdict.err().unwrap_or_else(|| unknown.clone()),
+            });
+        }
+        return Ok(Vec::new());
+    }
+    let mut taken = Vec::new();
+    for (seq, change, verdict) in verdicts {
+        match verdict {
+            Ok(true) => {
+                taken.push(change);
+                out.applied += 1;
+            }
+            Ok(false) => out.duplicates += 1,
+            Err(reason) => out.rejected.push(Rejection { seq, reason }),
+        }
+    }
+    touched.insert(head.record, partial);
+    Ok(taken)
+}
+
 /// What the server holds of the record `id` a change refers to: the flight's own copy when
 /// the flight touched it (possibly created earlier in it), else the stored row's kind and scope.
 /// `None` when the server has no such record yet.
@@ -266,46 +377,43 @@ impl ServerStore for SqliteStore {
                 acked: prev,
                 ..Accepted::default()
             };
-            for (i, change) in changes.iter().enumerate() {
-                let seq = first_seq + i as u64;
-                if seq <= prev {
-                    out.duplicates += 1;
-                    continue;
+            let mut i = 0;
+            while i < changes.len() {
+                let run_len = changes[i..]
+                    .iter()
+                    .take_while(|c| c.record == changes[i].record)
+                    .count();
+                // This run's changes the server has not seen yet, with their seqs.
+                let run: Vec<(u64, &Change)> = (i..i + run_len)
+                    .map(|j| (first_seq + j as u64, &changes[j]))
+                    .filter(|(seq, _)| *seq > prev)
+                    .collect();
+                out.duplicates += run_len - run.len();
+                i += run_len;
+                for (seq, change) in &run {
+                    out.acked = *seq;
+                    chain = chain.map(|c| chain_next(&c, change));
                 }
-                out.acked = seq;
-                chain = chain.map(|c| chain_next(&c, change));
-                let referenced = match &change.write.value {
-                    Value::Id(target) => referenced_in(&tx, &touched, *target)?,
-                    _ => None,
+                let Some(&(_, head)) = run.first() else {
+                    continue;
                 };
-                let slot = match touched.entry(change.record) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                let held = match touched.entry(head.record) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.get().is_some(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(load_record(&tx, change.record)?)
+                        e.insert(load_record(&tx, head.record)?).is_some()
                     }
                 };
-                if let Err(reason) = check(change, slot.as_ref(), referenced.as_ref()) {
-                    out.rejected.push(Rejection { seq, reason });
-                    continue;
-                }
-                let record = match slot {
-                    Some(r) => r,
-                    None => slot.insert(Record::for_change(change)?),
+                let taken = if held {
+                    accept_edits(&tx, &mut touched, &run, check, &mut out)?
+                } else {
+                    accept_creation(&tx, &mut touched, &run, check, &mut out)?
                 };
-                match record.apply_change(change.clone()) {
-                    Ok(true) => {
-                        logged.push(change);
-                        hlc.observe(change.write.hlc);
-                        if !dirty.contains(&change.record) {
-                            dirty.push(change.record);
-                        }
-                        out.applied += 1;
+                for change in taken {
+                    logged.push(change);
+                    hlc.observe(change.write.hlc);
+                    if !dirty.contains(&change.record) {
+                        dirty.push(change.record);
                     }
-                    Ok(false) => out.duplicates += 1,
-                    Err(e) => out.rejected.push(Rejection {
-                        seq,
-                        reason: RejectReason::invalid(e.to_string()),
-                    }),
                 }
             }
             prev = out.acked;

@@ -3,7 +3,7 @@
 //! `sim --seeds 10000 [--start 0] [--steps 150] [--threads 2]` runs seeds start..start+N and
 //! prints the fault counts and seeds per second; `sim --seed N --verbose` replays one seed with a
 //! trace of every fault and action; `--strict-refusals` also fails on partial records and
-//! dangling references left by changes the server took after refusing what they build on.
+//! dangling references a laptop keeps with its refused writes (the server never holds any).
 //! Exit 1 when any seed violates an oracle (its seed and replay command are printed).
 
 use std::process::ExitCode;
@@ -35,8 +35,9 @@ struct Args {
     /// Trace every step (with --seed).
     #[arg(long)]
     verbose: bool,
-    /// Also fail on partial records and dangling references that a change the server refused
-    /// explains (a known gap, counted as `orphans_after_refusal` otherwise).
+    /// Also fail on partial records and dangling references a laptop keeps with the writes the
+    /// server refused (kept for review until `rejected undo`; counted as
+    /// `orphans_after_refusal` otherwise). The server's records are always checked.
     #[arg(long)]
     strict_refusals: bool,
 }
