@@ -4,9 +4,10 @@
 //! round and stop exist where it is; every record has the fields its kind is created with;
 //! every stop of a territory reaches its laptops and no other.
 //!
-//! It reads stores and the ledger only. One known gap is excused unless `strict_refusals`: a
-//! reference left dangling because the server took a change built on one it refused (see
-//! `Counts::orphans_after_refusal`).
+//! It reads stores and the ledger only. The server is held to every rule; a laptop may break
+//! one with writes the server refused, which it keeps for review until `rejected undo` (an edit
+//! of a record whose creation was refused, a marking of a passage a restore lost): those are
+//! counted (`Counts::orphans_after_refusal`), and fail only with `strict_refusals`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
