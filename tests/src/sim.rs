@@ -776,7 +776,14 @@ impl World {
             // No loss: every committed change is on the server (present or causally replaced),
             // unless the server refused it and the agent keeps it with a reason.
             for (_, c) in self.ledger.iter().filter(|(j, _)| *j == i) {
-                let refused = rejected.iter().any(|r| r.change == *c);
+                // Kept with a reason, as written or written again over it (a rebase's
+                // re-issue covers the first write's dot).
+                let refused = rejected.iter().any(|r| {
+                    r.change == *c
+                        || (r.change.record == c.record
+                            && r.change.field == c.field
+                            && r.change.write.ctx.get(&c.write.dot.actor) >= c.write.dot.counter)
+                });
                 if refused {
                     continue;
                 }

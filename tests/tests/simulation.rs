@@ -145,13 +145,15 @@ fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
 /// Fresh seeds (`sim --seeds 2000 --start 3000000`, 150 steps) that once ended with a laptop's
 /// digest other than the server's after a history fault: a server restored from its backup
 /// (a changelog cursor counted in the lost numbering, the scheduler's writes since the backup
-/// kept by laptops, a laptop's edit of a plan the restore lost taken as a partial record) or a
-/// copy of a laptop whose connection took seqs another one was sending.
+/// kept by laptops, a laptop's edit of a plan the restore lost taken as a partial record, an
+/// edit refused because it arrived before another laptop re-sent the creation the restore
+/// lost) or a copy of a laptop whose connection took seqs another one was sending. Also from
+/// `--start 5000000` and `--start 9000000`.
 #[test]
 fn fresh_history_fault_seeds_converge() {
     for seed in [
-        3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001179, 3001235, 3001498, 3001542,
-        3001675, 3001889,
+        3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001075, 3001179, 3001235, 3001346,
+        3001498, 3001542, 3001675, 3001889, 5000332, 5001024, 5001739, 9000025, 9000389,
     ] {
         if let Err(f) = sim::run_seed(seed, 150, false) {
             panic!("{f}");

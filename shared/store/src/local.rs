@@ -130,6 +130,7 @@ impl Store for SqliteStore {
             });
         }
         let server = self.identity.as_ref().is_some_and(Identity::is_server);
+        let laptop = self.identity.clone().filter(|_| !server);
         let projection = self.projection.clone().filter(|_| server);
         let path = self.path.clone();
         let tx = self.begin()?;
@@ -179,6 +180,13 @@ impl Store for SqliteStore {
                 META_CURSOR,
                 i64::try_from(c.max(prev)).unwrap_or(i64::MAX),
             )?;
+        }
+        if let Some(me) = laptop {
+            // The server holds these records (it never sends a partial one): what it refused
+            // earlier for not holding them goes again (another laptop's creation, re-sent
+            // after a server restore, came after our edit of it).
+            let held = changes.iter().map(|c| c.record).collect();
+            crate::requeue::reissue_built_on(&tx, me.device, held)?;
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(summary)
