@@ -73,11 +73,9 @@ fn check_reference(
     target: Option<&Referenced>,
 ) -> Result<(), RejectReason> {
     let Some(target) = target else {
-        return match value {
-            Value::Id(id) if referenced_kind(field).is_some() => Err(RejectReason::UnknownRecord {
-                kind: referenced_kind(field)
-                    .map_or("record", Kind::code)
-                    .to_owned(),
+        return match (value, referenced_kind(field)) {
+            (Value::Id(id), Some(kind)) => Err(RejectReason::UnknownRecord {
+                kind: kind.code().to_owned(),
                 id: id.to_string(),
             }),
             _ => Ok(()),

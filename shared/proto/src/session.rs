@@ -141,15 +141,9 @@ impl ClientSession {
             }
             if entries.len() == BATCH_CHANGES_MAX {
                 // The last record's run may go on past the read: it goes whole, next time.
-                let changes: Vec<&Change> = entries.iter().map(|(_, c)| c).collect();
-                let last = changes.len() - 1;
-                let start = (0..=last)
-                    .rev()
-                    .take_while(|&j| same_record(changes[j], changes[last]))
-                    .last()
-                    .unwrap_or(last);
-                if start > 0 {
-                    entries.truncate(start);
+                let last = entries[entries.len() - 1].1.clone();
+                if let Some(end) = entries.iter().rposition(|(_, c)| !same_record(c, &last)) {
+                    entries.truncate(end + 1);
                 }
             }
             for (i, (seq, _)) in entries.iter().enumerate() {

@@ -190,9 +190,10 @@ impl SqliteStore {
         let stamp_now = now.saturating_add_signed(offset.unwrap_or(0));
         let mut touched: HashMap<Uuid, Record> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
-        let by = by_record(stash.iter());
-        let mut stash: Vec<Option<Change>> = stash.into_iter().map(Some).collect();
-        for old in by.into_iter().filter_map(|i| stash[i].take()) {
+        for old in by_record(stash.iter())
+            .into_iter()
+            .map(|i| stash[i].clone())
+        {
             let record = match touched.entry(old.record) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {

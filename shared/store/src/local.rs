@@ -185,8 +185,11 @@ impl Store for SqliteStore {
             // The server holds these records (it never sends a partial one): what it refused
             // earlier for not holding them goes again (another laptop's creation, re-sent
             // after a server restore, came after our edit of it).
-            let held = changes.iter().map(|c| c.record).collect();
-            crate::requeue::reissue_built_on(&tx, me.device, held)?;
+            let unknown = crate::requeue::unknown_record_rows(&tx)?;
+            if !unknown.is_empty() {
+                let held = changes.iter().map(|c| c.record).collect();
+                crate::requeue::reissue_built_on(&tx, me.device, held, unknown)?;
+            }
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(summary)
@@ -276,21 +279,6 @@ impl Store for SqliteStore {
         let last = meta_u64(&tx, META_LAST_SEQ)?;
         let acked = acked.min(last);
         if acked > prev {
-            let refused: std::collections::HashSet<u64> = rejected.iter().map(|r| r.seq).collect();
-            let taken: std::collections::HashSet<Uuid> = {
-                let mut stmt = tx
-                    .prepare_cached("SELECT seq, change FROM outbox WHERE seq > ?1 AND seq <= ?2")
-                    .map_err(sql_err)?;
-                crate::codec::seq_changes(
-                    &mut stmt,
-                    params![i64_of(prev), i64_of(acked)],
-                    "outbox change",
-                )?
-                .into_iter()
-                .filter(|(seq, _)| !refused.contains(seq))
-                .map(|(_, c)| c.record)
-                .collect()
-            };
             for r in rejected.iter().filter(|r| r.seq > prev && r.seq <= acked) {
                 // Kept under the change's seq unless a refusal from before a rebase holds that
                 // number (seqs go on from the server's after one): then after the highest.
@@ -305,13 +293,33 @@ impl Store for SqliteStore {
                 .execute(params![i64_of(r.seq), r.reason.to_string()])
                 .map_err(sql_err)?;
             }
+            // Records the server took in this Ack: refusals for not holding one go again.
+            let unknown = crate::requeue::unknown_record_rows(&tx)?;
+            let taken: std::collections::HashSet<Uuid> = if unknown.is_empty() {
+                std::collections::HashSet::new()
+            } else {
+                let refused: std::collections::HashSet<u64> =
+                    rejected.iter().map(|r| r.seq).collect();
+                let mut stmt = tx
+                    .prepare_cached("SELECT seq, change FROM outbox WHERE seq > ?1 AND seq <= ?2")
+                    .map_err(sql_err)?;
+                seq_changes(
+                    &mut stmt,
+                    params![i64_of(prev), i64_of(acked)],
+                    "outbox change",
+                )?
+                .into_iter()
+                .filter(|(seq, _)| !refused.contains(seq))
+                .map(|(_, c)| c.record)
+                .collect()
+            };
             crate::heal::fold_acked(&tx, prev, acked)?;
             tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")
                 .map_err(sql_err)?
                 .execute([i64_of(acked)])
                 .map_err(sql_err)?;
             meta_set(&tx, META_ACKED_SEQ, i64_of(acked))?;
-            crate::requeue::reissue_built_on(&tx, me, taken)?;
+            crate::requeue::reissue_built_on(&tx, me, taken, unknown)?;
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(())
@@ -385,24 +393,28 @@ impl Store for SqliteStore {
     }
 
     fn rejected(&self) -> Result<Vec<RejectedChange>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, reason, change FROM rejected ORDER BY seq")
-            .map_err(sql_err)?;
-        let mut rows = stmt.query([]).map_err(sql_err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(sql_err)? {
-            let seq: i64 = r.get(0).map_err(sql_err)?;
-            let reason: String = r.get(1).map_err(sql_err)?;
-            let bytes: Vec<u8> = r.get(2).map_err(sql_err)?;
-            out.push(RejectedChange {
-                seq: u64::try_from(seq).unwrap_or(0),
-                reason,
-                change: decode("rejected change", &bytes)?,
-            });
-        }
-        Ok(out)
+        rejected_in(&self.conn)
     }
+}
+
+/// The rejected list read through `conn` (a transaction too), by seq.
+pub(crate) fn rejected_in(conn: &Connection) -> Result<Vec<RejectedChange>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, reason, change FROM rejected ORDER BY seq")
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([]).map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let seq: i64 = r.get(0).map_err(sql_err)?;
+        let reason: String = r.get(1).map_err(sql_err)?;
+        let bytes: Vec<u8> = r.get(2).map_err(sql_err)?;
+        out.push(RejectedChange {
+            seq: u64::try_from(seq).unwrap_or(0),
+            reason,
+            change: decode("rejected change", &bytes)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Check a local action before any write: its size against the limit of the writer (the

@@ -8,7 +8,7 @@
 //! lost. Nothing here talks to the network or reads the clock (`now` is passed in); deciding
 //! *when* to re-issue is the session's job.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use tournee_core::clock::WallMs;
 use tournee_core::hlc::{Hlc, HlcGen};
@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use crate::codec::seq_changes;
-use crate::local::append_outbox;
+use crate::local::{append_outbox, rejected_in};
 use crate::records::{by_record, load_record, save_record};
 use crate::sql_err;
 use crate::sqlite::{
@@ -54,7 +54,7 @@ pub(crate) fn unknown_record_prefix() -> String {
 }
 
 /// Rejected-list rows `(seq, change)` whose reason starts with `prefix` (all with `None`).
-fn rejected_rows(
+pub(crate) fn rejected_rows(
     tx: &Transaction<'_>,
     prefix: Option<&str>,
 ) -> Result<Vec<(u64, Change)>, StoreError> {
@@ -69,28 +69,22 @@ fn rejected_rows(
 
 /// Rejected-list rows refused for a record the server did not hold, with that record (named
 /// in the reason's text; the change's own record if the text names none).
-fn unknown_record_rows(tx: &Transaction<'_>) -> Result<Vec<(u64, Change, Uuid)>, StoreError> {
+pub(crate) fn unknown_record_rows(
+    conn: &Connection,
+) -> Result<Vec<(u64, Change, Uuid)>, StoreError> {
     let prefix = unknown_record_prefix();
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT seq, reason, change FROM rejected
-             WHERE substr(reason, 1, length(?1)) = ?1 ORDER BY seq",
-        )
-        .map_err(sql_err)?;
-    let mut rows = stmt.query(params![prefix]).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_err)? {
-        let seq: i64 = r.get(0).map_err(sql_err)?;
-        let reason: String = r.get(1).map_err(sql_err)?;
-        let bytes: Vec<u8> = r.get(2).map_err(sql_err)?;
-        let change: Change = crate::codec::decode("rejected change", &bytes)?;
-        let named = reason
-            .split_whitespace()
-            .find_map(|w| Uuid::parse_str(w).ok())
-            .unwrap_or(change.record);
-        out.push((u64::try_from(seq).unwrap_or(0), change, named));
-    }
-    Ok(out)
+    Ok(rejected_in(conn)?
+        .into_iter()
+        .filter(|r| r.reason.starts_with(&prefix))
+        .map(|r| {
+            let named = r
+                .reason
+                .split_whitespace()
+                .find_map(|w| Uuid::parse_str(w).ok())
+                .unwrap_or(r.change.record);
+            (r.seq, r.change, named)
+        })
+        .collect())
 }
 
 /// Of `unknown` (changes refused for a record the server did not hold, with that record),
@@ -113,7 +107,7 @@ fn built_on(mut records: HashSet<Uuid>, unknown: Vec<(u64, Change, Uuid)>) -> Ve
 }
 
 /// Every outbox row `(seq, change)`, in order.
-fn outbox_rows(tx: &Transaction<'_>) -> Result<Vec<(u64, Change)>, StoreError> {
+pub(crate) fn outbox_rows(tx: &Transaction<'_>) -> Result<Vec<(u64, Change)>, StoreError> {
     let mut stmt = tx
         .prepare_cached("SELECT seq, change FROM outbox ORDER BY seq")
         .map_err(sql_err)?;
@@ -193,20 +187,22 @@ fn delete_rejected(tx: &Transaction<'_>, seq: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The server took changes of `taken` (records) in an Ack: changes it refused earlier for not
-/// holding one of them (an edit, a request naming it, and what builds on those) are written
-/// again now, in `tx`, stamped after the last HLC; returns how many. The refusal came before
-/// the record's creation reached the server (queued ahead of it, the creation re-sent after a
-/// clock-ahead refusal).
+/// The server holds the records `taken` (an Ack took a change of them, or it sent them): of
+/// `unknown` (`unknown_record_rows`), the changes it refused earlier for not holding one of
+/// them (an edit, a request naming it, and what builds on those) are written again now, in
+/// `tx`, stamped after the last HLC; returns how many. The refusal came before the record's
+/// creation reached the server (queued ahead of it, the creation re-sent after a clock-ahead
+/// refusal, another laptop's creation re-sent after a server restore).
 pub(crate) fn reissue_built_on(
     tx: &Transaction<'_>,
     me: Actor,
     taken: HashSet<Uuid>,
+    unknown: Vec<(u64, Change, Uuid)>,
 ) -> Result<usize, StoreError> {
-    if taken.is_empty() {
+    if taken.is_empty() || unknown.is_empty() {
         return Ok(0);
     }
-    let again = built_on(taken, unknown_record_rows(tx)?);
+    let again = built_on(taken, unknown);
     if again.is_empty() {
         return Ok(0);
     }

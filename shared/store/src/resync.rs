@@ -12,11 +12,11 @@
 
 use rusqlite::Connection;
 
-use tournee_core::record::{Change, Record};
+use tournee_core::record::Record;
 use tournee_core::store::StoreError;
 
-use crate::codec::seq_changes;
 use crate::records::{load_record_in, save_record_in, Table};
+use crate::requeue::{outbox_rows, rejected_rows};
 use crate::sql_err;
 use crate::sqlite::{
     i64_of, map_err, meta_set, meta_u64, SqliteStore, META_CURSOR, META_SERVER_EPOCH,
@@ -60,19 +60,9 @@ impl SqliteStore {
         if download_table(&tx)? != Table::Resync {
             return Ok(false);
         }
-        let mut ours: Vec<Change> = Vec::new();
-        for sql in [
-            "SELECT seq, change FROM outbox ORDER BY seq",
-            "SELECT seq, change FROM rejected ORDER BY seq",
-        ] {
-            let mut stmt = tx.prepare_cached(sql).map_err(sql_err)?;
-            ours.extend(
-                seq_changes(&mut stmt, [], "own change")?
-                    .into_iter()
-                    .map(|(_, c)| c),
-            );
-        }
-        for change in ours {
+        let mut ours = outbox_rows(&tx)?;
+        ours.extend(rejected_rows(&tx, None)?);
+        for (_, change) in ours {
             let mut record = match load_record_in(&tx, Table::Resync, change.record)? {
                 Some(r) => r,
                 None => Record::for_change(&change)?,

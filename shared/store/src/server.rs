@@ -189,6 +189,25 @@ fn referenced_by(
     }
 }
 
+/// Count `change`'s verdict in `out`: taken if it changed the record (pushed on `taken`), a
+/// duplicate if it did not, or refused with its reason.
+fn tally<'c>(
+    out: &mut Accepted,
+    taken: &mut Vec<&'c Change>,
+    seq: u64,
+    change: &'c Change,
+    verdict: Result<bool, RejectReason>,
+) {
+    match verdict {
+        Ok(true) => {
+            taken.push(change);
+            out.applied += 1;
+        }
+        Ok(false) => out.duplicates += 1,
+        Err(reason) => out.rejected.push(Rejection { seq, reason }),
+    }
+}
+
 /// Take a run of a device's changes of a record the server holds (in `touched`), each checked
 /// alone. Returns those that changed the record.
 fn accept_edits<'c>(
@@ -207,21 +226,12 @@ fn accept_edits<'c>(
                 "an edit of a record not loaded",
             ));
         };
-        if let Err(reason) = check(change, Some(record), referenced.as_ref()) {
-            out.rejected.push(Rejection { seq, reason });
-            continue;
-        }
-        match record.apply_change(change.clone()) {
-            Ok(true) => {
-                taken.push(change);
-                out.applied += 1;
-            }
-            Ok(false) => out.duplicates += 1,
-            Err(e) => out.rejected.push(Rejection {
-                seq,
-                reason: RejectReason::invalid(e.to_string()),
-            }),
-        }
+        let verdict = check(change, Some(record), referenced.as_ref()).and_then(|()| {
+            record
+                .apply_change(change.clone())
+                .map_err(|e| RejectReason::invalid(e.to_string()))
+        });
+        tally(out, &mut taken, seq, change, verdict);
     }
     Ok(taken)
 }
@@ -275,14 +285,7 @@ fn accept_creation<'c>(
     }
     let mut taken = Vec::new();
     for (seq, change, verdict) in verdicts {
-        match verdict {
-            Ok(true) => {
-                taken.push(change);
-                out.applied += 1;
-            }
-            Ok(false) => out.duplicates += 1,
-            Err(reason) => out.rejected.push(Rejection { seq, reason }),
-        }
+        tally(out, &mut taken, seq, change, verdict);
     }
     touched.insert(head.record, partial);
     Ok(taken)
@@ -319,6 +322,22 @@ fn referenced_in(
         })
     })
     .transpose()
+}
+
+impl SqliteStore {
+    /// A new random epoch, and whether the server chose it itself (`renew_epoch_once`), in one
+    /// transaction. The random bits of a v7 UUID, kept positive (meta values are i64) and never
+    /// 0 (the epoch of a store that was never restored).
+    fn write_new_epoch(&mut self, by_itself: bool) -> Result<u64, StoreError> {
+        let (_, low) = Uuid::now_v7().as_u64_pair();
+        let epoch = (low & i64::MAX as u64).max(1);
+        let path = self.path.clone();
+        let tx = self.begin()?;
+        meta_set(&tx, META_EPOCH, i64_of(epoch))?;
+        meta_set(&tx, META_EPOCH_SELF, i64::from(by_itself))?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(epoch)
+    }
 }
 
 impl ServerStore for SqliteStore {
@@ -548,25 +567,14 @@ impl ServerStore for SqliteStore {
     }
 
     fn renew_epoch(&mut self) -> Result<u64, StoreError> {
-        // The random bits of a v7 UUID, kept positive (meta values are i64) and never 0 (the
-        // epoch of a store that was never restored).
-        let (_, low) = Uuid::now_v7().as_u64_pair();
-        let epoch = (low & i64::MAX as u64).max(1);
-        let path = self.path.clone();
-        let tx = self.begin()?;
-        meta_set(&tx, META_EPOCH, i64_of(epoch))?;
-        meta_set(&tx, META_EPOCH_SELF, 0i64)?;
-        tx.commit().map_err(|e| map_err(&path, e))?;
-        Ok(epoch)
+        self.write_new_epoch(false)
     }
 
     fn renew_epoch_once(&mut self) -> Result<u64, StoreError> {
         if meta_u64(&self.conn, META_EPOCH_SELF)? != 0 {
             return self.epoch();
         }
-        let epoch = self.renew_epoch()?;
-        meta_set(&self.conn, META_EPOCH_SELF, 1i64)?;
-        Ok(epoch)
+        self.write_new_epoch(true)
     }
 }
 
