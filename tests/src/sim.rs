@@ -776,15 +776,7 @@ impl World {
             // No loss: every committed change is on the server (present or causally replaced),
             // unless the server refused it and the agent keeps it with a reason.
             for (_, c) in self.ledger.iter().filter(|(j, _)| *j == i) {
-                // Kept with a reason, as written or written again over it (a rebase's
-                // re-issue covers the first write's dot).
-                let refused = rejected.iter().any(|r| {
-                    r.change == *c
-                        || (r.change.record == c.record
-                            && r.change.field == c.field
-                            && r.change.write.ctx.get(&c.write.dot.actor) >= c.write.dot.counter)
-                });
-                if refused {
+                if kept_refused(&rejected, c) {
                     continue;
                 }
                 let on_server = self
@@ -827,6 +819,17 @@ impl World {
         self.counts.orphans_after_refusal = excused;
         Ok(())
     }
+}
+
+/// True when the laptop keeps `c` in its rejected list with a reason: as written, or written
+/// again over it (a rebase's or requeue's re-issue, whose context covers the first write's dot).
+pub(crate) fn kept_refused(rejected: &[tournee_core::store::RejectedChange], c: &Change) -> bool {
+    rejected.iter().any(|r| {
+        r.change == *c
+            || (r.change.record == c.record
+                && r.change.field == c.field
+                && r.change.write.ctx.get(&c.write.dot.actor) >= c.write.dot.counter)
+    })
 }
 
 /// A refusal of a user's or scheduler's action by the domain (a status going back, a record

@@ -153,7 +153,7 @@ fn changes_built_on_a_refused_change_leave_no_dangling_reference() {
 fn fresh_history_fault_seeds_converge() {
     for seed in [
         3000056, 3000103, 3000711, 3000846, 3000873, 3000960, 3001075, 3001179, 3001235, 3001346,
-        3001498, 3001542, 3001675, 3001889, 5000332, 5001024, 5001739, 9000025, 9000389,
+        3001498, 3001542, 3001675, 3001889, 5000332, 5001024, 5001739, 9000025, 9000389, 11000565,
     ] {
         if let Err(f) = sim::run_seed(seed, 150, false) {
             panic!("{f}");

@@ -200,7 +200,7 @@ impl World {
         }
         let mut marked = BTreeSet::new();
         for (i, c) in &self.ledger {
-            if c.kind == Kind::Passage && !refused[*i].iter().any(|r| r.change == *c) {
+            if c.kind == Kind::Passage && !super::kept_refused(&refused[*i], c) {
                 marked.insert((c.record, c.scope.clone()));
             }
         }
