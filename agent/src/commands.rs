@@ -12,14 +12,14 @@ use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
 use tournee_cli::{init_logging, wait_for_signal};
 use tournee_core::actions::{
-    self, add_appointment, add_request, require_kind, set_fields, NewRequest, PassageUpdate,
+    self, add_appointment, add_request, people, require_kind, set_fields, NewRequest, PassageUpdate,
 };
 use tournee_core::clock::{Clock, SkewedClock};
 use tournee_core::export;
 use tournee_core::limits::CLOCK_OFFSET_WARN_MS;
 use tournee_core::model::{
-    check_duration, check_text_chars, AppointmentStatus, CancelCause, Field, Kind, Level,
-    ModelError, Outcome, PassageStatus, Value,
+    check_commune, check_duration, check_text_chars, AppointmentStatus, CancelCause, Field, Kind,
+    Level, Location, ModelError, Outcome, PassageStatus, Value,
 };
 use tournee_core::record::Record;
 use tournee_core::refdata::RefData;
@@ -59,24 +59,18 @@ pub(crate) fn open_existing(dir: &Path) -> Result<SqliteStore> {
     Ok(store)
 }
 
-fn identity(store: &SqliteStore) -> Result<Identity> {
+pub(crate) fn identity(store: &SqliteStore) -> Result<Identity> {
     store
         .identity()?
         .context("store is not initialised: run `tournee-agent init`")
 }
 
-fn parse_id(what: &'static str, s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|_| {
-        ModelError::BadFormat {
-            field: what,
-            value: s.to_owned(),
-            expected: "record id (UUID, as printed by `add` or `list`)",
-        }
-        .into()
-    })
+/// A record id typed in full or by a unique prefix of at least `ID_PREFIX_MIN` characters.
+pub(crate) fn parse_id(store: &dyn Store, what: &'static str, s: &str) -> Result<Uuid> {
+    Ok(actions::find_id(store, what, s)?)
 }
 
-fn parse_int(what: &'static str, s: &str) -> Result<i64> {
+pub(crate) fn parse_int(what: &'static str, s: &str) -> Result<i64> {
     s.trim().parse::<i64>().map_err(|_| {
         ModelError::BadFormat {
             field: what,
@@ -91,7 +85,7 @@ fn today(now_ms: u64) -> NaiveDate {
     paris_date(i64::try_from(now_ms / 1000).unwrap_or(0)).unwrap_or_default()
 }
 
-fn day_arg(date: Option<&str>, now_ms: u64) -> Result<NaiveDate> {
+pub(crate) fn day_arg(date: Option<&str>, now_ms: u64) -> Result<NaiveDate> {
     match date {
         Some(d) => Ok(parse_date("date", d)?),
         None => Ok(today(now_ms)),
@@ -108,6 +102,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => run_cmd(&dir, clock, a),
         Command::Appointment(cmd) => appointment(&dir, &clock, cmd),
         Command::Request(RequestCmd::Add(a)) => request_add(&dir, &clock, a),
+        Command::Request(RequestCmd::List(a)) => crate::workflows::request_list(&dir, a),
+        Command::Request(RequestCmd::Set(a)) => crate::workflows::request_set(&dir, &clock, a),
+        Command::Request(RequestCmd::Delete(a)) => {
+            crate::workflows::request_delete(&dir, &clock, a)
+        }
+        Command::Person(cmd) => crate::workflows::person(&dir, &clock, cmd),
+        Command::Visit(cmd) => crate::workflows::visit(&dir, &clock, cmd),
+        Command::Session(cmd) => crate::workflows::session(&dir, &clock, cmd),
         Command::Passage(cmd) => passage(&dir, &clock, cmd),
         Command::Conflicts(f) => conflicts(&dir, f.format),
         Command::Resolve(a) => resolve(&dir, &clock, a),
@@ -255,8 +257,8 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
     match cmd {
         AppointmentCmd::Add(a) => {
             let now = clock.now_ms();
-            let new = a.fields.to_new(now)?;
             let mut store = open_existing(dir)?;
+            let new = a.fields.to_new(&store, now)?;
             let unit = identity(&store)?.unit;
             let (id, action) = add_appointment(&store, now, &unit, &new)?;
             store.write_local(now, &action)?;
@@ -265,7 +267,8 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
         }
         AppointmentCmd::Set(a) => {
             let now = clock.now_ms();
-            let id = parse_id("id", &a.id)?;
+            let mut store = open_existing(dir)?;
+            let id = parse_id(&store, "id", &a.id)?;
             let mut sets = Vec::new();
             if let Some(s) = &a.status {
                 sets.push((
@@ -282,16 +285,38 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             if let Some(n) = &a.note {
                 sets.push((Field::Note, Value::Text(n.clone())));
             }
-            if sets.is_empty() {
-                return Err(
-                    actions::nothing_to_change("--status, --start, --duration or --note").into(),
-                );
+            if let Some(l) = &a.location {
+                sets.push((
+                    Field::Location,
+                    Value::Text(Location::parse(l)?.code().into()),
+                ));
             }
-            let mut store = open_existing(dir)?;
+            if let Some(c) = &a.commune {
+                check_commune("commune", c)?;
+                sets.push((Field::Commune, Value::Text(c.clone())));
+            }
+            if let Some(p) = &a.person {
+                let p = parse_id(&store, "person", p)?;
+                sets.push((
+                    Field::Citizen,
+                    Value::Id(people::require_person(&store, p)?),
+                ));
+            }
+            if sets.is_empty() {
+                return Err(actions::nothing_to_change(
+                    "--status, --start, --duration, --note, --location, --commune or --person",
+                )
+                .into());
+            }
             let record = require_kind(&store, id, Kind::Appointment)?;
             store.write_local(now, &set_fields(&record, sets))?;
             print_line(format_args!("{id}"))?;
             Ok(())
+        }
+        AppointmentCmd::Cancel(a) => crate::workflows::appointment_cancel(dir, clock, a),
+        AppointmentCmd::List(l) if l.week.is_some() => {
+            let week = l.week.as_deref().unwrap_or_default();
+            crate::workflows::appointment_week(dir, clock, week, l.format)
         }
         AppointmentCmd::List(l) => {
             let store = open_existing(dir)?;
@@ -340,7 +365,7 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
         }
         AppointmentCmd::Show(s) => {
             let store = open_existing(dir)?;
-            let id = parse_id("id", &s.id)?;
+            let id = parse_id(&store, "id", &s.id)?;
             let record = require_kind(&store, id, Kind::Appointment)?;
             show_record(&store, &record, s.format)
         }
@@ -487,17 +512,17 @@ fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<(
 
 fn request_add(dir: &Path, clock: &dyn Clock, a: crate::RequestAdd) -> Result<()> {
     let now = clock.now_ms();
+    let mut store = open_existing(dir)?;
+    let id_of = |what, typed: &Option<String>| -> Result<Option<Uuid>> {
+        typed
+            .as_deref()
+            .map(|s| parse_id(&store, what, s))
+            .transpose()
+    };
     let req = NewRequest {
-        appointment: a
-            .appointment
-            .as_deref()
-            .map(|s| parse_id("appointment", s))
-            .transpose()?,
-        passage: a
-            .passage
-            .as_deref()
-            .map(|s| parse_id("passage", s))
-            .transpose()?,
+        appointment: id_of("appointment", &a.appointment)?,
+        passage: id_of("passage", &a.passage)?,
+        visit: id_of("visit", &a.visit)?,
         partner: a.partner,
         theme: a.theme,
         level: Level::parse(&a.level)?,
@@ -512,7 +537,6 @@ fn request_add(dir: &Path, clock: &dyn Clock, a: crate::RequestAdd) -> Result<()
             })
             .transpose()?,
     };
-    let mut store = open_existing(dir)?;
     let (id, action) = add_request(&store, now, &req)?;
     store.write_local(now, &action)?;
     print_line(format_args!("{id}"))?;
@@ -592,7 +616,8 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
         }
         PassageCmd::Set(a) => {
             let now = clock.now_ms();
-            let id = parse_id("id", &a.id)?;
+            let mut store = open_existing(dir)?;
+            let id = parse_id(&store, "id", &a.id)?;
             let update = PassageUpdate {
                 status: a.status.as_deref().map(PassageStatus::parse).transpose()?,
                 cause: a.cause.as_deref().map(CancelCause::parse).transpose()?,
@@ -607,7 +632,6 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
                     .map(|t| parse_time("actual-end", t))
                     .transpose()?,
             };
-            let mut store = open_existing(dir)?;
             let record = require_kind(&store, id, Kind::Passage)?;
             let action = actions::set_passage(&record, &update)?;
             store.write_local(now, &action)?;
@@ -624,8 +648,8 @@ fn conflicts(dir: &Path, format: Format) -> Result<()> {
 
 fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {
     let now = clock.now_ms();
-    let id = parse_id("record", &a.record_id)?;
     let mut store = open_existing(dir)?;
+    let id = parse_id(&store, "record", &a.record_id)?;
     let record = store
         .record(id)?
         .with_context(|| format!("no record with id {id}"))?;

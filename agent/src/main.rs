@@ -7,6 +7,7 @@
 mod commands;
 mod reenrol;
 mod rejected;
+mod workflows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,15 @@ pub enum Command {
     /// Changes the server refused: list them, or undo them on this laptop.
     #[command(subcommand)]
     Rejected(rejected::RejectedCmd),
+    /// Persons (usagers): search, record, history, change, merge duplicates.
+    #[command(subcommand)]
+    Person(workflows::PersonCmd),
+    /// Walk-ins (accueil sans rendez-vous), with a person or anonymous.
+    #[command(subcommand)]
+    Visit(workflows::VisitCmd),
+    /// Collective sessions (ateliers) at a passage.
+    #[command(subcommand)]
+    Session(workflows::SessionCmd),
 }
 
 /// `init`.
@@ -113,10 +123,12 @@ const _: () = assert!(SYNC_TIMEOUT_MAX_S == 86_400);
 pub enum AppointmentCmd {
     /// Record a new appointment; prints its id.
     Add(AppointmentAdd),
-    /// Change an appointment (status, time, duration, note).
+    /// Change an appointment (status, time, duration, place, person, note).
     Set(AppointmentSet),
-    /// Appointments of a day.
-    List(DayList),
+    /// Cancel an appointment (status revoked; it stays in the history).
+    Cancel(workflows::IdArg),
+    /// Appointments of a day, or of a week.
+    List(workflows::AppointmentList),
     /// One appointment with every field, and the competing values of conflicting fields.
     Show(ShowArgs),
 }
@@ -145,6 +157,15 @@ pub struct AppointmentSet {
     /// New note.
     #[arg(long)]
     pub note: Option<String>,
+    /// New place: arret, domicile or telephone.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// New commune (INSEE code).
+    #[arg(long, value_name = "INSEE")]
+    pub commune: Option<String>,
+    /// Another person (id or unique prefix).
+    #[arg(long, value_name = "ID")]
+    pub person: Option<String>,
 }
 
 /// A day listing.
@@ -173,11 +194,17 @@ pub struct ShowArgs {
 pub enum RequestCmd {
     /// Record a request; prints its id.
     Add(RequestAdd),
+    /// Requests: pending with a partner, of a person, of a day.
+    List(workflows::RequestList),
+    /// Change a request's outcome, partner, theme, level or minutes.
+    Set(workflows::RequestSet),
+    /// Delete a request (a tombstone, replicated).
+    Delete(workflows::IdArg),
 }
 
 /// `request add`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("link").required(true).args(["appointment", "passage"])))]
+#[command(group(clap::ArgGroup::new("link").required(true).args(["appointment", "passage", "visit"])))]
 pub struct RequestAdd {
     /// The appointment the request was made at.
     #[arg(long, value_name = "ID")]
@@ -185,6 +212,9 @@ pub struct RequestAdd {
     /// The passage (walk-in at a stop).
     #[arg(long, value_name = "ID")]
     pub passage: Option<String>,
+    /// The walk-in (`visit add`) it was made at.
+    #[arg(long, value_name = "ID")]
+    pub visit: Option<String>,
     /// Partner code (caf, assurance_maladie, france_travail, dgfip, …).
     #[arg(long, value_name = "CODE")]
     pub partner: String,

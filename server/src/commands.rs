@@ -508,8 +508,8 @@ fn appointment_add(
     data.require()?;
     let unit = unit_of(data, &a.unit)?;
     let now = clock.now_ms();
-    let new = a.fields.to_new(now)?;
     let mut store = data.open_store()?;
+    let new = a.fields.to_new(&store, now)?;
     if let Some(p) = new.passage {
         let passage = actions::require_kind(&store, p, Kind::Passage)?;
         if passage.scope != Scope::Unit(unit.id.clone()) {

@@ -575,6 +575,7 @@ fn record_visit(
         location,
         commune: commune.into(),
         citizen: Some((*rng.pick(&names)).into()),
+        person: None,
         passage,
         note: None,
     };
@@ -610,6 +611,7 @@ fn add_request(
     let r = NewRequest {
         appointment: Some(appointment),
         passage: None,
+        visit: None,
         partner: (*rng.pick(&PARTNERS)).into(),
         theme: (*rng.pick(&THEMES)).into(),
         level: *rng.pick(&[Level::Information, Level::Support, Level::Referral]),
@@ -673,6 +675,7 @@ fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan
             location: Location::Home,
             commune: "80021".into(),
             citizen: Some(format!("Usager {}", i + 1)),
+            person: None,
             passage: None,
             note: Some("visite planifiée par la coordination".into()),
         };

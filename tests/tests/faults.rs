@@ -96,6 +96,7 @@ fn write_backlog(agent: &Agent, n: usize, tag: &str) -> Backlog {
             location: Location::Stop,
             commune: "80021".into(),
             citizen: None,
+            person: None,
             passage: None,
             note: Some(format!("{tag} #{i} {}", noise(i as u64))),
         };

@@ -600,6 +600,7 @@ fn a_peer_change_holding_control_characters_is_refused_by_the_server_authorizati
         location: Location::parse("arret").expect("location"),
         commune: "80021".into(),
         citizen: Some("Mme Martin".into()),
+        person: None,
         passage: None,
         note: Some("rappeler".into()),
     };

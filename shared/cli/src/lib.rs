@@ -197,9 +197,12 @@ pub struct AppointmentArgs {
     /// INSEE code of the commune (e.g. 80021).
     #[arg(long, value_name = "INSEE")]
     pub commune: String,
-    /// Citizen's display name (kept minimal).
-    #[arg(long, value_name = "NAME")]
+    /// Citizen's display name (kept minimal): records a new person.
+    #[arg(long, value_name = "NAME", conflicts_with = "person")]
     pub citizen: Option<String>,
+    /// A person already recorded (id or its first 8 characters, as `person search` lists).
+    #[arg(long, value_name = "ID")]
+    pub person: Option<String>,
     /// Passage this appointment belongs to.
     #[arg(long, value_name = "ID")]
     pub passage: Option<String>,
@@ -209,10 +212,21 @@ pub struct AppointmentArgs {
 }
 
 impl AppointmentArgs {
-    /// Parse and check what was typed, with errors naming the option.
-    pub fn to_new(&self, now: WallMs) -> Result<NewAppointment, ModelError> {
+    /// Parse and check what was typed, with errors naming the option; ids may be short
+    /// prefixes of records `store` holds.
+    pub fn to_new(
+        &self,
+        store: &dyn tournee_core::store::Store,
+        now: WallMs,
+    ) -> Result<NewAppointment, tournee_core::store::StoreError> {
+        let find = |field, typed: &Option<String>| {
+            typed
+                .as_deref()
+                .map(|t| tournee_core::actions::find_id(store, field, t))
+                .transpose()
+        };
         let new = NewAppointment {
-            start: parse_time("start", &self.start)?,
+            start: parse_time("start", &self.start).map_err(ModelError::from)?,
             duration: self
                 .duration
                 .trim()
@@ -225,17 +239,8 @@ impl AppointmentArgs {
             location: Location::parse(&self.location)?,
             commune: self.commune.clone(),
             citizen: self.citizen.clone(),
-            passage: self
-                .passage
-                .as_deref()
-                .map(|p| {
-                    uuid::Uuid::parse_str(p).map_err(|_| ModelError::BadFormat {
-                        field: "passage",
-                        value: p.to_owned(),
-                        expected: "passage id (UUID, as listed by `passage list`)",
-                    })
-                })
-                .transpose()?,
+            person: find("person", &self.person)?,
+            passage: find("passage", &self.passage)?,
             note: self.note.clone(),
         };
         check_new_appointment(now, &new)?;

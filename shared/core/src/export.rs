@@ -91,6 +91,20 @@ mod tests {
         fn records_on(&self, _: Kind, _: NaiveDate) -> Result<Vec<Record>, StoreError> {
             unreachable!("not used by the export")
         }
+        fn records_between(
+            &self,
+            _: Kind,
+            _: NaiveDate,
+            _: NaiveDate,
+        ) -> Result<Vec<Record>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn records_of_kind(&self, _: Kind) -> Result<Vec<Record>, StoreError> {
+            unreachable!("not used by the export")
+        }
+        fn ids_with_prefix(&self, _: &str, _: usize) -> Result<Vec<Uuid>, StoreError> {
+            unreachable!("not used by the export")
+        }
         fn conflicted(&self) -> Result<Vec<Record>, StoreError> {
             unreachable!("not used by the export")
         }

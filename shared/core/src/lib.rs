@@ -12,6 +12,7 @@ pub mod export;
 pub mod hlc;
 pub mod limits;
 pub mod model;
+pub mod person;
 pub mod record;
 pub mod refdata;
 pub mod register;
@@ -20,5 +21,6 @@ pub mod rng;
 pub mod schedule;
 pub mod store;
 pub mod time;
+pub mod views;
 
 pub use uuid::Uuid;

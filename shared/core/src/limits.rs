@@ -90,6 +90,16 @@ pub const PASSAGE_PLAN_FIELDS_MAX: usize = 6;
 pub const ROUND_PASSAGES_MAX: usize = ROUND_STOPS_MAX * HORIZON_WEEKS_MAX as usize;
 /// Longest recurrence of a round, in weeks: a yearly visit is the rarest a stop gets.
 pub const EVERY_WEEKS_MAX: u32 = 52;
+/// Most attendees one collective session counts, in people: a village hall's workshop, not a
+/// stadium; a larger number is a typo.
+pub const ATTENDEES_MAX: u32 = 500;
+/// Most people a person search lists, in persons: more than a screen is a query to refine.
+pub const PERSON_SEARCH_RESULTS_MAX: usize = 50;
+/// Longest chain of merges followed to a person's surviving record, in records; a longer
+/// chain (only a damaged store has one) stops at the last record reached.
+pub const PERSON_MERGE_CHAIN_MAX: usize = 64;
+/// Shortest id prefix a command accepts for a record id, in hex digits (as git's short ids).
+pub const ID_PREFIX_MIN: usize = 8;
 /// Default planning horizon of the server's rounds, in weeks: two months of passages is what
 /// the conseillers plan against.
 pub const HORIZON_WEEKS_DEFAULT: u32 = 8;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::clock::WallMs;
 use crate::limits::{
     ADDRESS_BYTES_MAX, ADMIN_ID_BYTES_MAX, APPOINTMENT_FUTURE_DAYS_MAX, APPOINTMENT_PAST_DAYS_MAX,
-    DURATION_MINUTES_MAX, EVERY_WEEKS_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
+    ATTENDEES_MAX, DURATION_MINUTES_MAX, EVERY_WEEKS_MAX, LABEL_BYTES_MAX, NOTE_BYTES_MAX,
 };
 use crate::refdata::RefData;
 use crate::register::Sibling;
@@ -86,6 +86,12 @@ pub enum ModelError {
         to: NaiveDate,
     },
     /// A time or date that does not parse.
+    /// A merge of a person with itself (or with a record already merged into it).
+    #[error("person merge : ces deux fiches désignent déjà la même personne ({id})")]
+    SamePerson {
+        /// The person both ids stand for.
+        id: uuid::Uuid,
+    },
     #[error("{field}: '{value}' is not a valid {expected}")]
     BadFormat {
         /// The field.
@@ -244,6 +250,12 @@ code_enum!(
         Appointment => "appointment",
         /// Demande.
         Request => "request",
+        /// Accueil sans rendez-vous: a walk-in at a passage, a phone call or a home visit
+        /// recorded without an appointment; with a person or anonymous.
+        Visit => "visit",
+        /// Atelier collectif: a group session at a passage (a theme, a number of attendees,
+        /// no names).
+        Workshop => "workshop",
     }
 );
 
@@ -402,6 +414,12 @@ code_enum!(
         Level => "level",
         /// Request outcome.
         Outcome => "outcome",
+        /// The person record this one was merged into (a duplicate created offline).
+        MergedInto => "merged_into",
+        /// The walk-in a request was made at.
+        Visit => "visit",
+        /// How many people attended a collective session.
+        Attendees => "attendees",
     }
 );
 
@@ -425,13 +443,15 @@ impl Kind {
             Kind::Citizen => &[F::Name],
             Kind::Appointment => &[F::Location, F::Commune, F::Start, F::Duration, F::Status],
             Kind::Request => &[F::Partner, F::Theme, F::Level, F::Outcome],
+            Kind::Visit => &[F::Location, F::Commune, F::Start],
+            Kind::Workshop => &[F::Passage, F::Theme, F::Attendees],
         }
     }
 
     /// Fields of which every creation of this kind sets at least one (a request's parent).
     pub fn created_with_one_of(self) -> &'static [Field] {
         match self {
-            Kind::Request => &[Field::Appointment, Field::Passage],
+            Kind::Request => &[Field::Appointment, Field::Passage, Field::Visit],
             _ => &[],
         }
     }
@@ -477,6 +497,7 @@ impl Kind {
                 F::BirthYear,
                 F::Commune,
                 F::Address,
+                F::MergedInto,
             ],
             Kind::Appointment => &[
                 F::Deleted,
@@ -498,7 +519,18 @@ impl Kind {
                 F::Level,
                 F::Outcome,
                 F::Duration,
+                F::Visit,
             ],
+            Kind::Visit => &[
+                F::Deleted,
+                F::Passage,
+                F::Citizen,
+                F::Location,
+                F::Commune,
+                F::Start,
+                F::Note,
+            ],
+            Kind::Workshop => &[F::Deleted, F::Passage, F::Theme, F::Attendees, F::Duration],
         }
     }
 
@@ -842,6 +874,23 @@ fn parse_day(field: Field, s: &str) -> Result<NaiveDate, ModelError> {
 const EVERY_WEEKS_EXPECTED: &str = "number of weeks from 1 to 52";
 const _: () = assert!(EVERY_WEEKS_MAX == 52);
 
+/// What an `attendees` value must be, in words (kept in step with `ATTENDEES_MAX`).
+const ATTENDEES_EXPECTED: &str = "number of attendees from 1 to 500";
+const _: () = assert!(ATTENDEES_MAX == 500);
+
+/// Check a count from 1 to `max` (weeks of a recurrence, attendees), `expected` saying so.
+fn check_count(field: Field, n: i64, max: u32, expected: &'static str) -> Result<(), ModelError> {
+    if (1..=i64::from(max)).contains(&n) {
+        Ok(())
+    } else {
+        Err(ModelError::BadFormat {
+            field: field.code(),
+            value: n.to_string(),
+            expected,
+        })
+    }
+}
+
 /// Check one field value of a record kind: type, list membership, ranges, lengths.
 ///
 /// Time-relative checks (an appointment start near `now`) apply to local user input only; a
@@ -883,26 +932,20 @@ pub fn check_value(
         },
         (_, F::Note) => check_len(field, text()?, NOTE_BYTES_MAX),
         (_, F::Stops) => crate::schedule::check_stops_field(text()?),
-        (_, F::EveryWeeks) => {
-            let n = int()?;
-            if (1..=i64::from(EVERY_WEEKS_MAX)).contains(&n) {
-                Ok(())
-            } else {
-                Err(ModelError::BadFormat {
-                    field: field.code(),
-                    value: n.to_string(),
-                    expected: EVERY_WEEKS_EXPECTED,
-                })
-            }
-        }
+        (_, F::EveryWeeks) => check_count(field, int()?, EVERY_WEEKS_MAX, EVERY_WEEKS_EXPECTED),
         (_, F::ValidFrom) | (_, F::Date) => parse_day(field, text()?).map(|_| ()),
         (_, F::ValidTo) => match value {
             Value::Null => Ok(()),
             _ => parse_day(field, text()?).map(|_| ()),
         },
-        (_, F::Round) | (_, F::Stop) | (_, F::Citizen) | (_, F::Appointment) | (_, F::Passage) => {
-            id_or_null()
-        }
+        (_, F::Round)
+        | (_, F::Stop)
+        | (_, F::Citizen)
+        | (_, F::Appointment)
+        | (_, F::Passage)
+        | (_, F::Visit)
+        | (_, F::MergedInto) => id_or_null(),
+        (_, F::Attendees) => check_count(field, int()?, ATTENDEES_MAX, ATTENDEES_EXPECTED),
         (_, F::PlannedStart) | (_, F::PlannedEnd) => int().map(|_| ()),
         (_, F::ActualStart) | (_, F::ActualEnd) | (_, F::BirthYear) => int_or_null(),
         (Kind::Passage, F::Status) => PassageStatus::parse(text()?).map(|_| ()),

@@ -75,7 +75,13 @@ pub fn check_scope(kind: Kind, scope: &Scope) -> Result<(), RecordError> {
         (kind, scope),
         (Kind::Stop, Scope::Territory(_))
             | (
-                Kind::Round | Kind::Passage | Kind::Citizen | Kind::Appointment | Kind::Request,
+                Kind::Round
+                    | Kind::Passage
+                    | Kind::Citizen
+                    | Kind::Appointment
+                    | Kind::Request
+                    | Kind::Visit
+                    | Kind::Workshop,
                 Scope::Unit(_)
             )
     );

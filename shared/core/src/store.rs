@@ -290,6 +290,18 @@ pub trait Store {
     fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError>;
     /// Records of a kind whose day (appointment start, passage date) is `day`, live ones only.
     fn records_on(&self, kind: Kind, day: NaiveDate) -> Result<Vec<Record>, StoreError>;
+    /// Live records of a kind whose day is in `from..=to`, by day.
+    fn records_between(
+        &self,
+        kind: Kind,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// Every live record of a kind, in id order (persons to search, requests to list).
+    fn records_of_kind(&self, kind: Kind) -> Result<Vec<Record>, StoreError>;
+    /// Ids of the records whose id starts with `prefix` (hex digits, hyphens ignored), at most
+    /// `limit`, in id order: a command's short id.
+    fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Uuid>, StoreError>;
     /// Records with at least one field in conflict.
     fn conflicted(&self) -> Result<Vec<Record>, StoreError>;
     /// Every record, in id order, optionally only those of the given scopes.

@@ -134,6 +134,51 @@ pub fn show_local(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// French abbreviations of weekdays (Monday first) and months, as people write them.
+const WEEKDAYS_FR: [&str; 7] = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."];
+const MONTHS_FR: [&str; 12] = [
+    "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+    "déc.",
+];
+
+/// A day as people read it: `lun. 7 déc.`.
+pub fn show_day_fr(day: NaiveDate) -> String {
+    use chrono::Datelike;
+    format!(
+        "{} {} {}",
+        WEEKDAYS_FR[day.weekday().num_days_from_monday() as usize],
+        day.day(),
+        MONTHS_FR[day.month0() as usize]
+    )
+}
+
+/// A Unix time in Paris as people read it: `lun. 7 déc. 10:00`.
+pub fn show_fr(secs: i64) -> String {
+    match DateTime::<Utc>::from_timestamp(secs, 0) {
+        Some(t) => {
+            let t = t.with_timezone(&Paris);
+            format!("{} {}", show_day_fr(t.date_naive()), t.format("%H:%M"))
+        }
+        None => secs.to_string(),
+    }
+}
+
+/// The time of day in Paris, `10:00`.
+pub fn show_hm(secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|t| t.with_timezone(&Paris).format("%H:%M").to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A duration in minutes as people read it: `45 min`, `1 h`, `1 h 30`.
+pub fn show_minutes(minutes: i64) -> String {
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m:02}"),
+    }
+}
+
 /// Show a Unix time as RFC 3339 with the Paris offset.
 pub fn show_rfc3339(secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(secs, 0)
@@ -153,6 +198,19 @@ pub fn paris_midnight(day: NaiveDate) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn french_forms_read_as_people_write_them() {
+        let t = parse_time("start", "2026-12-07T10:00").expect("local");
+        assert_eq!(show_fr(t), "lun. 7 déc. 10:00");
+        let t = parse_time("start", "2026-08-15T08:05").expect("local");
+        assert_eq!(show_fr(t), "sam. 15 août 08:05");
+        assert_eq!(show_hm(t), "08:05");
+        assert_eq!(show_minutes(45), "45 min");
+        assert_eq!(show_minutes(60), "1 h");
+        assert_eq!(show_minutes(90), "1 h 30");
+        assert_eq!(show_minutes(125), "2 h 05");
+    }
 
     #[test]
     fn local_and_rfc3339_forms_agree() {

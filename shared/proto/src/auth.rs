@@ -38,10 +38,11 @@ impl DeviceAuth {
 }
 
 /// May a device write this field of this kind? Planning is the scheduler's; the unit's devices
-/// record appointments, requests, citizens and the actuals of passages.
+/// record appointments, requests, citizens, walk-ins, collective sessions and the actuals of
+/// passages.
 pub fn device_may_write(kind: Kind, field: Field) -> bool {
     match kind {
-        Kind::Appointment | Kind::Request | Kind::Citizen => true,
+        Kind::Appointment | Kind::Request | Kind::Citizen | Kind::Visit | Kind::Workshop => true,
         Kind::Passage => matches!(
             field,
             Field::ActualStart | Field::ActualEnd | Field::Status | Field::Cause
@@ -55,7 +56,8 @@ fn referenced_kind(field: Field) -> Option<Kind> {
     match field {
         Field::Appointment => Some(Kind::Appointment),
         Field::Passage => Some(Kind::Passage),
-        Field::Citizen => Some(Kind::Citizen),
+        Field::Citizen | Field::MergedInto => Some(Kind::Citizen),
+        Field::Visit => Some(Kind::Visit),
         Field::Stop => Some(Kind::Stop),
         Field::Round => Some(Kind::Round),
         _ => None,

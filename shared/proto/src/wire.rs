@@ -26,7 +26,9 @@ use tournee_core::store::Chain;
 /// it heals; `Rebase` and `Rebased` heal a history the two sides do not share.
 /// 3: Hello and Welcome carry the server store's epoch: a cursor counted in a changelog since
 /// restored from a backup starts over.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: records of kinds `visit` and `workshop`, fields `merged_into`, `visit` and `attendees`
+/// (an older agent could not decode them: it is told to update instead).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
 pub use tournee_core::limits::BATCH_CLOCK_ENTRIES_MAX;

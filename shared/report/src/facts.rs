@@ -94,10 +94,15 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         Kind::Request if record.id_ref(Field::Appointment).is_some() => {
             parent(APPOINTMENT_PLACE, id_bytes(record, Field::Appointment))?
         }
-        Kind::Request => parent(PASSAGE_PLACE, id_bytes(record, Field::Passage))?,
+        Kind::Request if record.id_ref(Field::Visit).is_some() => {
+            parent(APPOINTMENT_PLACE, id_bytes(record, Field::Visit))?
+        }
+        Kind::Request | Kind::Workshop => parent(PASSAGE_PLACE, id_bytes(record, Field::Passage))?,
         _ => {
             let day = match record.kind {
-                Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+                Kind::Appointment | Kind::Visit => {
+                    record.int(Field::Start).and_then(paris_date).map(day_key)
+                }
                 Kind::Passage => record
                     .text(Field::Date)
                     .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
@@ -116,9 +121,9 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO facts(id, kind, unit, territory, day, commune, departement, location,
              status, cause, partner, theme, outcome, minutes, citizen, passage, appointment, stop,
-             round, planned_start, planned_end, marked, deleted)
+             round, planned_start, planned_end, marked, deleted, visit, attendees, merged_into)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22, ?23)",
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     ).map_err(sql_err)?
     .execute(params![
         record.id.as_bytes().as_slice(),
@@ -144,8 +149,23 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         record.int(Field::PlannedEnd),
         i64::from(marked),
         i64::from(record.is_deleted()),
+        id_bytes(record, Field::Visit),
+        record.int(Field::Attendees),
+        id_bytes(record, Field::MergedInto),
     ]).map_err(sql_err)?;
     match record.kind {
+        Kind::Visit => {
+            conn.prepare_cached(
+                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE visit = ?4 AND kind = ?5",
+            ).map_err(sql_err)?
+            .execute(params![
+                day,
+                commune.as_deref(),
+                departement.as_deref(),
+                record.id.as_bytes().as_slice(),
+                kind_code(Kind::Request)
+            ]).map_err(sql_err)?;
+        }
         Kind::Appointment => {
             conn.prepare_cached(
                 "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE appointment = ?4 AND kind = ?5",
@@ -161,9 +181,19 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         Kind::Passage => {
             let (d, c, dep) = parent(PASSAGE_PLACE, Some(record.id.as_bytes().to_vec()))?;
             conn.prepare_cached(
-                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE passage = ?4 AND kind = ?5",
-            ).map_err(sql_err)?
-            .execute(params![d, c, dep, record.id.as_bytes().as_slice(), kind_code(Kind::Request)]).map_err(sql_err)?;
+                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3
+                 WHERE passage = ?4 AND kind IN (?5, ?6) AND appointment IS NULL AND visit IS NULL",
+            )
+            .map_err(sql_err)?
+            .execute(params![
+                d,
+                c,
+                dep,
+                record.id.as_bytes().as_slice(),
+                kind_code(Kind::Request),
+                kind_code(Kind::Workshop)
+            ])
+            .map_err(sql_err)?;
         }
         _ => {}
     }

@@ -3,7 +3,7 @@
 //!
 //! Aggregation into report rows and all formatting live in `report`; nothing here prints.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, Row};
@@ -15,6 +15,7 @@ use tournee_core::model::Kind;
 use tournee_core::record::Record;
 use tournee_core::store::{Store, StoreError};
 use tournee_core::time::day_key;
+use tournee_core::views::Merges;
 use tournee_store::SqliteStore;
 
 fn uuid_of(bytes: &[u8]) -> Result<Uuid, StoreError> {
@@ -84,8 +85,15 @@ pub struct CoverageData {
     pub passages: Vec<PassageCount>,
     /// Appointments.
     pub appointments: Vec<AppointmentCount>,
-    /// Distinct people received (appointments with status seen), per group.
+    /// Distinct people received (appointments with status seen, walk-ins), per group.
     pub citizens: HashMap<String, u64>,
+    /// Distinct people received over the whole period and territory (a person seen in two
+    /// groups counts once; merged persons count once).
+    pub citizens_total: u64,
+    /// Walk-ins per group.
+    pub walk_ins: HashMap<String, u64>,
+    /// Collective sessions per group: (sessions, attendees).
+    pub workshops: HashMap<String, (u64, u64)>,
     /// Requests.
     pub requests: Vec<RequestCount>,
     /// Communes (INSEE) with at least one passage held in the period.
@@ -211,7 +219,11 @@ impl Queries for SqliteStore {
         if matches!(by, GroupBy::Commune | GroupBy::Unit) {
             data.passages = passage_counts(conn, w, by)?;
             data.appointments = appointment_counts(conn, w, by)?;
-            data.citizens = citizens_received(conn, w, by)?;
+            let people = citizens_received(conn, w, by)?;
+            data.citizens = people.per_group;
+            data.citizens_total = people.total;
+            data.walk_ins = walk_in_counts(conn, w, by)?;
+            data.workshops = workshop_counts(conn, w, by)?;
         }
         Ok(data)
     }
@@ -310,20 +322,98 @@ fn appointment_counts(
     })
 }
 
-/// Distinct people seen per group (an appointment without a citizen counts as one person).
-fn citizens_received(
+/// Distinct people received, per group and in all.
+struct People {
+    per_group: HashMap<String, u64>,
+    total: u64,
+}
+
+/// Distinct people received: appointments seen and walk-ins, a person once however many
+/// records name them and whichever duplicate of a merge they name; an appointment or walk-in
+/// without a person counts as one person.
+fn citizens_received(conn: &Connection, w: Window<'_>, by: GroupBy) -> Result<People, StoreError> {
+    let merges = Merges::new(merged_persons(conn)?);
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, citizen, id FROM facts
+         WHERE ((kind = ?1 AND status = 'seen') OR kind = {visit}) AND deleted = 0
+         AND day BETWEEN ?2 AND ?3 AND departement = ?4",
+        visit = kind_code(Kind::Visit)
+    );
+    let rows: Vec<(String, Option<Vec<u8>>, Vec<u8>)> =
+        aggregate(conn, &sql, Kind::Appointment, w, |r| {
+            Ok((text(r, 0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let mut groups: HashMap<String, HashSet<Uuid>> = HashMap::new();
+    let mut all: HashSet<Uuid> = HashSet::new();
+    for (group, citizen, id) in rows {
+        let person = match citizen {
+            Some(c) => merges.survivor(uuid_of(&c)?),
+            None => uuid_of(&id)?,
+        };
+        groups.entry(group).or_default().insert(person);
+        all.insert(person);
+    }
+    Ok(People {
+        per_group: groups
+            .into_iter()
+            .map(|(k, v)| (k, v.len() as u64))
+            .collect(),
+        total: all.len() as u64,
+    })
+}
+
+/// Every merged person's `merged_into` target (few: merges are rare), to count a person once.
+fn merged_persons(conn: &Connection) -> Result<HashMap<Uuid, Uuid>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, merged_into FROM facts WHERE kind = ?1 AND merged_into IS NOT NULL",
+        )
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map([kind_code(Kind::Citizen)], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(sql_err)?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (a, b) = row.map_err(sql_err)?;
+        out.insert(uuid_of(&a)?, uuid_of(&b)?);
+    }
+    Ok(out)
+}
+
+/// Walk-ins per group.
+fn walk_in_counts(
     conn: &Connection,
     w: Window<'_>,
     by: GroupBy,
 ) -> Result<HashMap<String, u64>, StoreError> {
     let key = group_column(by);
     let sql = format!(
-        "SELECT {key}, count(DISTINCT coalesce(citizen, id)) FROM facts
+        "SELECT {key}, count(*) FROM facts
          WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
-         AND status = 'seen' GROUP BY 1"
+         GROUP BY 1"
     );
-    aggregate(conn, &sql, Kind::Appointment, w, |r| {
+    aggregate(conn, &sql, Kind::Visit, w, |r| {
         Ok((text(r, 0)?, count(r, 1)?))
+    })
+}
+
+/// Collective sessions and their attendees per group.
+fn workshop_counts(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+) -> Result<HashMap<String, (u64, u64)>, StoreError> {
+    let key = group_column(by);
+    let sql = format!(
+        "SELECT {key}, count(*), coalesce(sum(attendees), 0) FROM facts
+         WHERE kind = ?1 AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4
+         GROUP BY 1"
+    );
+    aggregate(conn, &sql, Kind::Workshop, w, |r| {
+        Ok((text(r, 0)?, (count(r, 1)?, count(r, 2)?)))
     })
 }
 
@@ -370,6 +460,7 @@ fn reached_communes(conn: &Connection, w: Window<'_>) -> Result<Vec<String>, Sto
 mod tests {
     use super::*;
     use crate::facts::server_store_in_memory;
+    use std::collections::BTreeMap;
 
     fn id(n: u128) -> Vec<u8> {
         Uuid::from_u128(n).as_bytes().to_vec()
@@ -580,5 +671,89 @@ mod tests {
             let data = store.coverage_data("80", from, to, by).expect("queries");
             assert_eq!(text(data), want, "{by:?}");
         }
+    }
+
+    /// People are counted once: a person seen in two communes once in the total, a duplicate
+    /// merged into them as them, a walk-in with them as them, an anonymous walk-in as one;
+    /// walk-ins and collective sessions have their own counts.
+    #[test]
+    fn people_are_counted_once_across_groups_merges_and_walk_ins() {
+        let s = store();
+        appointment(
+            &s,
+            25,
+            ("bus-2", 20261205, "80001", "arret", "seen", Some(90), false),
+        );
+        fact(
+            &s,
+            93,
+            Kind::Citizen,
+            &[("unit", &"bus-2"), ("merged_into", &id(90))],
+        );
+        let dep = "80";
+        fact(
+            &s,
+            40,
+            Kind::Visit,
+            &[
+                ("unit", &"bus-2"),
+                ("day", &20261205_i64),
+                ("commune", &"80001"),
+                ("departement", &dep),
+                ("citizen", &id(93)),
+            ],
+        );
+        fact(
+            &s,
+            41,
+            Kind::Visit,
+            &[
+                ("unit", &"bus-1"),
+                ("day", &20261202_i64),
+                ("commune", &"80021"),
+                ("departement", &dep),
+            ],
+        );
+        fact(
+            &s,
+            42,
+            Kind::Visit,
+            &[
+                ("unit", &"bus-1"),
+                ("day", &20261202_i64),
+                ("commune", &"80021"),
+                ("departement", &dep),
+                ("deleted", &1_i64),
+            ],
+        );
+        fact(
+            &s,
+            50,
+            Kind::Workshop,
+            &[
+                ("unit", &"bus-1"),
+                ("day", &20261202_i64),
+                ("commune", &"80021"),
+                ("departement", &dep),
+                ("attendees", &12_i64),
+            ],
+        );
+        let from = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        let to = NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+        let d = s
+            .coverage_data("80", from, to, GroupBy::Commune)
+            .expect("queries");
+        let people: BTreeMap<_, _> = d.citizens.iter().collect();
+        // 80021: person 90 and the anonymous walk-in; 80001: person 90 (an appointment and a
+        // walk-in with her duplicate 93) and the appointment without a person.
+        assert_eq!(format!("{people:?}"), r#"{"80001": 2, "80021": 2}"#);
+        assert_eq!(
+            d.citizens_total, 3,
+            "90, the anonymous walk-in, appointment 23"
+        );
+        let walk_ins: BTreeMap<_, _> = d.walk_ins.iter().collect();
+        assert_eq!(format!("{walk_ins:?}"), r#"{"80001": 1, "80021": 1}"#);
+        let sessions: BTreeMap<_, _> = d.workshops.iter().collect();
+        assert_eq!(format!("{sessions:?}"), r#"{"80021": (1, 12)}"#);
     }
 }

@@ -32,8 +32,15 @@ pub struct CoverageRow {
     pub passages_cancelled: u64,
     /// Cancellations by cause.
     pub cancel_causes: BTreeMap<String, u64>,
-    /// Distinct people received (appointments with status `seen`).
+    /// Distinct people received (appointments with status `seen` and walk-ins; in the totals,
+    /// distinct over the whole period, not the sum of the rows).
     pub citizens_received: u64,
+    /// Walk-ins (accueils sans rendez-vous).
+    pub walk_ins: u64,
+    /// Collective sessions (ateliers).
+    pub workshops: u64,
+    /// Attendees of those sessions (nobody named).
+    pub workshop_attendees: u64,
     /// Appointments by location (`arret`, `domicile`, `telephone`).
     pub appointments_by_location: BTreeMap<String, u64>,
     /// Appointments by status.
@@ -102,6 +109,9 @@ fn fold(total: &mut CoverageRow, r: &CoverageRow) {
     total.passages_held += r.passages_held;
     total.passages_cancelled += r.passages_cancelled;
     total.citizens_received += r.citizens_received;
+    total.walk_ins += r.walk_ins;
+    total.workshops += r.workshops;
+    total.workshop_attendees += r.workshop_attendees;
     total.requests += r.requests;
     total.resolved_on_spot += r.resolved_on_spot;
     total.request_minutes += r.request_minutes;
@@ -146,6 +156,9 @@ pub fn build(
         fold(&mut totals, r);
     }
     totals.resolved_on_spot_pct = pct(totals.resolved_on_spot, totals.requests);
+    // People are counted once over the period: the rows' sum would count twice a person
+    // received in two communes.
+    totals.citizens_received = data.citizens_total;
     Coverage {
         territory: territory.to_owned(),
         territory_name: refdata
@@ -193,6 +206,14 @@ fn group_rows(data: &CoverageData) -> BTreeMap<String, CoverageRow> {
     }
     for (k, n) in &data.citizens {
         row(&mut rows, k).citizens_received += n;
+    }
+    for (k, n) in &data.walk_ins {
+        row(&mut rows, k).walk_ins += n;
+    }
+    for (k, (n, attendees)) in &data.workshops {
+        let r = row(&mut rows, k);
+        r.workshops += n;
+        r.workshop_attendees += attendees;
     }
     for q in &data.requests {
         let r = row(&mut rows, &q.key);
@@ -275,6 +296,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "requests_by_partner",
     "requests_by_theme",
     "reached",
+    "walk_ins",
+    "workshops",
+    "workshop_attendees",
 ];
 
 /// The report's CSV dialect (RFC 4180): comma, `"` quotes only where a field holds a comma, a
@@ -328,6 +352,9 @@ fn row_cells(group: &str, r: &CoverageRow, reached: Option<bool>) -> Vec<String>
         map_text(&r.requests_by_partner),
         map_text(&r.requests_by_theme),
         reached.map(|b| b.to_string()).unwrap_or_default(),
+        r.walk_ins.to_string(),
+        r.workshops.to_string(),
+        r.workshop_attendees.to_string(),
     ]
 }
 
@@ -420,10 +447,10 @@ fn counts_table(c: &Coverage) -> String {
     table.to_string()
 }
 
-fn table_headers(by: &'static str) -> [&'static str; 12] {
+fn table_headers(by: &'static str) -> [&'static str; 14] {
     [
         by, "pop.", "planned", "held", "cancel.", "people", "arret", "domicile", "tél.",
-        "requests", "on spot", "minutes",
+        "walk-ins", "requests", "on spot", "minutes", "sessions",
     ]
 }
 
@@ -451,11 +478,17 @@ fn table_cells(r: &CoverageRow) -> Vec<String> {
         at("arret"),
         at("domicile"),
         at("telephone"),
+        r.walk_ins.to_string(),
         r.requests.to_string(),
         r.resolved_on_spot_pct
             .map(|p| format!("{p:.0} %"))
             .unwrap_or_else(|| "-".into()),
         r.request_minutes.to_string(),
+        if r.workshops == 0 {
+            "-".into()
+        } else {
+            format!("{} ({} pers.)", r.workshops, r.workshop_attendees)
+        },
     ]
 }
 
@@ -564,6 +597,10 @@ mod tests {
                 appointment("97602", "telephone", "seen", 2),
             ],
             citizens: [("97611".to_owned(), 3), ("97602".to_owned(), 2)].into(),
+            // One person was received in both communes.
+            citizens_total: 4,
+            walk_ins: [("97611".to_owned(), 2)].into(),
+            workshops: [("97602".to_owned(), (1, 7))].into(),
             requests: vec![
                 request("97611", "caf", "resolue_sur_place", 2, 40),
                 request("97611", "msa", "non_resolue", 1, 15),
@@ -579,6 +616,9 @@ mod tests {
             passages: vec![passage("bus,1", "effectue", None, 1)],
             appointments: vec![appointment("say \"hi\"", "arret", "seen", 1)],
             citizens: HashMap::new(),
+            citizens_total: 0,
+            walk_ins: HashMap::new(),
+            workshops: HashMap::new(),
             requests: vec![request("bus,1", "caf", "resolue_sur_place", 1, 5)],
             reached: vec![],
         };
@@ -598,34 +638,34 @@ mod tests {
     // of `write_table` (byte for byte).
     /// By commune in Mayotte, as CSV.
     const COMMUNE_CSV: &str = concat!(
-        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached\r\n",
-        "commune,97602,Bandraboua,13989,3,0,2,autre:2,2,0,0,2,2,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97611,Mamoudzou,71437,4,3,1,panne:1,3,4,1,0,4,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,true\r\n",
-        "total,total,Total,,7,3,3,autre:2 panne:1,5,4,1,2,6,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,\r\n",
-        "commune,97610,Koungou,32156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97608,Dzaoudzi,17831,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97607,Dembeni,15848,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97617,Tsingoni,13934,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97615,Pamandzi,11442,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97616,Sada,11156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97603,Bandrele,10282,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97614,Ouangani,10203,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97606,Chirongui,8920,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97605,Chiconi,8295,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97612,Mtsamboro,7705,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97613,M'Tsangamouji,6432,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97604,Bouéni,6189,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97609,Kani-Kéli,5507,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
-        "commune,97601,Acoua,5192,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false\r\n",
+        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached,walk_ins,workshops,workshop_attendees\r\n",
+        "commune,97602,Bandraboua,13989,3,0,2,autre:2,2,0,0,2,2,0,0,0,0,0,0,,0,,,false,0,1,7\r\n",
+        "commune,97611,Mamoudzou,71437,4,3,1,panne:1,3,4,1,0,4,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,true,2,0,0\r\n",
+        "total,total,Total,,7,3,3,autre:2 panne:1,4,4,1,2,6,1,0,0,0,3,2,66.7,55,caf:2 msa:1,logement:3,,2,1,7\r\n",
+        "commune,97610,Koungou,32156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97608,Dzaoudzi,17831,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97607,Dembeni,15848,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97617,Tsingoni,13934,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97615,Pamandzi,11442,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97616,Sada,11156,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97603,Bandrele,10282,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97614,Ouangani,10203,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97606,Chirongui,8920,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97605,Chiconi,8295,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97612,Mtsamboro,7705,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97613,M'Tsangamouji,6432,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97604,Bouéni,6189,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97609,Kani-Kéli,5507,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
+        "commune,97601,Acoua,5192,0,0,0,,0,0,0,0,0,0,0,0,0,0,0,,0,,,false,0,0,0\r\n",
     );
 
     /// By commune in Mayotte, as a table.
     const COMMUNE_TABLE: &str = concat!(
         "Coverage — Mayotte (976), 2026-12-01 to 2026-12-31, by commune\n",
-        "commune              pop.  planned  held  cancel.  people  arret  domicile  tél.  requests  on spot  minutes\n",
-        "Bandraboua (97602)  13989        3     0        2       2      0         0     2         0        -        0\n",
-        "Mamoudzou (97611)   71437        4     3        1       3      4         1     0         3     67 %       55\n",
-        "Total                            7     3        3       5      4         1     2         3     67 %       55\n",
+        "commune              pop.  planned  held  cancel.  people  arret  domicile  tél.  walk-ins  requests  on spot  minutes     sessions\n",
+        "Bandraboua (97602)  13989        3     0        2       2      0         0     2         0         0        -        0  1 (7 pers.)\n",
+        "Mamoudzou (97611)   71437        4     3        1       3      4         1     0         2         3     67 %       55            -\n",
+        "Total                            7     3        3       4      4         1     2         2         3     67 %       55  1 (7 pers.)\n",
         "cancellations by cause: autre:2 panne:1\n",
         "requests by partner: caf:2 msa:1\n",
         "requests by theme: logement:3\n",
@@ -650,19 +690,19 @@ mod tests {
 
     /// By unit, ids needing quotes, as CSV.
     const UNIT_CSV: &str = concat!(
-        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached\r\n",
-        "unit,\"bus,1\",\"bus,1\",,1,1,0,,0,0,0,0,0,0,0,0,0,1,1,100.0,5,caf:1,logement:1,\r\n",
-        "unit,\"say \"\"hi\"\"\",\"say \"\"hi\"\"\",,0,0,0,,0,1,0,0,1,0,0,0,0,0,0,,0,,,\r\n",
-        "total,total,Total,,1,1,0,,0,1,0,0,1,0,0,0,0,1,1,100.0,5,caf:1,logement:1,\r\n",
+        "group,key,label,population,passages_planned,passages_held,passages_cancelled,cancel_causes,citizens_received,appointments_arret,appointments_domicile,appointments_telephone,appointments_seen,appointments_noshow,appointments_excused,appointments_revoked,appointments_unknown,requests,requests_resolved_on_spot,requests_resolved_on_spot_pct,request_minutes,requests_by_partner,requests_by_theme,reached,walk_ins,workshops,workshop_attendees\r\n",
+        "unit,\"bus,1\",\"bus,1\",,1,1,0,,0,0,0,0,0,0,0,0,0,1,1,100.0,5,caf:1,logement:1,,0,0,0\r\n",
+        "unit,\"say \"\"hi\"\"\",\"say \"\"hi\"\"\",,0,0,0,,0,1,0,0,1,0,0,0,0,0,0,,0,,,,0,0,0\r\n",
+        "total,total,Total,,1,1,0,,0,1,0,0,1,0,0,0,0,1,1,100.0,5,caf:1,logement:1,,0,0,0\r\n",
     );
 
     /// By unit, as a table.
     const UNIT_TABLE: &str = concat!(
         "Coverage — Somme (80), 2026-12-01 to 2026-12-31, by unit\n",
-        "unit      pop.  planned  held  cancel.  people  arret  domicile  tél.  requests  on spot  minutes\n",
-        "bus,1                 1     1        0       0      0         0     0         1    100 %        5\n",
-        "say \"hi\"              0     0        0       0      1         0     0         0        -        0\n",
-        "Total                 1     1        0       0      1         0     0         1    100 %        5\n",
+        "unit      pop.  planned  held  cancel.  people  arret  domicile  tél.  walk-ins  requests  on spot  minutes  sessions\n",
+        "bus,1                 1     1        0       0      0         0     0         0         1    100 %        5         -\n",
+        "say \"hi\"              0     0        0       0      1         0     0         0         0        -        0         -\n",
+        "Total                 1     1        0       0      1         0     0         0         1    100 %        5         -\n",
         "requests by partner: caf:1\n",
         "requests by theme: logement:1\n",
     );

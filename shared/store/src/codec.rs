@@ -47,10 +47,12 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what, e))
 }
 
-/// The indexed day of a record: appointment start day or passage date, in Paris.
+/// The indexed day of a record: appointment or walk-in start day, or passage date, in Paris.
 pub(crate) fn record_day(record: &Record) -> Option<i64> {
     match record.kind {
-        Kind::Appointment => record.int(Field::Start).and_then(paris_date).map(day_key),
+        Kind::Appointment | Kind::Visit => {
+            record.int(Field::Start).and_then(paris_date).map(day_key)
+        }
         Kind::Passage => record
             .text(Field::Date)
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())

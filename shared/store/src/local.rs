@@ -219,6 +219,55 @@ impl Store for SqliteStore {
         Ok(recs.into_iter().filter(|r| !r.is_deleted()).collect())
     }
 
+    fn records_between(
+        &self,
+        kind: Kind,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Record>, StoreError> {
+        let recs = query_records(
+            &self.conn,
+            "SELECT id, kind, scope, state FROM records WHERE kind = ?1 AND day BETWEEN ?2 AND ?3
+             ORDER BY day, id",
+            params![kind_code(kind), day_key(from), day_key(to)],
+        )?;
+        Ok(recs.into_iter().filter(|r| !r.is_deleted()).collect())
+    }
+
+    fn records_of_kind(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        let recs = query_records(
+            &self.conn,
+            "SELECT id, kind, scope, state FROM records WHERE kind = ?1 ORDER BY id",
+            params![kind_code(kind)],
+        )?;
+        Ok(recs.into_iter().filter(|r| !r.is_deleted()).collect())
+    }
+
+    fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        let Some((low, high)) = crate::records::prefix_range(prefix) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM records WHERE id >= ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id LIMIT ?3",
+            )
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map(
+                params![low, high, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .map_err(sql_err)?;
+        let mut out = Vec::new();
+        for bytes in rows {
+            let bytes = bytes.map_err(sql_err)?;
+            let id = Uuid::from_slice(&bytes).map_err(|e| StoreError::corrupt("record id", e))?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     fn conflicted(&self) -> Result<Vec<Record>, StoreError> {
         query_records(
             &self.conn,

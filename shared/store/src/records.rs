@@ -138,17 +138,43 @@ pub(crate) fn query_records(
     Ok(out)
 }
 
+/// The id range `[low, high)` of ids starting with the hex digits of `prefix` (hyphens
+/// ignored; `high` is `None` when the prefix is all `f`s); `None` when `prefix` holds anything
+/// but hex digits and hyphens, or more than an id's 32 digits.
+pub(crate) fn prefix_range(prefix: &str) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let digits: Vec<u8> = prefix
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    if digits.is_empty() || digits.len() > 32 {
+        return None;
+    }
+    // The prefix as a 128-bit number padded with zeros, and the width of the range it covers.
+    let value = digits
+        .iter()
+        .fold(0u128, |acc, d| (acc << 4) | u128::from(*d))
+        << (4 * (32 - digits.len()));
+    let span = 1u128.checked_shl(4 * (32 - digits.len()) as u32);
+    let high = span
+        .and_then(|s| value.checked_add(s))
+        .map(|h| h.to_be_bytes().to_vec());
+    Some((value.to_be_bytes().to_vec(), high))
+}
+
 /// The order to write `changes` again in, record by record: a record's changes together (one
 /// run: the server creates a record only from one batch holding all its fields); records a
-/// device's records may name first (citizens, then appointments, then requests, then the
+/// device's records may name first (citizens, then appointments, then visits, then requests
+/// and collective sessions, then the
 /// rest: the server refuses a reference to a record it does not hold yet), then in the order
 /// they first appear; each record's changes in their order.
 pub(crate) fn by_record<'c>(changes: impl Iterator<Item = &'c Change>) -> Vec<usize> {
     let rank = |kind: Kind| match kind {
         Kind::Citizen => 0u8,
         Kind::Appointment => 1,
-        Kind::Request => 2,
-        _ => 3,
+        Kind::Visit => 2,
+        Kind::Request | Kind::Workshop => 3,
+        _ => 4,
     };
     let mut first: HashMap<Uuid, usize> = HashMap::new();
     let mut order: Vec<(u8, usize, usize)> = changes

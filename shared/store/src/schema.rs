@@ -91,6 +91,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          conflict INTEGER NOT NULL DEFAULT 0,
          state    BLOB NOT NULL
      ) STRICT, WITHOUT ROWID;",
+    // 8: records of a kind listed without a day (persons searched, requests followed up).
+    "CREATE INDEX records_kind ON records(kind);",
+    // 9: the projection of walk-ins, collective sessions and person merges (server only):
+    // a request made at a walk-in follows its day and commune, a session counts attendees,
+    // a merged person is counted once.
+    "ALTER TABLE facts ADD COLUMN visit BLOB;
+     ALTER TABLE facts ADD COLUMN attendees INTEGER;
+     ALTER TABLE facts ADD COLUMN merged_into BLOB;
+     CREATE INDEX facts_visit ON facts(visit) WHERE visit IS NOT NULL;",
 ];
 
 /// Schema version this program writes.

@@ -279,6 +279,8 @@ fn required(kind: Kind) -> &'static [Field] {
             Field::Status,
         ],
         Kind::Request => &[Field::Partner, Field::Theme, Field::Level, Field::Outcome],
+        Kind::Visit => &[Field::Location, Field::Commune, Field::Start],
+        Kind::Workshop => &[Field::Passage, Field::Theme, Field::Attendees],
     }
 }
 

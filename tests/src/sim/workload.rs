@@ -116,6 +116,7 @@ impl World {
             location,
             commune: commune.into(),
             citizen,
+            person: None,
             passage,
             note: None,
         };
@@ -227,6 +228,7 @@ impl World {
         let request = NewRequest {
             appointment: (!on_passage).then_some(parent.id),
             passage: on_passage.then_some(parent.id),
+            visit: None,
             partner: partners[self.below(partners.len())].into(),
             theme: themes[self.below(themes.len())].into(),
             level: [Level::Information, Level::Support, Level::Referral][self.below(3)],
@@ -323,6 +325,7 @@ impl World {
                 location: Location::Home,
                 commune: communes[self.below(communes.len())].into(),
                 citizen: Some(format!("Usager {}", self.step)),
+                person: None,
                 passage: None,
                 note: None,
             };

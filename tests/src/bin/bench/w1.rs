@@ -330,6 +330,7 @@ pub(crate) fn new_appointment(
                 (b'A' + rng.below(26) as u8) as char
             )
         }),
+        person: None,
         passage: None,
         note: note.then(|| format!("{} #{:03}", rng.pick(NOTES), rng.below(1000))),
     }

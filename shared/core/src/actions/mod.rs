@@ -1,5 +1,6 @@
-//! User actions in domain terms — record an appointment, change it, add a request, mark a
-//! passage, resolve a conflict — turned into `LocalAction`s for `Store::write_local`.
+//! User actions in domain terms — record an appointment, change or cancel it, add and follow
+//! up a request, mark a passage, record persons, walk-ins and collective sessions, resolve a
+//! conflict — turned into `LocalAction`s for `Store::write_local`.
 //!
 //! Shared by the agent and the server so both validate the same way. Ids are UUIDv7 made from
 //! the injected time; nothing here reads the clock or touches storage except to look records up.
@@ -16,6 +17,10 @@ use crate::model::{
 use crate::record::Record;
 use crate::store::{LocalAction, RecordEdit, Store, StoreError};
 use crate::time::parse_time;
+
+pub mod people;
+pub mod requests;
+pub mod visits;
 
 /// A new UUIDv7 for a record created at `now`.
 pub fn new_id(now: WallMs) -> Uuid {
@@ -41,6 +46,8 @@ pub struct NewAppointment {
     pub commune: String,
     /// Citizen's display name, if given (creates a minimised citizen record).
     pub citizen: Option<String>,
+    /// A person already recorded (instead of `citizen`).
+    pub person: Option<Uuid>,
     /// Passage the appointment belongs to.
     pub passage: Option<Uuid>,
     /// Note.
@@ -68,7 +75,12 @@ pub fn add_appointment(
         (Field::Duration, Value::Int(a.duration)),
         (Field::Status, text(AppointmentStatus::Unknown.code())),
     ];
-    if let Some(name) = &a.citizen {
+    if let Some(person) = a.person {
+        sets.push((
+            Field::Citizen,
+            Value::Id(people::require_person(store, person)?),
+        ));
+    } else if let Some(name) = &a.citizen {
         let citizen = new_id(now);
         edits.push(RecordEdit {
             id: citizen,
@@ -98,6 +110,33 @@ pub fn add_appointment(
     Ok((id, LocalAction { edits }))
 }
 
+/// The record id a person typed: a whole UUID, or a unique prefix of at least
+/// `ID_PREFIX_MIN` hex digits (as git's short ids). `field` names the option in errors.
+pub fn find_id(store: &dyn Store, field: &'static str, typed: &str) -> Result<Uuid, StoreError> {
+    let typed = typed.trim();
+    if let Ok(id) = Uuid::parse_str(typed) {
+        return Ok(id);
+    }
+    let digits = typed.chars().filter(|c| *c != '-').count();
+    let bad = |expected| ModelError::BadFormat {
+        field,
+        value: typed.to_owned(),
+        expected,
+    };
+    if digits < crate::limits::ID_PREFIX_MIN
+        || !typed.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+    {
+        return Err(bad("record id: a UUID or its first 8 characters or more").into());
+    }
+    match store.ids_with_prefix(typed, 2)?.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(
+            bad("id of a record this laptop holds (no record begins with these characters)").into(),
+        ),
+        _ => Err(bad("longer id prefix (several records begin with these characters)").into()),
+    }
+}
+
 /// Load a record and check its kind.
 pub fn require_kind(store: &dyn Store, id: Uuid, kind: Kind) -> Result<Record, StoreError> {
     match store.record(id)? {
@@ -119,13 +158,28 @@ pub fn set_fields(record: &Record, sets: Vec<(Field, Value)>) -> LocalAction {
     }
 }
 
+/// Build an action that creates one record with `sets`, the twin of `set_fields`.
+pub fn create_record(id: Uuid, kind: Kind, scope: Scope, sets: Vec<(Field, Value)>) -> LocalAction {
+    LocalAction {
+        edits: vec![RecordEdit {
+            id,
+            kind,
+            scope,
+            create: true,
+            sets,
+        }],
+    }
+}
+
 /// What `request add` records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
     /// The appointment it was made at, or…
     pub appointment: Option<Uuid>,
-    /// …the passage (a walk-in at a bus stop).
+    /// …the passage (a walk-in at a bus stop), or…
     pub passage: Option<Uuid>,
+    /// …the walk-in it was made at.
+    pub visit: Option<Uuid>,
     /// Partner code.
     pub partner: String,
     /// Theme code.
@@ -144,14 +198,15 @@ pub fn add_request(
     now: WallMs,
     r: &NewRequest,
 ) -> Result<(Uuid, LocalAction), StoreError> {
-    let (link_field, link, kind) = match (r.appointment, r.passage) {
-        (Some(a), None) => (Field::Appointment, a, Kind::Appointment),
-        (None, Some(p)) => (Field::Passage, p, Kind::Passage),
+    let (link_field, link, kind) = match (r.appointment, r.passage, r.visit) {
+        (Some(a), None, None) => (Field::Appointment, a, Kind::Appointment),
+        (None, Some(p), None) => (Field::Passage, p, Kind::Passage),
+        (None, None, Some(v)) => (Field::Visit, v, Kind::Visit),
         _ => {
             return Err(ModelError::BadFormat {
                 field: "request",
-                value: "appointment/passage".into(),
-                expected: "link to exactly one of --appointment or --passage",
+                value: "appointment/passage/visit".into(),
+                expected: "link to exactly one of --appointment, --passage or --visit",
             }
             .into())
         }
@@ -168,18 +223,7 @@ pub fn add_request(
     if let Some(m) = r.minutes {
         sets.push((Field::Duration, Value::Int(m)));
     }
-    Ok((
-        id,
-        LocalAction {
-            edits: vec![RecordEdit {
-                id,
-                kind: Kind::Request,
-                scope: parent.scope.clone(),
-                create: true,
-                sets,
-            }],
-        },
-    ))
+    Ok((id, create_record(id, Kind::Request, parent.scope, sets)))
 }
 
 /// What `passage set` records.
@@ -312,7 +356,6 @@ pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value,
         | Field::PlannedEnd
         | Field::ActualStart
         | Field::ActualEnd => Value::Int(parse_time(field.code(), input)?),
-        Field::Duration | Field::EveryWeeks | Field::BirthYear => int("whole number")?,
         Field::Deleted => match input {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -324,7 +367,16 @@ pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value,
                 })
             }
         },
-        Field::Round | Field::Stop | Field::Citizen | Field::Appointment | Field::Passage => {
+        Field::Duration | Field::EveryWeeks | Field::BirthYear | Field::Attendees => {
+            int("whole number")?
+        }
+        Field::Round
+        | Field::Stop
+        | Field::Citizen
+        | Field::Appointment
+        | Field::Passage
+        | Field::Visit
+        | Field::MergedInto => {
             if input.is_empty() {
                 Value::Null
             } else {

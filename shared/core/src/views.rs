@@ -1,0 +1,275 @@
+//! Read-side views of the laptop's store that both the CLI and the local UI show: persons
+//! found by a search, a person's history, requests with where and when they were made, a
+//! week of appointments and walk-ins.
+//!
+//! Pure reads through the `Store` trait: nothing here writes, formats for a screen or knows
+//! HTTP. Merged persons are resolved here (through `merged_into`), so every screen counts a
+//! person once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{Datelike, Duration, NaiveDate};
+use uuid::Uuid;
+
+use crate::limits::PERSON_SEARCH_RESULTS_MAX;
+use crate::model::{Field, Kind, Outcome};
+use crate::person::{surviving, Match, Query};
+use crate::record::Record;
+use crate::store::{Store, StoreError};
+use crate::time::paris_date;
+
+/// Every person record's `merged_into` target, to resolve ids without a store read each.
+#[derive(Debug, Default)]
+pub struct Merges(HashMap<Uuid, Uuid>);
+
+impl Merges {
+    /// Merges given as (merged person, its `merged_into` target) pairs.
+    pub fn new(targets: HashMap<Uuid, Uuid>) -> Self {
+        Self(targets)
+    }
+
+    /// Read the merges among `persons`.
+    pub fn of(persons: &[Record]) -> Self {
+        Self(
+            persons
+                .iter()
+                .filter_map(|p| p.id_ref(Field::MergedInto).map(|t| (p.id, t)))
+                .collect(),
+        )
+    }
+
+    /// The person `id` stands for now.
+    pub fn survivor(&self, id: Uuid) -> Uuid {
+        surviving(id, |p| self.0.get(&p).copied())
+    }
+}
+
+/// Live persons matching `typed`, those matched by name first, then by name; at most
+/// `limit` (capped by `PERSON_SEARCH_RESULTS_MAX`). A person merged into another is not shown.
+pub fn search_persons(
+    store: &dyn Store,
+    typed: &str,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let Some(query) = Query::new(typed) else {
+        return Ok(Vec::new());
+    };
+    let mut hits: Vec<(Match, String, Record)> = store
+        .records_of_kind(Kind::Citizen)?
+        .into_iter()
+        .filter(|p| p.id_ref(Field::MergedInto).is_none())
+        .filter_map(|p| {
+            let how = query.matches(&p)?;
+            let key = crate::person::fold(p.text(Field::Name).unwrap_or_default());
+            Some((how, key, p))
+        })
+        .collect();
+    hits.sort_by(|a, b| (a.0, &a.1, a.2.id).cmp(&(b.0, &b.1, b.2.id)));
+    hits.truncate(limit.min(PERSON_SEARCH_RESULTS_MAX));
+    Ok(hits.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// Where and when a request was made, and for whom.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    /// The request.
+    pub request: Record,
+    /// Its appointment, walk-in or passage, when this laptop holds it.
+    pub parent: Option<Record>,
+    /// The day it was made (its parent's day).
+    pub day: Option<NaiveDate>,
+    /// The person (surviving merges), when the parent names one.
+    pub person: Option<Uuid>,
+}
+
+/// Which requests `list_requests` returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// Only those waiting on a partner (`en_attente_operateur`).
+    pub pending: bool,
+    /// Only this person's (any id merged into it counts).
+    pub person: Option<Uuid>,
+    /// Only those made on this day.
+    pub day: Option<NaiveDate>,
+}
+
+/// The day of an appointment, a walk-in or a passage.
+pub fn record_day(r: &Record) -> Option<NaiveDate> {
+    match r.kind {
+        Kind::Appointment | Kind::Visit => r.int(Field::Start).and_then(paris_date),
+        Kind::Passage => r
+            .text(Field::Date)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        _ => None,
+    }
+}
+
+/// The record a request hangs on.
+pub fn request_parent(r: &Record) -> Option<Uuid> {
+    [Field::Appointment, Field::Visit, Field::Passage]
+        .into_iter()
+        .find_map(|f| r.id_ref(f))
+}
+
+/// Live requests passing `filter`, newest day first.
+pub fn list_requests(
+    store: &dyn Store,
+    filter: RequestFilter,
+) -> Result<Vec<RequestRow>, StoreError> {
+    let merges = Merges::of(&store.records_of_kind(Kind::Citizen)?);
+    let wanted = filter.person.map(|p| merges.survivor(p));
+    let mut parents: HashMap<Uuid, Option<Record>> = HashMap::new();
+    let mut out = Vec::new();
+    for request in store.records_of_kind(Kind::Request)? {
+        if filter.pending && request.text(Field::Outcome) != Some(Outcome::Waiting.code()) {
+            continue;
+        }
+        let parent = match request_parent(&request) {
+            Some(id) => match parents.get(&id) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = store.record(id)?.filter(|r| !r.is_deleted());
+                    parents.insert(id, p.clone());
+                    p
+                }
+            },
+            None => None,
+        };
+        let day = parent.as_ref().and_then(record_day);
+        let person = parent
+            .as_ref()
+            .and_then(|p| p.id_ref(Field::Citizen))
+            .map(|c| merges.survivor(c));
+        if filter.day.is_some_and(|d| day != Some(d)) || wanted.is_some_and(|w| person != Some(w)) {
+            continue;
+        }
+        out.push(RequestRow {
+            request,
+            parent,
+            day,
+            person,
+        });
+    }
+    out.sort_by(|a, b| (b.day, a.request.id).cmp(&(a.day, b.request.id)));
+    Ok(out)
+}
+
+/// A person and what was done with them, every merged duplicate included.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The surviving person record.
+    pub person: Record,
+    /// Ids merged into it (not counting itself).
+    pub merged: Vec<Uuid>,
+    /// Appointments naming the person, by start.
+    pub appointments: Vec<Record>,
+    /// Walk-ins with the person, by start.
+    pub visits: Vec<Record>,
+    /// Requests made at those, newest first.
+    pub requests: Vec<RequestRow>,
+}
+
+/// The history of the person `id` now stands for; `None` if this laptop holds no such person.
+pub fn person_history(store: &dyn Store, id: Uuid) -> Result<Option<History>, StoreError> {
+    let persons = store.records_of_kind(Kind::Citizen)?;
+    let merges = Merges::of(&persons);
+    let root = merges.survivor(id);
+    let Some(person) = persons.iter().find(|p| p.id == root).cloned() else {
+        return Ok(None);
+    };
+    let ids: HashSet<Uuid> = persons
+        .iter()
+        .map(|p| p.id)
+        .filter(|p| merges.survivor(*p) == root)
+        .collect();
+    let names = |r: &Record| r.id_ref(Field::Citizen).is_some_and(|c| ids.contains(&c));
+    let by_start = |mut v: Vec<Record>| {
+        v.sort_by_key(|r| (r.int(Field::Start), r.id));
+        v
+    };
+    let appointments = by_start(
+        store
+            .records_of_kind(Kind::Appointment)?
+            .into_iter()
+            .filter(names)
+            .collect(),
+    );
+    let visits = by_start(
+        store
+            .records_of_kind(Kind::Visit)?
+            .into_iter()
+            .filter(names)
+            .collect(),
+    );
+    let requests = list_requests(
+        store,
+        RequestFilter {
+            person: Some(root),
+            ..RequestFilter::default()
+        },
+    )?;
+    let mut merged: Vec<Uuid> = ids.into_iter().filter(|p| *p != root).collect();
+    merged.sort();
+    Ok(Some(History {
+        person,
+        merged,
+        appointments,
+        visits,
+        requests,
+    }))
+}
+
+/// The Monday of `day`'s week.
+pub fn week_start(day: NaiveDate) -> NaiveDate {
+    day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
+}
+
+/// A week, Monday to Sunday: each day's passages, appointments and walk-ins, by time.
+#[derive(Debug, Clone, Default)]
+pub struct Week {
+    /// Monday.
+    pub monday: NaiveDate,
+    /// Day → (passages, appointments, walk-ins).
+    pub days: BTreeMap<NaiveDate, DayRecords>,
+}
+
+/// One day's records.
+#[derive(Debug, Clone, Default)]
+pub struct DayRecords {
+    /// Passages, by planned start.
+    pub passages: Vec<Record>,
+    /// Appointments, by start.
+    pub appointments: Vec<Record>,
+    /// Walk-ins, by time.
+    pub visits: Vec<Record>,
+}
+
+/// The week holding `day`.
+pub fn week(store: &dyn Store, day: NaiveDate) -> Result<Week, StoreError> {
+    let monday = week_start(day);
+    let sunday = monday + Duration::days(6);
+    let mut days: BTreeMap<NaiveDate, DayRecords> = (0..7)
+        .map(|i| (monday + Duration::days(i), DayRecords::default()))
+        .collect();
+    for (kind, pick) in [
+        (
+            Kind::Passage,
+            (|d: &mut DayRecords| &mut d.passages) as fn(&mut DayRecords) -> &mut Vec<Record>,
+        ),
+        (Kind::Appointment, |d| &mut d.appointments),
+        (Kind::Visit, |d| &mut d.visits),
+    ] {
+        for r in store.records_between(kind, monday, sunday)? {
+            if let Some(d) = record_day(&r).and_then(|d| days.get_mut(&d)) {
+                pick(d).push(r);
+            }
+        }
+    }
+    for d in days.values_mut() {
+        d.passages
+            .sort_by_key(|r| (r.int(Field::PlannedStart), r.id));
+        d.appointments.sort_by_key(|r| (r.int(Field::Start), r.id));
+        d.visits.sort_by_key(|r| (r.int(Field::Start), r.id));
+    }
+    Ok(Week { monday, days })
+}
