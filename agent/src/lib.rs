@@ -4,5 +4,6 @@
 //! The command line itself lives in the binary; protocol, storage and network in the `shared/` crates.
 
 pub mod config;
+pub mod devices;
 pub mod setup;
 pub mod sync;
