@@ -367,7 +367,8 @@ fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()>
             let store = open_existing(dir)?;
             let id = parse_id(&store, "id", &s.id)?;
             let record = require_kind(&store, id, Kind::Appointment)?;
-            show_record(&store, &record, s.format)
+            let names = tournee_agent::devices::DeviceNames::of(&store, dir)?;
+            show_record(&store, &record, &names, s.format)
         }
     }
 }
@@ -433,7 +434,12 @@ fn show_value(field: Field, v: &Value) -> String {
     }
 }
 
-fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<()> {
+fn show_record(
+    store: &SqliteStore,
+    record: &Record,
+    names: &tournee_agent::devices::DeviceNames,
+    format: Format,
+) -> Result<()> {
     let refused = crate::rejected::refused_by_record(store)?.remove(&record.id);
     let refused_of = |f: &Field| -> Vec<(u64, String)> {
         refused
@@ -453,7 +459,14 @@ fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<(
                 }
                 let siblings: Vec<serde_json::Value> = shown
                     .iter()
-                    .map(|s| json!({ "value": s.value.to_json(), "device": s.dot.actor, "hlc": s.hlc.0 }))
+                    .map(|s| {
+                        json!({
+                            "value": s.value.to_json(),
+                            "device": s.dot.actor,
+                            "device_name": names.label(s.dot.actor),
+                            "hlc": s.hlc.0,
+                        })
+                    })
                     .collect();
                 fields.insert(
                     f.code().to_owned(),
@@ -497,9 +510,9 @@ fn show_record(store: &SqliteStore, record: &Record, format: Format) -> Result<(
                         rows.push(vec![
                             String::new(),
                             format!(
-                                "  conflict: {} (device {})",
+                                "  conflict: {} ({})",
                                 show_value(*f, &s.value),
-                                s.dot.actor
+                                names.label(s.dot.actor)
                             ),
                         ]);
                     }
@@ -643,7 +656,8 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
 
 fn conflicts(dir: &Path, format: Format) -> Result<()> {
     let store = open_existing(dir)?;
-    tournee_cli::print_conflicts(&store, format)
+    let names = tournee_agent::devices::DeviceNames::of(&store, dir)?;
+    tournee_cli::print_conflicts(&store, format, &|actor| names.label(actor))
 }
 
 fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {

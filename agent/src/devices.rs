@@ -1,20 +1,15 @@
-//! Names of the unit's devices, to show "Portable 2 (Bus Est)" instead of an actor number in
-//! conflicts: this laptop's own name from its bundle, the others' as the server last sent them
-//! (`devices.json` in the data directory, rewritten at each sync that brings them).
+//! Names of the unit's devices, to show "Portable 2" instead of an actor number in conflicts:
+//! this laptop's own name from its bundle, the others' as the server last sent them in Welcome
+//! (kept in the store by the session).
 //!
-//! Display only: nothing here decides anything, and a missing or unreadable file falls back to
-//! "poste n°N".
+//! Display only: nothing here decides anything; an unknown writer shows as "poste n°N".
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tournee_core::limits::DEVICE_NAME_BYTES_MAX;
-use tournee_core::store::SERVER_ACTOR;
+use tournee_core::store::{Store, StoreError, SERVER_ACTOR};
 
 use crate::sync::BUNDLE_FILE;
-
-/// File name inside the data directory.
-pub const DEVICES_FILE: &str = "devices.json";
 
 /// Actor number → device name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,32 +19,21 @@ pub struct DeviceNames {
 }
 
 impl DeviceNames {
-    /// Read the names kept in `dir` (and this laptop's own, from its bundle).
-    pub fn load(dir: &Path) -> Self {
-        let mut names: BTreeMap<u32, String> = std::fs::read(dir.join(DEVICES_FILE))
+    /// The names `store` keeps, and this laptop's own (from the bundle in `dir`, else its
+    /// identity).
+    pub fn of(store: &dyn Store, dir: &Path) -> Result<Self, StoreError> {
+        let mut names: BTreeMap<u32, String> = store.device_names()?.into_iter().collect();
+        let bundle = std::fs::read_to_string(dir.join(BUNDLE_FILE))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let own = std::fs::read_to_string(dir.join(BUNDLE_FILE))
-            .ok()
-            .and_then(|t| tournee_net::bundle::Bundle::parse(&t).ok())
-            .map(|b| {
-                names.insert(b.device, b.device_name.clone());
-                b.device
-            });
-        Self { names, own }
-    }
-
-    /// Keep the names the server sent (bounded: longer names are cut) in `dir`.
-    pub fn save(dir: &Path, names: &BTreeMap<u32, String>) -> std::io::Result<()> {
-        let kept: BTreeMap<u32, String> = names
-            .iter()
-            .map(|(a, n)| (*a, cut(n, DEVICE_NAME_BYTES_MAX)))
-            .collect();
-        let bytes = serde_json::to_vec(&kept).map_err(std::io::Error::other)?;
-        let tmp = dir.join(format!("{DEVICES_FILE}.tmp"));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(tmp, dir.join(DEVICES_FILE))
+            .and_then(|t| tournee_net::bundle::Bundle::parse(&t).ok());
+        if let Some(b) = &bundle {
+            names.insert(b.device, b.device_name.clone());
+        }
+        let own = match bundle {
+            Some(b) => Some(b.device),
+            None => store.identity()?.map(|i| i.device),
+        };
+        Ok(Self { names, own })
     }
 
     /// The name of `actor`, if known.
@@ -72,27 +56,29 @@ impl DeviceNames {
     }
 }
 
-/// `s` cut to at most `max` bytes, on a character boundary.
-fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tournee_core::store::Identity;
+    use tournee_store::SqliteStore;
 
     #[test]
-    fn names_come_from_the_file_and_fall_back_to_the_number() {
+    fn names_come_from_the_store_and_fall_back_to_the_number() {
         let dir = tempfile::tempdir().expect("tmp");
-        let names = BTreeMap::from([(2, "Portable 2".to_owned()), (3, "é".repeat(500))]);
-        DeviceNames::save(dir.path(), &names).expect("save");
-        let d = DeviceNames::load(dir.path());
+        let mut store = SqliteStore::open(&dir.path().join("a.sqlite")).expect("store");
+        store
+            .set_identity(&Identity {
+                device: 4,
+                unit: "bus-80-1".into(),
+                territory: "80".into(),
+            })
+            .expect("identity");
+        store
+            .set_device_names(&[(2, "Portable 2".to_owned())])
+            .expect("names");
+        let d = DeviceNames::of(&store, dir.path()).expect("names");
         assert_eq!(d.label(2), "Portable 2");
-        assert_eq!(d.label(3), "é".repeat(DEVICE_NAME_BYTES_MAX / 2));
+        assert_eq!(d.label(4), "ce poste");
         assert_eq!(d.label(9), "poste n°9");
         assert_eq!(d.label(0), "serveur (planification)");
     }

@@ -467,6 +467,20 @@ struct Tally {
     stats: tournee_proto::session::SessionStats,
 }
 
+/// The names of `unit`'s devices (revoked ones too: their writes stay in conflicts), for
+/// Welcome; none when the registry cannot be read (names are for display only).
+fn unit_device_names(shared: &Shared, unit: &str) -> Vec<(u32, String)> {
+    let devices = match shared.registry.lock() {
+        Ok(r) => r.devices().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    devices
+        .into_iter()
+        .filter(|d| d.unit == unit)
+        .map(|d| (d.actor, d.name))
+        .collect()
+}
+
 async fn run_session(
     conn: &Connection,
     device: DeviceAuth,
@@ -476,7 +490,9 @@ async fn run_session(
     let clock = &*shared.clock;
     // The session's Hello deadline runs from the connection: it also bounds the wait for the
     // agent to open its stream.
-    let mut pump = ServerPump::new(ServerSession::new(device, clock.now_ms()));
+    let names = unit_device_names(shared, &device.unit);
+    let session = ServerSession::new(device, clock.now_ms()).with_device_names(names);
+    let mut pump = ServerPump::new(session);
     let (mut send, mut recv) = loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {

@@ -313,6 +313,43 @@ fn a_day_of_walk_ins_persons_and_follow_ups_reaches_the_server_counting_each_per
         BTreeSet::from([pending.clone(), resolved.clone()])
     );
 
+    // Both laptops change the appointment's note before either syncs: a conflict, shown with
+    // the laptops' names.
+    agent(
+        &one,
+        &["appointment", "set", &booked, "--note", "digicode 1234"],
+    );
+    agent(
+        &two,
+        &["appointment", "set", &booked, "--note", "sonner fort"],
+    );
+    sync(&one);
+    sync(&two);
+    sync(&one);
+    let conflicts = agent_json(&one, &["conflicts"]);
+    let writers: BTreeSet<&str> = conflicts["conflicts"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a conflict: {conflicts}"))
+        .iter()
+        .map(|v| v["device_name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(writers, BTreeSet::from(["ce poste (laptop-1)", "laptop-2"]));
+    let table = agent(&one, &["conflicts"]);
+    assert!(
+        table.contains("sonner fort (laptop-2, mar. 12 janv."),
+        "{table}"
+    );
+    agent(
+        &one,
+        &[
+            "resolve",
+            &booked,
+            "note",
+            "--value",
+            "digicode 1234, sonner fort",
+        ],
+    );
+
     // The next day the CAF answered: the pending request is closed.
     agent(
         &one,

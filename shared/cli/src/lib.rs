@@ -248,19 +248,42 @@ impl AppointmentArgs {
     }
 }
 
-/// Print the conflicts of a store: one JSON document, or a table with the competing values.
+/// `conflicts`: every field with concurrent values, each value with who wrote it (as
+/// `device_label` names the actor) and when, in Paris time.
 pub fn print_conflicts(
     store: &dyn tournee_core::store::Store,
     format: crate::output::Format,
+    device_label: &dyn Fn(u32) -> String,
 ) -> anyhow::Result<()> {
     let views: Vec<tournee_core::actions::ConflictView> = store
         .conflicted()?
         .iter()
         .flat_map(tournee_core::actions::conflict_views)
         .collect();
+    let written = |hlc: u64| {
+        let secs = i64::try_from(tournee_core::hlc::Hlc(hlc).wall_ms() / 1000).unwrap_or(0);
+        tournee_core::time::show_fr(secs)
+    };
     match format {
         crate::output::Format::Json => {
-            crate::output::print_json(&serde_json::json!({ "conflicts": views }))
+            let list: Vec<serde_json::Value> = views
+                .iter()
+                .map(|c| {
+                    let mut v = serde_json::to_value(c).unwrap_or_default();
+                    for (s, out) in c.values.iter().zip(
+                        v["values"]
+                            .as_array_mut()
+                            .map(|a| a.iter_mut())
+                            .into_iter()
+                            .flatten(),
+                    ) {
+                        out["device_name"] = device_label(s.device).into();
+                        out["written"] = written(s.hlc).into();
+                    }
+                    v
+                })
+                .collect();
+            crate::output::print_json(&serde_json::json!({ "conflicts": list }))
         }
         crate::output::Format::Table => {
             let rows: Vec<Vec<String>> = views
@@ -272,7 +295,14 @@ pub fn print_conflicts(
                         c.field.to_owned(),
                         c.values
                             .iter()
-                            .map(|v| format!("{} (device {})", v.value, v.device))
+                            .map(|v| {
+                                format!(
+                                    "{} ({}, {})",
+                                    shown_value(c.field, &v.value),
+                                    device_label(v.device),
+                                    written(v.hlc)
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join(" | "),
                     ]
@@ -283,6 +313,24 @@ pub fn print_conflicts(
                 &rows,
             )
         }
+    }
+}
+
+/// A conflicting value as a person reads it: times in Paris, text as is.
+fn shown_value(field: &str, v: &serde_json::Value) -> String {
+    const TIMES: [&str; 5] = [
+        "start",
+        "planned_start",
+        "planned_end",
+        "actual_start",
+        "actual_end",
+    ];
+    match v {
+        serde_json::Value::Number(n) if TIMES.contains(&field) => n
+            .as_i64()
+            .map_or_else(|| n.to_string(), tournee_core::time::show_fr),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

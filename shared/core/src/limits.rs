@@ -16,6 +16,9 @@ pub const UNIT_NAME_BYTES_MAX: usize = LABEL_BYTES_MAX;
 /// Longest device name (`device enroll --name`), in bytes: it is a column of `device list`,
 /// a field of every server log line and the subject of the laptop's certificate.
 pub const DEVICE_NAME_BYTES_MAX: usize = 64;
+/// Most device names a Welcome carries (the unit's laptops, to name who wrote a conflicting
+/// value): a unit has a handful; the rest show as "poste n°N".
+pub const UNIT_DEVICES_MAX: usize = 64;
 /// Longest appointment or request, in minutes: a working day. Anything longer is a typo.
 pub const DURATION_MINUTES_MAX: i64 = 12 * 60;
 /// How far back an appointment may be recorded, in days: a year covers late data entry.

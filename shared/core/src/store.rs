@@ -320,6 +320,15 @@ pub trait Store {
     fn note_sync(&mut self, now: WallMs, clock_offset_ms: i64) -> Result<(), StoreError>;
     /// When the last contact was and the clock offset then, if any.
     fn last_sync(&self) -> Result<Option<(WallMs, i64)>, StoreError>;
+    /// Remember the names of the unit's devices as the server sent them (display only).
+    fn set_device_names(&mut self, names: &[(Actor, String)]) -> Result<(), StoreError> {
+        let _ = names;
+        Ok(())
+    }
+    /// The names `set_device_names` kept, by actor.
+    fn device_names(&self) -> Result<Vec<(Actor, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     /// The server incarnation the changelog cursor counts in (0 until a server named one).
     fn server_epoch(&self) -> Result<u64, StoreError> {
         Ok(0)

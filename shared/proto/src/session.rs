@@ -19,12 +19,15 @@
 use std::collections::VecDeque;
 
 use super::auth::{authorize, DeviceAuth};
-use super::wire::{pack, same_record, Batch, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+use super::bounded::BVec;
+use super::wire::{
+    pack, same_record, Batch, ClientMsg, DeviceName, ErrorCode, ServerMsg, PROTOCOL_VERSION,
+};
 use super::ProtocolError;
 use tournee_core::clock::WallMs;
 use tournee_core::limits::{
-    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, HELLO_TIMEOUT_MS, SESSION_FLIGHT_BATCHES_MAX,
-    SESSION_QUEUED_BATCHES_MAX,
+    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, DEVICE_NAME_BYTES_MAX, HELLO_TIMEOUT_MS,
+    SESSION_FLIGHT_BATCHES_MAX, SESSION_QUEUED_BATCHES_MAX, UNIT_DEVICES_MAX,
 };
 use tournee_core::model::Scope;
 use tournee_core::record::Change;
@@ -194,6 +197,7 @@ impl ClientSession {
                     server_time_ms,
                     acked,
                     epoch,
+                    devices,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -217,6 +221,12 @@ impl ClientSession {
                     - i64::try_from(now).unwrap_or(i64::MAX);
                 self.clock_offset_ms = Some(offset);
                 store.note_sync(now, offset)?;
+                let names: Vec<(Actor, String)> = devices
+                    .0
+                    .into_iter()
+                    .map(|d| (d.actor, cut_name(d.name)))
+                    .collect();
+                store.set_device_names(&names)?;
                 // Changes refused earlier for a clock ahead go again, stamped in server time now
                 // that the offset is known; this session sends them after the queue.
                 if store.requeue_clock_ahead(now)? > 0 {
@@ -461,6 +471,8 @@ pub struct ServerSession {
     ignoring: bool,
     /// Whose writes the changelog stream leaves out: the device's, or nobody's while it heals.
     exclude: Actor,
+    /// The unit's device names, sent in Welcome.
+    device_names: Vec<DeviceName>,
 }
 
 impl ServerSession {
@@ -481,7 +493,22 @@ impl ServerSession {
             verify: None,
             ignoring: false,
             exclude,
+            device_names: Vec::new(),
         }
+    }
+
+    /// Name the unit's devices in Welcome (at most `UNIT_DEVICES_MAX`, names cut to
+    /// `DEVICE_NAME_BYTES_MAX` bytes), so the laptop shows who wrote a value.
+    pub fn with_device_names(mut self, names: impl IntoIterator<Item = (Actor, String)>) -> Self {
+        self.device_names = names
+            .into_iter()
+            .take(UNIT_DEVICES_MAX)
+            .map(|(actor, name)| DeviceName {
+                actor,
+                name: cut_name(name),
+            })
+            .collect();
+        self
     }
 
     /// The device of this session.
@@ -543,6 +570,7 @@ impl ServerSession {
                     server_time_ms: now,
                     acked,
                     epoch,
+                    devices: BVec(self.device_names.clone()),
                 });
                 store.forget_rejections(actor, agent_acked.min(acked))?;
                 self.ack_sent = agent_acked;
@@ -900,4 +928,14 @@ impl ServerSession {
     pub fn cursor(&self) -> u64 {
         self.cursor
     }
+}
+
+/// A device name cut to `DEVICE_NAME_BYTES_MAX` bytes, on a character boundary.
+fn cut_name(mut name: String) -> String {
+    let mut end = name.len().min(DEVICE_NAME_BYTES_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
 }

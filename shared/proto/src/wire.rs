@@ -13,7 +13,7 @@ use super::bounded::BVec;
 use tournee_core::hlc::Hlc;
 use tournee_core::limits::{
     ACK_REJECTIONS_MAX, BATCH_BYTES_TARGET, BATCH_CHANGES_MAX, BATCH_RECORDS_MAX,
-    FIELD_CLOCK_ACTORS_MAX,
+    FIELD_CLOCK_ACTORS_MAX, UNIT_DEVICES_MAX,
 };
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::record::Change;
@@ -339,6 +339,15 @@ pub enum ClientMsg {
     Rebased,
 }
 
+/// A device of the unit and its name, as `device enroll` gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceName {
+    /// Actor number.
+    pub actor: u32,
+    /// Name (at most `DEVICE_NAME_BYTES_MAX` bytes are kept).
+    pub name: String,
+}
+
 /// Messages from server to agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
@@ -352,6 +361,8 @@ pub enum ServerMsg {
         acked: u64,
         /// The server store's epoch, renewed when it is restored from a backup.
         epoch: u64,
+        /// The names of the unit's devices, to show who wrote a value (display only).
+        devices: BVec<DeviceName, UNIT_DEVICES_MAX>,
     },
     /// A batch was committed: everything up to `seq` is durable on the server.
     Ack {

@@ -449,6 +449,16 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         server_time_ms: u64::MAX,
         acked: u64::MAX,
         epoch: u64::MAX,
+        devices: tournee_proto::bounded::BVec(vec![
+            tournee_proto::wire::DeviceName {
+                actor: 2,
+                name: "Portable 2".into(),
+            },
+            tournee_proto::wire::DeviceName {
+                actor: u32::MAX,
+                name: "é".repeat(200),
+            },
+        ]),
     });
     let reasons = vec![
         RejectReason::OutOfScope {
@@ -1383,6 +1393,7 @@ fn server_case() -> BoxedStrategy<ServerCase> {
         server_time_ms: NOW,
         acked: 0,
         epoch: 0,
+        devices: tournee_proto::bounded::BVec::new(),
     };
     script()
         .prop_map(move |s| {

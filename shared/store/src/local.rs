@@ -18,6 +18,7 @@ use tournee_core::limits::{
 };
 use tournee_core::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
 use tournee_core::record::{check_scope, Change, Record, RecordError};
+use tournee_core::register::Actor;
 use tournee_core::reject::Rejection;
 use tournee_core::store::{
     ApplySummary, Chain, Identity, LocalAction, Rebase, RecordEdit, RejectedChange, Store,
@@ -33,8 +34,8 @@ use crate::server::append_changelog;
 use crate::sql_err;
 use crate::sqlite::{
     i64_of, map_err, meta_get, meta_set, meta_u64, SqliteStore, META_ACKED_SEQ, META_CLOCK_OFFSET,
-    META_CURSOR, META_DEVICE, META_HLC, META_LAST_SEQ, META_LAST_SYNC, META_SERVER_EPOCH,
-    META_TERRITORY, META_UNIT,
+    META_CURSOR, META_DEVICE, META_DEVICE_NAMES, META_HLC, META_LAST_SEQ, META_LAST_SYNC,
+    META_SERVER_EPOCH, META_TERRITORY, META_UNIT,
 };
 
 impl Store for SqliteStore {
@@ -389,6 +390,21 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(())
+    }
+
+    fn set_device_names(&mut self, names: &[(Actor, String)]) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(names).map_err(|e| StoreError::Backend {
+            source: Box::new(e),
+        })?;
+        meta_set(&self.conn, META_DEVICE_NAMES, bytes)
+    }
+
+    fn device_names(&self) -> Result<Vec<(Actor, String)>, StoreError> {
+        // Display only: names that do not decode are as good as none.
+        let bytes: Option<Vec<u8>> = meta_get(&self.conn, META_DEVICE_NAMES)?;
+        Ok(bytes
+            .and_then(|b| postcard::from_bytes(&b).ok())
+            .unwrap_or_default())
     }
 
     fn server_epoch(&self) -> Result<u64, StoreError> {

@@ -33,6 +33,8 @@ pub(crate) const META_ACKED_SEQ: &str = "acked_seq";
 pub(crate) const META_CURSOR: &str = "cursor";
 pub(crate) const META_LAST_SYNC: &str = "last_sync_ms";
 pub(crate) const META_CLOCK_OFFSET: &str = "clock_offset_ms";
+/// Laptop: the unit's device names as the server last sent them (postcard pairs).
+pub(crate) const META_DEVICE_NAMES: &str = "device_names";
 /// Laptop: the server incarnation its cursor counts in.
 pub(crate) const META_SERVER_EPOCH: &str = "server_epoch";
 /// Server: this changelog's incarnation, renewed by a restore.
