@@ -44,7 +44,7 @@ impl Merges {
     }
 }
 
-/// Live persons matching `typed`, those matched by name first, then by name; at most
+/// Live persons matching `typed`, those matched by name first, then in name order; at most
 /// `limit` (capped by `PERSON_SEARCH_RESULTS_MAX`). A person merged into another is not shown.
 pub fn search_persons(
     store: &dyn Store,
@@ -54,10 +54,13 @@ pub fn search_persons(
     let Some(query) = Query::new(typed) else {
         return Ok(Vec::new());
     };
-    let mut hits: Vec<(Match, String, Record)> = store
-        .records_of_kind(Kind::Citizen)?
+    let persons = store.records_of_kind(Kind::Citizen)?;
+    // A person merged into another is not shown; two merges made offline in opposite
+    // directions leave a cycle whose survivor (`Merges::survivor`) is shown.
+    let merges = Merges::of(&persons);
+    let mut hits: Vec<(Match, String, Record)> = persons
         .into_iter()
-        .filter(|p| p.id_ref(Field::MergedInto).is_none())
+        .filter(|p| merges.survivor(p.id) == p.id)
         .filter_map(|p| {
             let how = query.matches(&p)?;
             let key = crate::person::fold(p.text(Field::Name).unwrap_or_default());
