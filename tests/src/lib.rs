@@ -3,6 +3,7 @@
 //!
 //! Helpers only; the scenarios are in `tests/tests/`. Nothing here is used by the product.
 
+pub mod browser;
 pub mod relay;
 pub mod sim;
 

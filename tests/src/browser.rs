@@ -1,0 +1,184 @@
+//! A real browser for the local UI's tests: Debian's Chromium, headless, driven through
+//! `chromedriver` (WebDriver) with fantoccini; axe-core injected into a page to check
+//! accessibility; the page's own resource timing read back to prove no request left the
+//! laptop.
+//!
+//! Helpers only; the scenarios are in `tests/tests/ui_browser.rs`. Every host but loopback is
+//! made unresolvable in the browser, so a stray CDN link fails visibly as well.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value as Json};
+
+/// axe-core, vendored unmodified (tests/vendor/README.md).
+const AXE: &str = include_str!("../vendor/axe-4.14.1.min.js");
+
+/// Longest wait for chromedriver to say it listens, in lines of its output.
+const DRIVER_STARTUP_LINES_MAX: usize = 50;
+
+/// The WCAG rule sets axe runs (RGAA AA maps onto WCAG 2.1 AA).
+const AXE_TAGS: [&str; 5] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Is a browser there to drive? (`.ci/run` installs one; a developer machine may not have it.)
+pub fn available() -> bool {
+    Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists()
+}
+
+/// A chromedriver process and one headless Chromium session.
+#[derive(Debug)]
+pub struct Browser {
+    driver: Child,
+    /// The WebDriver session.
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Start chromedriver and a browser; with `javascript` false, scripts are off in every page.
+    pub async fn start(javascript: bool) -> Self {
+        let port = free_tcp_port();
+        let mut driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let out = driver.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let started = lines
+            .by_ref()
+            .take(DRIVER_STARTUP_LINES_MAX)
+            .map_while(Result::ok)
+            .any(|l| l.contains("started successfully"));
+        assert!(started, "chromedriver did not start");
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut prefs = json!({});
+        if !javascript {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+                .to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": "/usr/bin/chromium", "args": args, "prefs": prefs }),
+        );
+        // The WebDriver client's TLS stack needs a process-wide provider (plain HTTP here, but
+        // the builder asks); a second install in the same process is refused and harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientBuilder::rustls()
+            .expect("tls")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a browser session");
+        Self {
+            driver,
+            client,
+            _profile: profile,
+        }
+    }
+
+    /// Serious and critical axe violations on the current page, one line each.
+    pub async fn axe(&self) -> Vec<String> {
+        self.client
+            .execute(AXE, vec![])
+            .await
+            .expect("axe injected");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: arguments[0] } })
+                   .then(r => done(r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ': ' + v.help + ' — ' +
+                          v.nodes.map(n => n.target.join(' ')).join(', '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![json!(AXE_TAGS)],
+            )
+            .await
+            .expect("axe runs");
+        found
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe answered {found}")])
+    }
+
+    /// Every URL the current page loaded (itself and its resources), from its resource timing;
+    /// with scripts off, the page's links, scripts, images and forms instead.
+    pub async fn loaded_urls(&self) -> Vec<String> {
+        let mut urls = vec![self.client.current_url().await.expect("url").to_string()];
+        for tag in ["link", "script", "img", "iframe"] {
+            for e in self
+                .client
+                .find_all(Locator::Css(tag))
+                .await
+                .expect("elements")
+            {
+                for attr in ["href", "src"] {
+                    if let Some(v) = e.prop(attr).await.expect("attribute") {
+                        if !v.is_empty() {
+                            urls.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(Json::Array(entries)) = self
+            .client
+            .execute(
+                "return performance.getEntriesByType('resource').map(e => e.name);",
+                vec![],
+            )
+            .await
+        {
+            urls.extend(entries.iter().filter_map(Json::as_str).map(str::to_owned));
+        }
+        urls
+    }
+
+    /// Save a screenshot of the current page as a PNG.
+    pub async fn screenshot(&self, path: &Path) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+
+    /// End the session and the driver.
+    pub async fn quit(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
