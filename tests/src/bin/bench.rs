@@ -31,8 +31,11 @@
 //! - `w2`: the reconnect storm — 2,000 devices with a W1 week each reconnecting within one
 //!   second to a server in its own process, driven from two client processes: time until all
 //!   are synced, p50/p99 per device, failures, server CPU and peak RSS (module `bench/storm.rs`).
+//! - `field-year`: a year of one unit's field work in a laptop's store (5,000 persons, 12,000
+//!   appointments and walk-ins, 20,000 requests): today's sheet, person search, a walk-in
+//!   submitted, pending requests, a person's history (module `bench/field.rs`, issue 13).
 //! - `all`: every workload above (`w1` through `w1-compare`), in the order store, w1-compare,
-//!   w1-rural, w2, w3, w5, coverage.
+//!   w1-rural, w2, w3, w5, coverage, field-year.
 //!
 //! `--quick` runs every workload at a reduced size (for use inside the test suite); `--n` sets
 //! the size of one workload explicitly.
@@ -41,6 +44,8 @@
 mod compare;
 #[path = "bench/coverage.rs"]
 mod coverage;
+#[path = "bench/field.rs"]
+mod field;
 #[path = "bench/fleet.rs"]
 mod fleet;
 #[path = "bench/rural.rs"]
@@ -81,6 +86,7 @@ const WORKLOADS: &[&str] = &[
     "w3",
     "w5",
     "coverage",
+    "field-year",
     "all",
 ];
 /// What `all` runs (`w1-compare` runs W1 itself and prints its lines).
@@ -92,6 +98,7 @@ const ALL: &[&str] = &[
     "w3",
     "w5",
     "coverage",
+    "field-year",
 ];
 
 /// The injected "now" of every workload: a fixed instant (2026-09-21), plus the action index.
@@ -260,6 +267,12 @@ fn main() -> ExitCode {
                 &mut report,
                 args.seed,
                 size(w5::DEFAULT_ROUNDS, w5::QUICK_ROUNDS),
+                args.keep,
+            ),
+            "field-year" => field::run(
+                &mut report,
+                args.seed,
+                size(field::DEFAULT_PERSONS, field::QUICK_PERSONS),
                 args.keep,
             ),
             _ => coverage::run(

@@ -192,26 +192,25 @@ pub struct NewRequest {
     pub minutes: Option<i64>,
 }
 
-/// Build the action that records a request.
+/// Build the action that records a request at a record `store` holds.
 pub fn add_request(
     store: &dyn Store,
     now: WallMs,
     r: &NewRequest,
 ) -> Result<(Uuid, LocalAction), StoreError> {
-    let (link_field, link, kind) = match (r.appointment, r.passage, r.visit) {
-        (Some(a), None, None) => (Field::Appointment, a, Kind::Appointment),
-        (None, Some(p), None) => (Field::Passage, p, Kind::Passage),
-        (None, None, Some(v)) => (Field::Visit, v, Kind::Visit),
-        _ => {
-            return Err(ModelError::BadFormat {
-                field: "request",
-                value: "appointment/passage/visit".into(),
-                expected: "link to exactly one of --appointment, --passage or --visit",
-            }
-            .into())
-        }
-    };
+    let (_, link, kind) = request_link(r)?;
     let parent = require_kind(store, link, kind)?;
+    add_request_in(parent.scope, now, r)
+}
+
+/// Build the action that records a request in `scope` at a record built in the same action
+/// (a walk-in and its requests, submitted as one form, committed at once).
+pub fn add_request_in(
+    scope: Scope,
+    now: WallMs,
+    r: &NewRequest,
+) -> Result<(Uuid, LocalAction), StoreError> {
+    let (link_field, link, _) = request_link(r)?;
     let id = new_id(now);
     let mut sets = vec![
         (link_field, Value::Id(link)),
@@ -223,7 +222,24 @@ pub fn add_request(
     if let Some(m) = r.minutes {
         sets.push((Field::Duration, Value::Int(m)));
     }
-    Ok((id, create_record(id, Kind::Request, parent.scope, sets)))
+    Ok((id, create_record(id, Kind::Request, scope, sets)))
+}
+
+/// The one record a request hangs on: its field, id and kind.
+fn request_link(r: &NewRequest) -> Result<(Field, Uuid, Kind), StoreError> {
+    Ok(match (r.appointment, r.passage, r.visit) {
+        (Some(a), None, None) => (Field::Appointment, a, Kind::Appointment),
+        (None, Some(p), None) => (Field::Passage, p, Kind::Passage),
+        (None, None, Some(v)) => (Field::Visit, v, Kind::Visit),
+        _ => {
+            return Err(ModelError::BadFormat {
+                field: "request",
+                value: "appointment/passage/visit".into(),
+                expected: "link to exactly one of --appointment, --passage or --visit",
+            }
+            .into())
+        }
+    })
 }
 
 /// What `passage set` records.
