@@ -89,11 +89,8 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({ "binary": "/usr/bin/chromium", "args": args, "prefs": prefs }),
         );
-        // The WebDriver client's TLS stack needs a process-wide provider (plain HTTP here, but
-        // the builder asks); a second install in the same process is refused and harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = ClientBuilder::rustls()
-            .expect("tls")
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(http)
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
@@ -105,7 +102,8 @@ impl Browser {
         }
     }
 
-    /// Serious and critical axe violations on the current page, one line each.
+    /// Serious and critical axe violations on the current page, one line each (axe needs
+    /// scripts: run it in a browser started with `javascript` on).
     pub async fn axe(&self) -> Vec<String> {
         self.client
             .execute(AXE, vec![])

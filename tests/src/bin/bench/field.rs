@@ -237,7 +237,9 @@ fn load(
                 appointment: (!is_visit).then_some(id),
                 passage: None,
                 visit: is_visit.then_some(id),
-                partner: ["caf", "assurance_maladie", "france_travail", "dgfip"][rng.below(4) as usize].into(),
+                partner: ["caf", "assurance_maladie", "france_travail", "dgfip"]
+                    [rng.below(4) as usize]
+                    .into(),
                 theme: [
                     "logement",
                     "social_sante",
