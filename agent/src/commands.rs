@@ -231,6 +231,7 @@ fn sync_failure_message(e: &tournee_agent::sync::SyncError, pending: u64) -> Str
 fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
     let mut store = open_existing(dir)?;
     let config = AgentConfig::load(dir)?;
+    let ui_addr = config.ui_addr()?;
     for addr in &a.server {
         check_text_chars("server", addr)?;
     }
@@ -246,30 +247,41 @@ fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
         config.backoff_min_ms,
         config.backoff_max_ms,
     );
-    let ui_addr = config.ui_addr()?;
     let ui_key = crate::ui::auth::ensure_key(dir)?;
     let ui_state = |link| crate::ui::UiState::open(dir, Arc::new(clock), link, ui_key, ui_addr);
     runtime()?.block_on(async {
-        let ui_listener = tokio::net::TcpListener::bind(ui_addr)
-            .await
-            .with_context(|| format!("l'interface ne peut pas écouter sur {ui_addr}"))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
         let (link_tx, link_rx) = tokio::sync::watch::channel(LinkState::default());
-        let ui = tokio::spawn(crate::ui::serve(
-            ui_listener,
-            ui_state(link_rx)?,
-            stop_rx.clone(),
-        ));
+        // The interface is a convenience beside the sync loop: an address already in use
+        // (another agent on this computer) is said once and sync goes on without it.
+        let ui = match tokio::net::TcpListener::bind(ui_addr).await {
+            Ok(listener) => Some(tokio::spawn(crate::ui::serve(
+                listener,
+                ui_state(link_rx)?,
+                stop_rx.clone(),
+            ))),
+            Err(e) => {
+                tracing::warn!(%ui_addr, error = %e, "the web interface cannot listen (change ui_listen in agent.toml); sync goes on without it");
+                None
+            }
+        };
         let synced = tournee_agent::sync::run_daemon(
             &mut store, &remote, &clock, backoff, stop_rx, &link_tx,
         )
         .await;
-        ui.await
-            .context("the web interface stopped unexpectedly")??;
+        match ui {
+            // The daemon returns Ok only when told to stop: the interface is stopping too.
+            Some(ui) if synced.is_ok() => {
+                ui.await
+                    .context("the web interface stopped unexpectedly")??;
+            }
+            Some(ui) => ui.abort(),
+            None => {}
+        }
         synced
     })
 }
@@ -277,9 +289,14 @@ fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
 /// `ui`: a fresh one-time link to the running daemon's interface, printed or opened.
 fn ui_cmd(dir: &Path, clock: &dyn Clock, a: &crate::UiArgs) -> Result<()> {
     open_existing(dir)?;
-    let port = AgentConfig::load(dir)?.ui_addr()?.port();
+    let addr = AgentConfig::load(dir)?.ui_addr()?;
+    // The configured address itself only when it names one other than loopback or "any".
+    let host = match addr.ip() {
+        ip if ip.is_loopback() || ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        _ => addr.to_string(),
+    };
     let token = crate::ui::auth::issue_token(dir, clock.now_ms())?;
-    let url = format!("http://127.0.0.1:{port}/connexion?jeton={token}");
+    let url = format!("http://{host}/connexion?jeton={token}");
     if a.print_url {
         return print_line(url);
     }
