@@ -87,7 +87,10 @@ pub fn sync_words(store: &SqliteStore, state: &UiState) -> Result<String, UiErro
     let link = state.link.borrow().clone();
     let link = match (link.reachable, link.last_attempt_ms) {
         (Some(true), Some(at)) => format!("serveur joignable (vu {})", show_fr(ms_to_s(at))),
-        (Some(false), Some(at)) => format!("hors ligne depuis {}", show_fr(ms_to_s(at))),
+        (Some(false), Some(at)) => format!(
+            "hors ligne (dernier essai {}) : le travail continue ici",
+            show_fr(ms_to_s(at))
+        ),
         _ => "pas encore de contact avec le serveur".to_owned(),
     };
     Ok(match pending {
@@ -407,7 +410,9 @@ fn link_words(state: &UiState) -> String {
     let link = state.link.borrow().clone();
     match (link.reachable, link.last_error) {
         (Some(true), _) => "joignable".to_owned(),
-        (Some(false), Some(e)) => format!("injoignable : {e}"),
+        (Some(false), Some(e)) => format!(
+            "injoignable pour l'instant ; l'agent réessaie de lui-même (détail technique : {e})"
+        ),
         _ => "pas encore essayé (ou ce poste travaille sans serveur)".to_owned(),
     }
 }
