@@ -82,7 +82,7 @@ pub const CONFIG_TEMPLATE: &str =
 # backoff_max_ms = 60000
 
 # Address of the local web UI (open it with `tournee-agent ui`). Only this computer can reach
-# a loopback address; another address needs ui_allow_non_loopback = true.
+# a loopback address; any other address needs ui_allow_non_loopback set to true.
 # ui_listen = \"127.0.0.1:4480\"
 # ui_allow_non_loopback = false
 ";

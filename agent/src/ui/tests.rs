@@ -505,3 +505,140 @@ async fn the_person_search_is_a_post_and_no_page_puts_personal_data_in_a_url() {
     }
     assert!(pages.last().is_some_and(|p| p.contains("Feuille du jour")));
 }
+
+/// A stop and today's passage at it, written as the scheduler would (test set-up only).
+fn add_passage(f: &Fixture) -> uuid::Uuid {
+    use tournee_core::actions::create_record;
+    use tournee_core::model::{Scope, Value};
+    let mut store = f.store();
+    let now = SystemClock.now_ms();
+    let day = today();
+    let stop = tournee_core::actions::new_id(now);
+    let text = |s: &str| Value::Text(s.into());
+    let create = create_record(
+        stop,
+        Kind::Stop,
+        Scope::Territory("80".into()),
+        vec![
+            (Field::Commune, text("80001")),
+            (Field::Label, text("Place de la mairie")),
+            (Field::Address, text("1 place de la Mairie")),
+        ],
+    );
+    store.write_local(now, &create).expect("stop");
+    let (start, end) = tournee_core::time::paris_planned(
+        day,
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("9:00"),
+        chrono::NaiveTime::from_hms_opt(12, 0, 0).expect("12:00"),
+    );
+    let passage = tournee_core::actions::new_id(now + 1);
+    let create = create_record(
+        passage,
+        Kind::Passage,
+        Scope::Unit("bus-80-1".into()),
+        vec![
+            (
+                Field::Round,
+                Value::Id(tournee_core::actions::new_id(now + 2)),
+            ),
+            (Field::Stop, Value::Id(stop)),
+            (Field::Date, text(&day.to_string())),
+            (Field::PlannedStart, Value::Int(start)),
+            (Field::PlannedEnd, Value::Int(end)),
+            (Field::Status, text("planifie")),
+        ],
+    );
+    store.write_local(now, &create).expect("passage");
+    passage
+}
+
+#[tokio::test]
+async fn a_passage_is_marked_held_or_cancelled_and_a_walk_in_and_workshop_recorded_at_it() {
+    let f = fixture();
+    let passage = add_passage(&f);
+    let home = f.page("/").await;
+    assert!(
+        home.contains("Place de la mairie") && home.contains("09:00–12:00"),
+        "{home}"
+    );
+    assert!(
+        home.contains(&format!("id=\"effectue-{passage}\"")),
+        "{home}"
+    );
+    let resp = f
+        .send(f.post(
+            &format!("/passages/{passage}"),
+            &[
+                ("statut", "effectue"),
+                ("debut", "09:10"),
+                ("fin", "11:50"),
+                ("cause", ""),
+            ],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let p = f.store().record(passage).expect("read").expect("passage");
+    assert_eq!(p.text(Field::Status), Some("effectue"));
+    assert!(p.int(Field::ActualEnd) > p.int(Field::ActualStart));
+    let refused = f
+        .send(f.post(
+            &format!("/passages/{passage}"),
+            &[("statut", "annule"), ("cause", "")],
+        ))
+        .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::BAD_REQUEST,
+        "a cancellation needs a cause"
+    );
+    let resp = f
+        .send(f.post(
+            &format!("/passages/{passage}"),
+            &[("statut", "annule"), ("cause", "meteo")],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let p = f.store().record(passage).expect("read").expect("passage");
+    assert_eq!(p.text(Field::Cause), Some("meteo"));
+
+    let id = passage.to_string();
+    let resp = f
+        .send(f.post("/accueillir", &[("personne", "anonyme"), ("passage", &id)]))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let visits = f.store().records_of_kind(Kind::Visit).expect("visits");
+    assert_eq!(visits[0].id_ref(Field::Passage), Some(passage));
+    assert_eq!(visits[0].text(Field::Commune), Some("80001"));
+    let theme = a_theme();
+    let resp = f
+        .send(f.post(
+            "/atelier",
+            &[
+                ("atelier_passage", &id),
+                ("atelier_theme", &theme),
+                ("atelier_participants", "6"),
+                ("atelier_minutes", "90"),
+            ],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let w = f
+        .store()
+        .records_of_kind(Kind::Workshop)
+        .expect("workshops");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].int(Field::Attendees), Some(6));
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_deleted() {
+    let f = fixture();
+    let long_ago = SystemClock.now_ms() - tournee_core::limits::UI_TOKEN_LIFETIME_MS - 1;
+    let token = issue_token(&f.dir, long_ago).expect("token");
+    let req = Request::get(format!("/connexion?jeton={token}"))
+        .header(header::HOST, HOST)
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(f.send(req).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(!f.dir.join(super::auth::TOKEN_FILE).exists());
+}
