@@ -642,3 +642,81 @@ async fn an_expired_token_is_refused_and_deleted() {
     assert_eq!(f.send(req).await.status(), StatusCode::UNAUTHORIZED);
     assert!(!f.dir.join(super::auth::TOKEN_FILE).exists());
 }
+
+#[tokio::test]
+async fn a_person_is_edited_and_a_duplicate_merged_and_an_appointment_marked_seen() {
+    let f = fixture();
+    walk_in(&f, "resolue_sur_place").await;
+    walk_in(&f, "resolue_sur_place").await;
+    let persons = f.store().records_of_kind(Kind::Citizen).expect("persons");
+    let (keep, dup) = (persons[0].id, persons[1].id);
+    let resp = f
+        .send(f.post(
+            &format!("/personnes/{keep}"),
+            &[
+                ("nom", "Mme Z. Lefèvre"),
+                ("telephone", ""),
+                ("commune", "80021"),
+                ("adresse", ""),
+            ],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let p = f.store().record(keep).expect("read").expect("person");
+    assert_eq!(p.text(Field::Name), Some("Mme Z. Lefèvre"));
+    assert_eq!(p.text(Field::Phone), None, "an empty phone clears it");
+
+    let found = f
+        .send(f.post(
+            &format!("/personnes/{keep}/doublons"),
+            &[("recherche", "zoé")],
+        ))
+        .await;
+    let found = body(found).await;
+    assert!(found.contains(&format!("id=\"doublon-{dup}\"")), "{found}");
+    assert!(
+        !found.contains(&format!("id=\"doublon-{keep}\"")),
+        "not itself: {found}"
+    );
+    let resp = f
+        .send(f.post(
+            &format!("/personnes/{keep}/fusion"),
+            &[("doublon", &dup.to_string())],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), format!("/personnes/{keep}?ok=fusion"));
+    let history = f.page(&format!("/personnes/{dup}")).await;
+    assert!(
+        history.contains("Mme Z. Lefèvre"),
+        "the duplicate shows the survivor: {history}"
+    );
+    assert_eq!(
+        history.matches("<strong>accueil</strong>").count(),
+        2,
+        "{history}"
+    );
+
+    let now = SystemClock.now_ms();
+    let a = tournee_core::actions::NewAppointment {
+        start: i64::try_from(now / 1000).expect("now") + 60,
+        duration: 30,
+        location: tournee_core::model::Location::Home,
+        commune: "80021".into(),
+        citizen: None,
+        person: Some(keep),
+        passage: None,
+        note: None,
+    };
+    let (appt, action) =
+        tournee_core::actions::add_appointment(&f.store(), now, "bus-80-1", &a).expect("appt");
+    f.store().write_local(now, &action).expect("write");
+    let home = f.page("/").await;
+    assert!(home.contains(&format!("id=\"vu-{appt}\"")), "{home}");
+    let resp = f
+        .send(f.post(&format!("/rendez-vous/{appt}"), &[("statut", "seen")]))
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let r = f.store().record(appt).expect("read").expect("appointment");
+    assert_eq!(r.text(Field::Status), Some("seen"));
+}
