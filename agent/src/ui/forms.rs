@@ -303,6 +303,7 @@ fn walk_in_person(
     }
 }
 
+/// The filled request slots, linked to `visit` (set again once the walk-in has its id).
 fn walk_in_requests(f: &Fields, visit: Uuid) -> Result<Vec<NewRequest>, UiError> {
     let mut out = Vec::new();
     for i in 1..=UI_WALKIN_REQUESTS_MAX {
@@ -336,7 +337,10 @@ pub async fn walk_in(
     Form(f): Form<Fields>,
 ) -> Result<Response, UiError> {
     with_store(&state, move |store, state| {
+        // Everything typed is read before anything is written: a mistake in a request
+        // leaves no new person behind.
         let place = walk_in_place(state, &f)?;
+        let mut requests = walk_in_requests(&f, Uuid::nil())?;
         let person = walk_in_person(store, state, &f)?;
         let now = state.now_ms();
         let visit = NewVisit {
@@ -345,9 +349,9 @@ pub async fn walk_in(
             at: state.now_s(),
         };
         let (id, action) = visits::add_visit(store, now, &state.identity.unit, &visit)?;
-        let requests = walk_in_requests(&f, id)?;
         store.write_local(now, &action)?;
-        for r in &requests {
+        for r in &mut requests {
+            r.visit = Some(id);
             let (_, action) = add_request(store, now, r)?;
             store.write_local(now, &action)?;
         }

@@ -308,6 +308,19 @@ async fn a_walk_in_posted_without_javascript_is_stored_with_its_request() {
     assert_eq!(requests.len(), 1, "only the filled request slot");
     assert_eq!(requests[0].id_ref(Field::Visit), Some(visits[0].id));
     assert_eq!(requests[0].int(Field::Duration), Some(20));
+    let partner = a_partner();
+    let bad = [
+        ("personne", "nouvelle"),
+        ("nouveau_nom", "Quelqu'un"),
+        ("commune", "80021"),
+        ("partenaire_1", partner.as_str()),
+        ("theme_1", ""),
+    ];
+    let resp = f.send(f.post("/accueillir", &bad)).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(body(resp).await.contains("Thème de la demande 1"));
+    let persons = f.store().records_of_kind(Kind::Citizen).expect("persons");
+    assert_eq!(persons.len(), 1, "a refused form leaves no new person");
     let home = f.page("/?ok=accueil").await;
     assert!(home.contains("Accueil enregistré"), "{home}");
     assert!(home.contains("1 personne(s) accueillie(s)"), "{home}");
