@@ -795,6 +795,20 @@ fn value_texts(field: Field, v: &Value) -> (String, String) {
     }
 }
 
+/// A record kind as people name it.
+fn kind_fr(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Stop => "Arrêt",
+        Kind::Round => "Tournée",
+        Kind::Passage => "Passage",
+        Kind::Citizen => "Personne",
+        Kind::Appointment => "Rendez-vous",
+        Kind::Request => "Demande",
+        Kind::Visit => "Accueil",
+        Kind::Workshop => "Atelier",
+    }
+}
+
 fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow>, UiError> {
     let names = tournee_agent::devices::DeviceNames::load(&state.dir);
     let mut rows = Vec::new();
@@ -815,7 +829,7 @@ fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow
                 .collect();
             rows.push(ConflictRow {
                 record: r.id.to_string(),
-                kind: r.kind.code(),
+                kind: kind_fr(r.kind),
                 field: f.code(),
                 values,
             });
