@@ -248,7 +248,9 @@ fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
         config.backoff_max_ms,
     );
     let ui_key = crate::ui::auth::ensure_key(dir)?;
-    let ui_state = |link| crate::ui::UiState::open(dir, Arc::new(clock), link, ui_key, ui_addr);
+    let ui_identity = store.identity()?;
+    let ui_state =
+        |link| crate::ui::UiState::open(dir, ui_identity, Arc::new(clock), link, ui_key, ui_addr);
     runtime()?.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -26,7 +26,7 @@ use tournee_agent::setup::STORE_FILE;
 use tournee_agent::sync::LinkState;
 use tournee_core::clock::Clock;
 use tournee_core::limits::UI_FORM_BYTES_MAX;
-use tournee_core::store::{Identity, Store};
+use tournee_core::store::Identity;
 use tournee_store::SqliteStore;
 
 pub use error::UiError;
@@ -35,7 +35,8 @@ pub use error::UiError;
 #[derive(Debug)]
 pub struct UiState {
     dir: PathBuf,
-    store: Mutex<SqliteStore>,
+    /// Held while a request uses the store: one UI request at a time.
+    busy: Mutex<()>,
     clock: Arc<dyn Clock>,
     link: watch::Receiver<LinkState>,
     key: String,
@@ -45,21 +46,20 @@ pub struct UiState {
 }
 
 impl UiState {
-    /// Open the UI's own connection to the store in `dir` (WAL: it reads beside the sync loop).
+    /// The UI of the store in `dir` (whose `identity` the caller read); each request opens its
+    /// own connection (WAL: it reads and writes beside the sync loop).
     pub fn open(
         dir: &Path,
+        identity: Option<Identity>,
         clock: Arc<dyn Clock>,
         link: watch::Receiver<LinkState>,
         key: String,
         addr: SocketAddr,
     ) -> anyhow::Result<Arc<Self>> {
-        let store = SqliteStore::open(&dir.join(STORE_FILE))?;
-        let identity = store
-            .identity()?
-            .context("store is not initialised: run `tournee-agent init`")?;
+        let identity = identity.context("store is not initialised: run `tournee-agent init`")?;
         Ok(Arc::new(Self {
             dir: dir.to_owned(),
-            store: Mutex::new(store),
+            busy: Mutex::new(()),
             clock,
             link,
             key,
@@ -83,6 +83,8 @@ impl UiState {
 }
 
 /// Run `f` with the store on a blocking thread: SQLite never stalls the sync loop's runtime.
+/// The connection is opened for the request and closed after it: an idle connection held
+/// beside the daemon's kept its live session from taking the server's pushes.
 async fn with_store<T, F>(state: &Arc<UiState>, f: F) -> Result<T, UiError>
 where
     T: Send + 'static,
@@ -90,7 +92,8 @@ where
 {
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
-        let mut store = state.store.lock().map_err(|_| UiError::Poisoned)?;
+        let _one = state.busy.lock().map_err(|_| UiError::Poisoned)?;
+        let mut store = SqliteStore::open(&state.dir.join(STORE_FILE))?;
         f(&mut store, &state)
     })
     .await?

@@ -50,9 +50,19 @@ fn new_store(device: u32) -> (tempfile::TempDir, SqliteStore) {
 fn fixture_from(dir: tempfile::TempDir) -> Fixture {
     let key = super::auth::ensure_key(dir.path()).expect("key");
     let (_tx, link) = tokio::sync::watch::channel(LinkState::default());
+    let id = SqliteStore::open(&dir.path().join(STORE_FILE))
+        .and_then(|s| s.identity())
+        .expect("identity");
     let addr = HOST.parse().expect("addr");
-    let state =
-        UiState::open(dir.path(), Arc::new(SystemClock), link, key.clone(), addr).expect("state");
+    let state = UiState::open(
+        dir.path(),
+        id,
+        Arc::new(SystemClock),
+        link,
+        key.clone(),
+        addr,
+    )
+    .expect("state");
     Fixture {
         dir: dir.path().to_owned(),
         _dir: dir,
