@@ -4,12 +4,14 @@
 //! what a person typed and shows results. No network here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 use serde_json::json;
 use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
+use tournee_agent::sync::LinkState;
 use tournee_cli::{init_logging, wait_for_signal};
 use tournee_core::actions::{
     self, add_appointment, add_request, people, require_kind, set_fields, NewRequest, PassageUpdate,
@@ -111,6 +113,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Visit(cmd) => crate::workflows::visit(&dir, &clock, cmd),
         Command::Session(cmd) => crate::workflows::session(&dir, &clock, cmd),
         Command::Passage(cmd) => passage(&dir, &clock, cmd),
+        Command::Ui(a) => ui_cmd(&dir, &clock, &a),
         Command::Conflicts(f) => conflicts(&dir, f.format),
         Command::Resolve(a) => resolve(&dir, &clock, a),
         Command::Status(f) => status(&dir, f.format),
@@ -228,6 +231,7 @@ fn sync_failure_message(e: &tournee_agent::sync::SyncError, pending: u64) -> Str
 fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
     let mut store = open_existing(dir)?;
     let config = AgentConfig::load(dir)?;
+    let ui_addr = config.ui_addr()?;
     for addr in &a.server {
         check_text_chars("server", addr)?;
     }
@@ -243,14 +247,75 @@ fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
         config.backoff_min_ms,
         config.backoff_max_ms,
     );
+    let ui_key = crate::ui::auth::ensure_key(dir)?;
+    let ui_identity = store.identity()?;
+    let ui_state =
+        |link| crate::ui::UiState::open(dir, ui_identity, Arc::new(clock), link, ui_key, ui_addr);
     runtime()?.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        tournee_agent::sync::run_daemon(&mut store, &remote, &clock, backoff, stop_rx).await
+        let (link_tx, link_rx) = tokio::sync::watch::channel(LinkState::default());
+        // The interface is a convenience beside the sync loop: an address already in use
+        // (another agent on this computer) is said once and sync goes on without it.
+        let ui = match tokio::net::TcpListener::bind(ui_addr).await {
+            Ok(listener) => Some(tokio::spawn(crate::ui::serve(
+                listener,
+                ui_state(link_rx)?,
+                stop_rx.clone(),
+            ))),
+            Err(e) => {
+                tracing::warn!(%ui_addr, error = %e, "the web interface cannot listen (change ui_listen in agent.toml); sync goes on without it");
+                None
+            }
+        };
+        let synced = tournee_agent::sync::run_daemon(
+            &mut store, &remote, &clock, backoff, stop_rx, &link_tx,
+        )
+        .await;
+        match ui {
+            // The daemon returns Ok only when told to stop: the interface is stopping too.
+            Some(ui) if synced.is_ok() => {
+                ui.await
+                    .context("the web interface stopped unexpectedly")??;
+            }
+            Some(ui) => ui.abort(),
+            None => {}
+        }
+        synced
     })
+}
+
+/// `ui`: a fresh one-time link to the running daemon's interface, printed or opened.
+fn ui_cmd(dir: &Path, clock: &dyn Clock, a: &crate::UiArgs) -> Result<()> {
+    open_existing(dir)?;
+    let addr = AgentConfig::load(dir)?.ui_addr()?;
+    // The configured address itself only when it names one other than loopback or "any".
+    let host = match addr.ip() {
+        ip if ip.is_loopback() || ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        _ => addr.to_string(),
+    };
+    let token = crate::ui::auth::issue_token(dir, clock.now_ms())?;
+    let url = format!("http://{host}/connexion?jeton={token}");
+    if a.print_url {
+        return print_line(url);
+    }
+    let opened = std::process::Command::new("xdg-open")
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match opened {
+        Ok(s) if s.success() => {
+            print_line("interface ouverte dans le navigateur (lien valable 2 minutes)")
+        }
+        _ => print_line(format_args!(
+            "ouvrez ce lien dans le navigateur (valable 2 minutes) : {url}"
+        )),
+    }
 }
 
 fn appointment(dir: &Path, clock: &dyn Clock, cmd: AppointmentCmd) -> Result<()> {
@@ -667,16 +732,8 @@ fn resolve(dir: &Path, clock: &dyn Clock, a: crate::ResolveArgs) -> Result<()> {
     let record = store
         .record(id)?
         .with_context(|| format!("no record with id {id}"))?;
-    let field = record.kind.parse_field(&a.field)?;
-    if !record.conflicts().contains(&field) {
-        bail!(
-            "{} {id} has no conflict on '{}'; use the kind's `set` command to change it",
-            record.kind,
-            field
-        );
-    }
-    let value = actions::parse_field_value(record.kind, field, &a.value)?;
-    store.write_local(now, &set_fields(&record, vec![(field, value)]))?;
+    let action = actions::resolve_conflict(&record, &a.field, &a.value)?;
+    store.write_local(now, &action)?;
     print_line(format_args!("{id}"))?;
     Ok(())
 }

@@ -28,6 +28,12 @@ pub struct AgentConfig {
     /// Longest retry delay, in milliseconds.
     #[serde(default = "default_backoff_max")]
     pub backoff_max_ms: u64,
+    /// Address the local web UI listens on (`tournee-agent run`).
+    #[serde(default = "default_ui_listen")]
+    pub ui_listen: String,
+    /// Let the UI listen on an address other machines can reach (off: loopback only).
+    #[serde(default)]
+    pub ui_allow_non_loopback: bool,
 }
 
 fn default_log() -> String {
@@ -39,6 +45,12 @@ fn default_backoff_min() -> u64 {
 fn default_backoff_max() -> u64 {
     BACKOFF_MAX_MS
 }
+fn default_ui_listen() -> String {
+    UI_LISTEN_DEFAULT.into()
+}
+
+/// Where the UI listens unless `agent.toml` says otherwise.
+pub const UI_LISTEN_DEFAULT: &str = "127.0.0.1:4480";
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -47,6 +59,8 @@ impl Default for AgentConfig {
             server_addr: Vec::new(),
             backoff_min_ms: BACKOFF_MIN_MS,
             backoff_max_ms: BACKOFF_MAX_MS,
+            ui_listen: default_ui_listen(),
+            ui_allow_non_loopback: false,
         }
     }
 }
@@ -66,6 +80,11 @@ pub const CONFIG_TEMPLATE: &str =
 # The delay doubles from the first to the longest, with random jitter.
 # backoff_min_ms = 500
 # backoff_max_ms = 60000
+
+# Address of the local web UI (open it with `tournee-agent ui`). Only this computer can reach
+# a loopback address; any other address needs ui_allow_non_loopback set to true.
+# ui_listen = \"127.0.0.1:4480\"
+# ui_allow_non_loopback = false
 ";
 
 /// A laptop initialised before `init` wrote `agent.toml` 0600 may hold a readable one.
@@ -82,6 +101,24 @@ fn restrict_to_owner(path: &Path) -> Result<()> {
 }
 
 impl AgentConfig {
+    /// The UI's address, refused when other machines could reach it and `agent.toml` does not
+    /// say so (`ui_allow_non_loopback`).
+    pub fn ui_addr(&self) -> Result<std::net::SocketAddr> {
+        let addr: std::net::SocketAddr = self.ui_listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "ui_listen = {:?} dans {CONFIG_FILE} n'est pas une adresse IP:port (par exemple {UI_LISTEN_DEFAULT})",
+                self.ui_listen
+            )
+        })?;
+        anyhow::ensure!(
+            addr.ip().is_loopback() || self.ui_allow_non_loopback,
+            "l'interface refuse d'écouter sur {addr} : d'autres ordinateurs pourraient l'atteindre ; \
+             mettez ui_listen = \"{UI_LISTEN_DEFAULT}\" dans {CONFIG_FILE}, ou ajoutez \
+             ui_allow_non_loopback = true si c'est vraiment voulu"
+        );
+        Ok(addr)
+    }
+
     /// Read `agent.toml` from `dir`, or the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
@@ -135,5 +172,27 @@ mod tests {
         assert_eq!(c.backoff_min_ms, BACKOFF_MIN_MS);
         assert_eq!(c.backoff_max_ms, BACKOFF_MAX_MS);
         assert!(toml::from_str::<AgentConfig>("colour = true").is_err());
+        assert_eq!(c.ui_listen, UI_LISTEN_DEFAULT);
+        assert!(!c.ui_allow_non_loopback);
+    }
+
+    #[test]
+    fn the_ui_refuses_a_non_loopback_address_unless_allowed() {
+        let mut c = AgentConfig {
+            ui_listen: "0.0.0.0:4480".into(),
+            ..AgentConfig::default()
+        };
+        let e = c.ui_addr().expect_err("0.0.0.0 refused").to_string();
+        assert!(e.contains("ui_allow_non_loopback"), "{e}");
+        c.ui_allow_non_loopback = true;
+        assert_eq!(c.ui_addr().expect("allowed").port(), 4480);
+        assert!(AgentConfig::default()
+            .ui_addr()
+            .expect("default")
+            .ip()
+            .is_loopback());
+        c.ui_listen = "[::1]:9".into();
+        c.ui_allow_non_loopback = false;
+        assert!(c.ui_addr().is_ok());
     }
 }

@@ -7,6 +7,7 @@
 mod commands;
 mod reenrol;
 mod rejected;
+mod ui;
 mod workflows;
 
 use std::path::PathBuf;
@@ -71,6 +72,16 @@ pub enum Command {
     /// Collective sessions (ateliers) at a passage.
     #[command(subcommand)]
     Session(workflows::SessionCmd),
+    /// Open the web interface of `run` in the browser (a one-time link, valid 2 minutes).
+    Ui(UiArgs),
+}
+
+/// `ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Print the link instead of opening the browser.
+    #[arg(long)]
+    pub print_url: bool,
 }
 
 /// `init`.

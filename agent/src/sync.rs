@@ -414,13 +414,35 @@ pub async fn sync_once(
     }
 }
 
-/// Stay connected: sync whenever the server is reachable, back off otherwise, until `stop`.
+/// The daemon's link to the server as the local UI shows it (published through a
+/// `tokio::sync::watch`; the UI never waits on the network itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// When the daemon last tried to connect (wall ms).
+    pub last_attempt_ms: Option<u64>,
+    /// Whether that attempt reached the server (`None` before the first).
+    pub reachable: Option<bool>,
+    /// The last failure, in words.
+    pub last_error: Option<String>,
+}
+
+fn publish(link: &tokio::sync::watch::Sender<LinkState>, clock: &dyn Clock, error: Option<String>) {
+    link.send_replace(LinkState {
+        last_attempt_ms: Some(clock.now_ms()),
+        reachable: Some(error.is_none()),
+        last_error: error,
+    });
+}
+
+/// Stay connected: sync whenever the server is reachable, back off otherwise, until `stop`;
+/// each attempt's outcome goes to `link`.
 pub async fn run_daemon(
     store: &mut SqliteStore,
     remote: &Remote,
     clock: &dyn Clock,
     mut backoff: Backoff,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    link: &tokio::sync::watch::Sender<LinkState>,
 ) -> Result<()> {
     loop {
         if *stop.borrow() {
@@ -429,6 +451,7 @@ pub async fn run_daemon(
         let result = match connect(remote).await {
             Ok((endpoint, conn)) => {
                 info!(server = %conn.remote_address(), "connected; starting a session");
+                publish(link, clock, None);
                 let r = session(&conn, store, clock, true, &mut stop).await;
                 endpoint.close(VarInt::from_u32(0), b"bye");
                 // The client's side of a TLS 1.3 handshake completes before the server has
@@ -443,6 +466,7 @@ pub async fn run_daemon(
         };
         match result {
             Ok(report) => {
+                publish(link, clock, None);
                 info!(
                     changes_out = report.stats.changes_out,
                     changes_in = report.stats.changes_in,
@@ -458,6 +482,7 @@ pub async fn run_daemon(
                 // Log fields are escaped by `tournee_cli::log_fields` (a server's close reason
                 // is peer text).
                 let error = e.to_string();
+                publish(link, clock, Some(error.clone()));
                 let wait = match &e {
                     // Retrying sooner cannot help: an administrator must act (re-enrol the
                     // laptop) or someone must fix its clock.

@@ -532,7 +532,7 @@ pub fn appointment_week(dir: &Path, clock: &dyn Clock, week: &str, format: Forma
     }
 }
 
-fn commune_name(code: Option<&str>) -> String {
+pub(crate) fn commune_name(code: Option<&str>) -> String {
     code.map(|c| {
         RefData::get()
             .commune(c)
@@ -542,7 +542,7 @@ fn commune_name(code: Option<&str>) -> String {
 }
 
 /// The display name of the person `id` stands for ("" when none or not held here).
-fn person_name(store: &dyn Store, id: Option<Uuid>) -> String {
+pub(crate) fn person_name(store: &dyn Store, id: Option<Uuid>) -> String {
     let Some(id) = id else {
         return String::new();
     };

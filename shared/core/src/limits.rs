@@ -257,3 +257,19 @@ const _: () = assert!(BACKOFF_MIN_MS < BACKOFF_MAX_MS);
 const _: () = assert!(SYNC_TIMEOUT_DEFAULT_S <= SYNC_TIMEOUT_MAX_S);
 const _: () = assert!(DEVICE_NAME_BYTES_MAX <= LABEL_BYTES_MAX);
 const _: () = assert!(QUIC_STREAM_RECEIVE_WINDOW_BYTES as usize > FRAME_BYTES_MAX);
+
+/// Most browser sessions the laptop UI keeps at once; the oldest goes first. One person uses
+/// one laptop: a handful covers a second browser and a re-login.
+pub const UI_SESSIONS_MAX: usize = 8;
+/// How long a browser session of the laptop UI lasts, in milliseconds: a working day.
+pub const UI_SESSION_LIFETIME_MS: u64 = 12 * 3600 * 1000;
+/// How long the one-time login token of `tournee-agent ui` stays valid, in milliseconds.
+pub const UI_TOKEN_LIFETIME_MS: u64 = 2 * 60 * 1000;
+/// Largest form body the laptop UI reads, in bytes: a walk-in with three requests is < 2 KB.
+pub const UI_FORM_BYTES_MAX: usize = 16 * 1024;
+/// Most requests one walk-in form records at once.
+pub const UI_WALKIN_REQUESTS_MAX: usize = 3;
+/// Persons a UI search shows.
+pub const UI_SEARCH_RESULTS_MAX: usize = 10;
+const _: () = assert!(UI_SEARCH_RESULTS_MAX <= PERSON_SEARCH_RESULTS_MAX);
+const _: () = assert!(UI_TOKEN_LIFETIME_MS < UI_SESSION_LIFETIME_MS);

@@ -238,14 +238,21 @@ pub fn make_owner_only(path: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let private = std::fs::Permissions::from_mode(0o600);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
-        file.set_permissions(private.clone())?;
+        // An existing file is restricted by its path, never opened here: closing any descriptor
+        // of a file drops every POSIX lock this process holds on it, so another connection of
+        // the same process (the daemon's, beside the web UI's) would lose its SQLite locks.
+        if path.exists() {
+            std::fs::set_permissions(path, private.clone())?;
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)?;
+            file.set_permissions(private.clone())?;
+        }
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
             companion.push(suffix);

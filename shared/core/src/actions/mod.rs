@@ -407,6 +407,43 @@ pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value,
     })
 }
 
+/// Why `resolve_conflict` writes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The field holds one value: nothing to resolve (use the kind's own change).
+    #[error("{kind} {id} has no conflict on '{field}'; use the kind's `set` command to change it")]
+    NoConflict {
+        /// The record's kind.
+        kind: Kind,
+        /// The record.
+        id: Uuid,
+        /// The field named.
+        field: Field,
+    },
+    /// The field's name or the value typed is not valid.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Build the action that resolves a conflict on `field` (its code) of `record` with the value
+/// typed: one write that replaces every concurrent value. `resolve` and the UI both use it.
+pub fn resolve_conflict(
+    record: &Record,
+    field: &str,
+    input: &str,
+) -> Result<LocalAction, ResolveError> {
+    let field = record.kind.parse_field(field)?;
+    if !record.conflicts().contains(&field) {
+        return Err(ResolveError::NoConflict {
+            kind: record.kind,
+            id: record.id,
+            field,
+        });
+    }
+    let value = parse_field_value(record.kind, field, input)?;
+    Ok(set_fields(record, vec![(field, value)]))
+}
+
 /// Check the parts of a new appointment that do not need the store, with clear errors.
 pub fn check_new_appointment(now: WallMs, a: &NewAppointment) -> Result<(), ModelError> {
     check_commune("commune", &a.commune)?;
