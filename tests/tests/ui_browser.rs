@@ -1,0 +1,555 @@
+//! The laptop's web UI in a real browser (Debian's Chromium through WebDriver) against a real
+//! `tournee-agent run` daemon and a real server: the conseillère's day from the login link to
+//! the server's coverage, with axe-core on every page and no request leaving the laptop; the
+//! same walk-in with JavaScript off; a browser without the login link gets nothing.
+//!
+//! "Today" is Tuesday 12 January 2027 on every process (`TOURNEE_CLOCK_SKEW_MS`). Browser
+//! tests run one at a time (a mutex): two Chromiums on two cores would starve the daemons.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use fantoccini::Locator;
+use serde_json::Value as Json;
+use tournee_tests::browser::{available, free_tcp_port, Browser};
+use tournee_tests::{Agent, Server};
+
+const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
+const TODAY: &str = "2027-01-12";
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn skew() -> String {
+    let target = NaiveDate::parse_from_str(TODAY, "%Y-%m-%d")
+        .expect("date")
+        .and_hms_opt(10, 0, 0)
+        .expect("time")
+        .and_utc()
+        .timestamp_millis();
+    (target - chrono::Utc::now().timestamp_millis()).to_string()
+}
+
+fn agent(a: &Agent, args: &[&str]) -> String {
+    tournee_tests::ok(a.cmd(args).env(SKEW, skew()))
+        .trim()
+        .to_owned()
+}
+
+fn agent_json(a: &Agent, args: &[&str]) -> Json {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    serde_json::from_str(&agent(a, &args)).expect("json")
+}
+
+fn srv(server: &Server, args: &[&str]) -> String {
+    tournee_tests::ok(server.cmd(args).env(SKEW, skew()))
+}
+
+/// Poll `cond` (a state another process changes) until it holds, at most `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not true within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A server with the unit, a stop in Abbeville and a Tuesday round.
+fn server(dir: &Path) -> Server {
+    let server = Server::init(&dir.join("server"), None);
+    srv(
+        &server,
+        &[
+            "unit",
+            "add",
+            "--id",
+            "bus-80-1",
+            "--name",
+            "Bus Est",
+            "--territory",
+            "80",
+        ],
+    );
+    let stop = srv(
+        &server,
+        &[
+            "stop",
+            "add",
+            "--territory",
+            "80",
+            "--commune",
+            "80001",
+            "--label",
+            "Place de l'Amiral Courbet",
+        ],
+    );
+    srv(
+        &server,
+        &[
+            "round",
+            "add",
+            "--unit",
+            "bus-80-1",
+            "--name",
+            "Tournée Est",
+            "--from",
+            "2027-01-11",
+            "--every-weeks",
+            "1",
+            "--stop",
+            &format!("{}@tue@09:00-12:00", stop.trim()),
+        ],
+    );
+    server
+}
+
+/// `tournee-agent run` with the UI on `port`, started once it says the UI listens.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(a: &Agent) -> Self {
+        let port = free_tcp_port();
+        let config = a.dir.join("agent.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+        text.push_str(&format!("\nui_listen = \"127.0.0.1:{port}\"\n"));
+        std::fs::write(&config, text).expect("agent.toml");
+        let mut child = a
+            .cmd(&["run", "--log", "info"])
+            .env(SKEW, skew())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let err = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(err).lines();
+        let up = lines
+            .by_ref()
+            .take(200)
+            .map_while(Result::ok)
+            .any(|l| l.contains("web interface listening"));
+        assert!(up, "the daemon's UI did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, port }
+    }
+
+    /// A fresh one-time login link.
+    fn login_url(&self, a: &Agent) -> String {
+        let url = agent(a, &["ui", "--print-url"]);
+        assert!(
+            url.starts_with(&format!("http://127.0.0.1:{}/connexion?jeton=", self.port)),
+            "{url}"
+        );
+        url
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Open `path`, check axe finds nothing serious and every URL the page loaded is the laptop's
+/// own, and keep a screenshot for people to look at.
+async fn look(b: &Browser, d: &Daemon, path: &str, shots: &Path, name: &str) {
+    b.client.goto(&d.url(path)).await.expect("page");
+    let violations = b.axe().await;
+    assert!(violations.is_empty(), "{path}: {violations:#?}");
+    for url in b.loaded_urls().await {
+        assert!(
+            url.starts_with(&format!("http://127.0.0.1:{}/", d.port)) || url.starts_with('#'),
+            "{path} loaded {url}"
+        );
+    }
+    b.screenshot(&shots.join(format!("{name}.png"))).await;
+}
+
+async fn click(b: &Browser, id: &str) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+/// Click a submit button and wait for the page it redirects to (its `?ok=` confirmation).
+async fn submit(b: &Browser, id: &str, ok: &str) {
+    click(b, id).await;
+    let want = format!("ok={ok}");
+    let started = Instant::now();
+    loop {
+        let url = b.client.current_url().await.expect("url");
+        if url.query() == Some(want.as_str()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "#{id}: no {want} after the click, at {url}: {}",
+            body(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fill(b: &Browser, id: &str, text: &str) {
+    let e = b
+        .client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+/// Set a time input's value (typing into one depends on the browser's locale).
+async fn set_time(b: &Browser, id: &str, hhmm: &str) {
+    b.client
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![serde_json::json!(id), serde_json::json!(hhmm)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+}
+
+async fn choose(b: &Browser, id: &str, value: &str) {
+    b.client
+        .find(Locator::Css(&format!("#{id} option[value='{value}']")))
+        .await
+        .unwrap_or_else(|e| panic!("#{id} = {value}: {e}"))
+        .click()
+        .await
+        .expect("select");
+}
+
+async fn body(b: &Browser) -> String {
+    b.client.source().await.expect("source")
+}
+
+/// Screenshots land here, for people to open.
+fn shots_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("tournee-ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+/// The walk-in form filled for `person` (a radio id) at `passage`, with `requests` as
+/// (partner, outcome), then submitted.
+async fn walk_in(
+    b: &Browser,
+    d: &Daemon,
+    search: Option<&str>,
+    person: &str,
+    passage: &str,
+    requests: &[(&str, &str)],
+) {
+    b.client.goto(&d.url("/accueillir")).await.expect("page");
+    if let Some(typed) = search {
+        // Search as she types: htmx brings the matching persons in.
+        fill(b, "recherche", typed).await;
+    }
+    if person != "personne-anonyme" {
+        let found = b.client.wait().for_element(Locator::Id(person)).await;
+        if found.is_err() {
+            panic!("{person} not offered: {}", body(b).await);
+        }
+    }
+    click(b, person).await;
+    choose(b, "passage", passage).await;
+    for (i, (partner, outcome)) in requests.iter().enumerate() {
+        let n = i + 1;
+        choose(b, &format!("partenaire_{n}"), partner).await;
+        choose(b, &format!("theme_{n}"), "logement").await;
+        choose(b, &format!("issue_{n}"), outcome).await;
+        fill(b, &format!("minutes_{n}"), "15").await;
+    }
+    submit(b, "enregistrer-accueil", "accueil").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_in_the_browser_reaches_the_server_with_each_person_counted_once() {
+    if !available() {
+        eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let shots = shots_dir();
+    let mut server = server(tmp.path());
+    let one = Agent::init(
+        &tmp.path().join("laptop-1"),
+        &server.enroll("bus-80-1", "laptop-1"),
+    );
+    let two = Agent::init(
+        &tmp.path().join("laptop-2"),
+        &server.enroll("bus-80-1", "laptop-2"),
+    );
+    server.start_with_env(&[(SKEW, &skew())]);
+    let her = agent(
+        &one,
+        &[
+            "person",
+            "add",
+            "--name",
+            "Mme Lefèvre",
+            "--commune",
+            "80001",
+        ],
+    );
+    let booked = agent(
+        &one,
+        &[
+            "appointment",
+            "add",
+            "--start",
+            "2027-01-12T15:00",
+            "--duration",
+            "30",
+            "--location",
+            "domicile",
+            "--commune",
+            "80001",
+            "--person",
+            &her,
+        ],
+    );
+    let daemon = Daemon::start(&one);
+    let passages = || agent_json(&one, &["passage", "list", "--date", TODAY]);
+    wait_until(
+        Duration::from_secs(30),
+        "today's passage on the laptop",
+        || {
+            passages()["passages"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+        },
+    );
+    let passage = passages()["passages"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    tournee_tests::ok(two.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
+
+    let b = Browser::start(true).await;
+    // Without the login link: refused.
+    b.client.goto(&daemon.url("/")).await.expect("page");
+    assert!(
+        body(&b).await.contains("tournee-agent ui"),
+        "the 401 page says what to run"
+    );
+    b.client.goto(&daemon.login_url(&one)).await.expect("login");
+    assert_eq!(b.client.current_url().await.expect("url").path(), "/");
+    look(&b, &daemon, "/", &shots, "aujourdhui").await;
+
+    // The passage is held, with its actual times.
+    set_time(&b, &format!("debut-{passage}"), "09:05").await;
+    set_time(&b, &format!("fin-{passage}"), "11:55").await;
+    submit(&b, &format!("effectue-{passage}"), "passage").await;
+    let shown = agent_json(&one, &["passage", "list", "--date", TODAY]);
+    assert_eq!(shown["passages"][0]["status"], "effectue", "{shown}");
+
+    // A walk-in for her, found by typing part of her name without its accent; two requests.
+    walk_in(
+        &b,
+        &daemon,
+        Some("lefev"),
+        &format!("personne-{her}"),
+        &passage,
+        &[
+            ("caf", "en_attente_operateur"),
+            ("caf", "resolue_sur_place"),
+        ],
+    )
+    .await;
+    // An anonymous walk-in.
+    walk_in(&b, &daemon, None, "personne-anonyme", &passage, &[]).await;
+    for (path, name) in [
+        ("/accueillir", "accueillir"),
+        ("/demandes", "demandes"),
+        ("/semaine", "semaine"),
+        (&format!("/personnes/{her}") as &str, "personne"),
+        ("/synchronisation", "synchronisation"),
+        (&format!("/feuille?date={TODAY}") as &str, "feuille"),
+    ] {
+        look(&b, &daemon, path, &shots, name).await;
+    }
+
+    // Offline: the server stops; she keeps working and closes the pending request.
+    server.stop();
+    let pending = agent_json(&one, &["request", "list", "--pending"]);
+    let pending_id = pending["requests"][0]["id"]
+        .as_str()
+        .expect("a pending request")
+        .to_owned();
+    b.client.goto(&daemon.url("/demandes")).await.expect("page");
+    choose(&b, &format!("issue-{pending_id}"), "resolue_sur_place").await;
+    submit(&b, &format!("enregistrer-{pending_id}"), "demande").await;
+    let still = agent_json(&one, &["request", "list", "--pending"]);
+    assert_eq!(
+        still["requests"].as_array().map(Vec::len),
+        Some(0),
+        "{still}"
+    );
+    look(&b, &daemon, "/synchronisation", &shots, "hors-ligne").await;
+
+    // Laptop 2 changed the appointment's note meanwhile; so did laptop 1: a conflict, resolved
+    // from the browser.
+    agent(
+        &two,
+        &["appointment", "set", &booked, "--note", "sonner fort"],
+    );
+    agent(
+        &one,
+        &["appointment", "set", &booked, "--note", "digicode 1234"],
+    );
+    server.start_with_env(&[(SKEW, &skew())]);
+    tournee_tests::ok(two.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
+    wait_until(Duration::from_secs(30), "the conflict on laptop 1", || {
+        agent_json(&one, &["conflicts"])["conflicts"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    });
+    look(&b, &daemon, "/conflits", &shots, "conflits").await;
+    let page = body(&b).await;
+    assert!(
+        page.contains("laptop-2"),
+        "the other laptop is named: {page}"
+    );
+    submit(&b, &format!("garder-{booked}-note-1"), "conflit").await;
+    let left = agent_json(&one, &["conflicts"]);
+    assert_eq!(
+        left["conflicts"].as_array().map(Vec::len),
+        Some(0),
+        "{left}"
+    );
+
+    // Everything reaches the server: two people received (her once, the anonymous walk-in).
+    wait_until(
+        Duration::from_secs(30),
+        "laptop 1 has nothing waiting",
+        || {
+            let s = agent_json(&one, &["status"]);
+            s["pending_changes"] == 0
+        },
+    );
+    b.quit().await;
+    drop(daemon);
+    server.stop();
+    let report: Json = serde_json::from_str(&srv(
+        &server,
+        &[
+            "coverage",
+            "--territory",
+            "80",
+            "--from",
+            TODAY,
+            "--to",
+            TODAY,
+            "--format",
+            "json",
+        ],
+    ))
+    .expect("json");
+    let t = &report["totals"];
+    assert_eq!(t["passages_held"], 1, "{report}");
+    assert_eq!(t["walk_ins"], 2, "{report}");
+    assert_eq!(t["citizens_received"], 2, "{report}");
+    assert_eq!(t["requests"], 2, "{report}");
+    assert_eq!(t["resolved_on_spot"], 2, "{report}");
+    // The one value kept from the browser is the server's, with no conflict left.
+    let conflicts: Json =
+        serde_json::from_str(&srv(&server, &["conflicts", "--format", "json"])).expect("json");
+    assert_eq!(
+        conflicts["conflicts"].as_array().map(Vec::len),
+        Some(0),
+        "{conflicts}"
+    );
+    let export = srv(
+        &server,
+        &["export", "--unit", "bus-80-1", "--format", "json"],
+    );
+    assert!(
+        export.contains("digicode 1234") != export.contains("sonner fort"),
+        "exactly one of the two notes on the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
+    if !available() {
+        eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = server(tmp.path());
+    let one = Agent::init(
+        &tmp.path().join("laptop-1"),
+        &server.enroll("bus-80-1", "laptop-1"),
+    );
+    server.start_with_env(&[(SKEW, &skew())]);
+    tournee_tests::ok(one.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
+    server.stop();
+    // No server at all from here: the UI works from the laptop's store alone.
+    let her = agent(&one, &["person", "add", "--name", "Mme Lefèvre"]);
+    let passage = agent_json(&one, &["passage", "list", "--date", TODAY])["passages"][0]["id"]
+        .as_str()
+        .expect("today's passage")
+        .to_owned();
+    let daemon = Daemon::start(&one);
+    let b = Browser::start(false).await;
+    b.client.goto(&daemon.login_url(&one)).await.expect("login");
+    b.client
+        .goto(&daemon.url("/accueillir"))
+        .await
+        .expect("page");
+    fill(&b, "recherche", "lefevre").await;
+    click(&b, "chercher").await;
+    let page = body(&b).await;
+    assert!(
+        page.contains(&format!("personne-{her}")),
+        "found without JavaScript"
+    );
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .contains("lef"),
+        "no name in the URL"
+    );
+    click(&b, &format!("personne-{her}")).await;
+    choose(&b, "passage", &passage).await;
+    choose(&b, "partenaire_1", "caf").await;
+    choose(&b, "theme_1", "logement").await;
+    choose(&b, "issue_1", "en_attente_operateur").await;
+    submit(&b, "enregistrer-accueil", "accueil").await;
+    let listed = agent_json(&one, &["request", "list", "--person", &her]);
+    let ids: BTreeSet<&str> = listed["requests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["en_attente_operateur"]), "{listed}");
+    b.quit().await;
+}
