@@ -9,8 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -21,7 +20,7 @@ use tournee_tests::{Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
 const TODAY: &str = "2027-01-12";
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn skew() -> String {
     let target = NaiveDate::parse_from_str(TODAY, "%Y-%m-%d")
@@ -290,7 +289,7 @@ async fn a_day_in_the_browser_reaches_the_server_with_each_person_counted_once()
         eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
         return;
     }
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let shots = shots_dir();
     let mut server = server(tmp.path());
@@ -498,7 +497,7 @@ async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
         eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
         return;
     }
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let mut server = server(tmp.path());
     let one = Agent::init(
