@@ -432,6 +432,10 @@ async fn a_day_in_the_browser_reaches_the_server_with_each_person_counted_once()
         page.contains("laptop-2"),
         "the other laptop is named: {page}"
     );
+    assert!(
+        page.contains("Rendez-vous de Mme Lefèvre, mar. 12 janv. 15:00 — note"),
+        "the record is named as she knows it: {page}"
+    );
     submit(&b, &format!("garder-{booked}-note-1"), "conflit").await;
     let left = agent_json(&one, &["conflicts"]);
     assert_eq!(
@@ -522,11 +526,17 @@ async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
         .expect("page");
     fill(&b, "recherche", "lefevre").await;
     click(&b, "chercher").await;
-    let page = body(&b).await;
-    assert!(
-        page.contains(&format!("personne-{her}")),
-        "found without JavaScript"
-    );
+    // The search posts the form and the page comes back with her among the results.
+    let radio = format!("personne-{her}");
+    if let Err(e) = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(&radio))
+        .await
+    {
+        panic!("not found without JavaScript ({e}): {}", body(&b).await);
+    }
     assert!(
         !b.client
             .current_url()

@@ -762,9 +762,75 @@ pub struct ValueRow {
 #[derive(Debug)]
 pub struct ConflictRow {
     pub record: String,
-    pub kind: &'static str,
+    /// The record as a person recognises it ("Rendez-vous de Mme Martin, mar. 12 janv. 15:00").
+    pub what: String,
     pub field: &'static str,
+    /// The field's name in French.
+    pub field_fr: &'static str,
     pub values: Vec<ValueRow>,
+}
+
+/// The record of a conflict as a person recognises it: whose appointment and when, which
+/// passage, whose card, which request.
+fn record_fr(store: &SqliteStore, r: &Record) -> String {
+    let when = |f: Field| r.int(f).map(show_fr).unwrap_or_default();
+    match r.kind {
+        Kind::Appointment => format!(
+            "Rendez-vous de {}, {}",
+            or_nobody(person_name(store, r.id_ref(Field::Citizen))),
+            when(Field::Start)
+        ),
+        Kind::Visit => format!(
+            "Accueil de {}, {}",
+            or_nobody(person_name(store, r.id_ref(Field::Citizen))),
+            when(Field::Start)
+        ),
+        Kind::Passage => format!(
+            "Passage du {}",
+            views::record_day(r).map(show_day_fr).unwrap_or_default()
+        ),
+        Kind::Citizen => format!("Fiche de {}", r.text(Field::Name).unwrap_or_default()),
+        Kind::Request => format!(
+            "Demande {} — {}",
+            r.text(Field::Partner).unwrap_or_default(),
+            r.text(Field::Theme).unwrap_or_default()
+        ),
+        other => kind_fr(other).to_owned(),
+    }
+}
+
+fn or_nobody(name: String) -> String {
+    if name.is_empty() {
+        "une personne sans nom".to_owned()
+    } else {
+        name
+    }
+}
+
+/// A field as people name it (the code when it has no French name here).
+fn field_fr(field: Field) -> &'static str {
+    match field {
+        Field::Note => "note",
+        Field::Start => "heure",
+        Field::Duration => "durée (minutes)",
+        Field::Status => "statut",
+        Field::Location => "lieu",
+        Field::Commune => "commune",
+        Field::Name => "nom",
+        Field::Phone => "téléphone",
+        Field::Address => "adresse",
+        Field::BirthYear => "année de naissance",
+        Field::Partner => "partenaire",
+        Field::Theme => "thème",
+        Field::Level => "niveau",
+        Field::Outcome => "issue",
+        Field::Citizen => "personne",
+        Field::ActualStart => "arrivée réelle",
+        Field::ActualEnd => "départ réel",
+        Field::Cause => "cause d'annulation",
+        Field::Attendees => "participants",
+        other => other.code(),
+    }
 }
 
 #[derive(Template)]
@@ -829,8 +895,9 @@ fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow
                 .collect();
             rows.push(ConflictRow {
                 record: r.id.to_string(),
-                kind: kind_fr(r.kind),
+                what: record_fr(store, &r),
                 field: f.code(),
+                field_fr: field_fr(f),
                 values,
             });
         }
