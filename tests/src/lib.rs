@@ -308,3 +308,63 @@ impl Agent {
 pub fn day(offset: i64) -> String {
     (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
 }
+
+/// The `TOURNEE_CLOCK_SKEW_MS` that makes a process started now see 10:00 UTC (11:00 in
+/// Paris in winter) on `day` (`YYYY-MM-DD`): scenarios pinned to a weekday of the plan.
+pub fn skew_to_day(day: &str) -> String {
+    let target = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .expect("a YYYY-MM-DD day")
+        .and_hms_opt(10, 0, 0)
+        .expect("10:00")
+        .and_utc()
+        .timestamp_millis();
+    (target - chrono::Utc::now().timestamp_millis()).to_string()
+}
+
+/// One JSON document, or a panic showing what was printed instead.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}): {s}"))
+}
+
+/// A server in `dir`/server with unit `bus-80-1` (Somme), a stop in Abbeville (80001) and a
+/// weekly round on Tuesdays 09:00–12:00 from Monday 2027-01-11, its commands run with
+/// `TOURNEE_CLOCK_SKEW_MS=skew`. Not started.
+pub fn server_with_tuesday_round(dir: &Path, skew: &str) -> Server {
+    let server = Server::init(&dir.join("server"), None);
+    let srv = |args: &[&str]| ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", skew));
+    srv(&[
+        "unit",
+        "add",
+        "--id",
+        "bus-80-1",
+        "--name",
+        "Bus Est",
+        "--territory",
+        "80",
+    ]);
+    let stop = srv(&[
+        "stop",
+        "add",
+        "--territory",
+        "80",
+        "--commune",
+        "80001",
+        "--label",
+        "Place de l'Amiral Courbet",
+    ]);
+    srv(&[
+        "round",
+        "add",
+        "--unit",
+        "bus-80-1",
+        "--name",
+        "Tournée Est",
+        "--from",
+        "2027-01-11",
+        "--every-weeks",
+        "1",
+        "--stop",
+        &format!("{}@tue@09:00-12:00", stop.trim()),
+    ]);
+    server
+}

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use fantoccini::Locator;
 use serde_json::Value as Json;
 use tournee_tests::browser::{available, free_tcp_port, Browser};
@@ -23,13 +22,7 @@ const TODAY: &str = "2027-01-12";
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn skew() -> String {
-    let target = NaiveDate::parse_from_str(TODAY, "%Y-%m-%d")
-        .expect("date")
-        .and_hms_opt(10, 0, 0)
-        .expect("time")
-        .and_utc()
-        .timestamp_millis();
-    (target - chrono::Utc::now().timestamp_millis()).to_string()
+    tournee_tests::skew_to_day(TODAY)
 }
 
 fn agent(a: &Agent, args: &[&str]) -> String {
@@ -60,53 +53,8 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A server with the unit, a stop in Abbeville and a Tuesday round.
 fn server(dir: &Path) -> Server {
-    let server = Server::init(&dir.join("server"), None);
-    srv(
-        &server,
-        &[
-            "unit",
-            "add",
-            "--id",
-            "bus-80-1",
-            "--name",
-            "Bus Est",
-            "--territory",
-            "80",
-        ],
-    );
-    let stop = srv(
-        &server,
-        &[
-            "stop",
-            "add",
-            "--territory",
-            "80",
-            "--commune",
-            "80001",
-            "--label",
-            "Place de l'Amiral Courbet",
-        ],
-    );
-    srv(
-        &server,
-        &[
-            "round",
-            "add",
-            "--unit",
-            "bus-80-1",
-            "--name",
-            "Tournée Est",
-            "--from",
-            "2027-01-11",
-            "--every-weeks",
-            "1",
-            "--stop",
-            &format!("{}@tue@09:00-12:00", stop.trim()),
-        ],
-    );
-    server
+    tournee_tests::server_with_tuesday_round(dir, &skew())
 }
 
 /// `tournee-agent run` with the UI on `port`, started once it says the UI listens.

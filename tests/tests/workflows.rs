@@ -10,28 +10,18 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use chrono::NaiveDate;
 use serde_json::Value as Json;
 use tournee_tests::{run, Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
 const TODAY: &str = "2027-01-12";
 
-fn today() -> NaiveDate {
-    NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").expect("date")
-}
-
 fn skew() -> String {
-    let target = today()
-        .and_hms_opt(10, 0, 0)
-        .expect("time")
-        .and_utc()
-        .timestamp_millis();
-    (target - chrono::Utc::now().timestamp_millis()).to_string()
+    tournee_tests::skew_to_day(TODAY)
 }
 
 fn json(s: &str) -> Json {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}): {s}"))
+    tournee_tests::json(s)
 }
 
 fn srv(server: &Server, args: &[&str]) -> String {
@@ -80,50 +70,7 @@ fn sync(a: &Agent) {
 #[test]
 fn a_day_of_walk_ins_persons_and_follow_ups_reaches_the_server_counting_each_person_once() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut server = Server::init(&tmp.path().join("server"), None);
-    srv(
-        &server,
-        &[
-            "unit",
-            "add",
-            "--id",
-            "bus-80-1",
-            "--name",
-            "Bus Est",
-            "--territory",
-            "80",
-        ],
-    );
-    let stop = srv(
-        &server,
-        &[
-            "stop",
-            "add",
-            "--territory",
-            "80",
-            "--commune",
-            "80001",
-            "--label",
-            "Place Max Lejeune",
-        ],
-    );
-    srv(
-        &server,
-        &[
-            "round",
-            "add",
-            "--unit",
-            "bus-80-1",
-            "--name",
-            "Tournée Est",
-            "--from",
-            "2027-01-11",
-            "--every-weeks",
-            "1",
-            "--stop",
-            &format!("{}@tue@09:00-12:00", stop.trim()),
-        ],
-    );
+    let mut server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew());
     let one = Agent::init(
         &tmp.path().join("laptop-1"),
         &server.enroll("bus-80-1", "laptop-1"),
