@@ -300,7 +300,7 @@ pub(crate) fn replays(
     scratch: &Path,
     server_db: &Path,
     laptop_db: &Path,
-    device: &DeviceAuth,
+    (device, names): (&DeviceAuth, &[(u32, String)]),
     now: WallMs,
     warm_runs: usize,
 ) -> Result<Replayed> {
@@ -315,12 +315,19 @@ pub(crate) fn replays(
     for _ in 0..warm_runs {
         w1::copy_db(server_db, &server_copy)?;
         w1::copy_db(laptop_db, &laptop_copy)?;
-        warm.push(w1::replay(&server_copy, &laptop_copy, device, now, true)?);
+        warm.push(w1::replay(
+            &server_copy,
+            &laptop_copy,
+            device,
+            names,
+            now,
+            true,
+        )?);
         remove(&server_copy);
         remove(&laptop_copy);
     }
     w1::copy_db(laptop_db, &laptop_copy)?;
-    let cold = w1::replay(server_db, &laptop_copy, device, now, false)?;
+    let cold = w1::replay(server_db, &laptop_copy, device, names, now, false)?;
     remove(&laptop_copy);
     if cold.rejected > 0 {
         bail!("the replay saw {} refused change(s)", cold.rejected);

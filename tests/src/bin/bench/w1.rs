@@ -664,7 +664,15 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
             unit: UNIT.into(),
             territory: TERRITORY.into(),
         };
-        let replays = replay_all(&replay_dir, k, &server_db, &laptop_db, &device, &time)?;
+        let names = unit_device_names(&data.registry(), UNIT)?;
+        let replays = replay_all(
+            &replay_dir,
+            k,
+            &server_db,
+            &laptop_db,
+            (&device, &names),
+            &time,
+        )?;
         server_db = replays.next_server.clone();
         rows.push(push_rows(report, k, l, &sessions[k], &deltas[k], &replays));
     }
@@ -1002,7 +1010,8 @@ pub(crate) struct Flow {
 /// and the first batches), refilling from the outbox whenever its queue has been written, then
 /// after each read of server frames whatever `fill` queues; when it is synced with nothing
 /// queued it refills or finishes. Each flight of client frames that has to wait for the
-/// server's answer costs one round trip, and reaches the server as one read.
+/// server's answer costs one round trip, and reaches the server as one read. `names` are the
+/// unit's device names the real server's Welcome carried.
 ///
 /// The server's side is timed: `handle_read` for the flight (frames decoded, one store
 /// transaction per flight of batches, as `serve` does when one read completes them), then
@@ -1011,6 +1020,7 @@ pub(crate) fn replay(
     server_db: &Path,
     laptop_db: &Path,
     device: &DeviceAuth,
+    names: &[(u32, String)],
     now: WallMs,
     warm: bool,
 ) -> Result<Flow> {
@@ -1021,7 +1031,9 @@ pub(crate) fn replay(
     }
     let mut flow = Flow::default();
     let mut client = ClientPump::new(&laptop)?;
-    let mut pump = ServerPump::new(ServerSession::new(device.clone(), now));
+    // The Welcome the real server sent named the unit's devices: so does the replay's.
+    let session = ServerSession::new(device.clone(), now).with_device_names(names.iter().cloned());
+    let mut pump = ServerPump::new(session);
     let mut finished = false;
     for _ in 0..1_000 {
         // The client's flight.
@@ -1164,7 +1176,7 @@ fn replay_all(
     k: usize,
     server_db: &Path,
     laptop_db: &Path,
-    device: &DeviceAuth,
+    (device, names): (&DeviceAuth, &[(u32, String)]),
     time: &Timeline,
 ) -> Result<Replays> {
     let fresh = |tag: &str| -> Result<(PathBuf, PathBuf)> {
@@ -1180,13 +1192,13 @@ fn replay_all(
         }
     };
     let (s, l) = fresh("cold")?;
-    let cold = replay(&s, &l, device, time.sync_at, false)?;
+    let cold = replay(&s, &l, device, names, time.sync_at, false)?;
     remove(&l);
     let next_server = s;
     let mut warm = Vec::with_capacity(REPLAY_RUNS);
     for run in 0..REPLAY_RUNS {
         let (s, l) = fresh(&format!("warm{run}"))?;
-        warm.push(replay(&s, &l, device, time.sync_at, true)?);
+        warm.push(replay(&s, &l, device, names, time.sync_at, true)?);
         remove(&s);
         remove(&l);
     }
@@ -1366,4 +1378,15 @@ fn push_rows(
 
 fn us_f(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000_000.0
+}
+
+/// The names of `unit`'s devices in the registry at `registry`, as `serve` sends them in
+/// Welcome (so a replay's bytes equal the real session's).
+pub(crate) fn unit_device_names(registry: &Path, unit: &str) -> Result<Vec<(u32, String)>> {
+    Ok(Registry::open(registry)?
+        .devices()?
+        .into_iter()
+        .filter(|d| d.unit == unit)
+        .map(|d| (d.actor, d.name))
+        .collect())
 }

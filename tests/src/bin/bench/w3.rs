@@ -335,11 +335,13 @@ async fn ours(seed: u64, days: usize, per_day: usize, root: &Path) -> Result<Our
     }
     fleet.stop().await?;
 
+    let auth = fleet::device_auth(&devices[0][0]);
+    let names = w1::unit_device_names(&fleet.data.registry(), &auth.unit)?;
     let replayed = fleet::replays(
         &replay_dir,
         &server_db,
         &laptop_db,
-        &fleet::device_auth(&devices[0][0]),
+        (&auth, &names),
         time.sync_at,
         w1::REPLAY_RUNS,
     )?;

@@ -190,14 +190,9 @@ async fn reconnect(
     let real = fleet::reconnect(l, relay, &fleet.clock).await?;
     let warm_runs = if totals.is_some() { WARM_RUNS } else { 0 };
     let now = fleet.clock.now_ms();
-    let replayed = fleet::replays(
-        scratch,
-        shadow,
-        &laptop_db,
-        &fleet::device_auth(l),
-        now,
-        warm_runs,
-    )?;
+    let auth = fleet::device_auth(l);
+    let names = w1::unit_device_names(&fleet.data.registry(), &auth.unit)?;
+    let replayed = fleet::replays(scratch, shadow, &laptop_db, (&auth, &names), now, warm_runs)?;
     let Some(t) = totals else {
         return Ok(());
     };
