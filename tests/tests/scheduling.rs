@@ -1890,7 +1890,7 @@ fn coverage_numbers_equal_what_the_laptops_recorded_offline() {
 }
 
 /// The CSV columns as the README documents them.
-const DOCUMENTED_COLUMNS: [&str; 24] = [
+const DOCUMENTED_COLUMNS: [&str; 27] = [
     "group",
     "key",
     "label",
@@ -1915,6 +1915,9 @@ const DOCUMENTED_COLUMNS: [&str; 24] = [
     "requests_by_partner",
     "requests_by_theme",
     "reached",
+    "walk_ins",
+    "workshops",
+    "workshop_attendees",
 ];
 
 #[test]
@@ -2012,7 +2015,10 @@ fn coverage_csv_parses_with_the_documented_columns_and_json_parses() {
             .collect::<BTreeSet<_>>()
     );
     let by_code = |code: &str| communes.iter().find(|r| &r[1] == code).expect("row");
-    let reached = CSV_COLUMNS.len() - 1;
+    let reached = CSV_COLUMNS
+        .iter()
+        .position(|c| *c == "reached")
+        .expect("a reached column");
     for (code, label, was_reached) in [
         (C1, "Abbeville", "true"),
         (C2, "Beaucourt-sur-l'Ancre", "true"),
