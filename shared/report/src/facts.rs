@@ -154,29 +154,9 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         id_bytes(record, Field::MergedInto),
     ]).map_err(sql_err)?;
     match record.kind {
-        Kind::Visit => {
-            conn.prepare_cached(
-                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE visit = ?4 AND kind = ?5",
-            ).map_err(sql_err)?
-            .execute(params![
-                day,
-                commune.as_deref(),
-                departement.as_deref(),
-                record.id.as_bytes().as_slice(),
-                kind_code(Kind::Request)
-            ]).map_err(sql_err)?;
-        }
+        Kind::Visit => copy_place_to_requests(conn, "visit", record, (day, commune, departement))?,
         Kind::Appointment => {
-            conn.prepare_cached(
-                "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE appointment = ?4 AND kind = ?5",
-            ).map_err(sql_err)?
-            .execute(params![
-                day,
-                commune.as_deref(),
-                departement.as_deref(),
-                record.id.as_bytes().as_slice(),
-                kind_code(Kind::Request)
-            ]).map_err(sql_err)?;
+            copy_place_to_requests(conn, "appointment", record, (day, commune, departement))?
         }
         Kind::Passage => {
             let (d, c, dep) = parent(PASSAGE_PLACE, Some(record.id.as_bytes().to_vec()))?;
@@ -197,6 +177,30 @@ pub fn project(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Copy a walk-in's or an appointment's day and place (`place`) to the requests made at it,
+/// found by their `column` naming it.
+fn copy_place_to_requests(
+    conn: &Connection,
+    column: &'static str,
+    parent: &Record,
+    place: ParentPlace,
+) -> Result<(), StoreError> {
+    let (day, commune, departement) = place;
+    conn.prepare_cached(&format!(
+        "UPDATE facts SET day = ?1, commune = ?2, departement = ?3 WHERE {column} = ?4 AND kind = ?5"
+    ))
+    .map_err(sql_err)?
+    .execute(params![
+        day,
+        commune,
+        departement,
+        parent.id.as_bytes().as_slice(),
+        kind_code(Kind::Request)
+    ])
+    .map_err(sql_err)?;
     Ok(())
 }
 
