@@ -482,14 +482,7 @@ fn appointment_json(store: &SqliteStore, r: &Record) -> Result<serde_json::Value
 
 fn show_value(field: Field, v: &Value) -> String {
     match (field, v) {
-        (
-            Field::Start
-            | Field::PlannedStart
-            | Field::PlannedEnd
-            | Field::ActualStart
-            | Field::ActualEnd,
-            Value::Int(t),
-        ) => show_local(*t),
+        (f, Value::Int(t)) if f.is_time() => show_local(*t),
         (Field::Commune, Value::Text(c)) => commune_label(Some(c)),
         (_, Value::Null) => "(none)".into(),
         (_, Value::Bool(b)) => b.to_string(),

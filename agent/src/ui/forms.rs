@@ -842,16 +842,8 @@ struct ConflictsPage {
 
 /// The value as `parse_field_value` reads it back, and as a person reads it.
 fn value_texts(field: Field, v: &Value) -> (String, String) {
-    let is_time = matches!(
-        field,
-        Field::Start
-            | Field::PlannedStart
-            | Field::PlannedEnd
-            | Field::ActualStart
-            | Field::ActualEnd
-    );
     match v {
-        Value::Int(t) if is_time => (tournee_core::time::show_rfc3339(*t), show_fr(*t)),
+        Value::Int(t) if field.is_time() => (tournee_core::time::show_rfc3339(*t), show_fr(*t)),
         Value::Text(s) if field == Field::Commune => (s.clone(), commune_name(Some(s))),
         Value::Text(s) => (s.clone(), s.clone()),
         Value::Int(i) => (i.to_string(), i.to_string()),

@@ -318,15 +318,9 @@ pub fn print_conflicts(
 
 /// A conflicting value as a person reads it: times in Paris, text as is.
 fn shown_value(field: &str, v: &serde_json::Value) -> String {
-    const TIMES: [&str; 5] = [
-        "start",
-        "planned_start",
-        "planned_end",
-        "actual_start",
-        "actual_end",
-    ];
+    let is_time = tournee_core::model::Field::parse(field).is_ok_and(|f| f.is_time());
     match v {
-        serde_json::Value::Number(n) if TIMES.contains(&field) => n
+        serde_json::Value::Number(n) if is_time => n
             .as_i64()
             .map_or_else(|| n.to_string(), tournee_core::time::show_fr),
         serde_json::Value::String(s) => s.clone(),

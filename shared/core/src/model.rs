@@ -423,6 +423,20 @@ code_enum!(
     }
 );
 
+impl Field {
+    /// A time: Unix seconds, typed and shown as a time of day in Europe/Paris.
+    pub fn is_time(self) -> bool {
+        matches!(
+            self,
+            Field::Start
+                | Field::PlannedStart
+                | Field::PlannedEnd
+                | Field::ActualStart
+                | Field::ActualEnd
+        )
+    }
+}
+
 impl Kind {
     /// The fields every creation of this kind sets (the actions and the scheduler write them
     /// together): a record lacking one is partial. The server creates a record a device sends

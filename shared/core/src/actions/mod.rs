@@ -367,11 +367,7 @@ pub fn parse_field_value(kind: Kind, field: Field, input: &str) -> Result<Value,
             })
     };
     Ok(match field {
-        Field::Start
-        | Field::PlannedStart
-        | Field::PlannedEnd
-        | Field::ActualStart
-        | Field::ActualEnd => Value::Int(parse_time(field.code(), input)?),
+        f if f.is_time() => Value::Int(parse_time(field.code(), input)?),
         Field::Deleted => match input {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
