@@ -19,6 +19,14 @@ pub struct DeviceNames {
 }
 
 impl DeviceNames {
+    /// Names as a registry holds them, none of them "this laptop" (the server's view).
+    pub fn new(names: impl IntoIterator<Item = (u32, String)>) -> Self {
+        Self {
+            names: names.into_iter().collect(),
+            own: None,
+        }
+    }
+
     /// The names `store` keeps, and this laptop's own (from the bundle in `dir`, else its
     /// identity).
     pub fn of(store: &dyn Store, dir: &Path) -> Result<Self, StoreError> {

@@ -83,17 +83,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Conflicts(f) => {
             data.require()?;
             let store = data.open_store()?;
-            let names: std::collections::HashMap<u32, String> = Registry::open(&data.registry())?
-                .devices()?
-                .into_iter()
-                .map(|d| (d.actor, d.name))
-                .collect();
-            let label = |actor: u32| match (actor, names.get(&actor)) {
-                (0, _) => "serveur (planification)".to_owned(),
-                (_, Some(n)) => n.clone(),
-                (_, None) => format!("poste n°{actor}"),
-            };
-            tournee_cli::print_conflicts(&store, f.format, &label)
+            let names = tournee_agent::devices::DeviceNames::new(
+                Registry::open(&data.registry())?
+                    .devices()?
+                    .into_iter()
+                    .map(|d| (d.actor, d.name)),
+            );
+            tournee_cli::print_conflicts(&store, f.format, &|actor| names.label(actor))
         }
     }
 }
