@@ -120,6 +120,15 @@ pub fn list_requests(
     filter: RequestFilter,
 ) -> Result<Vec<RequestRow>, StoreError> {
     let merges = Merges::of(&store.records_of_kind(Kind::Citizen)?);
+    requests_with(store, filter, &merges)
+}
+
+/// `list_requests` with the persons' merges already read.
+fn requests_with(
+    store: &dyn Store,
+    filter: RequestFilter,
+    merges: &Merges,
+) -> Result<Vec<RequestRow>, StoreError> {
     let wanted = filter.person.map(|p| merges.survivor(p));
     let mut parents: HashMap<Uuid, Option<Record>> = HashMap::new();
     let mut out = Vec::new();
@@ -204,12 +213,13 @@ pub fn person_history(store: &dyn Store, id: Uuid) -> Result<Option<History>, St
             .filter(names)
             .collect(),
     );
-    let requests = list_requests(
+    let requests = requests_with(
         store,
         RequestFilter {
             person: Some(root),
             ..RequestFilter::default()
         },
+        &merges,
     )?;
     let mut merged: Vec<Uuid> = ids.into_iter().filter(|p| *p != root).collect();
     merged.sort();
