@@ -5,8 +5,6 @@
 //! Pure functions over records and reference data; the store hands the persons in. No
 //! ranking beyond "name first", no phonetic matching: a conseillère types what she heard.
 
-use std::collections::BTreeSet;
-
 use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
 use uuid::Uuid;
 
@@ -84,48 +82,79 @@ impl Query {
         (!words.is_empty()).then_some(Self { words, phone })
     }
 
-    /// Does `person` (a citizen record) match every word of the query? A word matches when it
+    /// Does `person` (a citizen record) match every word of the query? See `matches_entry`.
+    pub fn matches(&self, person: &Record) -> Option<Match> {
+        self.matches_entry(&PersonEntry::of(person))
+    }
+
+    /// Does the person `entry` holds match every word of the query? A word matches when it
     /// begins a word of the name, the commune's name or the address, when its expansion does
     /// ("ste" finds "Sainte-…"), when it is the commune's code, or, all digits (at least
     /// two), when it is part of the phone number; a query of digits and separators alone
     /// matches a phone number holding it ("+33 6 12" finds "06 12 …").
-    pub fn matches(&self, person: &Record) -> Option<Match> {
-        let name = fold(person.text(Field::Name).unwrap_or_default());
-        let name_words: BTreeSet<&str> = words(&name).collect();
-        let commune_code = person.text(Field::Commune).unwrap_or_default();
-        let other = fold(&format!(
-            "{} {}",
-            commune_code_name(commune_code),
-            person.text(Field::Address).unwrap_or_default()
-        ));
-        let other_words: BTreeSet<&str> = words(&other).collect();
-        let phone = phone_digits(person.text(Field::Phone).unwrap_or_default());
+    pub fn matches_entry(&self, entry: &PersonEntry) -> Option<Match> {
         if self
             .phone
             .as_ref()
-            .is_some_and(|q| phone.contains(q.as_str()))
+            .is_some_and(|q| entry.phone.contains(q.as_str()))
         {
             return Some(Match::Other);
         }
-        let begins = |set: &BTreeSet<&str>, q: &str| {
-            set.iter()
-                .any(|w| w.starts_with(q) || expansion(q).is_some_and(|e| w.starts_with(e)))
+        let begins = |text: &str, q: &str| {
+            words(text).any(|w| w.starts_with(q) || expansion(q).is_some_and(|e| w.starts_with(e)))
         };
         let mut by_name = true;
         for q in &self.words {
-            if begins(&name_words, q) {
+            if begins(&entry.name, q) {
                 continue;
             }
             by_name = false;
             let digits = q.len() >= 2 && q.chars().all(|c| c.is_ascii_digit());
-            let found = begins(&other_words, q)
-                || q == commune_code
-                || (digits && phone.contains(&phone_digits(q)));
+            let found = begins(&entry.other, q)
+                || *q == entry.commune
+                || (digits && entry.phone.contains(&phone_digits(q)));
             if !found {
                 return None;
             }
         }
         Some(if by_name { Match::Name } else { Match::Other })
+    }
+}
+
+/// What a search compares of a person, folded once when the record is written (the laptop's
+/// store keeps one per person) instead of at every keystroke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonEntry {
+    /// The person record.
+    pub id: Uuid,
+    /// The name, folded (`fold`): matched first, and the order of results.
+    pub name: String,
+    /// The commune's name and the address, folded.
+    pub other: String,
+    /// The commune's code (INSEE), as written.
+    pub commune: String,
+    /// The phone number's digits (`phone_digits`).
+    pub phone: String,
+    /// The person this one was merged into, if any.
+    pub merged_into: Option<Uuid>,
+}
+
+impl PersonEntry {
+    /// The entry of a citizen record, as the reference data names its commune.
+    pub fn of(person: &Record) -> Self {
+        let commune = person.text(Field::Commune).unwrap_or_default();
+        Self {
+            id: person.id,
+            name: fold(person.text(Field::Name).unwrap_or_default()),
+            other: fold(&format!(
+                "{} {}",
+                commune_code_name(commune),
+                person.text(Field::Address).unwrap_or_default()
+            )),
+            commune: commune.to_owned(),
+            phone: phone_digits(person.text(Field::Phone).unwrap_or_default()),
+            merged_into: person.id_ref(Field::MergedInto),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::clock::WallMs;
 use crate::model::{Field, Kind, ModelError, Scope, Value};
+use crate::person::PersonEntry;
 use crate::record::{Change, Record, RecordError};
 use crate::register::Actor;
 use crate::reject::{RejectReason, Rejection};
@@ -299,6 +300,15 @@ pub trait Store {
     ) -> Result<Vec<Record>, StoreError>;
     /// Every live record of a kind, in id order (persons to search, requests to list).
     fn records_of_kind(&self, kind: Kind) -> Result<Vec<Record>, StoreError>;
+    /// What a person search compares, one entry per live person, in id order (a store may
+    /// keep them folded in advance; by default they are folded from the records here).
+    fn person_entries(&self) -> Result<Vec<PersonEntry>, StoreError> {
+        Ok(self
+            .records_of_kind(Kind::Citizen)?
+            .iter()
+            .map(PersonEntry::of)
+            .collect())
+    }
     /// Ids of the records whose id starts with `prefix` (hex digits, hyphens ignored), at most
     /// `limit`, in id order: a command's short id.
     fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Uuid>, StoreError>;

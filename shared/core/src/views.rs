@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::limits::PERSON_SEARCH_RESULTS_MAX;
 use crate::model::{Field, Kind, Outcome};
-use crate::person::{surviving, Match, Query};
+use crate::person::{surviving, Match, PersonEntry, Query};
 use crate::record::Record;
 use crate::store::{Store, StoreError};
 use crate::time::paris_date;
@@ -29,11 +29,11 @@ impl Merges {
     }
 
     /// Read the merges among `persons`.
-    pub fn of(persons: &[Record]) -> Self {
+    pub fn of(persons: &[PersonEntry]) -> Self {
         Self(
             persons
                 .iter()
-                .filter_map(|p| p.id_ref(Field::MergedInto).map(|t| (p.id, t)))
+                .filter_map(|p| p.merged_into.map(|t| (p.id, t)))
                 .collect(),
         )
     }
@@ -54,22 +54,27 @@ pub fn search_persons(
     let Some(query) = Query::new(typed) else {
         return Ok(Vec::new());
     };
-    let persons = store.records_of_kind(Kind::Citizen)?;
+    let persons = store.person_entries()?;
     // A person merged into another is not shown; two merges made offline in opposite
     // directions leave a cycle whose survivor (`Merges::survivor`) is shown.
     let merges = Merges::of(&persons);
-    let mut hits: Vec<(Match, String, Record)> = persons
-        .into_iter()
+    let mut hits: Vec<(Match, PersonEntry)> = persons
+        .iter()
         .filter(|p| merges.survivor(p.id) == p.id)
-        .filter_map(|p| {
-            let how = query.matches(&p)?;
-            let key = crate::person::fold(p.text(Field::Name).unwrap_or_default());
-            Some((how, key, p))
-        })
+        .filter_map(|p| Some((query.matches_entry(p)?, p)))
+        .map(|(how, p)| (how, p.clone()))
         .collect();
-    hits.sort_by(|a, b| (a.0, &a.1, a.2.id).cmp(&(b.0, &b.1, b.2.id)));
+    hits.sort_by(|a, b| (a.0, &a.1.name, a.1.id).cmp(&(b.0, &b.1.name, b.1.id)));
     hits.truncate(limit.min(PERSON_SEARCH_RESULTS_MAX));
-    Ok(hits.into_iter().map(|(_, _, p)| p).collect())
+    let mut found = Vec::with_capacity(hits.len());
+    for (_, p) in hits {
+        // The entry and the record are written in the same transaction; a person erased
+        // between the two reads is left out.
+        if let Some(record) = store.record(p.id)?.filter(|r| !r.is_deleted()) {
+            found.push(record);
+        }
+    }
+    Ok(found)
 }
 
 /// Where and when a request was made, and for whom.
@@ -119,7 +124,7 @@ pub fn list_requests(
     store: &dyn Store,
     filter: RequestFilter,
 ) -> Result<Vec<RequestRow>, StoreError> {
-    let merges = Merges::of(&store.records_of_kind(Kind::Citizen)?);
+    let merges = Merges::of(&store.person_entries()?);
     requests_with(store, filter, &merges)
 }
 
@@ -183,10 +188,13 @@ pub struct History {
 
 /// The history of the person `id` now stands for; `None` if this laptop holds no such person.
 pub fn person_history(store: &dyn Store, id: Uuid) -> Result<Option<History>, StoreError> {
-    let persons = store.records_of_kind(Kind::Citizen)?;
+    let persons = store.person_entries()?;
     let merges = Merges::of(&persons);
     let root = merges.survivor(id);
-    let Some(person) = persons.iter().find(|p| p.id == root).cloned() else {
+    let Some(person) = store
+        .record(root)?
+        .filter(|r| r.kind == Kind::Citizen && !r.is_deleted())
+    else {
         return Ok(None);
     };
     let ids: HashSet<Uuid> = persons

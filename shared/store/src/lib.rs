@@ -4,7 +4,8 @@
 //! Tournée (the server's registry uses it too).
 //!
 //! Modules: `sqlite` (opening a store, the `meta` table, error mapping), `schema` (the
-//! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `local` (the
+//! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `persons` (the person
+//! index a search reads), `local` (the
 //! `Store` impl), `server` (the `ServerStore` impl), `heal` and `requeue` (a laptop's history
 //! healed), `resync` (a laptop following a restored server), `migrate` (the runner).
 //!
@@ -16,6 +17,7 @@ mod codec;
 mod heal;
 mod local;
 pub mod migrate;
+mod persons;
 mod records;
 mod requeue;
 mod resync;

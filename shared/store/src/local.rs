@@ -17,6 +17,7 @@ use tournee_core::limits::{
     SCHEDULER_ACTION_CHANGES_MAX,
 };
 use tournee_core::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
+use tournee_core::person::PersonEntry;
 use tournee_core::record::{check_scope, Change, Record, RecordError};
 use tournee_core::register::Actor;
 use tournee_core::reject::Rejection;
@@ -242,6 +243,10 @@ impl Store for SqliteStore {
             params![kind_code(kind)],
         )?;
         Ok(recs.into_iter().filter(|r| !r.is_deleted()).collect())
+    }
+
+    fn person_entries(&self) -> Result<Vec<PersonEntry>, StoreError> {
+        crate::persons::entries(&self.conn)
     }
 
     fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Uuid>, StoreError> {

@@ -121,6 +121,9 @@ pub(crate) fn save_record_in(
             state
         ])
         .map_err(sql_err)?;
+    if table == Table::Records {
+        crate::persons::index(conn, record)?;
+    }
     Ok(())
 }
 

@@ -281,6 +281,7 @@ impl SqliteStore {
                             .map_err(sql_err)?
                             .execute([record.id.as_bytes().as_slice()])
                             .map_err(sql_err)?;
+                        crate::persons::forget(&tx, record.id)?;
                     } else {
                         save_record(&tx, &record, None)?;
                     }

@@ -78,6 +78,7 @@ impl SqliteStore {
              DELETE FROM resync_records;",
         )
         .map_err(sql_err)?;
+        crate::persons::rebuild(&tx)?;
         meta_set(&tx, META_RESYNC, 0i64)?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(true)

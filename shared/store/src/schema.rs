@@ -100,6 +100,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      ALTER TABLE facts ADD COLUMN attendees INTEGER;
      ALTER TABLE facts ADD COLUMN merged_into BLOB;
      CREATE INDEX facts_visit ON facts(visit) WHERE visit IS NOT NULL;",
+    // 10: the person index (`persons`): what a search compares, folded when written. Filled
+    // on opening (`persons::rebuild`), since folding is not SQL.
+    "CREATE TABLE person_index (
+         id          BLOB PRIMARY KEY,
+         name        TEXT NOT NULL,
+         other       TEXT NOT NULL,
+         commune     TEXT NOT NULL,
+         phone       TEXT NOT NULL,
+         merged_into BLOB
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Schema version this program writes.

@@ -109,11 +109,28 @@ impl SqliteStore {
             projection: None,
         };
         crate::schema::migrate(&mut store.conn, &store.path)?;
+        store.index_persons()?;
         store.identity = store.load_identity()?;
         if store.identity.as_ref().is_some_and(Identity::is_server) {
             store.tune_for_server()?;
         }
         Ok(store)
+    }
+
+    /// Build the person index when this program folds persons differently from the one that
+    /// built it (or none did: a store from before migration 10), in one transaction.
+    fn index_persons(&mut self) -> Result<(), StoreError> {
+        if crate::persons::is_current(&self.conn)? {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&self.path, e))?;
+        if !crate::persons::is_current(&tx)? {
+            crate::persons::rebuild(&tx)?;
+        }
+        tx.commit().map_err(|e| map_err(&self.path, e))
     }
 
     /// The server's store serves many sessions: a larger page cache and rarer checkpoints.

@@ -18,6 +18,7 @@ use tournee_core::actions::visits::{add_visit, add_workshop, NewVisit, NewWorksh
 use tournee_core::actions::{add_request, create_record, require_kind, set_fields, NewRequest};
 use tournee_core::clock::WallMs;
 use tournee_core::export;
+use tournee_core::person::PersonEntry;
 use tournee_core::model::{Field, Kind, Level, Location, Outcome, Scope, Value};
 use tournee_core::record::Change;
 use tournee_core::register::Actor;
@@ -408,6 +409,16 @@ fn check_converged(m: &Mesh) -> Result<(), TestCaseError> {
     for store in &m.stores[1..] {
         prop_assert_eq!(digest(store), digest(first));
         prop_assert_eq!(&seen(m, store), &want);
+    }
+    // The person index a search reads says what the records say, on every replica.
+    for store in &m.stores {
+        let folded: Vec<PersonEntry> = store
+            .records_of_kind(Kind::Citizen)
+            .expect("persons")
+            .iter()
+            .map(PersonEntry::of)
+            .collect();
+        prop_assert_eq!(store.person_entries().expect("index"), folded);
     }
     let (shown, requests, _, survivors, _) = &want;
     // Each person shown is a survivor, and every survivor is shown (fewer than 50 here).
