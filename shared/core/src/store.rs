@@ -268,6 +268,19 @@ impl StoreError {
     }
 }
 
+/// The records among `records` whose `field` shows `value` (`Store::records_where` without an
+/// index).
+pub fn scan_where(
+    records: Vec<Record>,
+    field: Field,
+    value: &Value,
+) -> Result<Vec<Record>, StoreError> {
+    Ok(records
+        .into_iter()
+        .filter(|r| r.value(field) == Some(value))
+        .collect())
+}
+
 /// Local storage of a replica, in domain terms. Calls are short and synchronous.
 pub trait Store {
     /// This replica's identity, if initialised.
@@ -308,6 +321,17 @@ pub trait Store {
             .iter()
             .map(PersonEntry::of)
             .collect())
+    }
+    /// Live records of `kind` whose `field` shows `value`, in id order: an appointment's or a
+    /// walk-in's person, a request's parent or outcome (a store may index these; by default
+    /// every record of the kind is read).
+    fn records_where(
+        &self,
+        kind: Kind,
+        field: Field,
+        value: &Value,
+    ) -> Result<Vec<Record>, StoreError> {
+        scan_where(self.records_of_kind(kind)?, field, value)
     }
     /// Ids of the records whose id starts with `prefix` (hex digits, hyphens ignored), at most
     /// `limit`, in id order: a command's short id.

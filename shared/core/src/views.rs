@@ -6,13 +6,13 @@
 //! HTTP. Merged persons are resolved here (through `merged_into`), so every screen counts a
 //! person once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Duration, NaiveDate};
 use uuid::Uuid;
 
 use crate::limits::PERSON_SEARCH_RESULTS_MAX;
-use crate::model::{Field, Kind, Outcome};
+use crate::model::{Field, Kind, Outcome, Value};
 use crate::person::{surviving, Match, PersonEntry, Query};
 use crate::record::Record;
 use crate::store::{Store, StoreError};
@@ -42,6 +42,77 @@ impl Merges {
     pub fn survivor(&self, id: Uuid) -> Uuid {
         surviving(id, |p| self.0.get(&p).copied())
     }
+
+    /// The ids that stand for `root` (itself first, then the ids merged into it, in order).
+    pub fn members(&self, root: Uuid) -> Vec<Uuid> {
+        let mut merged: Vec<Uuid> = self
+            .0
+            .keys()
+            .copied()
+            .filter(|p| *p != root && self.survivor(*p) == root)
+            .collect();
+        merged.sort();
+        std::iter::once(root).chain(merged).collect()
+    }
+}
+
+/// Live records of `kind` naming one of `persons` (appointments, walk-ins).
+fn naming(store: &dyn Store, kind: Kind, persons: &[Uuid]) -> Result<Vec<Record>, StoreError> {
+    let mut out = Vec::new();
+    for p in persons {
+        out.extend(store.records_where(kind, Field::Citizen, &Value::Id(*p))?);
+    }
+    Ok(out)
+}
+
+/// The field of a request naming a parent of `kind`.
+fn parent_field(kind: Kind) -> Option<Field> {
+    match kind {
+        Kind::Appointment => Some(Field::Appointment),
+        Kind::Visit => Some(Field::Visit),
+        Kind::Passage => Some(Field::Passage),
+        _ => None,
+    }
+}
+
+/// The requests `filter` may keep, read through the store's links where it narrows them
+/// (pending, one person, one day); every other filter is checked on each afterwards. The
+/// parents read on the way are kept in `parents`.
+fn request_candidates(
+    store: &dyn Store,
+    filter: RequestFilter,
+    person: Option<&[Uuid]>,
+    parents: &mut HashMap<Uuid, Option<Record>>,
+) -> Result<Vec<Record>, StoreError> {
+    if filter.pending {
+        let waiting = Value::Text(Outcome::Waiting.code().to_owned());
+        return store.records_where(Kind::Request, Field::Outcome, &waiting);
+    }
+    let hung_on = match (person, filter.day) {
+        (Some(persons), _) => {
+            let mut v = naming(store, Kind::Appointment, persons)?;
+            v.extend(naming(store, Kind::Visit, persons)?);
+            v
+        }
+        (None, Some(day)) => {
+            let mut v = Vec::new();
+            for kind in [Kind::Appointment, Kind::Visit, Kind::Passage] {
+                v.extend(store.records_on(kind, day)?);
+            }
+            v
+        }
+        (None, None) => return store.records_of_kind(Kind::Request),
+    };
+    let mut out = Vec::new();
+    for parent in hung_on {
+        if let Some(field) = parent_field(parent.kind) {
+            out.extend(store.records_where(Kind::Request, field, &Value::Id(parent.id))?);
+        }
+        parents.insert(parent.id, Some(parent));
+    }
+    out.sort_by_key(|r| r.id);
+    out.dedup_by_key(|r| r.id);
+    Ok(out)
 }
 
 /// Live persons matching `typed`, those matched by name first, then in name order; at most
@@ -135,9 +206,10 @@ fn requests_with(
     merges: &Merges,
 ) -> Result<Vec<RequestRow>, StoreError> {
     let wanted = filter.person.map(|p| merges.survivor(p));
+    let members = wanted.map(|w| merges.members(w));
     let mut parents: HashMap<Uuid, Option<Record>> = HashMap::new();
     let mut out = Vec::new();
-    for request in store.records_of_kind(Kind::Request)? {
+    for request in request_candidates(store, filter, members.as_deref(), &mut parents)? {
         if filter.pending && request.text(Field::Outcome) != Some(Outcome::Waiting.code()) {
             continue;
         }
@@ -197,30 +269,13 @@ pub fn person_history(store: &dyn Store, id: Uuid) -> Result<Option<History>, St
     else {
         return Ok(None);
     };
-    let ids: HashSet<Uuid> = persons
-        .iter()
-        .map(|p| p.id)
-        .filter(|p| merges.survivor(*p) == root)
-        .collect();
-    let names = |r: &Record| r.id_ref(Field::Citizen).is_some_and(|c| ids.contains(&c));
+    let ids = merges.members(root);
     let by_start = |mut v: Vec<Record>| {
         v.sort_by_key(|r| (r.int(Field::Start), r.id));
         v
     };
-    let appointments = by_start(
-        store
-            .records_of_kind(Kind::Appointment)?
-            .into_iter()
-            .filter(names)
-            .collect(),
-    );
-    let visits = by_start(
-        store
-            .records_of_kind(Kind::Visit)?
-            .into_iter()
-            .filter(names)
-            .collect(),
-    );
+    let appointments = by_start(naming(store, Kind::Appointment, &ids)?);
+    let visits = by_start(naming(store, Kind::Visit, &ids)?);
     let requests = requests_with(
         store,
         RequestFilter {
@@ -229,8 +284,7 @@ pub fn person_history(store: &dyn Store, id: Uuid) -> Result<Option<History>, St
         },
         &merges,
     )?;
-    let mut merged: Vec<Uuid> = ids.into_iter().filter(|p| *p != root).collect();
-    merged.sort();
+    let merged = ids[1..].to_vec();
     Ok(Some(History {
         person,
         merged,

@@ -5,7 +5,7 @@
 //!
 //! Modules: `sqlite` (opening a store, the `meta` table, error mapping), `schema` (the
 //! migrations), `codec` (kind codes, postcard blobs), `records` (record rows), `persons` (the person
-//! index a search reads), `local` (the
+//! index a search reads), `links` (records looked up by person, parent or outcome), `local` (the
 //! `Store` impl), `server` (the `ServerStore` impl), `heal` and `requeue` (a laptop's history
 //! healed), `resync` (a laptop following a restored server), `migrate` (the runner).
 //!
@@ -15,6 +15,7 @@
 
 mod codec;
 mod heal;
+mod links;
 mod local;
 pub mod migrate;
 mod persons;

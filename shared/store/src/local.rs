@@ -16,7 +16,9 @@ use tournee_core::limits::{
     APPLY_BATCH_CHANGES_MAX, HLC_FUTURE_DRIFT_MAX_MS, LOCAL_ACTION_CHANGES_MAX,
     SCHEDULER_ACTION_CHANGES_MAX,
 };
-use tournee_core::model::{check_status_forward, check_value, Field, Kind, Scope, ValidationCtx};
+use tournee_core::model::{
+    check_status_forward, check_value, Field, Kind, Scope, ValidationCtx, Value,
+};
 use tournee_core::person::PersonEntry;
 use tournee_core::record::{check_scope, Change, Record, RecordError};
 use tournee_core::register::Actor;
@@ -247,6 +249,18 @@ impl Store for SqliteStore {
 
     fn person_entries(&self) -> Result<Vec<PersonEntry>, StoreError> {
         crate::persons::entries(&self.conn)
+    }
+
+    fn records_where(
+        &self,
+        kind: Kind,
+        field: Field,
+        value: &Value,
+    ) -> Result<Vec<Record>, StoreError> {
+        match crate::links::records_where(&self.conn, kind, field, value)? {
+            Some(found) => Ok(found),
+            None => tournee_core::store::scan_where(self.records_of_kind(kind)?, field, value),
+        }
     }
 
     fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Uuid>, StoreError> {

@@ -115,6 +115,8 @@ mod tests {
     use super::*;
     use crate::SqliteStore;
     use tournee_core::actions::people::{add_person, set_person, NewPerson, PersonUpdate};
+    use tournee_core::actions::visits::{add_visit, NewVisit, VisitPlace};
+    use tournee_core::model::{Field, Location, Value};
     use tournee_core::store::{Identity, Store};
 
     const NOW: u64 = 1_790_000_000_000;
@@ -129,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn the_index_follows_edits_and_is_rebuilt_when_missing_or_outdated() {
+    fn the_indexes_follow_edits_and_are_rebuilt_when_missing_or_outdated() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("agent.sqlite");
         let mut store = SqliteStore::open(&path).expect("open");
@@ -155,6 +157,24 @@ mod tests {
         let person = store.record(id).expect("read").expect("held");
         let action = set_person(NOW + 1, &person, &rename).expect("set");
         store.write_local(NOW + 1, &action).expect("write");
+        let visit = NewVisit {
+            place: VisitPlace::Commune {
+                commune: "80021".into(),
+                location: Location::Phone,
+            },
+            person: Some(id),
+            at: 1_790_000_000,
+        };
+        let (visit, action) = add_visit(&store, NOW + 2, "bus-80-1", &visit).expect("visit");
+        store.write_local(NOW + 2, &action).expect("write");
+        let naming = |s: &SqliteStore| -> Vec<Uuid> {
+            s.records_where(Kind::Visit, Field::Citizen, &Value::Id(id))
+                .expect("links")
+                .iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(naming(&store), vec![visit]);
         let entries = store.person_entries().expect("entries");
         assert_eq!(entries, entries_from_records(&store));
         assert_eq!(entries[0].name, "mme lefevre-martin");
@@ -164,15 +184,22 @@ mod tests {
         // A store written before the index (or by another folding) is indexed on opening.
         store
             .conn
-            .execute_batch("DELETE FROM person_index; DELETE FROM meta WHERE key = 'person_index';")
+            .execute_batch(
+                "DELETE FROM person_index; DELETE FROM links;
+                 DELETE FROM meta WHERE key IN ('person_index', 'links_index');",
+            )
             .expect("forget");
         assert!(store.person_entries().expect("entries").is_empty());
+        assert!(naming(&store).is_empty());
         drop(store);
         let store = SqliteStore::open(&path).expect("reopen");
         assert_eq!(store.person_entries().expect("entries"), entries);
+        assert_eq!(naming(&store), vec![visit]);
         store
             .conn
-            .execute_batch("UPDATE meta SET value = 0 WHERE key = 'person_index'; DELETE FROM person_index;")
+            .execute_batch(
+                "UPDATE meta SET value = 0 WHERE key = 'person_index'; DELETE FROM person_index;",
+            )
             .expect("outdate");
         drop(store);
         let store = SqliteStore::open(&path).expect("reopen");

@@ -123,6 +123,7 @@ pub(crate) fn save_record_in(
         .map_err(sql_err)?;
     if table == Table::Records {
         crate::persons::index(conn, record)?;
+        crate::links::index(conn, record)?;
     }
     Ok(())
 }

@@ -282,6 +282,7 @@ impl SqliteStore {
                             .execute([record.id.as_bytes().as_slice()])
                             .map_err(sql_err)?;
                         crate::persons::forget(&tx, record.id)?;
+                        crate::links::forget(&tx, record.id)?;
                     } else {
                         save_record(&tx, &record, None)?;
                     }

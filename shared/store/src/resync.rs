@@ -79,6 +79,7 @@ impl SqliteStore {
         )
         .map_err(sql_err)?;
         crate::persons::rebuild(&tx)?;
+        crate::links::rebuild(&tx)?;
         meta_set(&tx, META_RESYNC, 0i64)?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(true)

@@ -110,6 +110,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          phone       TEXT NOT NULL,
          merged_into BLOB
      ) STRICT, WITHOUT ROWID;",
+    // 11: the links index (`links`): the person, parent and outcome records are looked up
+    // by. Filled on opening (`links::rebuild`).
+    "CREATE TABLE links (
+         field TEXT NOT NULL,
+         value ANY NOT NULL,
+         kind  INTEGER NOT NULL,
+         id    BLOB NOT NULL,
+         PRIMARY KEY (field, value, kind, id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX links_id ON links(id);",
 ];
 
 /// Schema version this program writes.

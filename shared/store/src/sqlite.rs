@@ -109,7 +109,7 @@ impl SqliteStore {
             projection: None,
         };
         crate::schema::migrate(&mut store.conn, &store.path)?;
-        store.index_persons()?;
+        store.build_indexes()?;
         store.identity = store.load_identity()?;
         if store.identity.as_ref().is_some_and(Identity::is_server) {
             store.tune_for_server()?;
@@ -117,18 +117,26 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Build the person index when this program folds persons differently from the one that
-    /// built it (or none did: a store from before migration 10), in one transaction.
-    fn index_persons(&mut self) -> Result<(), StoreError> {
-        if crate::persons::is_current(&self.conn)? {
+    /// Build the laptop's indexes (`persons`, `links`) when this program fills them
+    /// differently from the one that built them (or none did: a store from before migrations
+    /// 10 and 11), in one transaction.
+    fn build_indexes(&mut self) -> Result<(), StoreError> {
+        let current = |c: &Connection| -> Result<(bool, bool), StoreError> {
+            Ok((crate::persons::is_current(c)?, crate::links::is_current(c)?))
+        };
+        if current(&self.conn)? == (true, true) {
             return Ok(());
         }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| map_err(&self.path, e))?;
-        if !crate::persons::is_current(&tx)? {
+        let (persons, links) = current(&tx)?;
+        if !persons {
             crate::persons::rebuild(&tx)?;
+        }
+        if !links {
+            crate::links::rebuild(&tx)?;
         }
         tx.commit().map_err(|e| map_err(&self.path, e))
     }

@@ -18,13 +18,13 @@ use tournee_core::actions::visits::{add_visit, add_workshop, NewVisit, NewWorksh
 use tournee_core::actions::{add_request, create_record, require_kind, set_fields, NewRequest};
 use tournee_core::clock::WallMs;
 use tournee_core::export;
-use tournee_core::person::PersonEntry;
 use tournee_core::model::{Field, Kind, Level, Location, Outcome, Scope, Value};
+use tournee_core::person::PersonEntry;
 use tournee_core::record::Change;
 use tournee_core::register::Actor;
 use tournee_core::rng::SeededRng;
 use tournee_core::store::{Identity, Store};
-use tournee_core::views::{list_requests, search_persons, RequestFilter};
+use tournee_core::views::{list_requests, person_history, search_persons, RequestFilter};
 use tournee_store::SqliteStore;
 use uuid::Uuid;
 
@@ -419,6 +419,36 @@ fn check_converged(m: &Mesh) -> Result<(), TestCaseError> {
             .map(PersonEntry::of)
             .collect();
         prop_assert_eq!(store.person_entries().expect("index"), folded);
+        // A person's history, read through the links index, holds what a scan of every
+        // walk-in and request finds for the person's ids.
+        let all = list_requests(store, RequestFilter::default()).expect("list");
+        let visits = store.records_of_kind(Kind::Visit).expect("visits");
+        for root in &want.0 {
+            let h = person_history(store, *root)
+                .expect("history")
+                .expect("a person");
+            let mut want: Vec<Uuid> = all
+                .iter()
+                .filter(|r| r.person == Some(*root))
+                .map(|r| r.request.id)
+                .collect();
+            want.sort();
+            let mut got: Vec<Uuid> = h.requests.iter().map(|r| r.request.id).collect();
+            got.sort();
+            prop_assert_eq!(got, want);
+            let mut want: Vec<Uuid> = visits
+                .iter()
+                .filter(|v| {
+                    v.id_ref(Field::Citizen)
+                        .is_some_and(|c| surviving_person(store, c).expect("resolves") == *root)
+                })
+                .map(|v| v.id)
+                .collect();
+            want.sort();
+            let mut got: Vec<Uuid> = h.visits.iter().map(|v| v.id).collect();
+            got.sort();
+            prop_assert_eq!(got, want);
+        }
     }
     let (shown, requests, _, survivors, _) = &want;
     // Each person shown is a survivor, and every survivor is shown (fewer than 50 here).
