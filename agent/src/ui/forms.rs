@@ -18,7 +18,7 @@ use tournee_core::actions::people::{self, NewPerson, PersonUpdate};
 use tournee_core::actions::requests::{self, RequestUpdate};
 use tournee_core::actions::visits::{self, NewVisit, NewWorkshop, VisitPlace};
 use tournee_core::actions::{self, add_request, require_kind, NewRequest, PassageUpdate};
-use tournee_core::limits::{UI_SEARCH_RESULTS_MAX, UI_WALKIN_REQUESTS_MAX};
+use tournee_core::limits::{UI_PENDING_SHOWN_MAX, UI_SEARCH_RESULTS_MAX, UI_WALKIN_REQUESTS_MAX};
 use tournee_core::model::{
     check_duration, AppointmentStatus, CancelCause, Field, Kind, Level, Location, Outcome,
     PassageStatus, Value,
@@ -636,6 +636,8 @@ pub struct PendingRow {
 struct RequestsPage {
     l: Layout,
     rows: Vec<PendingRow>,
+    /// Pending requests in all (`rows` holds at most `UI_PENDING_SHOWN_MAX`).
+    total: usize,
     outcomes: Vec<Choice>,
 }
 
@@ -650,8 +652,11 @@ pub async fn requests(
             ..RequestFilter::default()
         };
         let refdata = RefData::get();
-        let rows = views::list_requests(store, filter)?
+        let pending = views::list_requests(store, filter)?;
+        let total = pending.len();
+        let rows = pending
             .iter()
+            .take(UI_PENDING_SHOWN_MAX)
             .map(|r| {
                 let t = |f| r.request.text(f).unwrap_or_default().to_owned();
                 PendingRow {
@@ -682,6 +687,7 @@ pub async fn requests(
                 flash.message(),
             )?,
             rows,
+            total,
             outcomes: outcomes(),
         };
         Ok(Html(page.render()?))

@@ -743,3 +743,51 @@ async fn a_person_is_edited_and_a_duplicate_merged_and_an_appointment_marked_see
     let r = f.store().record(appt).expect("read").expect("appointment");
     assert_eq!(r.text(Field::Status), Some("seen"));
 }
+
+#[tokio::test]
+async fn the_pending_page_shows_the_most_recent_requests_and_says_how_many_wait() {
+    use tournee_core::actions::visits::{add_visit, NewVisit, VisitPlace};
+    use tournee_core::actions::{add_request_in, NewRequest};
+    use tournee_core::limits::UI_PENDING_SHOWN_MAX;
+    use tournee_core::model::{Level, Location, Scope};
+    let f = fixture();
+    let mut store = f.store();
+    let now = SystemClock.now_ms();
+    let visit = NewVisit {
+        place: VisitPlace::Commune {
+            commune: "80021".into(),
+            location: Location::Phone,
+        },
+        person: None,
+        at: i64::try_from(now / 1000).expect("fits"),
+    };
+    let (id, action) = add_visit(&store, now, "bus-80-1", &visit).expect("visit");
+    store.write_local(now, &action).expect("write");
+    let total = UI_PENDING_SHOWN_MAX + 2;
+    for _ in 0..total {
+        let r = NewRequest {
+            appointment: None,
+            passage: None,
+            visit: Some(id),
+            partner: a_partner(),
+            theme: a_theme(),
+            level: Level::Information,
+            outcome: Outcome::Waiting,
+            minutes: None,
+        };
+        let (_, a) = add_request_in(Scope::Unit("bus-80-1".into()), now, &r).expect("request");
+        store.write_local(now, &a).expect("write");
+    }
+    let page = f.page("/demandes").await;
+    assert_eq!(
+        page.matches("action=\"/demandes/").count(),
+        UI_PENDING_SHOWN_MAX,
+        "one form per request shown"
+    );
+    assert!(
+        page.contains(&format!(
+            "{total} demandes attendent une réponse ; voici les {UI_PENDING_SHOWN_MAX} plus récentes"
+        )),
+        "{page}"
+    );
+}

@@ -271,5 +271,8 @@ pub const UI_FORM_BYTES_MAX: usize = 16 * 1024;
 pub const UI_WALKIN_REQUESTS_MAX: usize = 3;
 /// Persons a UI search shows.
 pub const UI_SEARCH_RESULTS_MAX: usize = 10;
+/// Pending requests the *Demandes en attente* page shows (the most recent; the count says how
+/// many wait in all, each person's page shows theirs).
+pub const UI_PENDING_SHOWN_MAX: usize = 100;
 const _: () = assert!(UI_SEARCH_RESULTS_MAX <= PERSON_SEARCH_RESULTS_MAX);
 const _: () = assert!(UI_TOKEN_LIFETIME_MS < UI_SESSION_LIFETIME_MS);

@@ -46,6 +46,8 @@ mod compare;
 mod coverage;
 #[path = "bench/field.rs"]
 mod field;
+#[path = "bench/field_ui.rs"]
+mod field_ui;
 #[path = "bench/fleet.rs"]
 mod fleet;
 #[path = "bench/rural.rs"]

@@ -23,7 +23,7 @@ use tournee_core::actions::{
 use tournee_core::clock::WallMs;
 use tournee_core::model::{Field, Kind, Level, Location, Outcome, Scope, Value};
 use tournee_core::rng::SeededRng;
-use tournee_core::store::{Identity, LocalAction, Store};
+use tournee_core::store::{LocalAction, Store};
 use tournee_core::time::{paris_date, paris_midnight};
 use tournee_core::views::{list_requests, person_history, search_persons, RequestFilter};
 use tournee_store::{Durability, SqliteStore};
@@ -296,16 +296,17 @@ fn today_sheet(store: &SqliteStore, day: NaiveDate) -> Result<usize> {
     Ok(n)
 }
 
-fn push(
+pub(super) fn push(
     report: &mut Report,
     bench: &str,
     samples: Vec<Duration>,
     target_ms: f64,
     extra: serde_json::Value,
 ) {
+    let samples_n = samples.len();
     let p = p95(samples);
     let ok = ms(p) <= target_ms;
-    let mut line = json!({ "bench": bench, "p95_ms": ms(p), "target_p95_ms": target_ms, "ok": ok, "samples": SAMPLES, "load_average": load_average() });
+    let mut line = json!({ "bench": bench, "p95_ms": ms(p), "target_p95_ms": target_ms, "ok": ok, "samples": samples_n, "load_average": load_average() });
     if let (Some(l), Some(e)) = (line.as_object_mut(), extra.as_object()) {
         l.extend(e.clone());
     }
@@ -319,17 +320,17 @@ fn push(
 /// Run the workload with `persons_n` persons.
 pub fn run(report: &mut Report, seed: u64, persons_n: usize, keep: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("agent.sqlite");
+    // An enrolled laptop of the unit, so that its daemon can serve the same store afterwards.
+    let laptop = super::field_ui::enrolled_laptop(dir.path())?;
+    let path = laptop.join("agent.sqlite");
     let mut rng = SeededRng::new(seed);
     let setup = Instant::now();
     {
         let mut store = SqliteStore::open_with(&path, Durability::Normal)?;
-        store.set_identity(&Identity {
-            device: 1,
-            unit: UNIT.into(),
-            territory: TERRITORY.into(),
-        })?;
         load(&mut store, &mut rng, persons_n)?;
+        // The year was synced long ago: nothing of it waits in the outbox.
+        let last = store.stats()?.last_seq;
+        store.acknowledge(last, &[])?;
     }
     let loaded = setup.elapsed();
     let mut store = SqliteStore::open(&path)?;
@@ -447,6 +448,8 @@ pub fn run(report: &mut Report, seed: u64, persons_n: usize, keep: bool) -> Resu
         TARGET_TODAY_P95_MS,
         json!({}),
     );
+    drop(store);
+    super::field_ui::run(report, &laptop, &queries, &persons)?;
     if keep {
         let kept = dir.keep();
         eprintln!("bench: field-year store kept in {}", kept.display());
