@@ -82,7 +82,7 @@ fn request_candidates(
     store: &dyn Store,
     filter: RequestFilter,
     person: Option<&[Uuid]>,
-    parents: &mut HashMap<Uuid, Option<Record>>,
+    parents: &mut HashMap<Uuid, Option<Parent>>,
 ) -> Result<Vec<Record>, StoreError> {
     if filter.pending {
         let waiting = Value::Text(Outcome::Waiting.code().to_owned());
@@ -108,7 +108,7 @@ fn request_candidates(
         if let Some(field) = parent_field(parent.kind) {
             out.extend(store.records_where(Kind::Request, field, &Value::Id(parent.id))?);
         }
-        parents.insert(parent.id, Some(parent));
+        parents.insert(parent.id, Some(Parent::of(&parent)));
     }
     out.sort_by_key(|r| r.id);
     out.dedup_by_key(|r| r.id);
@@ -154,11 +154,37 @@ pub struct RequestRow {
     /// The request.
     pub request: Record,
     /// Its appointment, walk-in or passage, when this laptop holds it.
-    pub parent: Option<Record>,
+    pub parent: Option<Parent>,
     /// The day it was made (its parent's day).
     pub day: Option<NaiveDate>,
     /// The person (surviving merges), when the parent names one.
     pub person: Option<Uuid>,
+}
+
+/// What a request's list keeps of its parent: which record, its day and the person it names
+/// (as written, before merges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parent {
+    /// Appointment, walk-in or passage.
+    pub kind: Kind,
+    /// Its id.
+    pub id: Uuid,
+    /// Its day (`record_day`).
+    pub day: Option<NaiveDate>,
+    /// The person it names.
+    pub citizen: Option<Uuid>,
+}
+
+impl Parent {
+    /// The summary of `record`.
+    pub fn of(record: &Record) -> Self {
+        Self {
+            kind: record.kind,
+            id: record.id,
+            day: record_day(record),
+            citizen: record.id_ref(Field::Citizen),
+        }
+    }
 }
 
 /// Which requests `list_requests` returns.
@@ -207,7 +233,7 @@ fn requests_with(
 ) -> Result<Vec<RequestRow>, StoreError> {
     let wanted = filter.person.map(|p| merges.survivor(p));
     let members = wanted.map(|w| merges.members(w));
-    let mut parents: HashMap<Uuid, Option<Record>> = HashMap::new();
+    let mut parents: HashMap<Uuid, Option<Parent>> = HashMap::new();
     let mut out = Vec::new();
     for request in request_candidates(store, filter, members.as_deref(), &mut parents)? {
         if filter.pending && request.text(Field::Outcome) != Some(Outcome::Waiting.code()) {
@@ -215,20 +241,20 @@ fn requests_with(
         }
         let parent = match request_parent(&request) {
             Some(id) => match parents.get(&id) {
-                Some(p) => p.clone(),
+                Some(p) => *p,
                 None => {
-                    let p = store.record(id)?.filter(|r| !r.is_deleted());
-                    parents.insert(id, p.clone());
+                    let p = store
+                        .record(id)?
+                        .filter(|r| !r.is_deleted())
+                        .map(|r| Parent::of(&r));
+                    parents.insert(id, p);
                     p
                 }
             },
             None => None,
         };
-        let day = parent.as_ref().and_then(record_day);
-        let person = parent
-            .as_ref()
-            .and_then(|p| p.id_ref(Field::Citizen))
-            .map(|c| merges.survivor(c));
+        let day = parent.and_then(|p| p.day);
+        let person = parent.and_then(|p| p.citizen).map(|c| merges.survivor(c));
         if filter.day.is_some_and(|d| day != Some(d)) || wanted.is_some_and(|w| person != Some(w)) {
             continue;
         }
