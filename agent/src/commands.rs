@@ -11,7 +11,6 @@ use chrono::NaiveDate;
 use serde_json::json;
 use tournee_agent::config::AgentConfig;
 use tournee_agent::setup::{identity_of, init_store, STORE_FILE};
-use tournee_agent::sync::LinkState;
 use tournee_cli::{init_logging, wait_for_signal};
 use tournee_core::actions::{
     self, add_appointment, add_request, people, require_kind, set_fields, NewRequest, PassageUpdate,
@@ -247,44 +246,23 @@ fn run_cmd(dir: &Path, clock: SkewedClock, a: crate::RunArgs) -> Result<()> {
         config.backoff_min_ms,
         config.backoff_max_ms,
     );
-    let ui_key = crate::ui::auth::ensure_key(dir)?;
-    let ui_identity = store.identity()?;
-    let ui_state =
-        |link| crate::ui::UiState::open(dir, ui_identity, Arc::new(clock), link, ui_key, ui_addr);
     runtime()?.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        let (link_tx, link_rx) = tokio::sync::watch::channel(LinkState::default());
         // The interface is a convenience beside the sync loop: an address already in use
         // (another agent on this computer) is said once and sync goes on without it.
-        let ui = match tokio::net::TcpListener::bind(ui_addr).await {
-            Ok(listener) => Some(tokio::spawn(crate::ui::serve(
-                listener,
-                ui_state(link_rx)?,
-                stop_rx.clone(),
-            ))),
+        let listener = match tokio::net::TcpListener::bind(ui_addr).await {
+            Ok(listener) => Some(listener),
             Err(e) => {
                 tracing::warn!(%ui_addr, error = %e, "the web interface cannot listen (change ui_listen in agent.toml); sync goes on without it");
                 None
             }
         };
-        let synced = tournee_agent::sync::run_daemon(
-            &mut store, &remote, &clock, backoff, stop_rx, &link_tx,
-        )
-        .await;
-        match ui {
-            // The daemon returns Ok only when told to stop: the interface is stopping too.
-            Some(ui) if synced.is_ok() => {
-                ui.await
-                    .context("the web interface stopped unexpectedly")??;
-            }
-            Some(ui) => ui.abort(),
-            None => {}
-        }
-        synced
+        tournee_agent::daemon::run(dir, &mut store, &remote, Arc::new(clock), backoff, listener, stop_rx)
+            .await
     })
 }
 
@@ -297,7 +275,7 @@ fn ui_cmd(dir: &Path, clock: &dyn Clock, a: &crate::UiArgs) -> Result<()> {
         ip if ip.is_loopback() || ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
         _ => addr.to_string(),
     };
-    let token = crate::ui::auth::issue_token(dir, clock.now_ms())?;
+    let token = tournee_agent::ui::auth::issue_token(dir, clock.now_ms())?;
     let url = format!("http://{host}/connexion?jeton={token}");
     if a.print_url {
         return print_line(url);
@@ -533,7 +511,7 @@ fn show_record(
                         "conflict": record.conflicts().contains(f),
                         "siblings": siblings,
                         "refused": refused_of(f).iter().map(|(seq, reason)| json!({
-                            "seq": seq, "reason": reason, "reason_fr": crate::rejected::reason_fr(reason),
+                            "seq": seq, "reason": reason, "reason_fr": tournee_agent::words::reason_fr(reason),
                         })).collect::<Vec<_>>(),
                     }),
                 );
@@ -559,7 +537,7 @@ fn show_record(
                         String::new(),
                         format!(
                             "  REFUSÉ (#{seq}) : {}",
-                            crate::rejected::reason_fr(&reason)
+                            tournee_agent::words::reason_fr(&reason)
                         ),
                     ]);
                 }
@@ -750,7 +728,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                 "kind": r.change.kind.code(),
                 "field": r.change.field.code(),
                 "value": r.change.write.value.to_json(),
-                "reason_fr": crate::rejected::reason_fr(&r.reason),
+                "reason_fr": tournee_agent::words::reason_fr(&r.reason),
             })
         })
         .collect();
@@ -811,7 +789,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
                         r.change.field,
                         r.change.record,
                         r.reason,
-                        crate::rejected::reason_fr(&r.reason)
+                        tournee_agent::words::reason_fr(&r.reason)
                     ),
                 ));
             }

@@ -7,7 +7,6 @@
 mod commands;
 mod reenrol;
 mod rejected;
-mod ui;
 mod workflows;
 
 use std::path::PathBuf;

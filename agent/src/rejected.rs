@@ -19,6 +19,8 @@ use tournee_core::model::Field;
 use tournee_core::store::{RejectedChange, Store};
 use tournee_store::SqliteStore;
 
+use tournee_agent::words::reason_fr;
+
 /// `rejected …`.
 #[derive(Debug, Subcommand)]
 pub enum RejectedCmd {
@@ -46,36 +48,6 @@ pub struct UndoArgs {
     /// Every refused change.
     #[arg(long, conflicts_with = "seq")]
     pub all: bool,
-}
-
-/// The server's reason (kept as its English log text) told in French, with what to do.
-pub fn reason_fr(reason: &str) -> String {
-    let (head, detail) = reason.split_once(':').unwrap_or((reason, ""));
-    match head {
-        "clock ahead" => "horloge en avance : cet ordinateur était en avance sur le serveur ; \
-                          la modification repartira d'elle-même à la prochaine synchronisation"
-            .to_owned(),
-        "out of scope" => "hors périmètre : la fiche n'est ni de l'unité ni du territoire de cet \
-                           ordinateur ; `tournee-agent rejected undo` l'efface ici"
-            .to_owned(),
-        "not allowed" => "non autorisé : ce champ est réservé au planificateur ; \
-                          `tournee-agent rejected undo` l'efface ici"
-            .to_owned(),
-        "forged" => "identité refusée : la modification porte l'identité d'un autre appareil ; \
-                     réinscrivez cet ordinateur (`tournee-agent reenrol`)"
-            .to_owned(),
-        "unknown record" => {
-            "fiche inconnue du serveur : sa création a été refusée (elle repartira \
-                             avec elle si c'était l'horloge) ou perdue lors d'une restauration du \
-                             serveur ; `tournee-agent rejected undo` l'efface ici"
-                .to_owned()
-        }
-        "invalid" => format!(
-            "valeur refusée par le serveur ({}) ; `tournee-agent rejected undo` l'efface ici",
-            detail.trim()
-        ),
-        _ => format!("refusée par le serveur : {reason}"),
-    }
 }
 
 /// True when the record still shows the refused write (it was not replaced since).
@@ -195,7 +167,7 @@ fn undo(dir: &Path, a: &UndoArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::reason_fr;
+    use tournee_agent::words::reason_fr;
     use tournee_core::reject::RejectReason;
 
     #[test]

@@ -24,6 +24,8 @@ use tournee_core::time::{parse_date, parse_time, show_day_fr, show_fr, show_rfc3
 use tournee_core::views::{self, RequestFilter, RequestRow};
 use uuid::Uuid;
 
+use tournee_agent::words::{commune_name, person_name};
+
 use crate::commands::{day_arg, identity, open_existing, parse_id, parse_int};
 
 /// `… ID` (a record id, in full or by a unique prefix of 8 characters or more).
@@ -530,27 +532,6 @@ pub fn appointment_week(dir: &Path, clock: &dyn Clock, week: &str, format: Forma
             )
         }
     }
-}
-
-pub(crate) fn commune_name(code: Option<&str>) -> String {
-    code.map(|c| {
-        RefData::get()
-            .commune(c)
-            .map_or_else(|| c.to_owned(), |com| com.name.clone())
-    })
-    .unwrap_or_default()
-}
-
-/// The display name of the person `id` stands for ("" when none or not held here).
-pub(crate) fn person_name(store: &dyn Store, id: Option<Uuid>) -> String {
-    let Some(id) = id else {
-        return String::new();
-    };
-    people::surviving_person(store, id)
-        .ok()
-        .and_then(|p| store.record(p).ok().flatten())
-        .and_then(|p| p.text(Field::Name).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn person_json(p: &Record) -> serde_json::Value {

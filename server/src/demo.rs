@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use tournee_agent::daemon;
 use tournee_agent::setup::{identity_of, init_store};
-use tournee_agent::sync::{sync_once, Remote};
+use tournee_agent::sync::{sync_once, Backoff, Remote};
 use tournee_core::actions::{self, NewAppointment, NewRequest, PassageUpdate};
 use tournee_core::clock::{Clock, SystemClock};
 use tournee_core::export;
@@ -37,7 +38,7 @@ use crate::registry::{Registry, Unit};
 use crate::scheduling::{self, RoundSpec};
 use crate::serve;
 use tournee_core::limits::{
-    DEMO_OFFLINE_SYNC_TIMEOUT_S, DEMO_SYNC_TIMEOUT_S, HORIZON_WEEKS_DEFAULT,
+    DEMO_OFFLINE_SYNC_TIMEOUT_S, DEMO_SYNC_TIMEOUT_S, HORIZON_WEEKS_DEFAULT, UI_TOKEN_LIFETIME_MS,
 };
 
 /// Demo options.
@@ -194,8 +195,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         println!("\nDemo finished.");
         return Ok(());
     }
-    serve_on(server, &root, &data).await;
-    Ok(())
+    serve_on(server, &root, &data, laptops, clock).await
 }
 
 /// The two units of the Somme, in the registry.
@@ -477,19 +477,73 @@ fn print_digests(laptops: &[Laptop], server_store: &SqliteStore) -> Result<bool>
     Ok(all_equal)
 }
 
-/// Keep serving for a real agent until Ctrl-C, saying how to point one at the server.
-async fn serve_on(server: serve::RunningServer, root: &std::path::Path, data: &DataDir) {
+/// Keep serving until Ctrl-C: the server for a real agent, and each demo laptop as a daemon
+/// (its sync loop and its web UI on a free loopback port), saying how to open each UI.
+async fn serve_on(
+    server: serve::RunningServer,
+    root: &std::path::Path,
+    data: &DataDir,
+    laptops: Vec<Laptop>,
+    clock: Arc<dyn Clock>,
+) -> Result<()> {
     println!(
         "\nThe server keeps running on {} (data in {}). To point a real agent at it:\n  \
          tournee-server device enroll --data {} --unit {BUS} --name my-laptop --out my-laptop.bundle\n  \
          tournee-agent init --data ./my-laptop --bundle my-laptop.bundle\n  \
-         tournee-agent sync --data ./my-laptop\nCtrl-C stops it.",
+         tournee-agent sync --data ./my-laptop",
         server.addr(),
         root.display(),
         data.root().display()
     );
+    println!(
+        "\nEach laptop keeps running too, with the conseillère's web interface (a login link is \
+         valid {} minutes and opens once; `tournee-agent ui --data DIR --print-url` gives another):",
+        UI_TOKEN_LIFETIME_MS / 60_000
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut daemons = Vec::new();
+    for (i, mut l) in laptops.into_iter().enumerate() {
+        let dir = root.join(&l.name);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        // `tournee-agent ui` builds its link from agent.toml.
+        let config = dir.join(tournee_agent::config::CONFIG_FILE);
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(&format!("\nui_listen = \"{addr}\"\n"));
+        tournee_cli::write_private(&config, text.as_bytes())?;
+        let token = tournee_agent::ui::auth::issue_token(&dir, clock.now_ms())?;
+        println!(
+            "  {}: http://{addr}/connexion?jeton={token}   (DIR = {})",
+            l.name,
+            dir.display()
+        );
+        let (clock, stop) = (clock.clone(), stop_rx.clone());
+        let backoff = Backoff::new(clock.now_ms() + i as u64);
+        daemons.push(tokio::spawn(async move {
+            let ran = daemon::run(
+                &dir,
+                &mut l.store,
+                &l.remote,
+                clock,
+                backoff,
+                Some(listener),
+                stop,
+            )
+            .await;
+            (l.name, ran)
+        }));
+    }
+    println!("Ctrl-C stops everything.");
     tournee_cli::wait_for_signal().await;
+    let _ = stop_tx.send(true);
+    for d in daemons {
+        let (name, ran) = d.await.context("a laptop's daemon panicked")?;
+        if let Err(e) = ran {
+            eprintln!("{name}: {e:#}");
+        }
+    }
     server.shutdown().await;
+    Ok(())
 }
 
 fn weekday_fr(d: Weekday) -> &'static str {

@@ -47,3 +47,88 @@ fn the_demo_runs_to_completion_and_every_device_is_in_sync() {
         "--data is honoured"
     );
 }
+
+/// One HTTP/1.1 request to `addr` (`host:port`), read to the end; the whole response.
+fn http(addr: &str, path: &str, cookie: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// Without `--exit` the demo keeps its laptops running as daemons and prints a login link to
+/// each one's web interface: the link opens a session on the bus laptop, whose pages show the
+/// week the demo worked; Ctrl-C (SIGINT) stops everything cleanly.
+#[test]
+fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(bin("tournee-server"))
+        .args(["--data"])
+        .arg(tmp.path().join("demo"))
+        .arg("demo")
+        .env_remove("TOURNEE_DATA")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut links = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some((name, rest)) = line.trim().split_once(": http://") {
+            links.push((
+                name.to_owned(),
+                rest.split_whitespace().next().unwrap_or("").to_owned(),
+            ));
+        }
+        if line.contains("Ctrl-C stops everything") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let names: Vec<&str> = links.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["laptop-bus-1", "laptop-bus-2", "laptop-dom-1"]);
+    let link = &links[0].1;
+    let (addr, path) = link.split_once('/').expect("host/path");
+    assert!(addr.starts_with("127.0.0.1:"), "loopback only: {addr}");
+    let login = http(addr, &format!("/{path}"), None);
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let today = http(addr, "/", Some(&cookie));
+    assert!(today.starts_with("HTTP/1.1 200"), "{today}");
+    assert!(today.contains("Aujourd&#39;hui"), "{today}");
+    // The demo's week is next week: its passages are on the bus laptop.
+    let now = tournee_core::time::paris_date(chrono::Utc::now().timestamp()).expect("today");
+    let monday = now
+        + chrono::Duration::days(
+            7 - i64::from(chrono::Datelike::weekday(&now).num_days_from_monday()),
+        );
+    let week = http(addr, &format!("/semaine?date={monday}"), Some(&cookie));
+    assert!(week.starts_with("HTTP/1.1 200"), "{week}");
+    assert!(week.contains("Albert"), "the round's passages: {week}");
+    let again = http(addr, &format!("/{path}"), None);
+    assert!(
+        !again.starts_with("HTTP/1.1 303"),
+        "a link opens once: {again}"
+    );
+    let pid = child.id().to_string();
+    tournee_tests::ok(Command::new("kill").args(["-INT", &pid]));
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "Ctrl-C stops the demo cleanly: {status:?}"
+    );
+}

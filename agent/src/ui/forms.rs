@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use super::pages::{outcome_fr, passage_row, Flash, Layout, PassageRow};
 use super::{with_store, UiError, UiState};
-use crate::workflows::{commune_name, person_name};
+use crate::words::{commune_name, person_name};
 
 /// A form's fields by name (every field optional: the handler says what is missing).
 type Fields = HashMap<String, String>;
@@ -874,7 +874,7 @@ fn kind_fr(kind: Kind) -> &'static str {
 }
 
 fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow>, UiError> {
-    let names = tournee_agent::devices::DeviceNames::of(store, &state.dir)?;
+    let names = crate::devices::DeviceNames::of(store, &state.dir)?;
     let mut rows = Vec::new();
     for r in store.conflicted()? {
         for f in r.conflicts() {

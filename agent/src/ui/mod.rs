@@ -17,13 +17,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::setup::STORE_FILE;
+use crate::sync::LinkState;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
-use tournee_agent::setup::STORE_FILE;
-use tournee_agent::sync::LinkState;
 use tournee_core::clock::Clock;
 use tournee_core::limits::UI_FORM_BYTES_MAX;
 use tournee_core::store::Identity;

@@ -19,7 +19,7 @@ use tournee_core::time::{show_day_fr, show_fr, show_hm, show_minutes};
 use tournee_store::SqliteStore;
 
 use super::{with_store, UiError, UiState};
-use crate::workflows::{commune_name, person_name};
+use crate::words::{commune_name, person_name};
 
 const STYLE: &str = include_str!("../../assets/style.css");
 const HTMX: &[u8] = include_bytes!("../../assets/htmx-2.0.11.min.js");
@@ -442,7 +442,7 @@ pub async fn sync_page(State(state): State<Arc<UiState>>) -> Result<Html<String>
                     "{} {} (champ {})",
                     r.change.kind, r.change.record, r.change.field
                 ),
-                reason: crate::rejected::reason_fr(&r.reason),
+                reason: crate::words::reason_fr(&r.reason),
             })
             .collect();
         let page = SyncPage {

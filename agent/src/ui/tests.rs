@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::setup::{init_store, STORE_FILE};
+use crate::sync::LinkState;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use tournee_agent::setup::{init_store, STORE_FILE};
-use tournee_agent::sync::LinkState;
 use tournee_core::actions::people::{self, NewPerson, PersonUpdate};
 use tournee_core::clock::{Clock, SystemClock};
 use tournee_core::model::{Field, Kind, Outcome};
