@@ -112,7 +112,7 @@ const SERVER: &[Case] = &[
     case(&["export"], &["--unit", "--format"]),
     case(&["digest"], &["--unit"]),
     case(&["conflicts"], &["--format"]),
-    // Not in CLI.md; the README documents `demo --exit`.
+    // Not in CLI.md; the README documents `demo` and `demo --exit`.
     case(&["demo"], &["--exit"]),
 ];
 

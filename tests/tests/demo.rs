@@ -1,5 +1,6 @@
-//! The README's first command: `tournee-server demo --exit` runs to completion, prints the
-//! coverage summary, and every device ends in sync with the server.
+//! The README's first command, `tournee-server demo`: with `--exit` it runs to completion, prints the
+//! coverage summary, and every device ends in sync with the server; without it each laptop
+//! keeps running with its web interface until Ctrl-C.
 
 use std::process::Command;
 
