@@ -105,6 +105,14 @@ pub struct Counts {
     pub requests: u64,
     /// Citizens recorded (with an appointment, by a laptop or the scheduler).
     pub citizens: u64,
+    /// Walk-ins recorded.
+    pub visits: u64,
+    /// Collective sessions recorded.
+    pub workshops: u64,
+    /// Person merges written.
+    pub merges: u64,
+    /// Requests deleted (tombstoned).
+    pub requests_deleted: u64,
     /// Stops the scheduler created.
     pub stops: u64,
     /// Round edits the scheduler made (each regenerating the round's passages).
@@ -146,6 +154,10 @@ impl Counts {
         f(&mut self.passages_marked, o.passages_marked);
         f(&mut self.requests, o.requests);
         f(&mut self.citizens, o.citizens);
+        f(&mut self.visits, o.visits);
+        f(&mut self.workshops, o.workshops);
+        f(&mut self.merges, o.merges);
+        f(&mut self.requests_deleted, o.requests_deleted);
         f(&mut self.stops, o.stops);
         f(&mut self.round_edits, o.round_edits);
         f(&mut self.passages_removed, o.passages_removed);
@@ -217,6 +229,8 @@ struct Agent {
     citizens: Vec<Uuid>,
     /// Requests of its unit it knows about.
     requests: Vec<Uuid>,
+    /// Collective sessions of its unit it knows about.
+    workshops: Vec<Uuid>,
     /// A copy of its files taken earlier, to roll back to.
     snapshot: Option<PathBuf>,
 }
@@ -229,6 +243,7 @@ impl Agent {
                 Kind::Appointment => self.known.push(e.id),
                 Kind::Citizen => self.citizens.push(e.id),
                 Kind::Request => self.requests.push(e.id),
+                Kind::Workshop => self.workshops.push(e.id),
                 _ => {}
             }
         }
@@ -287,7 +302,7 @@ impl World {
 
     fn user_action(&mut self, i: usize) -> Result<(), Failure> {
         let now = self.agent_now(i);
-        let pick = self.rng.below(20);
+        let pick = self.rng.below(24);
         // Each kind of edit needs a record the laptop knows; without one it records a new
         // appointment instead.
         let built = match pick {
@@ -296,7 +311,11 @@ impl World {
             10..=13 => self.mark_passage(i),
             14..=16 => self.new_request(i, now),
             17 => self.edit_request(i),
-            _ => self.edit_citizen(i),
+            18 | 19 => self.edit_citizen(i),
+            20 => self.new_visit(i, now),
+            21 => self.merge_persons(i),
+            22 => self.workshop(i, now),
+            _ => self.delete_request(i),
         };
         let built = match built {
             Ok(Some(action)) => Ok(action),
@@ -928,6 +947,7 @@ pub fn run_with(
             passages: Vec::new(),
             citizens: Vec::new(),
             requests: Vec::new(),
+            workshops: Vec::new(),
             snapshot: None,
         });
     }

@@ -72,6 +72,7 @@ impl World {
                     passages: a.passages.clone(),
                     citizens: a.citizens.clone(),
                     requests: a.requests.clone(),
+                    workshops: a.workshops.clone(),
                     snapshot: None,
                 };
                 self.agents.push(clone);

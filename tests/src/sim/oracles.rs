@@ -71,9 +71,10 @@ impl World {
     }
 
     /// Records are whole and references hold inside one store: every record has the fields
-    /// its kind is created with; a request has exactly one parent (appointment or passage),
-    /// live in its scope; the citizen (every sibling) and passage of an appointment exist in
-    /// its scope; a passage's round exists in its scope and its stop in its unit's territory.
+    /// its kind is created with; a request has exactly one parent (appointment, passage or
+    /// walk-in), live in its scope; the citizen (every sibling) and passage of an appointment or
+    /// a walk-in, the passage of a collective session and the person a person was merged into
+    /// exist in its scope; a passage's round exists in its scope and its stop in its unit's territory.
     /// A breach by or towards a `tainted` record is counted, not failed.
     fn check_references(
         &self,
@@ -102,6 +103,7 @@ impl World {
                     let links: Vec<(Field, Kind)> = [
                         (Field::Appointment, Kind::Appointment),
                         (Field::Passage, Kind::Passage),
+                        (Field::Visit, Kind::Visit),
                     ]
                     .into_iter()
                     .filter(|(f, _)| !referenced(r, *f).is_empty())
@@ -123,6 +125,16 @@ impl World {
                 Kind::Appointment => {
                     rules.push((Field::Citizen, Kind::Citizen, r.scope.clone(), false));
                     rules.push((Field::Passage, Kind::Passage, r.scope.clone(), false));
+                }
+                Kind::Visit => {
+                    rules.push((Field::Citizen, Kind::Citizen, r.scope.clone(), false));
+                    rules.push((Field::Passage, Kind::Passage, r.scope.clone(), false));
+                }
+                Kind::Workshop => {
+                    rules.push((Field::Passage, Kind::Passage, r.scope.clone(), false));
+                }
+                Kind::Citizen => {
+                    rules.push((Field::MergedInto, Kind::Citizen, r.scope.clone(), false));
                 }
                 Kind::Passage => {
                     rules.push((Field::Round, Kind::Round, r.scope.clone(), false));

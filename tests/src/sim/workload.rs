@@ -4,10 +4,12 @@
 //!
 //! Every id a created record gets is drawn from the seed (the actions draw UUIDv7s from the OS,
 //! which would not replay). Nothing here checks outcomes: that is `oracles`. Deliberately left
-//! out: round deletion, the daily horizon extension, conflict resolution.
+//! out: round deletion, the daily horizon extension, conflict resolution, person edits beyond
+//! phone and address.
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
-use tournee_core::actions::{self, NewAppointment, NewRequest, PassageUpdate};
+use tournee_core::actions::visits::{self, NewVisit, NewWorkshop, VisitPlace};
+use tournee_core::actions::{self, people, requests, NewAppointment, NewRequest, PassageUpdate};
 use tournee_core::model::{
     CancelCause, Field, Kind, Level, Location, Outcome as RequestOutcome, PassageStatus, Scope,
     Value,
@@ -57,6 +59,14 @@ impl World {
         for e in &action.edits {
             match (e.kind, e.create) {
                 (Kind::Citizen, true) => self.counts.citizens += 1,
+                (Kind::Visit, true) => self.counts.visits += 1,
+                (Kind::Workshop, true) => self.counts.workshops += 1,
+                (Kind::Citizen, false) if e.sets.iter().any(|(f, _)| *f == Field::MergedInto) => {
+                    self.counts.merges += 1;
+                }
+                (Kind::Request, false) if e.sets.iter().any(|(f, _)| *f == Field::Deleted) => {
+                    self.counts.requests_deleted += 1;
+                }
                 (Kind::Request, true) => self.counts.requests += 1,
                 (Kind::Stop, true) => self.counts.stops += 1,
                 (Kind::Passage, false) => self.counts.passages_marked += 1,
@@ -268,6 +278,110 @@ impl World {
             )
         };
         Ok(Some(actions::set_fields(&c, vec![set])))
+    }
+
+    /// A laptop receives a walk-in (`visit add`): at one of its marked passages or, for a
+    /// home-visit team, by phone in a commune; with a person it knows or anonymous; with a
+    /// request made there, in the same commit, half of the time.
+    pub(super) fn new_visit(
+        &mut self,
+        i: usize,
+        now: u64,
+    ) -> Result<Option<LocalAction>, StoreError> {
+        let passage = self
+            .known_record(i, |a| &a.passages, Kind::Passage)?
+            .filter(Record::is_marked_passage);
+        let place = match passage {
+            Some(p) => VisitPlace::Passage(p.id),
+            None => {
+                let communes = territory_communes(&self.agents[i].auth.territory);
+                VisitPlace::Commune {
+                    commune: communes[self.below(communes.len())].into(),
+                    location: Location::Phone,
+                }
+            }
+        };
+        let person = if self.rng.chance_per_mille(500) {
+            self.known_record(i, |a| &a.citizens, Kind::Citizen)?
+                .map(|c| c.id)
+        } else {
+            None
+        };
+        let visit = NewVisit {
+            place,
+            person,
+            at: i64::try_from(now / 1000).unwrap_or(0),
+        };
+        let unit = self.agents[i].auth.unit.clone();
+        let (id, mut action) = visits::add_visit(&self.agents[i].store, now, &unit, &visit)?;
+        if self.rng.chance_per_mille(500) {
+            let request = NewRequest {
+                appointment: None,
+                passage: None,
+                visit: Some(id),
+                partner: "caf".into(),
+                theme: "social_sante".into(),
+                level: Level::Support,
+                outcome: OUTCOMES[self.below(OUTCOMES.len())],
+                minutes: Some(10),
+            };
+            let (_, r) = actions::add_request_in(Scope::Unit(unit), now, &request)?;
+            action.edits.extend(r.edits);
+        }
+        Ok(Some(self.seeded_ids(action)))
+    }
+
+    /// A laptop merges two persons it knows (`person merge`), whichever survives.
+    pub(super) fn merge_persons(&mut self, i: usize) -> Result<Option<LocalAction>, StoreError> {
+        let keep = self.known_record(i, |a| &a.citizens, Kind::Citizen)?;
+        let other = self.known_record(i, |a| &a.citizens, Kind::Citizen)?;
+        let (Some(keep), Some(other)) = (keep, other) else {
+            return Ok(None);
+        };
+        let store = &self.agents[i].store;
+        if people::surviving_person(store, keep.id)? == people::surviving_person(store, other.id)? {
+            return Ok(None);
+        }
+        people::merge_persons(store, keep.id, other.id).map(Some)
+    }
+
+    /// A laptop records a collective session at one of its marked passages (`session add`),
+    /// or corrects the attendees of one it knows.
+    pub(super) fn workshop(
+        &mut self,
+        i: usize,
+        now: u64,
+    ) -> Result<Option<LocalAction>, StoreError> {
+        let attendees = 1 + i64::try_from(self.rng.below(15)).unwrap_or(0);
+        if self.rng.chance_per_mille(400) {
+            if let Some(w) = self.known_record(i, |a| &a.workshops, Kind::Workshop)? {
+                return Ok(Some(actions::set_fields(
+                    &w,
+                    vec![(Field::Attendees, Value::Int(attendees))],
+                )));
+            }
+        }
+        let Some(p) = self
+            .known_record(i, |a| &a.passages, Kind::Passage)?
+            .filter(Record::is_marked_passage)
+        else {
+            return Ok(None);
+        };
+        let w = NewWorkshop {
+            passage: p.id,
+            theme: "travail_formation".into(),
+            attendees,
+            minutes: Some(60),
+        };
+        let (_, action) = visits::add_workshop(&self.agents[i].store, now, &w)?;
+        Ok(Some(self.seeded_ids(action)))
+    }
+
+    /// A laptop deletes a request recorded by mistake (`request delete`: a tombstone).
+    pub(super) fn delete_request(&mut self, i: usize) -> Result<Option<LocalAction>, StoreError> {
+        Ok(self
+            .known_record(i, |a| &a.requests, Kind::Request)?
+            .map(|r| requests::delete(&r)))
     }
 
     /// One record of a kind from one of agent `i`'s lists, live in its store.
@@ -528,6 +642,7 @@ impl World {
             let scopes = a.auth.scopes();
             let (mut known, mut passages, mut citizens, mut requests) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut workshops = Vec::new();
             a.store
                 .for_each_record(Some(&scopes[..1]), &mut |r| {
                     match r.kind {
@@ -535,6 +650,7 @@ impl World {
                         Kind::Passage if !r.is_deleted() => passages.push(r.id),
                         Kind::Citizen => citizens.push(r.id),
                         Kind::Request => requests.push(r.id),
+                        Kind::Workshop => workshops.push(r.id),
                         _ => {}
                     }
                     Ok(())
@@ -544,6 +660,7 @@ impl World {
                     what: e.to_string(),
                 })?;
             (a.known, a.passages, a.citizens, a.requests) = (known, passages, citizens, requests);
+            a.workshops = workshops;
         }
         Ok(())
     }
