@@ -58,6 +58,21 @@ fn minutes(f: &Fields, name: &str) -> Result<Option<i64>, UiError> {
         .transpose()
 }
 
+/// An optional birth year typed in field `name`: four digits, from 1900 to this year.
+fn birth_year(state: &UiState, f: &Fields, name: &str) -> Result<Option<i64>, UiError> {
+    let this_year =
+        tournee_core::time::paris_date(i64::try_from(state.now_ms() / 1000).unwrap_or(0))
+            .map_or(9999, |d| i64::from(chrono::Datelike::year(&d)));
+    field(f, name)
+        .map(|y| match y.parse::<i64>() {
+            Ok(n) if (1900..=this_year).contains(&n) => Ok(n),
+            _ => Err(UiError::Form(format!(
+                "année de naissance : « {y} » n'est pas une année entre 1900 et {this_year} (par exemple 1957)"
+            ))),
+        })
+        .transpose()
+}
+
 fn parse_uuid(s: &str) -> Result<Uuid, UiError> {
     Uuid::parse_str(s).map_err(|_| UiError::NotFound)
 }
@@ -290,7 +305,7 @@ fn walk_in_person(
             let new = NewPerson {
                 name: required(f, "nouveau_nom", "Nom de la personne")?.to_owned(),
                 phone: field(f, "nouveau_telephone").map(str::to_owned),
-                birth_year: None,
+                birth_year: birth_year(state, f, "nouveau_naissance")?,
                 commune: field(f, "nouveau_commune").map(|c| commune_code(state, c)),
                 address: field(f, "nouveau_adresse").map(str::to_owned),
             };
@@ -455,6 +470,7 @@ struct PersonPage {
     id: String,
     name: String,
     phone: String,
+    birth_year: String,
     commune: String,
     commune_code: String,
     address: String,
@@ -532,6 +548,10 @@ fn person_page(
         id: p.id.to_string(),
         name,
         phone: text(Field::Phone),
+        birth_year: p
+            .int(Field::BirthYear)
+            .map(|y| y.to_string())
+            .unwrap_or_default(),
         commune: commune_name(p.text(Field::Commune)),
         commune_code: text(Field::Commune),
         address: text(Field::Address),
@@ -563,8 +583,8 @@ pub async fn person(
     .await
 }
 
-/// `POST /personnes/{id}`: `nom`, `telephone`, `commune`, `adresse` (empty clears phone and
-/// address).
+/// `POST /personnes/{id}`: `nom`, `telephone`, `naissance`, `commune`, `adresse` (empty
+/// clears phone, birth year and address).
 pub async fn person_edit(
     State(state): State<Arc<UiState>>,
     Path(id): Path<String>,
@@ -577,7 +597,7 @@ pub async fn person_edit(
         let update = PersonUpdate {
             name: Some(required(&f, "nom", "Nom")?.to_owned()),
             phone: Some(field(&f, "telephone").map(str::to_owned)),
-            birth_year: None,
+            birth_year: Some(birth_year(state, &f, "naissance")?),
             commune: field(&f, "commune").map(|c| commune_code(state, c)),
             address: Some(field(&f, "adresse").map(str::to_owned)),
         };

@@ -679,6 +679,7 @@ async fn a_person_is_edited_and_a_duplicate_merged_and_an_appointment_marked_see
             &[
                 ("nom", "Mme Z. Lefèvre"),
                 ("telephone", ""),
+                ("naissance", "1957"),
                 ("commune", "80021"),
                 ("adresse", ""),
             ],
@@ -688,6 +689,30 @@ async fn a_person_is_edited_and_a_duplicate_merged_and_an_appointment_marked_see
     let p = f.store().record(keep).expect("read").expect("person");
     assert_eq!(p.text(Field::Name), Some("Mme Z. Lefèvre"));
     assert_eq!(p.text(Field::Phone), None, "an empty phone clears it");
+    assert_eq!(p.int(Field::BirthYear), Some(1957));
+    assert!(f
+        .page(&format!("/personnes/{keep}"))
+        .await
+        .contains("value=\"1957\""));
+    let resp = f
+        .send(f.post(
+            &format!("/personnes/{keep}"),
+            &[("nom", "Mme Z. Lefèvre"), ("naissance", "57")],
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body(resp)
+            .await
+            .contains("année de naissance : « 57 » n&#39;est pas une année"),
+        "the refusal says why in French"
+    );
+    let p = f.store().record(keep).expect("read").expect("person");
+    assert_eq!(
+        p.int(Field::BirthYear),
+        Some(1957),
+        "a refused form changes nothing"
+    );
 
     let found = f
         .send(f.post(
