@@ -510,3 +510,166 @@ async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
     assert_eq!(ids, BTreeSet::from(["en_attente_operateur"]), "{listed}");
     b.quit().await;
 }
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const UP: &str = "\u{E013}";
+const DOWN: &str = "\u{E015}";
+
+/// Press `key` where the focus is, as a keyboard would.
+async fn press(b: &Browser, key: &str) {
+    b.client
+        .active_element()
+        .await
+        .expect("an element has the focus")
+        .send_keys(key)
+        .await
+        .expect("key");
+}
+
+/// The focused element: its id (or its class when it has none), whether a radio or checkbox
+/// is checked, and whether a focus ring shows.
+async fn focused(b: &Browser) -> (String, bool, bool) {
+    let v = b
+        .client
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e);
+             return [e.id || e.className, !!e.checked, s.outlineStyle !== 'none' && s.outlineWidth !== '0px'];",
+            vec![],
+        )
+        .await
+        .expect("focus");
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_bool().unwrap_or(false),
+        v[2].as_bool().unwrap_or(false),
+    )
+}
+
+/// The keyboard alone (Tab, arrows, Enter; no click): from the top of *Accueillir* the skip
+/// link comes first and jumps to the form; typing part of a name finds her; the focus then
+/// walks the form in reading order with a visible ring on every stop; the walk-in with a
+/// request is recorded with Enter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_keyboard_alone_a_walk_in_is_recorded_in_reading_order() {
+    if !available() {
+        eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
+        return;
+    }
+    let _one = ONE_BROWSER.lock().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = server(tmp.path());
+    let one = Agent::init(
+        &tmp.path().join("laptop-1"),
+        &server.enroll("bus-80-1", "laptop-1"),
+    );
+    server.start_with_env(&[(SKEW, &skew())]);
+    tournee_tests::ok(one.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
+    server.stop();
+    let her = agent(&one, &["person", "add", "--name", "Mme Lefèvre"]);
+    let daemon = Daemon::start(&one);
+    let b = Browser::start(true).await;
+    b.client.goto(&daemon.login_url(&one)).await.expect("login");
+    b.client
+        .goto(&daemon.url("/accueillir"))
+        .await
+        .expect("page");
+    press(&b, TAB).await;
+    let (first, _, ring) = focused(&b).await;
+    assert_eq!(first, "skip", "the skip link comes first");
+    assert!(ring, "the skip link shows its focus");
+    press(&b, ENTER).await;
+    press(&b, TAB).await;
+    assert_eq!(
+        focused(&b).await.0,
+        "recherche",
+        "the skip link leads to the form"
+    );
+    press(&b, "lefe").await;
+    let radio = format!("personne-{her}");
+    if let Err(e) = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(&radio))
+        .await
+    {
+        panic!("search as she types found nobody ({e}): {}", body(&b).await);
+    }
+    press(&b, TAB).await;
+    assert_eq!(focused(&b).await.0, "chercher");
+    // The persons are one radio group: Tab enters it at the checked choice, an arrow moves.
+    press(&b, TAB).await;
+    assert_eq!(
+        focused(&b).await,
+        ("personne-anonyme".to_owned(), true, true)
+    );
+    press(&b, UP).await;
+    assert_eq!(
+        focused(&b).await,
+        (radio.clone(), true, true),
+        "the arrow picks her"
+    );
+    let order: Vec<String> = serde_json::from_value(
+        b.client
+            .execute(
+                "return Array.from(document.querySelectorAll('#form-accueil [id]')).map(e => e.id);",
+                vec![],
+            )
+            .await
+            .expect("ids"),
+    )
+    .expect("a list");
+    let at = |id: &str| order.iter().position(|o| o == id);
+    let mut walked = vec![radio.clone()];
+    for _ in 0..60 {
+        press(&b, TAB).await;
+        let (id, _, ring) = focused(&b).await;
+        assert!(ring, "#{id} shows its focus");
+        let (Some(now), Some(before)) = (at(&id), walked.last().and_then(|w| at(w))) else {
+            panic!("#{id} is not in the form, after {walked:?}");
+        };
+        assert!(
+            now > before,
+            "#{id} comes after #{walked:?} in reading order"
+        );
+        walked.push(id.clone());
+        match id.as_str() {
+            // Closed selects change with the arrows.
+            "passage" | "partenaire_1" | "theme_1" => press(&b, DOWN).await,
+            "enregistrer-accueil" => break,
+            _ => {}
+        }
+    }
+    for id in [
+        "nouveau_nom",
+        "passage",
+        "lieu",
+        "partenaire_1",
+        "issue_1",
+        "minutes_1",
+    ] {
+        assert!(walked.iter().any(|w| w == id), "#{id} reached: {walked:?}");
+    }
+    assert_eq!(
+        walked.last().map(String::as_str),
+        Some("enregistrer-accueil")
+    );
+    press(&b, ENTER).await;
+    let started = Instant::now();
+    while b.client.current_url().await.expect("url").query() != Some("ok=accueil") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Enter did not record the walk-in: {}",
+            body(&b).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = agent_json(&one, &["request", "list", "--person", &her]);
+    assert_eq!(
+        listed["requests"].as_array().map(Vec::len),
+        Some(1),
+        "her walk-in and its request: {listed}"
+    );
+    b.quit().await;
+}
