@@ -216,14 +216,14 @@ fn sync_failure_message(e: &tournee_agent::sync::SyncError, pending: u64) -> Str
             escape(path)
         );
     }
-    if let tournee_agent::sync::SyncError::ClockWrong(text) = e {
-        return format!(
-            "{text} ; rien n'est perdu : {pending} changement(s) restent en attente sur cet ordinateur"
-        );
-    }
+    let detail = if tournee_agent::words::sync_failure_is_french(e) {
+        String::new()
+    } else {
+        format!(" (détail technique : {})", escape(&e.to_string()))
+    };
     format!(
-        "{}; nothing local is lost: {pending} change(s) stay queued",
-        escape(&e.to_string())
+        "{} ; rien n'est perdu : {pending} changement(s) restent en attente sur cet ordinateur{detail}",
+        tournee_agent::words::sync_failure_fr(e)
     )
 }
 

@@ -422,15 +422,24 @@ pub struct LinkState {
     pub last_attempt_ms: Option<u64>,
     /// Whether that attempt reached the server (`None` before the first).
     pub reachable: Option<bool>,
-    /// The last failure, in words.
+    /// The last failure, in French words with what to do (`words::sync_failure_fr`).
     pub last_error: Option<String>,
+    /// Its technical detail (English, for a support call).
+    pub last_detail: Option<String>,
 }
 
-fn publish(link: &tokio::sync::watch::Sender<LinkState>, clock: &dyn Clock, error: Option<String>) {
+fn publish(
+    link: &tokio::sync::watch::Sender<LinkState>,
+    clock: &dyn Clock,
+    error: Option<&SyncError>,
+) {
     link.send_replace(LinkState {
         last_attempt_ms: Some(clock.now_ms()),
         reachable: Some(error.is_none()),
-        last_error: error,
+        last_error: error.map(crate::words::sync_failure_fr),
+        last_detail: error
+            .filter(|e| !crate::words::sync_failure_is_french(e))
+            .map(ToString::to_string),
     });
 }
 
@@ -482,7 +491,7 @@ pub async fn run_daemon(
                 // Log fields are escaped by `tournee_cli::log_fields` (a server's close reason
                 // is peer text).
                 let error = e.to_string();
-                publish(link, clock, Some(error.clone()));
+                publish(link, clock, Some(&e));
                 let wait = match &e {
                     // Retrying sooner cannot help: an administrator must act (re-enrol the
                     // laptop) or someone must fix its clock.

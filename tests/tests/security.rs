@@ -106,7 +106,7 @@ fn assert_refused_clearly(
     for word in expect {
         assert!(lower.contains(word), "{word:?} missing from: {err}");
     }
-    assert!(lower.contains("nothing local is lost"), "{err}");
+    assert!(lower.contains("rien n'est perdu"), "{err}");
     assert!(
         elapsed < Duration::from_secs(8),
         "a refusal is final, not retried until the timeout ({elapsed:?})"

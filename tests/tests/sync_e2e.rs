@@ -50,7 +50,12 @@ fn three_laptops_offline_then_sync_converge_with_the_conflict_everywhere() {
             "sync without a server is a user-visible failure"
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("stay queued"), "{err}");
+        assert!(err.contains("restent en attente"), "{err}");
+        assert!(
+            err.contains("error: le serveur n'a pas répondu")
+                || err.contains("error: le serveur est injoignable"),
+            "in French first: {err}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 

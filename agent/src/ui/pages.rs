@@ -410,9 +410,12 @@ fn link_words(state: &UiState) -> String {
     let link = state.link.borrow().clone();
     match (link.reachable, link.last_error) {
         (Some(true), _) => "joignable".to_owned(),
-        (Some(false), Some(e)) => format!(
-            "injoignable pour l'instant ; l'agent réessaie de lui-même (détail technique : {e})"
-        ),
+        (Some(false), Some(words)) => match link.last_detail {
+            Some(detail) => format!(
+                "pas joint à la dernière tentative : {words} ; l'agent réessaie de lui-même (détail technique : {detail})"
+            ),
+            None => format!("pas joint à la dernière tentative : {words} ; l'agent réessaie de lui-même"),
+        },
         _ => "pas encore essayé (ou ce poste travaille sans serveur)".to_owned(),
     }
 }
