@@ -443,6 +443,21 @@ async fn a_day_in_the_browser_reaches_the_server_with_each_person_counted_once()
     );
 }
 
+/// A laptop that synced its plan once, its server gone since (the UI works from the laptop's
+/// store alone), and "Mme Lefèvre" recorded on it; returns the laptop and her id.
+fn offline_laptop_knowing_her(root: &Path) -> (Agent, String) {
+    let mut server = server(root);
+    let one = Agent::init(
+        &root.join("laptop-1"),
+        &server.enroll("bus-80-1", "laptop-1"),
+    );
+    server.start_with_env(&[(SKEW, &skew())]);
+    tournee_tests::ok(one.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
+    server.stop();
+    let her = agent(&one, &["person", "add", "--name", "Mme Lefèvre"]);
+    (one, her)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
     if !available() {
@@ -451,16 +466,7 @@ async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
     }
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut server = server(tmp.path());
-    let one = Agent::init(
-        &tmp.path().join("laptop-1"),
-        &server.enroll("bus-80-1", "laptop-1"),
-    );
-    server.start_with_env(&[(SKEW, &skew())]);
-    tournee_tests::ok(one.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
-    server.stop();
-    // No server at all from here: the UI works from the laptop's store alone.
-    let her = agent(&one, &["person", "add", "--name", "Mme Lefèvre"]);
+    let (one, her) = offline_laptop_knowing_her(tmp.path());
     let passage = agent_json(&one, &["passage", "list", "--date", TODAY])["passages"][0]["id"]
         .as_str()
         .expect("today's passage")
@@ -558,15 +564,7 @@ async fn with_the_keyboard_alone_a_walk_in_is_recorded_in_reading_order() {
     }
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut server = server(tmp.path());
-    let one = Agent::init(
-        &tmp.path().join("laptop-1"),
-        &server.enroll("bus-80-1", "laptop-1"),
-    );
-    server.start_with_env(&[(SKEW, &skew())]);
-    tournee_tests::ok(one.cmd(&["sync", "--timeout", "60"]).env(SKEW, skew()));
-    server.stop();
-    let her = agent(&one, &["person", "add", "--name", "Mme Lefèvre"]);
+    let (one, her) = offline_laptop_knowing_her(tmp.path());
     let daemon = Daemon::start(&one);
     let b = Browser::start(true).await;
     b.client.goto(&daemon.login_url(&one)).await.expect("login");
