@@ -15,6 +15,7 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
 use serde_json::Value as Json;
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::store::{LocalAction, RecordEdit, Store};
+use tournee_tests::json;
 use tournee_tests::{run, Agent, Server};
 use uuid::Uuid;
 
@@ -27,16 +28,7 @@ fn d(s: &str) -> NaiveDate {
 
 /// The skew that makes a process's "now" 10:00 UTC on `day` (the same date in Paris).
 fn skew_to(day: NaiveDate) -> String {
-    let target = day
-        .and_hms_opt(10, 0, 0)
-        .expect("time")
-        .and_utc()
-        .timestamp_millis();
-    (target - chrono::Utc::now().timestamp_millis()).to_string()
-}
-
-fn json(s: &str) -> Json {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}): {s}"))
+    tournee_tests::skew_to_day(&day.to_string())
 }
 
 fn srv(server: &Server, day: NaiveDate, args: &[&str]) -> String {

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use serde_json::Value as Json;
 use tournee_report::report::CSV_COLUMNS;
+use tournee_tests::json;
 use tournee_tests::{run, Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -27,16 +28,7 @@ fn d(s: &str) -> NaiveDate {
 /// The clock skew, in milliseconds, that makes a process's "now" 10:00 UTC on `day` (11:00 or
 /// 12:00 in Paris: the same date there).
 fn skew_to(day: NaiveDate) -> String {
-    let target = day
-        .and_hms_opt(10, 0, 0)
-        .expect("time")
-        .and_utc()
-        .timestamp_millis();
-    (target - chrono::Utc::now().timestamp_millis()).to_string()
-}
-
-fn json(s: &str) -> Json {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}): {s}"))
+    tournee_tests::skew_to_day(&day.to_string())
 }
 
 /// A server command run on `day`, that must succeed; returns stdout.
