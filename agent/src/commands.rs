@@ -825,7 +825,9 @@ mod tests {
         );
         let other = sync_failure_message(&SyncError::EndedEarly, 2);
         assert!(
-            other.ends_with("nothing local is lost: 2 change(s) stay queued"),
+            other.starts_with("le serveur est injoignable")
+                && other.contains("rien n'est perdu : 2 changement(s) restent en attente")
+                && other.ends_with("(détail technique : the connection dropped during sync: the server ended the session early)"),
             "{other}"
         );
     }
