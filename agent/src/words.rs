@@ -70,7 +70,7 @@ pub fn sync_failure_fr(e: &crate::sync::SyncError) -> String {
     use tournee_proto::ProtocolError as P;
     let unreachable =
         "le serveur est injoignable pour l'instant (pas de réseau, ou serveur arrêté) ; \
-                       rien à faire : la synchronisation reprendra quand le réseau reviendra";
+                       la synchronisation reprendra quand le réseau reviendra";
     match e {
         E::Unreachable { .. }
         | E::Socket { .. }
