@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use tournee_cli::secret::{random_hex, same, sha256_hex, SECRET_BYTES};
 use tournee_core::limits::{UI_SESSIONS_MAX, UI_SESSION_LIFETIME_MS, UI_TOKEN_LIFETIME_MS};
 
 use super::{UiError, UiState};
@@ -23,27 +23,9 @@ pub const KEY_FILE: &str = "ui.key";
 pub const TOKEN_FILE: &str = "ui.token";
 /// The session cookie's name.
 pub const COOKIE: &str = "tournee_session";
-/// Random bytes in a key, token or session id.
-const SECRET_BYTES: usize = 32;
-
 /// A fresh random secret, hex.
 pub fn random_secret() -> Result<String, UiError> {
-    let mut b = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut b).map_err(|e| UiError::File(format!("aléa indisponible : {e}")))?;
-    Ok(hex::encode(b))
-}
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-/// Equal strings, in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    random_hex().map_err(|e| UiError::File(format!("aléa indisponible : {e}")))
 }
 
 /// The API key of `dir`, created (0600) when absent.

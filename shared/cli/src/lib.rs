@@ -5,6 +5,7 @@
 //! Process plumbing and presentation only; no domain logic (that is `tournee_core`).
 
 pub mod output;
+pub mod secret;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
