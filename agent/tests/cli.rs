@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tournee_core::model::{Field, Kind, Scope, Value};
 use tournee_core::store::{Identity, LocalAction, RecordEdit, Store};
 use tournee_store::SqliteStore;
@@ -213,7 +212,7 @@ fn record_change_list_show_request_export_digest() {
     assert!(ids.contains(&req));
 
     let digest = ok(dir, &["digest"]);
-    assert_eq!(digest.trim(), hex(Sha256::digest(export.as_bytes())));
+    assert_eq!(digest.trim(), tournee_cli::secret::sha256_hex(&export));
     assert_eq!(ok(dir, &["digest"]), digest, "digest is stable");
     ok(dir, &["appointment", "set", &b, "--note", "rappeler"]);
     assert_ne!(ok(dir, &["digest"]), digest, "an edit changes the digest");
@@ -223,10 +222,6 @@ fn record_change_list_show_request_export_digest() {
     assert_eq!(status["unit"], "bus-80-1");
     assert!(status["pending_changes"].as_u64().expect("pending") > 10);
     assert_eq!(status["conflicted_records"], 0);
-}
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

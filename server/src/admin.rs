@@ -41,6 +41,7 @@ pub fn init_server(
     clock: &dyn Clock,
     listen: SocketAddr,
     public_addr: Vec<String>,
+    console_listen: SocketAddr,
 ) -> Result<ServerConfig> {
     if data.is_initialised() {
         bail!(
@@ -73,6 +74,8 @@ pub fn init_server(
         sessions_max: DEFAULT_SESSIONS_MAX,
         log: "info".into(),
         horizon_weeks: HORIZON_WEEKS_DEFAULT,
+        console_listen,
+        console_url: None,
     };
     Registry::open(&data.registry())?;
     let mut store = data.open_store()?;

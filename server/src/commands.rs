@@ -54,6 +54,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo_cmd(explicit_data, a),
         Command::Backup(a) => tournee_server::backup::backup_cmd(&data, &a, clock.now_ms()),
         Command::Restore(a) => tournee_server::backup::restore_cmd(&data, &a, clock.now_ms()),
+        Command::User(c) => tournee_server::users::user_cmd(&data, c, clock.now_ms()),
+        Command::Audit(a) => tournee_server::users::audit_cmd(&data, &a),
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
@@ -243,7 +245,7 @@ fn open_scoped(data: &DataDir, unit: Option<&str>) -> Result<(SqliteStore, Optio
 }
 
 fn init(data: &DataDir, clock: &dyn Clock, a: crate::InitArgs) -> Result<()> {
-    let config = admin::init_server(data, clock, a.listen, a.public_addr)?;
+    let config = admin::init_server(data, clock, a.listen, a.public_addr, a.console_listen)?;
     print_line(format_args!(
         "initialised a Tournée server in {} (listening on {} once `serve` runs)",
         data.root().display(),
@@ -309,6 +311,9 @@ fn serve_cmd(data: &DataDir, a: crate::ServeArgs) -> Result<()> {
     }
     if let Some(l) = a.log {
         config.log = l;
+    }
+    if let Some(c) = a.console_listen {
+        config.console_listen = c;
     }
     init_logging(&config.log);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -33,6 +33,22 @@ pub struct ServerConfig {
     /// Weeks of passages materialised ahead of today for every round.
     #[serde(default = "default_horizon")]
     pub horizon_weeks: u32,
+    /// TCP address the web console listens on (`serve`).
+    #[serde(default = "default_console_listen")]
+    pub console_listen: SocketAddr,
+    /// The console's address as people reach it (behind a reverse proxy), used in sign-in
+    /// links; default `http://` + `console_listen`.
+    #[serde(default)]
+    pub console_url: Option<String>,
+}
+
+/// Where the console listens unless `server.toml` says otherwise.
+pub const CONSOLE_LISTEN_DEFAULT: &str = "127.0.0.1:4434";
+
+fn default_console_listen() -> SocketAddr {
+    CONSOLE_LISTEN_DEFAULT
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4434)))
 }
 
 fn default_horizon() -> u32 {
@@ -48,6 +64,14 @@ fn default_log() -> String {
 }
 
 impl ServerConfig {
+    /// The console's base URL for people (no trailing slash).
+    pub fn console_base_url(&self) -> String {
+        self.console_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{}", self.console_listen))
+    }
+
     /// The addresses to put in a bundle.
     pub fn bundle_addrs(&self) -> Vec<String> {
         if self.public_addr.is_empty() {

@@ -112,7 +112,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     println!("Tournée demo — France Services itinérants, Somme ({TERRITORY})");
     let data = DataDir::new(root.join("server"));
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let config = admin::init_server(&data, clock.as_ref(), listen, Vec::new())?;
+    let config = admin::init_server(
+        &data,
+        clock.as_ref(),
+        listen,
+        Vec::new(),
+        ([127, 0, 0, 1], 0).into(),
+    )?;
     let mut server = serve::start(&data, &config, clock.clone()).await?;
     step(
         1,

@@ -4,12 +4,15 @@
 //! The replicated data model, merge and protocol live in the `shared/` crates (`tournee-core`, `tournee-proto`, `tournee-store`, `tournee-net`, `tournee-report`); nothing here
 //! re-implements them.
 
+pub mod accounts;
 pub mod admin;
 pub mod backup;
 pub mod ca;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod registry;
 pub mod scheduling;
 pub mod serve;
+pub mod users;

@@ -64,6 +64,11 @@ pub enum Command {
     Backup(tournee_server::backup::BackupArgs),
     /// Restore the data directory from a backup (`serve` stopped); replaced files kept aside.
     Restore(tournee_server::backup::RestoreArgs),
+    /// Console accounts: add, list, disable, a one-time sign-in link.
+    #[command(subcommand)]
+    User(tournee_server::users::UserCmd),
+    /// The audit journal of console and account actions.
+    Audit(tournee_server::users::AuditArgs),
 }
 
 /// `stop …`.
@@ -257,6 +262,9 @@ pub struct InitArgs {
     /// server certificate. Default: the listen address.
     #[arg(long, value_name = "HOST:PORT")]
     pub public_addr: Vec<String>,
+    /// TCP address the web console listens on (written to server.toml).
+    #[arg(long, value_name = "ADDR", default_value = tournee_server::config::CONSOLE_LISTEN_DEFAULT)]
+    pub console_listen: SocketAddr,
 }
 
 /// `serve` (flags override `server.toml` in the data directory).
@@ -274,6 +282,9 @@ pub struct ServeArgs {
     /// Log filter when RUST_LOG is not set.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Serve the web console on this TCP address instead of the configured one.
+    #[arg(long, value_name = "ADDR")]
+    pub console_listen: Option<SocketAddr>,
 }
 
 /// `unit …`.

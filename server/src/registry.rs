@@ -1,5 +1,6 @@
 //! The device registry: units and enrolled devices (actor number, certificate fingerprint,
-//! status), in its own SQLite file beside the replicated store.
+//! status), in its own SQLite file beside the replicated store; the console's accounts keep
+//! their tables in the same file (`accounts`).
 //!
 //! Server-only administrative data: it is not replicated. Actor numbers are never reused
 //! (AUTOINCREMENT), because a reused number would make a new laptop's writes look like an old
@@ -16,7 +17,8 @@ use tournee_core::register::Actor;
 use tournee_store::migrate::{migrate, MigrationError};
 
 /// Schema steps of the registry, in order (`tournee_store::migrate` numbers them).
-const MIGRATIONS: &[&str] = &["CREATE TABLE units (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE units (
          id        TEXT PRIMARY KEY,
          name      TEXT NOT NULL,
          territory TEXT NOT NULL,
@@ -30,7 +32,43 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE units (
          status      TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
          enrolled_ms INTEGER NOT NULL,
          revoked_ms  INTEGER
-     ) STRICT;"];
+     ) STRICT;",
+    // 2: the console's accounts (`accounts`): users, one-time sign-in links and sessions (as
+    // SHA-256 digests), and the audit journal, which only grows.
+    "CREATE TABLE users (
+         id              INTEGER PRIMARY KEY AUTOINCREMENT,
+         name            TEXT NOT NULL UNIQUE,
+         role            TEXT NOT NULL CHECK (role IN ('admin', 'scheduler', 'supervisor')),
+         territories     TEXT NOT NULL,
+         password        TEXT,
+         disabled        INTEGER NOT NULL DEFAULT 0,
+         failed          INTEGER NOT NULL DEFAULT 0,
+         locked_until_ms INTEGER NOT NULL DEFAULT 0,
+         created_ms      INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE signin_links (
+         token      TEXT PRIMARY KEY,
+         user       INTEGER NOT NULL REFERENCES users(id),
+         expires_ms INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE console_sessions (
+         token      TEXT PRIMARY KEY,
+         user       INTEGER NOT NULL REFERENCES users(id),
+         expires_ms INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE audit (
+         seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+         at_ms     INTEGER NOT NULL,
+         who       TEXT NOT NULL,
+         action    TEXT NOT NULL,
+         territory TEXT,
+         detail    TEXT NOT NULL
+     ) STRICT;
+     CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+         BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
+     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+         BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;",
+];
 
 /// Errors of the registry boundary.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +105,9 @@ pub enum RegistryError {
     /// Invalid input.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A console account cannot be added, found or used as asked (the words say why).
+    #[error("{0}")]
+    Account(String),
     /// The registry's schema could not be brought up to date (or is a newer program's).
     #[error("registry: {0}")]
     Schema(#[from] MigrationError),
@@ -134,6 +175,11 @@ impl Registry {
         )?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self { conn })
+    }
+
+    /// The connection, for the modules that keep their own tables in the registry file.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Add a unit.

@@ -211,6 +211,21 @@ pub async fn start(
     tasks.spawn(accept_loop(endpoint.clone(), shared.clone()));
     tasks.spawn(poll_loop(shared.clone()));
     tasks.spawn(horizon_loop(shared.clone(), config.horizon_weeks));
+    // The console is a convenience beside sync: an address in use is said once, sync goes on.
+    match tokio::net::TcpListener::bind(config.console_listen).await {
+        Ok(listener) => {
+            let console = crate::console::ConsoleState::new(data.clone(), shared.clock.clone());
+            let stop = shared.shutdown.subscribe();
+            tasks.spawn(async move {
+                if let Err(e) = crate::console::serve(listener, console, stop).await {
+                    tracing::error!(error = %e, "the console stopped");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(addr = %config.console_listen, error = %e, "the console cannot listen (change console_listen in server.toml); sync goes on without it");
+        }
+    }
     info!(%addr, sessions_max = config.sessions_max, "tournee-server listening");
     Ok(RunningServer {
         addr,

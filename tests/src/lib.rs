@@ -72,10 +72,17 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
             .parse()
             .expect("addr");
+        let console = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free tcp port");
         let mut cmd = Command::new(bin("tournee-server"));
-        cmd.arg("--data")
-            .arg(dir)
-            .args(["init", "--listen", &addr.to_string()]);
+        cmd.arg("--data").arg(dir).args([
+            "init",
+            "--listen",
+            &addr.to_string(),
+            "--console-listen",
+            &console.to_string(),
+        ]);
         if let Some(p) = public {
             cmd.args(["--public-addr", &p.to_string()]);
         }

@@ -99,7 +99,15 @@ const AGENT_GROUPS: &[Group] = &[
 ];
 
 const SERVER: &[Case] = &[
-    case(&["init"], &["--listen", "--public-addr"]),
+    case(
+        &["init"],
+        &["--listen", "--public-addr", "--console-listen"],
+    ),
+    case(&["user", "add"], &["--name", "--role", "--territory"]),
+    case(&["user", "list"], &["--format"]),
+    case(&["user", "disable"], &[]),
+    case(&["user", "link"], &[]),
+    case(&["audit"], &["--from", "--format"]),
     case(&["serve"], &[]),
     case(
         &["unit", "add"],

@@ -39,7 +39,7 @@ fn host(headers: &HeaderMap) -> Option<&str> {
 
 /// A POST from a page of this UI: `Sec-Fetch-Site` same-origin or none, or without it an
 /// `Origin` naming this Host.
-fn same_site(headers: &HeaderMap) -> bool {
+pub fn same_site(headers: &HeaderMap) -> bool {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     match get("sec-fetch-site") {
         Some(site) => matches!(site, "same-origin" | "none"),
@@ -80,6 +80,13 @@ pub async fn guard(State(state): State<Arc<UiState>>, req: Request, next: Next) 
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     };
+    security_headers(&mut resp);
+    resp
+}
+
+/// The headers every page of Tournée's web interfaces carries (this UI's and the console's):
+/// the CSP, no framing, no sniffing, no referrer, not cached unless said.
+pub fn security_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -96,5 +103,4 @@ pub async fn guard(State(state): State<Arc<UiState>>, req: Request, next: Next) 
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    resp
 }

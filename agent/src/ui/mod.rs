@@ -8,8 +8,8 @@
 pub mod auth;
 mod error;
 mod forms;
-mod guard;
-mod pages;
+pub mod guard;
+pub mod pages;
 #[cfg(test)]
 mod tests;
 

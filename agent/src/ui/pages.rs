@@ -21,10 +21,11 @@ use tournee_store::SqliteStore;
 use super::{with_store, UiError, UiState};
 use crate::words::{commune_name, person_name};
 
-const STYLE: &str = include_str!("../../assets/style.css");
+/// The stylesheet of both web interfaces (own sober CSS, system fonts).
+pub const STYLE: &str = include_str!("../../assets/style.css");
 const HTMX: &[u8] = include_bytes!("../../assets/htmx-2.0.11.min.js");
 /// Assets never change under their name (the version is in it).
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// What the layout shows around every page.
 #[derive(Debug)]

@@ -276,3 +276,27 @@ pub const UI_SEARCH_RESULTS_MAX: usize = 10;
 pub const UI_PENDING_SHOWN_MAX: usize = 100;
 const _: () = assert!(UI_SEARCH_RESULTS_MAX <= PERSON_SEARCH_RESULTS_MAX);
 const _: () = assert!(UI_TOKEN_LIFETIME_MS < UI_SESSION_LIFETIME_MS);
+
+/// How long a console sign-in link of `tournee-server user link` stays valid, in milliseconds:
+/// a day, for a link sent by mail to a new scheduler.
+pub const CONSOLE_LINK_LIFETIME_MS: u64 = 24 * 3600 * 1000;
+/// How long a console session lasts without signing in again, in milliseconds: a working day.
+pub const CONSOLE_SESSION_LIFETIME_MS: u64 = 10 * 3600 * 1000;
+/// Failed sign-ins in a row before an account is locked for a while.
+pub const CONSOLE_LOGIN_FAILURES_MAX: u32 = 5;
+/// First lock after `CONSOLE_LOGIN_FAILURES_MAX` failures, in milliseconds; each further
+/// failure doubles it, up to `CONSOLE_LOCK_MAX_MS`.
+pub const CONSOLE_LOCK_MIN_MS: u64 = 60 * 1000;
+/// Longest lock, in milliseconds.
+pub const CONSOLE_LOCK_MAX_MS: u64 = 3600 * 1000;
+/// Fewest characters of a console password (ANSSI's advice for a password alone is longer
+/// still; the lockout bounds guessing).
+pub const CONSOLE_PASSWORD_CHARS_MIN: usize = 12;
+/// Longest console password, in bytes (Argon2id takes any length; this bounds the work).
+pub const CONSOLE_PASSWORD_BYTES_MAX: usize = 256;
+/// Longest console user name, in bytes.
+pub const CONSOLE_USER_NAME_BYTES_MAX: usize = 64;
+/// Most territories one console account names.
+pub const CONSOLE_USER_TERRITORIES_MAX: usize = 32;
+const _: () = assert!(CONSOLE_LOCK_MIN_MS < CONSOLE_LOCK_MAX_MS);
+const _: () = assert!(CONSOLE_PASSWORD_CHARS_MIN <= CONSOLE_PASSWORD_BYTES_MAX);

@@ -55,7 +55,13 @@ impl Fleet {
     pub(crate) fn new(root: &Path, units: &[&str], now: WallMs) -> Result<Self> {
         let data = DataDir::new(root.join("server"));
         let listen: SocketAddr = format!("127.0.0.1:{}", w1::free_port()?).parse()?;
-        let config = admin::init_server(&data, &SystemClock, listen, Vec::new())?;
+        let config = admin::init_server(
+            &data,
+            &SystemClock,
+            listen,
+            Vec::new(),
+            ([127, 0, 0, 1], 0).into(),
+        )?;
         let registry = Registry::open(&data.registry())?;
         for unit in units {
             registry.add_unit(&Unit {

@@ -162,7 +162,13 @@ fn storm(
     let data = DataDir::new(root.join("server"));
     let listen: SocketAddr = format!("127.0.0.1:{}", w1::free_port()?).parse()?;
     // The product's defaults, admission control included.
-    let config = admin::init_server(&data, &SystemClock, listen, Vec::new())?;
+    let config = admin::init_server(
+        &data,
+        &SystemClock,
+        listen,
+        Vec::new(),
+        ([127, 0, 0, 1], 0).into(),
+    )?;
 
     // Units, their planned appointments (on the server's store, as the scheduler writes them)
     // and the devices' enrolments.

@@ -502,7 +502,13 @@ async fn w1(report: &mut Report, seed: u64, sizes: Sizes, root: &Path) -> Result
     // The server: CA, certificate, registry, the unit, and the scheduler's appointments.
     let data = DataDir::new(root.join("server"));
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let config = admin::init_server(&data, &SystemClock, listen, Vec::new())?;
+    let config = admin::init_server(
+        &data,
+        &SystemClock,
+        listen,
+        Vec::new(),
+        ([127, 0, 0, 1], 0).into(),
+    )?;
     Registry::open(&data.registry())?.add_unit(&Unit {
         id: UNIT.into(),
         name: "Bus France services — Est de la Somme".into(),

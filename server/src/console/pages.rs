@@ -1,0 +1,442 @@
+//! The console's pages once signed in: home (what the role opens), coverage of a territory
+//! over a period (table and CSV, no personal data), a territory's stops, the audit journal.
+//!
+//! Each handler checks the role and the territory itself (`Signed::may`) before reading.
+//! Not here: sign-in (`auth`), the figures (`tournee-report`).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+use tournee_core::model::{Field, Kind, Scope};
+use tournee_core::refdata::RefData;
+use tournee_core::store::Store;
+use tournee_core::time::{paris_date, parse_date, show_local};
+use tournee_report::queries::{GroupBy, Queries};
+use tournee_report::report::{self, Coverage};
+
+use super::{with_registry, Area, ConsoleError, ConsoleState, Signed};
+use crate::accounts::User;
+
+/// Most journal lines the page shows (the newest; `tournee-server audit` has them all).
+const JOURNAL_SHOWN_MAX: usize = 500;
+
+/// What the layout shows around every page.
+struct Layout {
+    title: String,
+    nav: &'static str,
+    user: String,
+    role: &'static str,
+    planning: bool,
+    admin: bool,
+    flash: Option<&'static str>,
+}
+
+impl Layout {
+    fn new(u: &User, title: impl Into<String>, nav: &'static str) -> Self {
+        Self {
+            title: title.into(),
+            nav,
+            user: u.name.clone(),
+            role: u.role.label(),
+            planning: matches!(
+                u.role,
+                crate::accounts::Role::Admin | crate::accounts::Role::Scheduler
+            ),
+            admin: u.role == crate::accounts::Role::Admin,
+            flash: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct HomePage {
+    l: Layout,
+    territories: Vec<(String, String)>,
+}
+
+/// `?ok=` after a form.
+#[derive(Debug, Deserialize, Default)]
+pub struct Flash {
+    ok: Option<String>,
+}
+
+fn territory_name(code: &str) -> String {
+    RefData::get()
+        .departement(code)
+        .map_or_else(|| code.to_owned(), |d| d.name.clone())
+}
+
+/// The territories an account sees, with their names (every département for "all").
+fn seen_territories(u: &User) -> Vec<(String, String)> {
+    if u.territories.is_empty() {
+        return RefData::get()
+            .departements()
+            .iter()
+            .map(|d| (d.code.clone(), d.name.clone()))
+            .collect();
+    }
+    u.territories
+        .iter()
+        .map(|t| (t.clone(), territory_name(t)))
+        .collect()
+}
+
+/// `GET /`.
+pub async fn home(signed: Signed, Query(f): Query<Flash>) -> Result<Html<String>, ConsoleError> {
+    let u = &signed.0;
+    let mut l = Layout::new(u, "Accueil", "home");
+    l.flash = match f.ok.as_deref() {
+        Some("mot-de-passe") => Some("votre mot de passe est enregistré."),
+        _ => None,
+    };
+    Ok(Html(
+        HomePage {
+            territories: seen_territories(u),
+            l,
+        }
+        .render()?,
+    ))
+}
+
+/// Which coverage: a territory, a period, a grouping.
+#[derive(Debug, Deserialize, Default)]
+pub struct CoverageQuery {
+    territoire: Option<String>,
+    du: Option<String>,
+    au: Option<String>,
+    par: Option<String>,
+}
+
+struct Asked {
+    territory: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: GroupBy,
+    by_code: &'static str,
+}
+
+fn asked(state: &ConsoleState, u: &User, q: &CoverageQuery) -> Result<Asked, ConsoleError> {
+    let territory = match &q.territoire {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ => seen_territories(u)
+            .first()
+            .map(|t| t.0.clone())
+            .ok_or_else(|| ConsoleError::Form("aucun territoire pour ce compte".into()))?,
+    };
+    tournee_core::model::check_territory("territoire", &territory)
+        .map_err(|e| ConsoleError::Form(e.to_string()))?;
+    let today = paris_date(i64::try_from(state.now_ms() / 1000).unwrap_or(0))
+        .ok_or_else(|| ConsoleError::Form("date du jour inconnue".into()))?;
+    let day = |s: &Option<String>, field, default| -> Result<NaiveDate, ConsoleError> {
+        match s.as_deref().filter(|s| !s.is_empty()) {
+            Some(d) => parse_date(field, d).map_err(|e| ConsoleError::Form(e.to_string())),
+            None => Ok(default),
+        }
+    };
+    let from = day(&q.du, "du", today.with_day(1).unwrap_or(today))?;
+    let to = day(&q.au, "au", today)?;
+    if to < from {
+        return Err(ConsoleError::Form(format!(
+            "la période finit ({to}) avant de commencer ({from})"
+        )));
+    }
+    let (by, by_code) = match q.par.as_deref().unwrap_or("commune") {
+        "commune" => (GroupBy::Commune, "commune"),
+        "unite" => (GroupBy::Unit, "unite"),
+        "partenaire" => (GroupBy::Partner, "partenaire"),
+        "theme" => (GroupBy::Theme, "theme"),
+        other => {
+            return Err(ConsoleError::Form(format!(
+                "par : « {other} » n'est pas un regroupement (commune, unite, partenaire ou theme)"
+            )))
+        }
+    };
+    Ok(Asked {
+        territory,
+        from,
+        to,
+        by,
+        by_code,
+    })
+}
+
+fn build(state: &ConsoleState, a: &Asked) -> Result<Coverage, ConsoleError> {
+    let store = state.data.open_store()?;
+    let raw = store.coverage_data(&a.territory, a.from, a.to, a.by)?;
+    Ok(report::build(&a.territory, a.from, a.to, a.by, &raw))
+}
+
+/// One row as the table shows it.
+struct Row {
+    label: String,
+    population: String,
+    planned: u64,
+    held: u64,
+    cancelled: u64,
+    people: u64,
+    walk_ins: u64,
+    workshops: u64,
+    requests: u64,
+    on_spot: String,
+}
+
+impl Row {
+    fn of(r: &report::CoverageRow) -> Self {
+        Self {
+            label: r.label.clone(),
+            population: r.population.map(|p| p.to_string()).unwrap_or_default(),
+            planned: r.passages_planned,
+            held: r.passages_held,
+            cancelled: r.passages_cancelled,
+            people: r.citizens_received,
+            walk_ins: r.walk_ins,
+            workshops: r.workshops,
+            requests: r.requests,
+            on_spot: r
+                .resolved_on_spot_pct
+                .map(|p| format!("{p:.1} %"))
+                .unwrap_or_else(|| "—".into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/coverage.html")]
+struct CoveragePage {
+    l: Layout,
+    territories: Vec<(String, String)>,
+    territory: String,
+    territory_name: String,
+    from: String,
+    to: String,
+    by: &'static str,
+    rows: Vec<Row>,
+    total: Row,
+    unreached: Vec<(String, u64)>,
+    csv: String,
+}
+
+/// `GET /couverture`.
+pub async fn coverage(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let html = with_registry(&state, move |reg, state| {
+        let u = signed.0.clone();
+        let a = asked(state, &u, &q)?;
+        if let Err(e) = signed.may(Area::Coverage, Some(&a.territory)) {
+            reg.audit(
+                state.now_ms(),
+                &u.name,
+                "access.refused",
+                Some(&a.territory),
+                "couverture",
+            )?;
+            return Err(e);
+        }
+        let c = build(state, &a)?;
+        let page = CoveragePage {
+            l: Layout::new(&u, format!("Couverture — {}", c.territory_name), "coverage"),
+            territories: seen_territories(&u),
+            territory: a.territory.clone(),
+            territory_name: c.territory_name.clone(),
+            from: a.from.to_string(),
+            to: a.to.to_string(),
+            by: a.by_code,
+            rows: c.rows.iter().map(Row::of).collect(),
+            total: Row::of(&c.totals),
+            unreached: c
+                .unreached
+                .iter()
+                .map(|u| (u.name.clone(), u.population))
+                .collect(),
+            csv: format!(
+                "/couverture.csv?territoire={}&du={}&au={}&par={}",
+                a.territory, a.from, a.to, a.by_code
+            ),
+        };
+        Ok(page.render()?)
+    })
+    .await?;
+    Ok(Html(html))
+}
+
+/// `GET /couverture.csv`: the same rows as the table, RFC 4180, journaled as an export.
+pub async fn coverage_csv(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Response, ConsoleError> {
+    let (name, bytes) = with_registry(&state, move |reg, state| {
+        let u = signed.0.clone();
+        let a = asked(state, &u, &q)?;
+        if let Err(e) = signed.may(Area::Coverage, Some(&a.territory)) {
+            reg.audit(
+                state.now_ms(),
+                &u.name,
+                "access.refused",
+                Some(&a.territory),
+                "couverture.csv",
+            )?;
+            return Err(e);
+        }
+        let c = build(state, &a)?;
+        let mut out = Vec::new();
+        report::write_csv(&c, &mut out).map_err(|e| ConsoleError::Other(e.into()))?;
+        reg.audit(
+            state.now_ms(),
+            &u.name,
+            "coverage.export",
+            Some(&a.territory),
+            &format!("{}..{} par {}", a.from, a.to, a.by_code),
+        )?;
+        Ok((
+            format!("couverture-{}-{}-{}.csv", a.territory, a.from, a.to),
+            out,
+        ))
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A stop as the list shows it.
+struct StopRow {
+    label: String,
+    commune: String,
+    address: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/stops.html")]
+struct StopsPage {
+    l: Layout,
+    territories: Vec<(String, String)>,
+    territory: String,
+    stops: Vec<StopRow>,
+}
+
+/// `GET /arrets?territoire=`.
+pub async fn stops(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let html = with_registry(&state, move |reg, state| {
+        let u = signed.0.clone();
+        let territory = q
+            .territoire
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| seen_territories(&u).first().map(|t| t.0.clone()))
+            .unwrap_or_default();
+        if let Err(e) = signed.may(Area::Planning, Some(&territory)) {
+            reg.audit(
+                state.now_ms(),
+                &u.name,
+                "access.refused",
+                Some(&territory),
+                "arrets",
+            )?;
+            return Err(e);
+        }
+        let store = state.data.open_store()?;
+        let scope = Scope::Territory(territory.clone());
+        let refdata = RefData::get();
+        let mut stops: Vec<StopRow> = store
+            .records_of_kind(Kind::Stop)?
+            .into_iter()
+            .filter(|s| s.scope == scope)
+            .map(|s| {
+                let t = |f| s.text(f).unwrap_or_default().to_owned();
+                StopRow {
+                    label: t(Field::Label),
+                    commune: refdata
+                        .commune(&t(Field::Commune))
+                        .map_or_else(|| t(Field::Commune), |c| c.name.clone()),
+                    address: t(Field::Address),
+                }
+            })
+            .collect();
+        stops.sort_by(|a, b| (&a.commune, &a.label).cmp(&(&b.commune, &b.label)));
+        let page = StopsPage {
+            l: Layout::new(
+                &u,
+                format!("Arrêts — {}", territory_name(&territory)),
+                "stops",
+            ),
+            territories: seen_territories(&u),
+            territory,
+            stops,
+        };
+        Ok(page.render()?)
+    })
+    .await?;
+    Ok(Html(html))
+}
+
+/// A journal line as the page shows it.
+struct JournalRow {
+    when: String,
+    who: String,
+    action: String,
+    territory: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/journal.html")]
+struct JournalPage {
+    l: Layout,
+    rows: Vec<JournalRow>,
+}
+
+/// `GET /journal` (admins).
+pub async fn journal(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+) -> Result<Html<String>, ConsoleError> {
+    let html = with_registry(&state, move |reg, state| {
+        let u = signed.0.clone();
+        if let Err(e) = signed.may(Area::Admin, None) {
+            reg.audit(state.now_ms(), &u.name, "access.refused", None, "journal")?;
+            return Err(e);
+        }
+        let rows = reg
+            .audit_since(0)?
+            .into_iter()
+            .rev()
+            .take(JOURNAL_SHOWN_MAX)
+            .map(|e| JournalRow {
+                when: show_local(e.at_ms / 1000),
+                who: e.who,
+                action: e.action,
+                territory: e.territory.unwrap_or_default(),
+                detail: e.detail,
+            })
+            .collect();
+        Ok(JournalPage {
+            l: Layout::new(&u, "Journal", "journal"),
+            rows,
+        }
+        .render()?)
+    })
+    .await?;
+    Ok(Html(html))
+}
