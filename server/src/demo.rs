@@ -501,6 +501,9 @@ async fn serve_on(
         root.display(),
         data.root().display()
     );
+    if let Some(console) = server.console_addr() {
+        print_console_links(data, clock.as_ref(), console)?;
+    }
     println!(
         "\nEach laptop keeps running too, with the conseillère's web interface (a login link is \
          valid {} minutes and opens once; `tournee-agent ui --data DIR --print-url` gives another):",
@@ -549,6 +552,43 @@ async fn serve_on(
         }
     }
     server.shutdown().await;
+    Ok(())
+}
+
+/// Accounts for the demo's console (an admin, the Somme's scheduler and supervisor) and a
+/// one-time sign-in link for each, to the console the running server serves.
+fn print_console_links(data: &DataDir, clock: &dyn Clock, console: SocketAddr) -> Result<()> {
+    use crate::accounts::Role;
+    let registry = Registry::open(&data.registry())?;
+    println!(
+        "\nThe web console (schedulers, supervisors) is on http://{console}; a sign-in link for each \
+         demo account (valid 24 h, opens once, then asks for a password):"
+    );
+    for (name, role, territories) in [
+        ("admin", Role::Admin, vec![]),
+        (
+            "planification-80",
+            Role::Scheduler,
+            vec![TERRITORY.to_owned()],
+        ),
+        (
+            "supervision-80",
+            Role::Supervisor,
+            vec![TERRITORY.to_owned()],
+        ),
+    ] {
+        let now = clock.now_ms();
+        registry.add_user(name, role, &territories, now)?;
+        let token = registry.issue_link(name, now)?;
+        registry.audit(
+            now,
+            crate::users::CLI_ACTOR,
+            "user.add",
+            territories.first().map(String::as_str),
+            name,
+        )?;
+        println!("  {name}: http://{console}/connexion/lien?jeton={token}");
+    }
     Ok(())
 }
 

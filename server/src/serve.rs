@@ -154,6 +154,7 @@ impl Drop for InProgress<'_> {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    console: Option<SocketAddr>,
     shared: Arc<Shared>,
     endpoint: Endpoint,
     tasks: JoinSet<()>,
@@ -212,8 +213,10 @@ pub async fn start(
     tasks.spawn(poll_loop(shared.clone()));
     tasks.spawn(horizon_loop(shared.clone(), config.horizon_weeks));
     // The console is a convenience beside sync: an address in use is said once, sync goes on.
+    let mut console_addr = None;
     match tokio::net::TcpListener::bind(config.console_listen).await {
         Ok(listener) => {
+            console_addr = listener.local_addr().ok();
             let console = crate::console::ConsoleState::new(data.clone(), shared.clock.clone());
             let stop = shared.shutdown.subscribe();
             tasks.spawn(async move {
@@ -229,6 +232,7 @@ pub async fn start(
     info!(%addr, sessions_max = config.sessions_max, "tournee-server listening");
     Ok(RunningServer {
         addr,
+        console: console_addr,
         shared,
         endpoint,
         tasks,
@@ -240,6 +244,11 @@ impl RunningServer {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The console's bound address, unless it could not listen.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console
     }
 
     /// Stop accepting, tell live sessions to end, wait for them (bounded), close the endpoint.

@@ -61,6 +61,8 @@ pub struct Server {
     pub dir: PathBuf,
     /// UDP address it listens on.
     pub addr: SocketAddr,
+    /// TCP address its web console listens on once started.
+    pub console: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -90,6 +92,7 @@ impl Server {
         Self {
             dir: dir.to_path_buf(),
             addr,
+            console,
             child: None,
             log: dir.join("serve.log"),
         }

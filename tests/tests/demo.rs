@@ -67,7 +67,7 @@ fn http(addr: &str, path: &str, cookie: Option<&str>) -> String {
 }
 
 /// Without `--exit` the demo keeps its laptops running as daemons and prints a login link to
-/// each one's web interface: the link opens a session on the bus laptop, whose pages show the
+/// each one's web interface, and one to the console for each demo account: the link opens a session on the bus laptop, whose pages show the
 /// week the demo worked; Ctrl-C (SIGINT) stops everything cleanly.
 #[test]
 fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
@@ -96,8 +96,26 @@ fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
     }
     std::thread::spawn(move || lines.for_each(drop));
     let names: Vec<&str> = links.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["laptop-bus-1", "laptop-bus-2", "laptop-dom-1"]);
-    let link = &links[0].1;
+    assert_eq!(
+        names,
+        [
+            "admin",
+            "planification-80",
+            "supervision-80",
+            "laptop-bus-1",
+            "laptop-bus-2",
+            "laptop-dom-1"
+        ]
+    );
+    // The console's supervisor link opens a session that asks for a password.
+    let (console, console_path) = links[2].1.split_once('/').expect("host/path");
+    let signed = http(console, &format!("/{console_path}"), None);
+    assert!(signed.starts_with("HTTP/1.1 303"), "{signed}");
+    assert!(
+        signed.to_lowercase().contains("location: /mot-de-passe"),
+        "{signed}"
+    );
+    let link = &links[3].1;
     let (addr, path) = link.split_once('/').expect("host/path");
     assert!(addr.starts_with("127.0.0.1:"), "loopback only: {addr}");
     let login = http(addr, &format!("/{path}"), None);
