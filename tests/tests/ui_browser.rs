@@ -671,3 +671,76 @@ async fn with_the_keyboard_alone_a_walk_in_is_recorded_in_reading_order() {
     );
     b.quit().await;
 }
+
+/// The console in a real browser against a real `serve`: a supervisor's one-time link, her
+/// password, then home and coverage (and an admin's journal) with axe-core finding nothing
+/// serious, no request leaving for another host, and a screenshot of each page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_from_a_link_and_its_pages_pass_axe() {
+    if !available() {
+        eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
+        return;
+    }
+    let _one = ONE_BROWSER.lock().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = server(tmp.path());
+    srv(
+        &server,
+        &[
+            "user",
+            "add",
+            "--name",
+            "sup",
+            "--role",
+            "supervisor",
+            "--territory",
+            "80",
+        ],
+    );
+    srv(
+        &server,
+        &["user", "add", "--name", "admin", "--role", "admin"],
+    );
+    let link = srv(&server, &["user", "link", "sup"]).trim().to_owned();
+    server.start_with_env(&[(SKEW, &skew())]);
+    let base = format!("http://{}", server.console);
+    let shots = shots_dir();
+    // Scripts on for axe; the console's pages themselves have none.
+    let b = Browser::start(true).await;
+    let look_console = |path: &'static str, name: &'static str| {
+        let (b, base, shots) = (&b, base.clone(), shots.clone());
+        async move {
+            b.client.goto(&format!("{base}{path}")).await.expect("page");
+            let violations = b.axe().await;
+            assert!(violations.is_empty(), "{path}: {violations:#?}");
+            for url in b.loaded_urls().await {
+                assert!(url.starts_with(&format!("{base}/")), "{path} loaded {url}");
+            }
+            b.screenshot(&shots.join(format!("{name}.png"))).await;
+        }
+    };
+    b.client.goto(&link).await.expect("link");
+    assert!(
+        b.client.current_url().await.expect("url").path() == "/mot-de-passe",
+        "the link asks for a password"
+    );
+    look_console("/mot-de-passe", "console-mot-de-passe").await;
+    fill(&b, "mot_de_passe", "une phrase assez longue").await;
+    fill(&b, "confirmation", "une phrase assez longue").await;
+    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    look_console("/", "console-accueil").await;
+    look_console("/couverture?territoire=80", "console-couverture").await;
+    let page = body(&b).await;
+    assert!(page.contains("Abbeville"), "the Somme's communes: {page}");
+    click(&b, "deconnexion").await;
+    look_console("/connexion", "console-connexion").await;
+    let admin = srv(&server, &["user", "link", "admin"]).trim().to_owned();
+    b.client.goto(&admin).await.expect("link");
+    fill(&b, "mot_de_passe", "une autre phrase assez longue").await;
+    fill(&b, "confirmation", "une autre phrase assez longue").await;
+    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    look_console("/journal", "console-journal").await;
+    look_console("/arrets?territoire=80", "console-arrets").await;
+    b.quit().await;
+    server.stop();
+}

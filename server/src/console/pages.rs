@@ -186,11 +186,24 @@ struct Row {
     on_spot: String,
 }
 
+/// A count the French way: groups of three digits split by a narrow no-break space.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Row {
     fn of(r: &report::CoverageRow) -> Self {
         Self {
             label: r.label.clone(),
-            population: r.population.map(|p| p.to_string()).unwrap_or_default(),
+            population: r.population.map(thousands).unwrap_or_default(),
             planned: r.passages_planned,
             held: r.passages_held,
             cancelled: r.passages_cancelled,
@@ -218,7 +231,7 @@ struct CoveragePage {
     by: &'static str,
     rows: Vec<Row>,
     total: Row,
-    unreached: Vec<(String, u64)>,
+    unreached: Vec<(String, String)>,
     csv: String,
 }
 
@@ -255,7 +268,7 @@ pub async fn coverage(
             unreached: c
                 .unreached
                 .iter()
-                .map(|u| (u.name.clone(), u.population))
+                .map(|u| (u.name.clone(), thousands(u.population)))
                 .collect(),
             csv: format!(
                 "/couverture.csv?territoire={}&du={}&au={}&par={}",
@@ -439,4 +452,14 @@ pub async fn journal(
     })
     .await?;
     Ok(Html(html))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_grouped_by_three_digits() {
+        assert_eq!(super::thousands(7), "7");
+        assert_eq!(super::thousands(22_395), "22\u{202f}395");
+        assert_eq!(super::thousands(1_136_449), "1\u{202f}136\u{202f}449");
+    }
 }
