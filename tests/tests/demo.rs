@@ -29,7 +29,10 @@ fn the_demo_runs_to_completion_and_every_device_is_in_sync() {
         );
     }
     assert!(stdout.contains("Coverage — Somme (80)"), "{stdout}");
-    assert!(stdout.contains("communes with no passage held"), "{stdout}");
+    assert!(
+        stdout.contains("communes not reached (no passage held, home visit or walk-in)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Albert (80016)") && stdout.contains("Roye (80685)"));
     assert!(
         stdout.contains("Conflicts kept for review: 1 record(s)"),

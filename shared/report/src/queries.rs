@@ -96,7 +96,7 @@ pub struct CoverageData {
     pub workshops: HashMap<String, (u64, u64)>,
     /// Requests.
     pub requests: Vec<RequestCount>,
-    /// Communes (INSEE) with at least one passage held in the period.
+    /// Communes (INSEE) reached in the period: a passage held, a home visit held, a walk-in.
     pub reached: Vec<String>,
 }
 
@@ -442,17 +442,21 @@ fn request_counts(
     })
 }
 
-/// Communes of the territory with at least one passage held in the period.
+/// Communes of the territory the service reached in the period: a passage held at one of its
+/// stops, a home visit held there (an appointment `seen` at home), or a walk-in recorded there.
 fn reached_communes(conn: &Connection, w: Window<'_>) -> Result<Vec<String>, StoreError> {
-    let communes: Vec<Option<String>> = aggregate(
-        conn,
-        "SELECT DISTINCT s.commune FROM facts p JOIN facts s ON s.id = p.stop
+    let sql = format!(
+        "SELECT s.commune FROM facts p JOIN facts s ON s.id = p.stop
          WHERE p.kind = ?1 AND p.deleted = 0 AND p.day BETWEEN ?2 AND ?3 AND p.status = 'effectue'
-         AND s.departement = ?4",
-        Kind::Passage,
-        w,
-        |r| r.get(0),
-    )?;
+         AND s.departement = ?4
+         UNION
+         SELECT commune FROM facts
+         WHERE ((kind = {appointment} AND status = 'seen' AND location = 'domicile') OR kind = {visit})
+         AND deleted = 0 AND day BETWEEN ?2 AND ?3 AND departement = ?4",
+        appointment = kind_code(Kind::Appointment),
+        visit = kind_code(Kind::Visit),
+    );
+    let communes: Vec<Option<String>> = aggregate(conn, &sql, Kind::Passage, w, |r| r.get(0))?;
     Ok(communes.into_iter().flatten().collect())
 }
 
@@ -671,6 +675,73 @@ mod tests {
             let data = store.coverage_data("80", from, to, by).expect("queries");
             assert_eq!(text(data), want, "{by:?}");
         }
+    }
+
+    /// A commune is reached by a passage held, a home visit held or a walk-in recorded there;
+    /// a home visit missed or deleted, or a visit by phone, reaches nothing.
+    #[test]
+    fn home_visits_and_walk_ins_reach_their_commune() {
+        let s = store();
+        appointment(
+            &s,
+            26,
+            (
+                "dom-1",
+                20261208,
+                "80253",
+                "domicile",
+                "seen",
+                Some(95),
+                false,
+            ),
+        );
+        appointment(
+            &s,
+            27,
+            (
+                "dom-1",
+                20261208,
+                "80620",
+                "domicile",
+                "seen",
+                Some(96),
+                true,
+            ),
+        );
+        appointment(
+            &s,
+            28,
+            (
+                "dom-1",
+                20261208,
+                "80561",
+                "telephone",
+                "seen",
+                Some(97),
+                false,
+            ),
+        );
+        let dep = "80";
+        fact(
+            &s,
+            41,
+            Kind::Visit,
+            &[
+                ("unit", &"dom-1"),
+                ("day", &20261209i64),
+                ("commune", &"80212"),
+                ("departement", &dep),
+            ],
+        );
+        let from = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        let to = NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+        let mut reached = s
+            .coverage_data("80", from, to, GroupBy::Commune)
+            .expect("queries")
+            .reached;
+        reached.sort();
+        // 80001: only a home visit missed; 80620: deleted; 80561: by phone.
+        assert_eq!(reached, ["80021", "80212", "80253"]);
     }
 
     /// People are counted once: a person seen in two communes once in the total, a duplicate

@@ -59,7 +59,8 @@ pub struct CoverageRow {
     pub request_minutes: i64,
 }
 
-/// A commune of the territory with no passage held in the period.
+/// A commune of the territory the service did not reach in the period (no passage held, no
+/// home visit held, no walk-in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unreached {
     /// INSEE code.
@@ -87,7 +88,7 @@ pub struct Coverage {
     pub rows: Vec<CoverageRow>,
     /// Totals over all rows.
     pub totals: CoverageRow,
-    /// Communes of the territory with no passage held, most populous first.
+    /// Communes of the territory not reached, most populous first.
     pub unreached: Vec<Unreached>,
 }
 
@@ -358,7 +359,7 @@ fn row_cells(group: &str, r: &CoverageRow, reached: Option<bool>) -> Vec<String>
     ]
 }
 
-/// Rows for the communes of the territory with no passage held that are not group rows already
+/// Rows for the communes of the territory not reached that are not group rows already
 /// (when grouped by commune; none otherwise).
 fn unreached_rows(c: &Coverage) -> Vec<CoverageRow> {
     if c.by != "commune" {
@@ -382,7 +383,9 @@ fn unreached_rows(c: &Coverage) -> Vec<CoverageRow> {
 pub fn write_csv(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
     let mut csv = csv_writer(out);
     csv.write_record(CSV_COLUMNS).map_err(io_error)?;
-    let reached_of = |r: &CoverageRow| (c.by == "commune").then_some(r.passages_held > 0);
+    let unreached: HashSet<&str> = c.unreached.iter().map(|u| u.code_insee.as_str()).collect();
+    let reached_of =
+        |r: &CoverageRow| (c.by == "commune").then(|| !unreached.contains(r.key.as_str()));
     for r in &c.rows {
         csv.write_record(row_cells(c.by, r, reached_of(r)))
             .map_err(io_error)?;
@@ -520,7 +523,7 @@ fn write_breakdowns(totals: &CoverageRow, out: &mut dyn Write) -> std::io::Resul
 fn write_unreached(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "communes with no passage held: {} of {}",
+        "communes not reached (no passage held, home visit or walk-in): {} of {}",
         c.unreached.len(),
         RefData::get().communes_of(&c.territory).len()
     )?;
@@ -669,7 +672,7 @@ mod tests {
         "cancellations by cause: autre:2 panne:1\n",
         "requests by partner: caf:2 msa:1\n",
         "requests by theme: logement:3\n",
-        "communes with no passage held: 16 of 17\n",
+        "communes not reached (no passage held, home visit or walk-in): 16 of 17\n",
         "  Koungou (97610) — 32156 inhabitants\n",
         "  Dzaoudzi (97608) — 17831 inhabitants\n",
         "  Dembeni (97607) — 15848 inhabitants\n",
