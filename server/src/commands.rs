@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::User(c) => tournee_server::users::user_cmd(&data, c, clock.now_ms()),
         Command::Audit(a) => tournee_server::users::audit_cmd(&data, &a),
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
+        Command::Stop(StopCmd::List(a)) => stop_list(&data, &a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
         Command::Round(RoundCmd::List(a)) => round_list(&data, a),
@@ -93,6 +94,29 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             tournee_cli::print_conflicts(&store, f.format, &|actor| names.label(actor))
         }
+    }
+}
+
+fn stop_list(data: &DataDir, a: &crate::StopList) -> Result<()> {
+    data.require()?;
+    tournee_core::model::check_territory("territory", &a.territory)?;
+    let stops = scheduling::stops_of(&data.open_store()?, &a.territory)?;
+    match a.format {
+        Format::Json => print_json(&json!({ "territory": a.territory, "stops": stops })),
+        Format::Table => print_table(
+            &["id", "commune", "label", "address"],
+            &stops
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        format!("{} ({})", s.commune_name, s.commune),
+                        s.label.clone(),
+                        s.address.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 

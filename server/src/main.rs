@@ -76,6 +76,19 @@ pub enum Command {
 pub enum StopCmd {
     /// Add a stop; prints its id.
     Add(StopAdd),
+    /// List a territory's stops (ids to give to `round add --stop`).
+    List(StopList),
+}
+
+/// `stop list`.
+#[derive(Debug, Args)]
+pub struct StopList {
+    /// Territory (département code).
+    #[arg(long, value_name = "CODE")]
+    pub territory: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// `stop add`.

@@ -28,6 +28,46 @@ use uuid::Uuid;
 
 use crate::registry::Unit;
 
+/// A stop as lists show it (no personal data: a stop is a public place).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StopView {
+    /// Id.
+    pub id: Uuid,
+    /// Label ("Place de la mairie").
+    pub label: String,
+    /// INSEE code of the commune.
+    pub commune: String,
+    /// The commune's name, from the reference data (the code when unknown).
+    pub commune_name: String,
+    /// Postal address, if given.
+    pub address: Option<String>,
+}
+
+/// The live stops of a territory, by commune name then label.
+pub fn stops_of(store: &dyn Store, territory: &str) -> Result<Vec<StopView>> {
+    let scope = Scope::Territory(territory.to_owned());
+    let refdata = RefData::get();
+    let mut stops: Vec<StopView> = store
+        .records_of_kind(Kind::Stop)?
+        .into_iter()
+        .filter(|s| s.scope == scope)
+        .map(|s| {
+            let commune = s.text(Field::Commune).unwrap_or_default().to_owned();
+            StopView {
+                id: s.id,
+                label: s.text(Field::Label).unwrap_or_default().to_owned(),
+                commune_name: refdata
+                    .commune(&commune)
+                    .map_or_else(|| commune.clone(), |c| c.name.clone()),
+                commune,
+                address: s.text(Field::Address).map(str::to_owned),
+            }
+        })
+        .collect();
+    stops.sort_by(|a, b| (&a.commune_name, &a.label, a.id).cmp(&(&b.commune_name, &b.label, b.id)));
+    Ok(stops)
+}
+
 /// Create a stop in a territory; returns its id.
 pub fn add_stop(
     store: &mut SqliteStore,

@@ -108,6 +108,7 @@ const SERVER: &[Case] = &[
     case(&["user", "disable"], &[]),
     case(&["user", "link"], &[]),
     case(&["audit"], &["--from", "--format"]),
+    case(&["stop", "list"], &["--territory", "--format"]),
     case(&["serve"], &[]),
     case(
         &["unit", "add"],

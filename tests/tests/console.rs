@@ -1,7 +1,7 @@
 //! The console's accounts from the command line and the console served by a real `serve`
 //! process: `user add` refuses what it must in one French line, `user link` prints a link to
 //! the configured console address, that link opens a session on the running server, and the
-//! audit journal holds every step.
+//! audit journal holds every step; `stop list` gives a territory's stops.
 
 use std::io::{Read, Write};
 
@@ -54,6 +54,32 @@ fn accounts_are_made_on_the_command_line_and_a_link_opens_the_running_console() 
     assert_eq!(users["users"][0]["name"], "sup");
     assert_eq!(users["users"][0]["territories"][0], "80");
     assert_eq!(users["users"][0]["has_password"], false);
+    // `stop list` gives the ids a round needs, and the commune's name.
+    let id = server
+        .ok(&[
+            "stop",
+            "add",
+            "--territory",
+            "80",
+            "--commune",
+            "80021",
+            "--label",
+            "Place Gambetta",
+        ])
+        .trim()
+        .to_owned();
+    let stops = json(&server.ok(&["stop", "list", "--territory", "80", "--format", "json"]));
+    assert_eq!(stops["stops"][0]["id"], id.as_str());
+    assert_eq!(stops["stops"][0]["commune_name"], "Amiens");
+    assert!(server
+        .ok(&["stop", "list", "--territory", "80"])
+        .contains("Place Gambetta"));
+    let none = json(&server.ok(&["stop", "list", "--territory", "59", "--format", "json"]));
+    assert_eq!(
+        none["stops"].as_array().map(Vec::len),
+        Some(0),
+        "another territory's"
+    );
     let link = server.ok(&["user", "link", "sup"]).trim().to_owned();
     let prefix = format!("http://{}/connexion/lien?jeton=", server.console);
     let path = link

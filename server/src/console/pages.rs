@@ -12,9 +12,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
-use tournee_core::model::{Field, Kind, Scope};
 use tournee_core::refdata::RefData;
-use tournee_core::store::Store;
 use tournee_core::time::{paris_date, parse_date, show_local};
 use tournee_report::queries::{GroupBy, Queries};
 use tournee_report::report::{self, Coverage};
@@ -370,24 +368,14 @@ pub async fn stops(
             return Err(e);
         }
         let store = state.data.open_store()?;
-        let scope = Scope::Territory(territory.clone());
-        let refdata = RefData::get();
-        let mut stops: Vec<StopRow> = store
-            .records_of_kind(Kind::Stop)?
+        let stops = crate::scheduling::stops_of(&store, &territory)?
             .into_iter()
-            .filter(|s| s.scope == scope)
-            .map(|s| {
-                let t = |f| s.text(f).unwrap_or_default().to_owned();
-                StopRow {
-                    label: t(Field::Label),
-                    commune: refdata
-                        .commune(&t(Field::Commune))
-                        .map_or_else(|| t(Field::Commune), |c| c.name.clone()),
-                    address: t(Field::Address),
-                }
+            .map(|s| StopRow {
+                label: s.label,
+                commune: s.commune_name,
+                address: s.address.unwrap_or_default(),
             })
             .collect();
-        stops.sort_by(|a, b| (&a.commune, &a.label).cmp(&(&b.commune, &b.label)));
         let page = StopsPage {
             l: Layout::new(
                 &u,
