@@ -56,6 +56,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(a) => tournee_server::backup::restore_cmd(&data, &a, clock.now_ms()),
         Command::User(c) => tournee_server::users::user_cmd(&data, c, clock.now_ms()),
         Command::Audit(a) => tournee_server::users::audit_cmd(&data, &a),
+        Command::Timetable(a) => {
+            tournee_server::timetable::timetable_cmd(&data, &a, clock.now_ms())
+        }
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Stop(StopCmd::List(a)) => stop_list(&data, &a),
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),

@@ -15,4 +15,5 @@ pub mod demo;
 pub mod registry;
 pub mod scheduling;
 pub mod serve;
+pub mod timetable;
 pub mod users;

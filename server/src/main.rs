@@ -69,6 +69,8 @@ pub enum Command {
     User(tournee_server::users::UserCmd),
     /// The audit journal of console and account actions.
     Audit(tournee_server::users::AuditArgs),
+    /// The public timetable of coming passages of a unit or a territory (no personal data).
+    Timetable(tournee_server::timetable::TimetableArgs),
 }
 
 /// `stop …`.

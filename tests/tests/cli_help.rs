@@ -109,6 +109,10 @@ const SERVER: &[Case] = &[
     case(&["user", "link"], &[]),
     case(&["audit"], &["--from", "--format"]),
     case(&["stop", "list"], &["--territory", "--format"]),
+    case(
+        &["timetable"],
+        &["--unit", "--territory", "--from", "--to", "--format"],
+    ),
     case(&["serve"], &[]),
     case(
         &["unit", "add"],

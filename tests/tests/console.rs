@@ -117,3 +117,100 @@ fn accounts_are_made_on_the_command_line_and_a_link_opens_the_running_console() 
     let table = server.ok(&["audit"]);
     assert!(table.contains("sign_in.link"), "{table}");
 }
+
+/// The public timetable of a weekly round: `timetable` as iCalendar and CSV parses, holds the
+/// round's Tuesdays at Abbeville and nothing of a home visit planned for a named person; the
+/// running console serves the same calendar without signing in.
+#[test]
+fn the_public_timetable_lists_the_coming_passages_and_nothing_personal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let skew = tournee_tests::skew_to_day("2027-01-12");
+    let mut server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
+    let srv =
+        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    srv(&[
+        "appointment",
+        "add",
+        "--unit",
+        "bus-80-1",
+        "--start",
+        "2027-01-13T10:00",
+        "--duration",
+        "30",
+        "--location",
+        "domicile",
+        "--commune",
+        "80021",
+        "--citizen",
+        "Mme Discrète",
+        "--note",
+        "tel 06 99 88 77 66",
+    ]);
+    let ics = srv(&["timetable", "--territory", "80", "--format", "ics"]);
+    let cal: icalendar::Calendar = ics.parse().expect("iCalendar parses");
+    let events: Vec<&icalendar::Event> =
+        cal.components.iter().filter_map(|c| c.as_event()).collect();
+    assert!(events.len() >= 4, "the Tuesdays ahead: {ics}");
+    use icalendar::{Component, EventLike};
+    for e in &events {
+        assert!(
+            e.get_location().is_some_and(|l| l.contains("Abbeville")),
+            "{ics}"
+        );
+        assert!(e.get_uid().is_some_and(|u| u.ends_with("@tournee")));
+    }
+    let csv = srv(&[
+        "timetable",
+        "--unit",
+        "bus-80-1",
+        "--format",
+        "csv",
+        "--to",
+        "2027-01-31",
+    ]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, tournee_server::timetable::CSV_COLUMNS);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let days: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(days, ["2027-01-12", "2027-01-19", "2027-01-26"], "{csv}");
+    assert_eq!(
+        (&rows[0][1], &rows[0][2], &rows[0][4]),
+        ("09:00", "12:00", "Abbeville")
+    );
+    let json = json(&srv(&[
+        "timetable",
+        "--territory",
+        "80",
+        "--format",
+        "json",
+    ]));
+    for text in [&ics, &csv, &json.to_string()] {
+        for personal in ["Discrète", "06 99", "Amiens"] {
+            assert!(
+                !text.contains(personal),
+                "{personal} in the public timetable"
+            );
+        }
+    }
+    let out = run(&mut server.cmd(&["timetable", "--territory", "80"]));
+    assert_eq!(out.status.code(), Some(2), "--format is required");
+    server.start_with_env(&[("TOURNEE_CLOCK_SKEW_MS", &skew)]);
+    let public = get(&server, "/horaires.ics?territoire=80");
+    assert!(
+        public.starts_with("HTTP/1.1 200"),
+        "no sign-in needed: {public}"
+    );
+    assert_eq!(public.matches("BEGIN:VEVENT").count(), events.len());
+    let page = get(&server, "/horaires?territoire=80");
+    assert!(
+        page.contains("Abbeville") && !page.contains("Discrète"),
+        "{page}"
+    );
+    server.stop();
+}

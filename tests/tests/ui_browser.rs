@@ -741,6 +741,7 @@ async fn the_console_signs_in_from_a_link_and_its_pages_pass_axe() {
     submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
     look_console("/journal", "console-journal").await;
     look_console("/arrets?territoire=80", "console-arrets").await;
+    look_console("/horaires?territoire=80", "console-horaires").await;
     b.quit().await;
     server.stop();
 }

@@ -10,6 +10,7 @@
 
 mod auth;
 mod pages;
+mod public;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -201,7 +202,7 @@ fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 fn public(path: &str) -> bool {
-    path.starts_with("/connexion") || path.starts_with("/assets/")
+    path.starts_with("/connexion") || path.starts_with("/assets/") || path.starts_with("/horaires")
 }
 
 /// Cross-site forms refused, the session looked up, security headers on every response.
@@ -263,6 +264,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/couverture.csv", get(pages::coverage_csv))
         .route("/arrets", get(pages::stops))
         .route("/journal", get(pages::journal))
+        .route("/horaires", get(public::page))
+        .route("/horaires.csv", get(public::csv))
+        .route("/horaires.ics", get(public::ics))
         .route("/assets/style.css", get(stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(
