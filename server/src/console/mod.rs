@@ -190,6 +190,23 @@ impl Signed {
     }
 }
 
+impl Signed {
+    /// `may`, with a refusal written to the audit journal (who tried what, where).
+    pub fn may_or_journal(
+        &self,
+        reg: &Registry,
+        now_ms: u64,
+        area: Area,
+        territory: Option<&str>,
+        page: &str,
+    ) -> Result<&User, ConsoleError> {
+        self.may(area, territory).or_else(|e| {
+            reg.audit(now_ms, &self.0.name, "access.refused", territory, page)?;
+            Err(e)
+        })
+    }
+}
+
 fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)

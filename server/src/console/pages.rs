@@ -242,16 +242,13 @@ pub async fn coverage(
     let html = with_registry(&state, move |reg, state| {
         let u = signed.0.clone();
         let a = asked(state, &u, &q)?;
-        if let Err(e) = signed.may(Area::Coverage, Some(&a.territory)) {
-            reg.audit(
-                state.now_ms(),
-                &u.name,
-                "access.refused",
-                Some(&a.territory),
-                "couverture",
-            )?;
-            return Err(e);
-        }
+        signed.may_or_journal(
+            reg,
+            state.now_ms(),
+            Area::Coverage,
+            Some(a.territory.as_str()),
+            "couverture",
+        )?;
         let c = build(state, &a)?;
         let page = CoveragePage {
             l: Layout::new(&u, format!("Couverture — {}", c.territory_name), "coverage"),
@@ -288,16 +285,13 @@ pub async fn coverage_csv(
     let (name, bytes) = with_registry(&state, move |reg, state| {
         let u = signed.0.clone();
         let a = asked(state, &u, &q)?;
-        if let Err(e) = signed.may(Area::Coverage, Some(&a.territory)) {
-            reg.audit(
-                state.now_ms(),
-                &u.name,
-                "access.refused",
-                Some(&a.territory),
-                "couverture.csv",
-            )?;
-            return Err(e);
-        }
+        signed.may_or_journal(
+            reg,
+            state.now_ms(),
+            Area::Coverage,
+            Some(a.territory.as_str()),
+            "couverture.csv",
+        )?;
         let c = build(state, &a)?;
         let mut out = Vec::new();
         report::write_csv(&c, &mut out).map_err(|e| ConsoleError::Other(e.into()))?;
@@ -357,16 +351,13 @@ pub async fn stops(
             .filter(|t| !t.is_empty())
             .or_else(|| seen_territories(&u).first().map(|t| t.0.clone()))
             .unwrap_or_default();
-        if let Err(e) = signed.may(Area::Planning, Some(&territory)) {
-            reg.audit(
-                state.now_ms(),
-                &u.name,
-                "access.refused",
-                Some(&territory),
-                "arrets",
-            )?;
-            return Err(e);
-        }
+        signed.may_or_journal(
+            reg,
+            state.now_ms(),
+            Area::Planning,
+            Some(territory.as_str()),
+            "arrets",
+        )?;
         let store = state.data.open_store()?;
         let stops = crate::scheduling::stops_of(&store, &territory)?
             .into_iter()
@@ -415,10 +406,7 @@ pub async fn journal(
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
         let u = signed.0.clone();
-        if let Err(e) = signed.may(Area::Admin, None) {
-            reg.audit(state.now_ms(), &u.name, "access.refused", None, "journal")?;
-            return Err(e);
-        }
+        signed.may_or_journal(reg, state.now_ms(), Area::Admin, None, "journal")?;
         let rows = reg
             .audit_since(0)?
             .into_iter()
