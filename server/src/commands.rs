@@ -64,6 +64,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
         Command::Round(RoundCmd::List(a)) => round_list(&data, a),
+        Command::Round(RoundCmd::Delete(a)) => round_delete(&data, &clock, &a),
+        Command::Passage(crate::ServerPassageCmd::Cancel(a)) => passage_cancel(&data, &clock, &a),
         Command::Passages(a) => passages(&data, a),
         Command::Appointment(ServerAppointmentCmd::Add(a)) => appointment_add(&data, &clock, a),
         Command::Coverage(a) => coverage(&data, a),
@@ -136,6 +138,35 @@ fn stop_add(data: &DataDir, clock: &dyn Clock, a: crate::StopAdd) -> Result<()> 
     )?;
     print_line(format_args!("{id}"))?;
     Ok(())
+}
+
+fn round_delete(data: &DataDir, clock: &dyn Clock, a: &crate::RoundDelete) -> Result<()> {
+    data.require()?;
+    let config = data.load_config()?;
+    let id = parse_uuid_arg("id", &a.id)?;
+    let now = clock.now_ms();
+    let today = today(clock);
+    let mut store = data.open_store()?;
+    let r = scheduling::delete_round(&mut store, now, today, config.horizon_weeks, id)?;
+    print_line(format_args!(
+        "round {id} deleted: {} future passage(s) removed, {} kept (marked by the unit)",
+        r.removed, r.kept
+    ))
+}
+
+fn passage_cancel(data: &DataDir, clock: &dyn Clock, a: &crate::PassageCancel) -> Result<()> {
+    data.require()?;
+    let id = parse_uuid_arg("id", &a.id)?;
+    let cause = tournee_core::model::CancelCause::parse(&a.cause)?;
+    let mut store = data.open_store()?;
+    scheduling::cancel_passage(&mut store, clock.now_ms(), id, cause)?;
+    print_line(format_args!("passage {id} cancelled ({})", cause.code()))
+}
+
+fn parse_uuid_arg(what: &str, s: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(s.trim()).map_err(|_| {
+        anyhow::anyhow!("{what}: « {s} » n'est pas un identifiant (36 caractères, voir les listes)")
+    })
 }
 
 fn round_list(data: &DataDir, a: crate::RoundList) -> Result<()> {

@@ -52,6 +52,9 @@ pub enum Command {
     Round(RoundCmd),
     /// Passages of a period: planned and actual side by side.
     Passages(PassagesArgs),
+    /// One passage: cancel it.
+    #[command(subcommand)]
+    Passage(ServerPassageCmd),
     /// Plan an appointment for a unit (e.g. a home visit); it reaches the unit's laptops.
     #[command(subcommand)]
     Appointment(ServerAppointmentCmd),
@@ -119,6 +122,32 @@ pub enum RoundCmd {
     Set(RoundSet),
     /// List rounds.
     List(RoundList),
+    /// Delete a round: its future passages the unit has not marked go; past and marked stay.
+    Delete(RoundDelete),
+}
+
+/// `round delete`.
+#[derive(Debug, Args)]
+pub struct RoundDelete {
+    /// The round's id (see `round list`).
+    pub id: String,
+}
+
+/// `passage …` (server).
+#[derive(Debug, Subcommand)]
+pub enum ServerPassageCmd {
+    /// Cancel one passage (the unit's laptops see it cancelled at their next sync).
+    Cancel(PassageCancel),
+}
+
+/// `passage cancel`.
+#[derive(Debug, Args)]
+pub struct PassageCancel {
+    /// The passage's id (see `passages`).
+    pub id: String,
+    /// Why: panne, meteo, absence_conseiller or autre.
+    #[arg(long, default_value = "autre")]
+    pub cause: String,
 }
 
 /// `round add`.

@@ -324,6 +324,56 @@ pub fn edit_round(
     Ok(r)
 }
 
+/// Delete a round: its record is tombstoned and its passages from `today` on that the unit has
+/// not marked go, in one transaction; past and marked passages stay (they are what happened).
+pub fn delete_round(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    horizon_weeks: u32,
+    round: Uuid,
+) -> Result<Regenerated> {
+    let record = store
+        .record(round)?
+        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
+        .with_context(|| format!("no round with id {round} (see `round list`)"))?;
+    let (passages, r) = plan_passages(store, today, horizon_weeks, round, &record.scope, None)?;
+    let mut edits =
+        tournee_core::actions::set_fields(&record, vec![(Field::Deleted, Value::Bool(true))]).edits;
+    edits.extend(passages);
+    write_plan(store, now, edits)?;
+    Ok(r)
+}
+
+/// Cancel one passage for the unit (the scheduler knows the bus will not come): status
+/// `annule` with a cause; it then counts as marked, so no regeneration brings it back. A
+/// passage already held is not cancelled.
+pub fn cancel_passage(
+    store: &mut SqliteStore,
+    now: WallMs,
+    passage: Uuid,
+    cause: tournee_core::model::CancelCause,
+) -> Result<()> {
+    let record = store
+        .record(passage)?
+        .filter(|r| r.kind == Kind::Passage && !r.is_deleted())
+        .with_context(|| format!("no passage with id {passage} (see `passages`)"))?;
+    if record.text(Field::Status) == Some(PassageStatus::Held.code()) {
+        bail!("passage {passage} : déjà tenu, il ne peut plus être annulé");
+    }
+    let action = tournee_core::actions::set_fields(
+        &record,
+        vec![
+            (
+                Field::Status,
+                Value::Text(PassageStatus::Cancelled.code().into()),
+            ),
+            (Field::Cause, Value::Text(cause.code().into())),
+        ],
+    );
+    write_plan(store, now, action.edits)
+}
+
 /// Write a scheduler action, refusing up front (nothing written) one too big to be a single
 /// transaction. `SCHEDULER_ACTION_CHANGES_MAX` holds any valid round over the longest horizon,
 /// so this only guards the arithmetic.

@@ -109,6 +109,8 @@ const SERVER: &[Case] = &[
     case(&["user", "link"], &[]),
     case(&["audit"], &["--from", "--format"]),
     case(&["stop", "list"], &["--territory", "--format"]),
+    case(&["round", "delete"], &[]),
+    case(&["passage", "cancel"], &["--cause"]),
     case(
         &["timetable"],
         &["--unit", "--territory", "--from", "--to", "--format"],

@@ -214,3 +214,74 @@ fn the_public_timetable_lists_the_coming_passages_and_nothing_personal() {
     );
     server.stop();
 }
+
+/// The scheduler cancels one passage (the unit's laptops and the public timetable see it
+/// cancelled), then deletes the round: its future passages go, the cancelled one (marked)
+/// stays; mistakes are one French line and change nothing.
+#[test]
+fn a_scheduler_cancels_a_passage_then_deletes_the_round_keeping_what_is_marked() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let skew = tournee_tests::skew_to_day("2027-01-12");
+    let server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
+    let srv =
+        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    let passages = |srv: &dyn Fn(&[&str]) -> String| {
+        json(&srv(&[
+            "passages",
+            "--from",
+            "2027-01-12",
+            "--to",
+            "2027-06-30",
+            "--format",
+            "json",
+        ]))["passages"]
+            .as_array()
+            .expect("passages")
+            .clone()
+    };
+    let before = passages(&srv);
+    assert_eq!(before.len(), 8, "eight Tuesdays over the horizon");
+    let second = before[1]["id"].as_str().expect("id").to_owned();
+    srv(&["passage", "cancel", &second, "--cause", "meteo"]);
+    let bad = run(server
+        .cmd(&["passage", "cancel", "nope"])
+        .env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+    let cancelled: Vec<_> = passages(&srv)
+        .into_iter()
+        .filter(|p| p["status"] == "annule")
+        .collect();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["cause"], "meteo");
+    let rounds = json(&srv(&["round", "list", "--format", "json"]));
+    let round = rounds["rounds"][0]["id"]
+        .as_str()
+        .expect("round")
+        .to_owned();
+    let said = srv(&["round", "delete", &round]);
+    assert!(
+        said.contains("7 future passage(s) removed, 1 kept"),
+        "{said}"
+    );
+    let after = passages(&srv);
+    assert_eq!(after.len(), 1, "only the marked passage stays");
+    assert_eq!(after[0]["id"], second.as_str());
+    let csv = srv(&["timetable", "--unit", "bus-80-1", "--format", "csv"]);
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(&rows[0][9], "true", "the public sees it cancelled");
+    let again = run(server
+        .cmd(&["round", "delete", &round])
+        .env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    assert_eq!(again.status.code(), Some(1), "a deleted round is gone");
+}
