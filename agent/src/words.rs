@@ -93,8 +93,14 @@ pub fn sync_failure_fr(e: &crate::sync::SyncError) -> String {
             .to_owned(),
         E::ClockWrong(text) => text.clone(),
         E::Superseded => e.to_string(),
-        E::ClosedByServer { .. } => "le serveur a fermé la connexion en cours de synchronisation ; \
-                                     nouvel essai plus tard"
+        E::ClosedByServer { .. } => {
+            "le serveur a fermé la connexion en cours de synchronisation".to_owned()
+        }
+        E::Protocol(P::Remote {
+            code: tournee_proto::wire::ErrorCode::Unavailable,
+            ..
+        }) => "le serveur est indisponible pour l'instant (arrêt, maintenance ou surcharge) ; \
+               la synchronisation reprendra quand il sera de retour"
             .to_owned(),
         E::Protocol(P::VersionMismatch { .. }) => "le serveur et cet ordinateur n'ont pas la même \
                                                    version de Tournée ; faites mettre à jour le plus \
@@ -107,8 +113,8 @@ pub fn sync_failure_fr(e: &crate::sync::SyncError) -> String {
         E::Protocol(P::Store(tournee_core::store::StoreError::DiskFull { .. })) => {
             "le disque de cet ordinateur est plein ; libérez de la place".to_owned()
         }
-        E::Protocol(_) => "la synchronisation s'est interrompue sur une erreur ; nouvel essai plus \
-                           tard ; si cela se répète, signalez-le avec le détail technique"
+        E::Protocol(_) => "la synchronisation s'est interrompue sur une erreur ; si cela se répète, \
+                           signalez-le avec le détail technique"
             .to_owned(),
     }
 }
@@ -149,5 +155,15 @@ mod tests {
         );
         assert!(sync_failure_is_french(&clock) && !sync_failure_is_french(&unreachable));
         assert!(sync_failure_fr(&SyncError::Timeout(3)).starts_with("le serveur n'a pas répondu"));
+        // A server shutting down for maintenance is not an error to report.
+        let stopping = SyncError::Protocol(tournee_proto::ProtocolError::Remote {
+            code: tournee_proto::wire::ErrorCode::Unavailable,
+            message: "server shutting down; retry later".into(),
+        });
+        assert!(
+            sync_failure_fr(&stopping).starts_with("le serveur est indisponible pour l'instant"),
+            "{}",
+            sync_failure_fr(&stopping)
+        );
     }
 }
