@@ -61,6 +61,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Stop(StopCmd::Add(a)) => stop_add(&data, &clock, a),
         Command::Stop(StopCmd::List(a)) => stop_list(&data, &a),
+        Command::Stop(StopCmd::Set(a)) => stop_set(&data, &clock, &a),
+        Command::Stop(StopCmd::Archive(a)) => {
+            data.require()?;
+            let id = parse_uuid_arg("id", &a.id)?;
+            scheduling::archive_stop(&mut data.open_store()?, clock.now_ms(), id)?;
+            print_line(format_args!("stop {id} archived"))
+        }
         Command::Round(RoundCmd::Add(a)) => round_add(&data, &clock, a),
         Command::Round(RoundCmd::Set(a)) => round_set(&data, &clock, a),
         Command::Round(RoundCmd::List(a)) => round_list(&data, a),
@@ -100,6 +107,26 @@ pub fn run(cli: Cli) -> Result<()> {
             tournee_cli::print_conflicts(&store, f.format, &|actor| names.label(actor))
         }
     }
+}
+
+fn stop_set(data: &DataDir, clock: &dyn Clock, a: &crate::StopSet) -> Result<()> {
+    data.require()?;
+    if a.commune.is_some() {
+        bail!("--commune : un arrêt ne change pas de commune (ses passages passés y ont eu lieu) ; ajoutez un nouvel arrêt (`stop add`) et mettez-le dans la tournée (`round set`)");
+    }
+    let id = parse_uuid_arg("id", &a.id)?;
+    let address = a
+        .address
+        .as_deref()
+        .map(|s| Some(s).filter(|s| !s.is_empty()));
+    scheduling::set_stop(
+        &mut data.open_store()?,
+        clock.now_ms(),
+        id,
+        a.label.as_deref(),
+        address,
+    )?;
+    print_line(format_args!("stop {id} changed"))
 }
 
 fn stop_list(data: &DataDir, a: &crate::StopList) -> Result<()> {

@@ -83,6 +83,33 @@ pub enum StopCmd {
     Add(StopAdd),
     /// List a territory's stops (ids to give to `round add --stop`).
     List(StopList),
+    /// Change a stop's label or address (a new place in another commune is a new stop).
+    Set(StopSet),
+    /// Archive a stop no live round visits any more.
+    Archive(StopId),
+}
+
+/// `stop set`.
+#[derive(Debug, Args)]
+pub struct StopSet {
+    /// The stop's id (see `stop list`).
+    pub id: String,
+    /// New label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// New postal address ("" clears it).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Refused: a stop does not change commune (add a new stop).
+    #[arg(long, value_name = "INSEE")]
+    pub commune: Option<String>,
+}
+
+/// A stop's id.
+#[derive(Debug, Args)]
+pub struct StopId {
+    /// The stop's id (see `stop list`).
+    pub id: String,
 }
 
 /// `stop list`.

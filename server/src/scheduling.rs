@@ -68,6 +68,70 @@ pub fn stops_of(store: &dyn Store, territory: &str) -> Result<Vec<StopView>> {
     Ok(stops)
 }
 
+/// The live stop `id`.
+fn live_stop(store: &SqliteStore, id: Uuid) -> Result<tournee_core::record::Record> {
+    store
+        .record(id)?
+        .filter(|r| r.kind == Kind::Stop && !r.is_deleted())
+        .with_context(|| format!("no stop with id {id} (see `stop list`)"))
+}
+
+/// Change a stop's label or address (a stop does not change commune: a new place is a new
+/// stop, so that past passages keep where they were held).
+pub fn set_stop(
+    store: &mut SqliteStore,
+    now: WallMs,
+    id: Uuid,
+    label: Option<&str>,
+    address: Option<Option<&str>>,
+) -> Result<()> {
+    let stop = live_stop(store, id)?;
+    let mut sets = Vec::new();
+    if let Some(l) = label {
+        sets.push((Field::Label, Value::Text(l.into())));
+    }
+    if let Some(a) = address {
+        sets.push((
+            Field::Address,
+            a.map_or(Value::Null, |a| Value::Text(a.into())),
+        ));
+    }
+    if sets.is_empty() {
+        bail!("stop set : rien à changer ; donnez --label ou --address");
+    }
+    write_plan(
+        store,
+        now,
+        tournee_core::actions::set_fields(&stop, sets).edits,
+    )
+}
+
+/// Archive a stop (a tombstone), refused while a live round still visits it: change or delete
+/// the round first, so that no future passage points at an archived place.
+pub fn archive_stop(store: &mut SqliteStore, now: WallMs, id: Uuid) -> Result<()> {
+    let stop = live_stop(store, id)?;
+    for round in store.ids_of_kind(Kind::Round, None)? {
+        let Some(r) = store.record(round)?.filter(|r| !r.is_deleted()) else {
+            continue;
+        };
+        if RoundSpec::from_record(&r)?
+            .stops
+            .iter()
+            .any(|s| s.stop == id)
+        {
+            bail!(
+                "stop archive : la tournée « {} » ({round}) passe encore par cet arrêt ; modifiez-la (`round set`) ou supprimez-la (`round delete`) d'abord",
+                r.text(Field::Name).unwrap_or_default()
+            );
+        }
+    }
+    write_plan(
+        store,
+        now,
+        tournee_core::actions::set_fields(&stop, vec![(Field::Deleted, Value::Bool(true))]).edits,
+    )
+}
+
 /// Create a stop in a territory; returns its id.
 pub fn add_stop(
     store: &mut SqliteStore,

@@ -110,6 +110,8 @@ const SERVER: &[Case] = &[
     case(&["audit"], &["--from", "--format"]),
     case(&["stop", "list"], &["--territory", "--format"]),
     case(&["round", "delete"], &[]),
+    case(&["stop", "set"], &["--label", "--address", "--commune"]),
+    case(&["stop", "archive"], &[]),
     case(&["passage", "cancel"], &["--cause"]),
     case(
         &["timetable"],

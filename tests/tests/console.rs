@@ -285,3 +285,71 @@ fn a_scheduler_cancels_a_passage_then_deletes_the_round_keeping_what_is_marked()
         .env("TOURNEE_CLOCK_SKEW_MS", &skew));
     assert_eq!(again.status.code(), Some(1), "a deleted round is gone");
 }
+
+/// A stop's label and address change; its commune does not (a new place is a new stop); it is
+/// archived only once no live round visits it.
+#[test]
+fn a_stop_is_renamed_and_archived_once_no_round_visits_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let skew = tournee_tests::skew_to_day("2027-01-12");
+    let server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
+    let srv =
+        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    let fails = |args: &[&str], why: &str| {
+        let out = run(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(why), "{err}");
+    };
+    let stops = json(&srv(&[
+        "stop",
+        "list",
+        "--territory",
+        "80",
+        "--format",
+        "json",
+    ]));
+    let stop = stops["stops"][0]["id"].as_str().expect("stop").to_owned();
+    srv(&[
+        "stop",
+        "set",
+        &stop,
+        "--label",
+        "Place du marché",
+        "--address",
+        "1 place du Marché",
+    ]);
+    let stops = json(&srv(&[
+        "stop",
+        "list",
+        "--territory",
+        "80",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(stops["stops"][0]["label"], "Place du marché");
+    assert_eq!(stops["stops"][0]["address"], "1 place du Marché");
+    fails(
+        &["stop", "set", &stop, "--commune", "80021"],
+        "un arrêt ne change pas de commune",
+    );
+    fails(&["stop", "set", &stop], "rien à changer");
+    fails(&["stop", "archive", &stop], "passe encore par cet arrêt");
+    let rounds = json(&srv(&["round", "list", "--format", "json"]));
+    srv(&[
+        "round",
+        "delete",
+        rounds["rounds"][0]["id"].as_str().expect("round"),
+    ]);
+    srv(&["stop", "archive", &stop]);
+    let stops = json(&srv(&[
+        "stop",
+        "list",
+        "--territory",
+        "80",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(stops["stops"].as_array().map(Vec::len), Some(0), "archived");
+}
