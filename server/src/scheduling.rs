@@ -68,12 +68,21 @@ pub fn stops_of(store: &dyn Store, territory: &str) -> Result<Vec<StopView>> {
     Ok(stops)
 }
 
-/// The live stop `id`.
-fn live_stop(store: &SqliteStore, id: Uuid) -> Result<tournee_core::record::Record> {
+/// The live record `id` of `kind`, or "no KIND with id ID" (naming the listing command that
+/// shows the ids, when given).
+fn live(
+    store: &SqliteStore,
+    id: Uuid,
+    kind: Kind,
+    listed_by: Option<&str>,
+) -> Result<tournee_core::record::Record> {
     store
         .record(id)?
-        .filter(|r| r.kind == Kind::Stop && !r.is_deleted())
-        .with_context(|| format!("no stop with id {id} (see `stop list`)"))
+        .filter(|r| r.kind == kind && !r.is_deleted())
+        .with_context(|| match listed_by {
+            Some(cmd) => format!("no {} with id {id} (see `{cmd}`)", kind.code()),
+            None => format!("no {} with id {id}", kind.code()),
+        })
 }
 
 /// Change a stop's label or address (a stop does not change commune: a new place is a new
@@ -85,7 +94,7 @@ pub fn set_stop(
     label: Option<&str>,
     address: Option<Option<&str>>,
 ) -> Result<()> {
-    let stop = live_stop(store, id)?;
+    let stop = live(store, id, Kind::Stop, Some("stop list"))?;
     let mut sets = Vec::new();
     if let Some(l) = label {
         sets.push((Field::Label, Value::Text(l.into())));
@@ -109,7 +118,7 @@ pub fn set_stop(
 /// Archive a stop (a tombstone), refused while a live round still visits it: change or delete
 /// the round first, so that no future passage points at an archived place.
 pub fn archive_stop(store: &mut SqliteStore, now: WallMs, id: Uuid) -> Result<()> {
-    let stop = live_stop(store, id)?;
+    let stop = live(store, id, Kind::Stop, Some("stop list"))?;
     for round in store.ids_of_kind(Kind::Round, None)? {
         let Some(r) = store.record(round)?.filter(|r| !r.is_deleted()) else {
             continue;
@@ -369,10 +378,7 @@ pub fn edit_round(
     round: Uuid,
     spec: &RoundSpec,
 ) -> Result<Regenerated> {
-    let record = store
-        .record(round)?
-        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
-        .with_context(|| format!("no round with id {round}"))?;
+    let record = live(store, round, Kind::Round, None)?;
     validate(store, unit, spec, Some(round))?;
     let (passages, r) = plan_passages(
         store,
@@ -397,10 +403,7 @@ pub fn delete_round(
     horizon_weeks: u32,
     round: Uuid,
 ) -> Result<Regenerated> {
-    let record = store
-        .record(round)?
-        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
-        .with_context(|| format!("no round with id {round} (see `round list`)"))?;
+    let record = live(store, round, Kind::Round, Some("round list"))?;
     let (passages, r) = plan_passages(store, today, horizon_weeks, round, &record.scope, None)?;
     let mut edits =
         tournee_core::actions::set_fields(&record, vec![(Field::Deleted, Value::Bool(true))]).edits;
@@ -418,10 +421,7 @@ pub fn cancel_passage(
     passage: Uuid,
     cause: tournee_core::model::CancelCause,
 ) -> Result<()> {
-    let record = store
-        .record(passage)?
-        .filter(|r| r.kind == Kind::Passage && !r.is_deleted())
-        .with_context(|| format!("no passage with id {passage} (see `passages`)"))?;
+    let record = live(store, passage, Kind::Passage, Some("passages"))?;
     if record.text(Field::Status) == Some(PassageStatus::Held.code()) {
         bail!("passage {passage} : déjà tenu, il ne peut plus être annulé");
     }
@@ -459,10 +459,7 @@ fn write_plan(store: &mut SqliteStore, now: WallMs, edits: Vec<RecordEdit>) -> R
 
 /// The current plan of a round (for edits that change one part of it).
 pub fn round_spec(store: &SqliteStore, round: Uuid) -> Result<(RoundSpec, String)> {
-    let record = store
-        .record(round)?
-        .filter(|r| r.kind == Kind::Round && !r.is_deleted())
-        .with_context(|| format!("no round with id {round}"))?;
+    let record = live(store, round, Kind::Round, None)?;
     let unit = match &record.scope {
         Scope::Unit(u) => u.clone(),
         Scope::Territory(_) => bail!("round {round} has no unit"),
