@@ -164,10 +164,28 @@ fn asked(state: &ConsoleState, u: &User, q: &CoverageQuery) -> Result<Asked, Con
     })
 }
 
-fn build(state: &ConsoleState, a: &Asked) -> Result<Coverage, ConsoleError> {
+/// The coverage `q` asks for, once the account may see its territory (a refusal journaled as
+/// an attempt on `page`): the account, what was asked, the report.
+fn allowed_coverage(
+    reg: &crate::registry::Registry,
+    state: &ConsoleState,
+    signed: &Signed,
+    q: &CoverageQuery,
+    page: &str,
+) -> Result<(User, Asked, Coverage), ConsoleError> {
+    let u = signed.0.clone();
+    let a = asked(state, &u, q)?;
+    signed.may_or_journal(
+        reg,
+        state.now_ms(),
+        Area::Coverage,
+        Some(&a.territory),
+        page,
+    )?;
     let store = state.data.open_store()?;
     let raw = store.coverage_data(&a.territory, a.from, a.to, a.by)?;
-    Ok(report::build(&a.territory, a.from, a.to, a.by, &raw))
+    let c = report::build(&a.territory, a.from, a.to, a.by, &raw);
+    Ok((u, a, c))
 }
 
 /// One row as the table shows it.
@@ -240,16 +258,7 @@ pub async fn coverage(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
-        let u = signed.0.clone();
-        let a = asked(state, &u, &q)?;
-        signed.may_or_journal(
-            reg,
-            state.now_ms(),
-            Area::Coverage,
-            Some(a.territory.as_str()),
-            "couverture",
-        )?;
-        let c = build(state, &a)?;
+        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture")?;
         let page = CoveragePage {
             l: Layout::new(&u, format!("Couverture — {}", c.territory_name), "coverage"),
             territories: seen_territories(&u),
@@ -283,16 +292,7 @@ pub async fn coverage_csv(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ConsoleError> {
     let (name, bytes) = with_registry(&state, move |reg, state| {
-        let u = signed.0.clone();
-        let a = asked(state, &u, &q)?;
-        signed.may_or_journal(
-            reg,
-            state.now_ms(),
-            Area::Coverage,
-            Some(a.territory.as_str()),
-            "couverture.csv",
-        )?;
-        let c = build(state, &a)?;
+        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.csv")?;
         let mut out = Vec::new();
         report::write_csv(&c, &mut out).map_err(|e| ConsoleError::Other(e.into()))?;
         reg.audit(
