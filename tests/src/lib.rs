@@ -331,6 +331,24 @@ pub fn skew_to_day(day: &str) -> String {
     (target - chrono::Utc::now().timestamp_millis()).to_string()
 }
 
+/// One HTTP/1.1 GET to `addr` (`host:port`) with the session `cookie` if given, over a fresh
+/// connection read to the end: the whole response, status line first.
+pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
 /// One JSON document, or a panic showing what was printed instead.
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}): {s}"))

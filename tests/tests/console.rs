@@ -3,22 +3,25 @@
 //! the configured console address, that link opens a session on the running server, and the
 //! audit journal holds every step; `stop list` gives a territory's stops.
 
-use std::io::{Read, Write};
-
 use tournee_tests::{json, run, Server};
 
-/// One HTTP/1.1 GET to the console, read to the end.
+/// A server with a weekly round on Tuesdays at Abbeville (`server_with_tuesday_round`), its
+/// commands run on Tuesday 12 January 2027: its directory, the server and the clock skew.
+fn tuesday_round() -> (tempfile::TempDir, Server, String) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let skew = tournee_tests::skew_to_day("2027-01-12");
+    let server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
+    (tmp, server, skew)
+}
+
+/// A server command that must succeed, run with the clock `skew`.
+fn skewed(server: &Server, skew: &str, args: &[&str]) -> String {
+    tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", skew))
+}
+
+/// One HTTP/1.1 GET to the running server's console, read to the end.
 fn get(server: &Server, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(server.console).expect("console");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.console
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
+    tournee_tests::http_get(&server.console.to_string(), path, None)
 }
 
 #[test]
@@ -123,11 +126,8 @@ fn accounts_are_made_on_the_command_line_and_a_link_opens_the_running_console() 
 /// running console serves the same calendar without signing in.
 #[test]
 fn the_public_timetable_lists_the_coming_passages_and_nothing_personal() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let skew = tournee_tests::skew_to_day("2027-01-12");
-    let mut server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
-    let srv =
-        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    let (_tmp, mut server, skew) = tuesday_round();
+    let srv = |args: &[&str]| skewed(&server, &skew, args);
     srv(&[
         "appointment",
         "add",
@@ -220,11 +220,8 @@ fn the_public_timetable_lists_the_coming_passages_and_nothing_personal() {
 /// stays; mistakes are one French line and change nothing.
 #[test]
 fn a_scheduler_cancels_a_passage_then_deletes_the_round_keeping_what_is_marked() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let skew = tournee_tests::skew_to_day("2027-01-12");
-    let server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
-    let srv =
-        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    let (_tmp, server, skew) = tuesday_round();
+    let srv = |args: &[&str]| skewed(&server, &skew, args);
     let passages = |srv: &dyn Fn(&[&str]) -> String| {
         json(&srv(&[
             "passages",
@@ -290,11 +287,8 @@ fn a_scheduler_cancels_a_passage_then_deletes_the_round_keeping_what_is_marked()
 /// archived only once no live round visits it.
 #[test]
 fn a_stop_is_renamed_and_archived_once_no_round_visits_it() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let skew = tournee_tests::skew_to_day("2027-01-12");
-    let server = tournee_tests::server_with_tuesday_round(tmp.path(), &skew);
-    let srv =
-        |args: &[&str]| tournee_tests::ok(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
+    let (_tmp, server, skew) = tuesday_round();
+    let srv = |args: &[&str]| skewed(&server, &skew, args);
     let fails = |args: &[&str], why: &str| {
         let out = run(server.cmd(args).env("TOURNEE_CLOCK_SKEW_MS", &skew));
         let err = String::from_utf8_lossy(&out.stderr).into_owned();

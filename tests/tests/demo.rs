@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use tournee_tests::bin;
+use tournee_tests::{bin, http_get};
 
 #[test]
 fn the_demo_runs_to_completion_and_every_device_is_in_sync() {
@@ -52,23 +52,6 @@ fn the_demo_runs_to_completion_and_every_device_is_in_sync() {
     );
 }
 
-/// One HTTP/1.1 request to `addr` (`host:port`), read to the end; the whole response.
-fn http(addr: &str, path: &str, cookie: Option<&str>) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
 /// Without `--exit` the demo keeps its laptops running as daemons and prints a login link to
 /// each one's web interface, and one to the console for each demo account: the link opens a session on the bus laptop, whose pages show the
 /// week the demo worked; Ctrl-C (SIGINT) stops everything cleanly.
@@ -112,7 +95,7 @@ fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
     );
     // The console's supervisor link opens a session that asks for a password.
     let (console, console_path) = links[2].1.split_once('/').expect("host/path");
-    let signed = http(console, &format!("/{console_path}"), None);
+    let signed = http_get(console, &format!("/{console_path}"), None);
     assert!(signed.starts_with("HTTP/1.1 303"), "{signed}");
     assert!(
         signed.to_lowercase().contains("location: /mot-de-passe"),
@@ -121,7 +104,7 @@ fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
     let link = &links[3].1;
     let (addr, path) = link.split_once('/').expect("host/path");
     assert!(addr.starts_with("127.0.0.1:"), "loopback only: {addr}");
-    let login = http(addr, &format!("/{path}"), None);
+    let login = http_get(addr, &format!("/{path}"), None);
     assert!(login.starts_with("HTTP/1.1 303"), "{login}");
     let cookie = login
         .lines()
@@ -129,7 +112,7 @@ fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_owned();
-    let today = http(addr, "/", Some(&cookie));
+    let today = http_get(addr, "/", Some(&cookie));
     assert!(today.starts_with("HTTP/1.1 200"), "{today}");
     assert!(today.contains("Aujourd&#39;hui"), "{today}");
     // The demo's week is next week: its passages are on the bus laptop.
@@ -138,10 +121,10 @@ fn the_demo_keeps_each_laptops_web_interface_open_until_ctrl_c() {
         + chrono::Duration::days(
             7 - i64::from(chrono::Datelike::weekday(&now).num_days_from_monday()),
         );
-    let week = http(addr, &format!("/semaine?date={monday}"), Some(&cookie));
+    let week = http_get(addr, &format!("/semaine?date={monday}"), Some(&cookie));
     assert!(week.starts_with("HTTP/1.1 200"), "{week}");
     assert!(week.contains("Albert"), "the round's passages: {week}");
-    let again = http(addr, &format!("/{path}"), None);
+    let again = http_get(addr, &format!("/{path}"), None);
     assert!(
         !again.starts_with("HTTP/1.1 303"),
         "a link opens once: {again}"

@@ -187,6 +187,20 @@ async fn choose(b: &Browser, id: &str, value: &str) {
         .expect("select");
 }
 
+/// Wait (at most 10 s) for the element `id` the page is bringing in, or fail saying `what`
+/// with the page's source.
+async fn appears(b: &Browser, id: &str, what: &str) {
+    if let Err(e) = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+    {
+        panic!("{what} ({e}): {}", body(b).await);
+    }
+}
+
 async fn body(b: &Browser) -> String {
     b.client.source().await.expect("source")
 }
@@ -482,15 +496,7 @@ async fn with_javascript_off_a_walk_in_is_found_recorded_and_listed() {
     click(&b, "chercher").await;
     // The search posts the form and the page comes back with her among the results.
     let radio = format!("personne-{her}");
-    if let Err(e) = b
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id(&radio))
-        .await
-    {
-        panic!("not found without JavaScript ({e}): {}", body(&b).await);
-    }
+    appears(&b, &radio, "not found without JavaScript").await;
     assert!(
         !b.client
             .current_url()
@@ -585,15 +591,7 @@ async fn with_the_keyboard_alone_a_walk_in_is_recorded_in_reading_order() {
     );
     press(&b, "lefe").await;
     let radio = format!("personne-{her}");
-    if let Err(e) = b
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id(&radio))
-        .await
-    {
-        panic!("search as she types found nobody ({e}): {}", body(&b).await);
-    }
+    appears(&b, &radio, "search as she types found nobody").await;
     press(&b, TAB).await;
     assert_eq!(focused(&b).await.0, "chercher");
     // The persons are one radio group: Tab enters it at the checked choice, an arrow moves.
