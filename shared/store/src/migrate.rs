@@ -36,9 +36,15 @@ pub enum MigrationError {
 }
 
 /// Bring `conn` up to `steps.len()`: apply the steps after its `user_version`, in one
-/// transaction. Returns the version found before.
+/// transaction. Returns the version found before. A file already up to date is only read:
+/// no write lock is taken (the web interfaces open their files on every request).
 pub fn migrate(conn: &mut Connection, steps: &[&str]) -> Result<i64, MigrationError> {
     let known = i64::try_from(steps.len()).unwrap_or(i64::MAX);
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == known {
+        return Ok(current);
+    }
+    // Another process may migrate meanwhile: the version is read again under the lock.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > known {
@@ -101,6 +107,23 @@ mod tests {
         assert!(std::error::Error::source(&err).is_some());
         assert_eq!(version(&conn), 0);
         assert!(!has_table(&conn, "a") && !has_table(&conn, "b"));
+    }
+
+    #[test]
+    fn a_file_already_up_to_date_opens_while_another_connection_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f.sqlite");
+        let mut conn = Connection::open(&path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode=WAL;").expect("wal");
+        migrate(&mut conn, STEPS).expect("migrate");
+        let mut writer = Connection::open(&path).expect("writer");
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("write lock");
+        let mut other = Connection::open(&path).expect("other");
+        // No busy wait set: taking the write lock would fail at once with SQLITE_BUSY.
+        assert_eq!(migrate(&mut other, STEPS).expect("only read"), 2);
+        drop(tx);
     }
 
     #[test]
