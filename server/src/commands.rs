@@ -73,6 +73,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Round(RoundCmd::List(a)) => round_list(&data, a),
         Command::Round(RoundCmd::Delete(a)) => round_delete(&data, &clock, &a),
         Command::Passage(crate::ServerPassageCmd::Cancel(a)) => passage_cancel(&data, &clock, &a),
+        Command::Passage(crate::ServerPassageCmd::Move(a)) => passage_move(&data, &clock, &a),
+        Command::Holiday(c) => {
+            tournee_server::holidays::holiday_cmd(&data, c, clock.now_ms(), today(&clock))
+        }
         Command::Passages(a) => passages(&data, a),
         Command::Appointment(ServerAppointmentCmd::Add(a)) => appointment_add(&data, &clock, a),
         Command::Coverage(a) => coverage(&data, a),
@@ -111,9 +115,6 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn stop_set(data: &DataDir, clock: &dyn Clock, a: &crate::StopSet) -> Result<()> {
     data.require()?;
-    if a.commune.is_some() {
-        bail!("--commune : un arrêt ne change pas de commune (ses passages passés y ont eu lieu) ; ajoutez un nouvel arrêt (`stop add`) et mettez-le dans la tournée (`round set`)");
-    }
     let id = parse_uuid_arg("id", &a.id)?;
     let address = a
         .address
@@ -125,6 +126,7 @@ fn stop_set(data: &DataDir, clock: &dyn Clock, a: &crate::StopSet) -> Result<()>
         id,
         a.label.as_deref(),
         address,
+        a.commune.as_deref().map(|c| (c.trim(), today(clock))),
     )?;
     print_line(format_args!("stop {id} changed"))
 }
@@ -188,6 +190,23 @@ fn passage_cancel(data: &DataDir, clock: &dyn Clock, a: &crate::PassageCancel) -
     let mut store = data.open_store()?;
     scheduling::cancel_passage(&mut store, clock.now_ms(), id, cause)?;
     print_line(format_args!("passage {id} cancelled ({})", cause.code()))
+}
+
+fn passage_move(data: &DataDir, clock: &dyn Clock, a: &crate::PassageMove) -> Result<()> {
+    data.require()?;
+    let id = parse_uuid_arg("id", &a.id)?;
+    let date = parse_date("date", &a.date)?;
+    let hm = |what: &str, s: &str| {
+        chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M")
+            .map_err(|_| anyhow::anyhow!("{what} : « {s} » n'est pas une heure HH:MM"))
+    };
+    let window = match (&a.start, &a.end) {
+        (Some(s), Some(e)) => Some((hm("start", s)?, hm("end", e)?)),
+        _ => None,
+    };
+    let mut store = data.open_store()?;
+    scheduling::move_passage(&mut store, clock.now_ms(), today(clock), id, date, window)?;
+    print_line(format_args!("passage {id} moved to {date}"))
 }
 
 fn parse_uuid_arg(what: &str, s: &str) -> Result<uuid::Uuid> {
@@ -455,24 +474,45 @@ fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()
         every_weeks: a.every_weeks,
         stops: scheduling::parse_stops(&a.stops)?,
     };
+    let days_off = scheduling::DaysOff::load(&Registry::open(&data.registry())?)?;
     let mut store = data.open_store()?;
-    let (id, r) = scheduling::add_round(
-        &mut store,
-        clock.now_ms(),
-        today(clock),
-        config.horizon_weeks,
-        &unit,
-        &spec,
-    )?;
+    let window = scheduling::Window {
+        today: today(clock),
+        horizon_weeks: config.horizon_weeks,
+        days_off: &days_off,
+    };
+    let (id, r) = scheduling::add_round(&mut store, clock.now_ms(), &window, &unit, &spec)?;
     print_line(format_args!("{id}"))?;
     eprintln!(
         "{} passage(s) planned over the next {} weeks",
         r.created, config.horizon_weeks
     );
+    print_days_off(
+        &spec,
+        &unit.id,
+        &days_off,
+        today(clock),
+        config.horizon_weeks,
+    );
     for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
         eprintln!("{note}");
     }
     Ok(())
+}
+
+/// One line on stderr per visit a day off keeps from being planned.
+fn print_days_off(
+    spec: &RoundSpec,
+    unit: &str,
+    days_off: &scheduling::DaysOff,
+    today: chrono::NaiveDate,
+    horizon_weeks: u32,
+) {
+    for o in scheduling::occurrences(spec, unit, days_off, today, horizon_weeks) {
+        if let Some(name) = o.day_off {
+            eprintln!("note : pas de passage le {} ({name})", o.date);
+        }
+    }
 }
 
 fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()> {
@@ -499,16 +539,21 @@ fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()
         spec.stops = scheduling::parse_stops(&a.stops)?;
     }
     let unit = unit_of(data, &unit)?;
-    let r = scheduling::edit_round(
-        &mut store,
-        clock.now_ms(),
+    let days_off = scheduling::DaysOff::load(&Registry::open(&data.registry())?)?;
+    let window = scheduling::Window {
+        today: today(clock),
+        horizon_weeks: config.horizon_weeks,
+        days_off: &days_off,
+    };
+    let r = scheduling::edit_round(&mut store, clock.now_ms(), &window, &unit, id, &spec)?;
+    print_line(format_args!("{id}"))?;
+    print_days_off(
+        &spec,
+        &unit.id,
+        &days_off,
         today(clock),
         config.horizon_weeks,
-        &unit,
-        id,
-        &spec,
-    )?;
-    print_line(format_args!("{id}"))?;
+    );
     for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
         eprintln!("{note}");
     }
@@ -553,6 +598,7 @@ fn passages(data: &DataDir, a: crate::PassagesArgs) -> Result<()> {
             "planned_end": p.int(Field::PlannedEnd).map(show_rfc3339),
             "status": p.text(Field::Status),
             "cause": p.text(Field::Cause),
+            "moved_from": p.text(Field::MovedFrom),
             "actual_start": p.int(Field::ActualStart).map(show_rfc3339),
             "actual_end": p.int(Field::ActualEnd).map(show_rfc3339),
         }));

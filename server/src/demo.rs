@@ -756,7 +756,15 @@ fn schedule(data: &DataDir, clock: &dyn Clock, monday: NaiveDate) -> Result<Plan
         stops,
     };
     let today = paris_date(i64::try_from(now / 1000)?).context("date")?;
-    scheduling::add_round(&mut store, now, today, HORIZON_WEEKS_DEFAULT, &unit, &spec)?;
+    // The demo plays this week's five days whatever the date: its round ignores the public
+    // holidays (a real round skips them, `scheduling::DaysOff`).
+    let every_day = scheduling::DaysOff::default();
+    let window = scheduling::Window {
+        today,
+        horizon_weeks: HORIZON_WEEKS_DEFAULT,
+        days_off: &every_day,
+    };
+    scheduling::add_round(&mut store, now, &window, &unit, &spec)?;
     let passages: Vec<Uuid> = store
         .passages_between(Some(BUS), monday, monday + Duration::days(4))?
         .iter()

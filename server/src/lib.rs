@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod demo;
+pub mod holidays;
 pub mod registry;
 pub mod scheduling;
 pub mod serve;

@@ -52,9 +52,12 @@ pub enum Command {
     Round(RoundCmd),
     /// Passages of a period: planned and actual side by side.
     Passages(PassagesArgs),
-    /// One passage: cancel it.
+    /// One passage: cancel or move it.
     #[command(subcommand)]
     Passage(ServerPassageCmd),
+    /// Public holidays and closures of a territory (no passage is planned on them).
+    #[command(subcommand)]
+    Holiday(tournee_server::holidays::HolidayCmd),
     /// Plan an appointment for a unit (e.g. a home visit); it reaches the unit's laptops.
     #[command(subcommand)]
     Appointment(ServerAppointmentCmd),
@@ -100,7 +103,7 @@ pub struct StopSet {
     /// New postal address ("" clears it).
     #[arg(long)]
     pub address: Option<String>,
-    /// Refused: a stop does not change commune (add a new stop).
+    /// New commune (INSEE code, same territory), while nothing happened at the stop yet.
     #[arg(long, value_name = "INSEE")]
     pub commune: Option<String>,
 }
@@ -165,6 +168,24 @@ pub struct RoundDelete {
 pub enum ServerPassageCmd {
     /// Cancel one passage (the unit's laptops see it cancelled at their next sync).
     Cancel(PassageCancel),
+    /// Move one passage to another day or window (regenerating its round leaves it there).
+    Move(PassageMove),
+}
+
+/// `passage move`.
+#[derive(Debug, Args)]
+pub struct PassageMove {
+    /// The passage's id (see `passages`).
+    pub id: String,
+    /// The new day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub date: String,
+    /// New start (HH:MM); default: the passage's.
+    #[arg(long, value_name = "HH:MM", requires = "end")]
+    pub start: Option<String>,
+    /// New end (HH:MM); default: the passage's.
+    #[arg(long, value_name = "HH:MM", requires = "start")]
+    pub end: Option<String>,
 }
 
 /// `passage cancel`.

@@ -68,6 +68,15 @@ const MIGRATIONS: &[&str] = &[
          BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
          BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;",
+    // 3: the scheduler's exceptions to the legal public holidays (`holidays`): a day closed
+    // (with its name) or a legal holiday worked, per territory.
+    "CREATE TABLE holiday_exceptions (
+         territory TEXT NOT NULL,
+         date      TEXT NOT NULL,
+         closed    INTEGER NOT NULL CHECK (closed IN (0, 1)),
+         label     TEXT NOT NULL,
+         PRIMARY KEY (territory, date)
+     ) STRICT;",
 ];
 
 /// Errors of the registry boundary.

@@ -3,7 +3,8 @@
 //!
 //! Regeneration never touches a past passage or one the unit already marked (held, cancelled,
 //! actual times); everything else is recomputed from the round. Validation errors name the
-//! problem. Storage through `SqliteStore`; no printing.
+//! problem. Public holidays and the territory's closures (`DaysOff`) get no passage.
+//! Storage through `SqliteStore`; no printing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +13,7 @@ use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 use tournee_core::actions::new_id;
 use tournee_core::clock::WallMs;
+use tournee_core::holidays::Calendar;
 use tournee_core::limits::{EVERY_WEEKS_MAX, ROUND_STOPS_MAX, SCHEDULER_ACTION_CHANGES_MAX};
 use tournee_core::model::{check_commune, Field, Kind, ModelError, PassageStatus, Scope, Value};
 use tournee_core::refdata::RefData;
@@ -26,7 +28,136 @@ use tournee_report::queries::Queries;
 use tournee_store::SqliteStore;
 use uuid::Uuid;
 
-use crate::registry::Unit;
+use crate::registry::{Registry, Unit};
+
+/// The days without passages of each unit: the calendar of its territory (legal public
+/// holidays, with the scheduler's closures and worked holidays).
+#[derive(Debug, Clone, Default)]
+pub struct DaysOff {
+    calendar: Calendar,
+    territory_of: HashMap<String, String>,
+}
+
+impl DaysOff {
+    /// The registry's units and exceptions.
+    pub fn load(registry: &Registry) -> Result<Self> {
+        Ok(Self {
+            calendar: registry.calendar()?,
+            territory_of: registry
+                .units()?
+                .into_iter()
+                .map(|u| (u.id, u.territory))
+                .collect(),
+        })
+    }
+
+    /// These units with the legal holidays only (the simulation, tests).
+    pub fn legal<'a>(units: impl IntoIterator<Item = &'a Unit>) -> Self {
+        Self {
+            calendar: Calendar::default(),
+            territory_of: units
+                .into_iter()
+                .map(|u| (u.id.clone(), u.territory.clone()))
+                .collect(),
+        }
+    }
+
+    /// The name of the day off on `date` for `unit`, or `None` when its rounds run.
+    pub fn closed(&self, unit: &str, date: NaiveDate) -> Option<String> {
+        let territory = self.territory_of.get(unit)?;
+        self.calendar.closed(territory, date)
+    }
+}
+
+/// One visit of a round's plan: a date and the stop's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Occurrence {
+    /// The day.
+    pub date: NaiveDate,
+    /// The stop, weekday and window.
+    #[serde(skip)]
+    pub stop: RoundStop,
+    /// The day off that keeps it from being planned, if any.
+    pub day_off: Option<String>,
+}
+
+/// Every visit of `spec` from `today` to the horizon, in date order, each with the day off
+/// that cancels it (if any).
+pub fn occurrences(
+    spec: &RoundSpec,
+    unit: &str,
+    days_off: &DaysOff,
+    today: NaiveDate,
+    horizon_weeks: u32,
+) -> Vec<Occurrence> {
+    let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
+    let mut out = Vec::new();
+    for s in &spec.stops {
+        for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
+            out.push(Occurrence {
+                date,
+                stop: *s,
+                day_off: days_off.closed(unit, date),
+            });
+        }
+    }
+    out.sort_by_key(|o| (o.date, o.stop.start));
+    out
+}
+
+/// Check a round as `add_round` would and list the visits it would plan, without writing:
+/// the console's preview.
+pub fn preview_round(
+    store: &SqliteStore,
+    window: &Window<'_>,
+    unit: &Unit,
+    spec: &RoundSpec,
+    except: Option<Uuid>,
+) -> Result<Vec<Occurrence>> {
+    validate(store, unit, spec, except)?;
+    Ok(occurrences(
+        spec,
+        &unit.id,
+        window.days_off,
+        window.today,
+        window.horizon_weeks,
+    ))
+}
+
+/// Bring the passages of every round of `territory`'s units in line with the calendar (after
+/// a holiday was added or removed). Each round is its own transaction.
+pub fn replan_territory(
+    data: &crate::config::DataDir,
+    registry: &Registry,
+    territory: &str,
+    now_ms: WallMs,
+    today: NaiveDate,
+) -> Result<Regenerated> {
+    let horizon = data.load_config()?.horizon_weeks;
+    let days_off = DaysOff::load(registry)?;
+    let units: HashSet<String> = registry
+        .units()?
+        .into_iter()
+        .filter(|u| u.territory == territory)
+        .map(|u| u.id)
+        .collect();
+    let mut store = data.open_store()?;
+    let mut total = Regenerated::default();
+    for round in store.ids_of_kind(Kind::Round, None)? {
+        let in_territory = store
+            .record(round)?
+            .is_some_and(|r| matches!(&r.scope, Scope::Unit(u) if units.contains(u)));
+        if in_territory {
+            let window = Window {
+                today,
+                horizon_weeks: horizon,
+                days_off: &days_off,
+            };
+            total.add(materialise(&mut store, now_ms, &window, round)?);
+        }
+    }
+    Ok(total)
+}
 
 /// A stop as lists show it (no personal data: a stop is a public place).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,9 +224,28 @@ pub fn set_stop(
     id: Uuid,
     label: Option<&str>,
     address: Option<Option<&str>>,
+    commune: Option<(&str, NaiveDate)>,
 ) -> Result<()> {
     let stop = live(store, id, Kind::Stop, Some("stop list"))?;
     let mut sets = Vec::new();
+    if let Some((code, today)) = commune {
+        check_commune("commune", code)?;
+        let territory = match &stop.scope {
+            Scope::Territory(t) | Scope::Unit(t) => t.as_str(),
+        };
+        let dep = RefData::get().commune(code).map(|c| c.departement.as_str());
+        if dep != Some(territory) {
+            bail!("commune : {code} n'est pas dans le territoire {territory} de cet arrêt");
+        }
+        let history = store.stop_history(id, today)?;
+        if history > 0 {
+            bail!(
+                "commune : cet arrêt a un historique ({history} passage(s) passé(s) ou marqué(s) par l'unité, ou demande(s)) \
+                 qui compte pour sa commune ; ajoutez un nouvel arrêt (`stop add`), mettez-le dans la tournée (`round set`) et archivez celui-ci"
+            );
+        }
+        sets.push((Field::Commune, Value::Text(code.into())));
+    }
     if let Some(l) = label {
         sets.push((Field::Label, Value::Text(l.into())));
     }
@@ -106,7 +256,7 @@ pub fn set_stop(
         ));
     }
     if sets.is_empty() {
-        bail!("stop set : rien à changer ; donnez --label ou --address");
+        bail!("stop set : rien à changer ; donnez --label, --address ou --commune");
     }
     write_plan(
         store,
@@ -342,20 +492,28 @@ pub struct Regenerated {
     pub kept: usize,
 }
 
+impl Regenerated {
+    fn add(&mut self, r: Regenerated) {
+        self.created += r.created;
+        self.updated += r.updated;
+        self.removed += r.removed;
+        self.kept += r.kept;
+    }
+}
+
 /// Create a round for `unit` and its passages over the horizon, in one transaction: the
 /// round exists with all its passages or not at all. Returns its id.
 pub fn add_round(
     store: &mut SqliteStore,
     now: WallMs,
-    today: NaiveDate,
-    horizon_weeks: u32,
+    window: &Window<'_>,
     unit: &Unit,
     spec: &RoundSpec,
 ) -> Result<(Uuid, Regenerated)> {
     validate(store, unit, spec, None)?;
     let id = new_id(now);
     let scope = Scope::Unit(unit.id.clone());
-    let (passages, r) = plan_passages(store, today, horizon_weeks, id, &scope, Some(spec))?;
+    let (passages, r) = plan_passages(store, window, id, &scope, Some(spec))?;
     let mut edits = vec![RecordEdit {
         id,
         kind: Kind::Round,
@@ -372,22 +530,14 @@ pub fn add_round(
 pub fn edit_round(
     store: &mut SqliteStore,
     now: WallMs,
-    today: NaiveDate,
-    horizon_weeks: u32,
+    window: &Window<'_>,
     unit: &Unit,
     round: Uuid,
     spec: &RoundSpec,
 ) -> Result<Regenerated> {
     let record = live(store, round, Kind::Round, None)?;
     validate(store, unit, spec, Some(round))?;
-    let (passages, r) = plan_passages(
-        store,
-        today,
-        horizon_weeks,
-        round,
-        &record.scope,
-        Some(spec),
-    )?;
+    let (passages, r) = plan_passages(store, window, round, &record.scope, Some(spec))?;
     let mut edits = tournee_core::actions::set_fields(&record, spec.sets()).edits;
     edits.extend(passages);
     write_plan(store, now, edits)?;
@@ -404,7 +554,13 @@ pub fn delete_round(
     round: Uuid,
 ) -> Result<Regenerated> {
     let record = live(store, round, Kind::Round, Some("round list"))?;
-    let (passages, r) = plan_passages(store, today, horizon_weeks, round, &record.scope, None)?;
+    let days_off = DaysOff::default();
+    let window = Window {
+        today,
+        horizon_weeks,
+        days_off: &days_off,
+    };
+    let (passages, r) = plan_passages(store, &window, round, &record.scope, None)?;
     let mut edits =
         tournee_core::actions::set_fields(&record, vec![(Field::Deleted, Value::Bool(true))]).edits;
     edits.extend(passages);
@@ -433,6 +589,95 @@ pub fn cancel_passage(
                 Value::Text(PassageStatus::Cancelled.code().into()),
             ),
             (Field::Cause, Value::Text(cause.code().into())),
+        ],
+    );
+    write_plan(store, now, action.edits)
+}
+
+/// A passage the scheduler moved to another day or time: regenerating its round leaves it
+/// there (deleting the round takes it away, like any unmarked passage).
+fn is_moved(p: &tournee_core::record::Record) -> bool {
+    p.text(Field::MovedFrom).is_some()
+}
+
+/// Move one passage to another day or window (the bus comes on Wednesday this week): its
+/// date and planned times change, `moved_from` keeps the day it was planned on, and the unit's
+/// laptops see it on the new day at their next sync. A passage already held, cancelled or
+/// started is not moved, nor one whose new window overlaps another passage of the unit.
+pub fn move_passage(
+    store: &mut SqliteStore,
+    now: WallMs,
+    today: NaiveDate,
+    passage: Uuid,
+    date: NaiveDate,
+    window: Option<(chrono::NaiveTime, chrono::NaiveTime)>,
+) -> Result<()> {
+    let record = live(store, passage, Kind::Passage, Some("passages"))?;
+    if is_marked(&record) {
+        bail!("passage {passage} : déjà marqué par l'unité (tenu, annulé ou commencé), il ne peut plus être déplacé");
+    }
+    if date < today {
+        bail!("date : le {date} est passé ; un passage se déplace vers aujourd'hui ou plus tard");
+    }
+    let old_date = record.text(Field::Date).unwrap_or_default().to_owned();
+    let (start, end) = match window {
+        Some(w) => w,
+        None => {
+            let hm = |t: Option<i64>| {
+                let local = show_local(t?);
+                chrono::NaiveTime::parse_from_str(local.get(11..16)?, "%H:%M").ok()
+            };
+            (
+                hm(record.int(Field::PlannedStart)).context("passage without planned start")?,
+                hm(record.int(Field::PlannedEnd)).context("passage without planned end")?,
+            )
+        }
+    };
+    if end <= start {
+        bail!(
+            "end : la fin ({}) doit venir après le début ({})",
+            end.format("%H:%M"),
+            start.format("%H:%M")
+        );
+    }
+    let stop = record.id_ref(Field::Stop).context("passage without stop")?;
+    let slot = RoundStop {
+        stop,
+        weekday: chrono::Datelike::weekday(&date),
+        start,
+        end,
+    };
+    let (planned_start, planned_end) = slot.planned(date);
+    if let Scope::Unit(unit) = &record.scope {
+        for other in store.passages_between(Some(unit), date, date)? {
+            if other.id == passage || other.is_deleted() {
+                continue;
+            }
+            let (Some(a), Some(b)) = (other.int(Field::PlannedStart), other.int(Field::PlannedEnd))
+            else {
+                continue;
+            };
+            if a < planned_end && planned_start < b {
+                bail!(
+                    "date : le {date}, ce passage de {} à {} chevaucherait un autre passage de l'unité ({} à {})",
+                    start.format("%H:%M"),
+                    end.format("%H:%M"),
+                    show_local(a).get(11..16).unwrap_or_default(),
+                    show_local(b).get(11..16).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let moved_from = record
+        .text(Field::MovedFrom)
+        .map_or(old_date, str::to_owned);
+    let action = tournee_core::actions::set_fields(
+        &record,
+        vec![
+            (Field::Date, Value::Text(date.to_string())),
+            (Field::PlannedStart, Value::Int(planned_start)),
+            (Field::PlannedEnd, Value::Int(planned_end)),
+            (Field::MovedFrom, Value::Text(moved_from)),
         ],
     );
     write_plan(store, now, action.edits)
@@ -471,8 +716,7 @@ pub fn round_spec(store: &SqliteStore, round: Uuid) -> Result<(RoundSpec, String
 pub fn materialise(
     store: &mut SqliteStore,
     now: WallMs,
-    today: NaiveDate,
-    horizon_weeks: u32,
+    window: &Window<'_>,
     round: Uuid,
 ) -> Result<Regenerated> {
     let record = store
@@ -483,39 +727,51 @@ pub fn materialise(
     } else {
         Some(RoundSpec::from_record(&record)?)
     };
-    let (edits, r) = plan_passages(
-        store,
-        today,
-        horizon_weeks,
-        round,
-        &record.scope,
-        spec.as_ref(),
-    )?;
+    let (edits, r) = plan_passages(store, window, round, &record.scope, spec.as_ref())?;
     write_plan(store, now, edits)?;
     Ok(r)
 }
 
+/// The days a plan covers: from `today`, `horizon_weeks` weeks, without the days off.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// The first day planned (earlier passages are history).
+    pub today: NaiveDate,
+    /// How many weeks ahead.
+    pub horizon_weeks: u32,
+    /// The days without passages.
+    pub days_off: &'a DaysOff,
+}
+
 /// The edits that bring round `round`'s passages from `today` to the horizon in line with
-/// `spec` (`None`: the round is deleted, so its future unmarked passages go). Reads only:
-/// every occurrence is computed before anything is written.
+/// `spec` (`None`: the round is deleted, so its future unmarked passages go). A day off gets
+/// no passage (an unmarked one already there goes). Reads only: every occurrence is computed
+/// before anything is written.
 fn plan_passages(
     store: &SqliteStore,
-    today: NaiveDate,
-    horizon_weeks: u32,
+    window: &Window<'_>,
     round: Uuid,
     scope: &Scope,
     spec: Option<&RoundSpec>,
 ) -> Result<(Vec<RecordEdit>, Regenerated)> {
-    let last = today + Duration::days(i64::from(horizon_weeks) * 7 - 1);
+    let unit = match scope {
+        Scope::Unit(u) => u.as_str(),
+        Scope::Territory(_) => "",
+    };
     let mut wanted: Vec<(Uuid, NaiveDate, RoundStop)> = Vec::new();
     if let Some(spec) = spec {
-        for s in &spec.stops {
-            for date in visit_dates(spec.from, spec.to, spec.every_weeks, s.weekday, today, last) {
-                wanted.push((passage_id(round, s, date), date, *s));
-            }
+        let all = occurrences(
+            spec,
+            unit,
+            window.days_off,
+            window.today,
+            window.horizon_weeks,
+        );
+        for o in all.into_iter().filter(|o| o.day_off.is_none()) {
+            wanted.push((passage_id(round, &o.stop, o.date), o.date, o.stop));
         }
     }
-    let existing = store.round_passages(round, today)?;
+    let existing = store.round_passages(round, window.today)?;
     let mut report = Regenerated::default();
     let mut edits = Vec::new();
     for (id, date, s) in &wanted {
@@ -543,7 +799,7 @@ fn plan_passages(
                 });
                 report.created += 1;
             }
-            Some(p) if is_marked(&p) => report.kept += 1,
+            Some(p) if is_marked(&p) || is_moved(&p) => report.kept += 1,
             Some(p) => {
                 let mut sets: Vec<(Field, Value)> = plan
                     .into_iter()
@@ -573,6 +829,10 @@ fn plan_passages(
         let Some(p) = store.record(id)? else { continue };
         if marked || p.is_deleted() {
             report.kept += usize::from(marked);
+            continue;
+        }
+        if spec.is_some() && is_moved(&p) {
+            report.kept += 1;
             continue;
         }
         edits.push(RecordEdit {
@@ -628,18 +888,12 @@ pub struct HorizonRun {
 pub fn materialise_all(
     store: &mut SqliteStore,
     now: WallMs,
-    today: NaiveDate,
-    horizon_weeks: u32,
+    window: &Window<'_>,
 ) -> Result<HorizonRun> {
     let mut run = HorizonRun::default();
     for round in store.ids_of_kind(Kind::Round, None)? {
-        match materialise(store, now, today, horizon_weeks, round) {
-            Ok(r) => {
-                run.total.created += r.created;
-                run.total.updated += r.updated;
-                run.total.removed += r.removed;
-                run.total.kept += r.kept;
-            }
+        match materialise(store, now, window, round) {
+            Ok(r) => run.total.add(r),
             Err(e) => run.failed.push((round, format!("{e:#}"))),
         }
     }

@@ -355,11 +355,26 @@ async fn horizon_loop(shared: Arc<Shared>, horizon_weeks: u32) {
         if done_for == Some(today) {
             continue;
         }
+        let days_off = match shared.registry.lock() {
+            Ok(reg) => crate::scheduling::DaysOff::load(&reg),
+            Err(_) => return,
+        };
+        let days_off = match days_off {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "reading the units and holidays failed; retrying later");
+                continue;
+            }
+        };
         let result = shared
             .db
             .call(move |s| {
-                crate::scheduling::materialise_all(s, now, today, horizon_weeks)
-                    .map_err(|e| e.to_string())
+                let window = crate::scheduling::Window {
+                    today,
+                    horizon_weeks,
+                    days_off: &days_off,
+                };
+                crate::scheduling::materialise_all(s, now, &window).map_err(|e| e.to_string())
             })
             .await;
         match result {

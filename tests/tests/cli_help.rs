@@ -113,6 +113,10 @@ const SERVER: &[Case] = &[
     case(&["stop", "set"], &["--label", "--address", "--commune"]),
     case(&["stop", "archive"], &[]),
     case(&["passage", "cancel"], &["--cause"]),
+    case(&["passage", "move"], &["--date", "--start", "--end"]),
+    case(&["holiday", "list"], &["--territory", "--year", "--format"]),
+    case(&["holiday", "add"], &["--territory", "--date", "--label"]),
+    case(&["holiday", "remove"], &["--territory", "--date"]),
     case(
         &["timetable"],
         &["--unit", "--territory", "--from", "--to", "--format"],

@@ -283,8 +283,8 @@ fn a_scheduler_cancels_a_passage_then_deletes_the_round_keeping_what_is_marked()
     assert_eq!(again.status.code(), Some(1), "a deleted round is gone");
 }
 
-/// A stop's label and address change; its commune does not (a new place is a new stop); it is
-/// archived only once no live round visits it.
+/// A stop's label and address change; its commune changes while the stop has no history
+/// (then a new place is a new stop); it is archived only once no live round visits it.
 #[test]
 fn a_stop_is_renamed_and_archived_once_no_round_visits_it() {
     let (_tmp, server, skew) = tuesday_round();
@@ -324,9 +324,38 @@ fn a_stop_is_renamed_and_archived_once_no_round_visits_it() {
     ]));
     assert_eq!(stops["stops"][0]["label"], "Place du marché");
     assert_eq!(stops["stops"][0]["address"], "1 place du Marché");
+    srv(&["stop", "set", &stop, "--commune", "80021"]);
+    let stops = json(&srv(&[
+        "stop",
+        "list",
+        "--territory",
+        "80",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(stops["stops"][0]["commune_name"], "Amiens");
     fails(
-        &["stop", "set", &stop, "--commune", "80021"],
-        "un arrêt ne change pas de commune",
+        &["stop", "set", &stop, "--commune", "59350"],
+        "n'est pas dans le territoire 80",
+    );
+    let passages = json(&srv(&[
+        "passages",
+        "--from",
+        "2027-01-12",
+        "--to",
+        "2027-02-28",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        passages["passages"][0]["commune"], "80021",
+        "its passages follow"
+    );
+    let first = passages["passages"][0]["id"].as_str().expect("passage");
+    srv(&["passage", "cancel", first]);
+    fails(
+        &["stop", "set", &stop, "--commune", "80001"],
+        "cet arrêt a un historique (1 passage",
     );
     fails(&["stop", "set", &stop], "rien à changer");
     fails(&["stop", "archive", &stop], "passe encore par cet arrêt");

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod clock;
 pub mod export;
 pub mod hlc;
+pub mod holidays;
 pub mod limits;
 pub mod model;
 pub mod person;

@@ -420,6 +420,9 @@ code_enum!(
         Visit => "visit",
         /// How many people attended a collective session.
         Attendees => "attendees",
+        /// The date a passage was planned on before the scheduler moved it (a moved passage
+        /// is the scheduler's choice: regenerating the round leaves it where it is).
+        MovedFrom => "moved_from",
     }
 );
 
@@ -503,6 +506,7 @@ impl Kind {
                 F::ActualEnd,
                 F::Status,
                 F::Cause,
+                F::MovedFrom,
             ],
             Kind::Citizen => &[
                 F::Deleted,
@@ -948,7 +952,7 @@ pub fn check_value(
         (_, F::Stops) => crate::schedule::check_stops_field(text()?),
         (_, F::EveryWeeks) => check_count(field, int()?, EVERY_WEEKS_MAX, EVERY_WEEKS_EXPECTED),
         (_, F::ValidFrom) | (_, F::Date) => parse_day(field, text()?).map(|_| ()),
-        (_, F::ValidTo) => match value {
+        (_, F::ValidTo) | (_, F::MovedFrom) => match value {
             Value::Null => Ok(()),
             _ => parse_day(field, text()?).map(|_| ()),
         },

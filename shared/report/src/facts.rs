@@ -3,8 +3,8 @@
 //! coverage reports and scheduling look-ups are SQL over indexes instead of decoding blobs.
 //!
 //! A request carries its parent's day, commune and département (kept current when the parent is
-//! projected), so coverage needs no joins. A stop does not change commune (a new place is a
-//! new stop). Holds no personal data (no names, phones or addresses; citizens appear as ids
+//! projected), so coverage needs no joins. A stop changes commune only while nothing happened
+//! there (`Queries::stop_history`), so no copy of its commune is ever stale. Holds no personal data (no names, phones or addresses; citizens appear as ids
 //! only, for distinct counts). Only the server maintains it (through `Facts`, plugged into its store); laptops leave it empty.
 
 use std::path::Path;

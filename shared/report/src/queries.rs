@@ -118,6 +118,10 @@ pub trait Queries {
         to: NaiveDate,
     ) -> Result<Vec<Record>, StoreError>;
 
+    /// What already happened at a stop: its live passages before `today` or marked by the
+    /// unit, and the requests and sessions recorded at any of its passages.
+    fn stop_history(&self, stop: Uuid, today: NaiveDate) -> Result<u64, StoreError>;
+
     /// Raw coverage aggregates of a territory over `[from, to]`, grouped by `by`.
     fn coverage_data(
         &self,
@@ -129,6 +133,27 @@ pub trait Queries {
 }
 
 impl Queries for SqliteStore {
+    fn stop_history(&self, stop: Uuid, today: NaiveDate) -> Result<u64, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM facts WHERE kind = ?2 AND stop = ?1 AND deleted = 0
+                         AND (marked = 1 OR day < ?3))
+                      + (SELECT count(*) FROM facts r JOIN facts p ON r.passage = p.id
+                         WHERE p.kind = ?2 AND p.stop = ?1 AND r.deleted = 0)",
+            )
+            .map_err(sql_err)?
+            .query_row(
+                params![
+                    stop.as_bytes().as_slice(),
+                    kind_code(Kind::Passage),
+                    day_key(today)
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sql_err)
+    }
+
     fn ids_of_kind(&self, kind: Kind, unit: Option<&str>) -> Result<Vec<Uuid>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id FROM facts WHERE kind = ?1 AND deleted = 0 AND (?2 IS NULL OR unit = ?2) ORDER BY id",

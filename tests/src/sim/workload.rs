@@ -563,7 +563,13 @@ impl World {
             }],
         };
         self.scheduler_write(&action)?;
-        let r = scheduling::materialise(&mut self.server, now, today, SIM_HORIZON_WEEKS, id)
+        let days_off = scheduling::DaysOff::legal(self.units.iter());
+        let window = scheduling::Window {
+            today,
+            horizon_weeks: SIM_HORIZON_WEEKS,
+            days_off: &days_off,
+        };
+        let r = scheduling::materialise(&mut self.server, now, &window, id)
             .map_err(|e| self.fail(format!("materialise: {e:#}")))?;
         self.trace(format_args!(
             "scheduler plans round {id} of {}: {r:?}",
@@ -597,15 +603,13 @@ impl World {
             }
             _ => spec.every_weeks = 3 - spec.every_weeks.clamp(1, 2),
         }
-        match scheduling::edit_round(
-            &mut self.server,
-            now,
+        let days_off = scheduling::DaysOff::legal(self.units.iter());
+        let window = scheduling::Window {
             today,
-            SIM_HORIZON_WEEKS,
-            unit,
-            round,
-            &spec,
-        ) {
+            horizon_weeks: SIM_HORIZON_WEEKS,
+            days_off: &days_off,
+        };
+        match scheduling::edit_round(&mut self.server, now, &window, unit, round, &spec) {
             Ok(r) => {
                 self.counts.round_edits += 1;
                 self.counts.passages_removed += r.removed as u64;
