@@ -386,7 +386,7 @@ fn validate(
     except: Option<Uuid>,
 ) -> Result<()> {
     if spec.stops.is_empty() {
-        bail!("stop: a round needs at least one --stop STOP_ID@WEEKDAY@HH:MM-HH:MM");
+        bail!("stop : une tournée passe au moins à un arrêt (--stop STOP_ID@JOUR@HH:MM-HH:MM)");
     }
     if spec.stops.len() > ROUND_STOPS_MAX {
         bail!(
@@ -396,13 +396,13 @@ fn validate(
     }
     if !(1..=EVERY_WEEKS_MAX).contains(&spec.every_weeks) {
         bail!(
-            "every-weeks: {} is not allowed; allowed: 1 to {EVERY_WEEKS_MAX}",
+            "every-weeks : {} n'est pas permis ; une tournée revient toutes les 1 à {EVERY_WEEKS_MAX} semaines",
             spec.every_weeks
         );
     }
     if let Some(to) = spec.to {
         if to < spec.from {
-            bail!("to: {to} is before --from {}", spec.from);
+            bail!("to : la fin {to} est avant le début {}", spec.from);
         }
     }
     for s in &spec.stops {
@@ -411,13 +411,13 @@ fn validate(
             .filter(|r| r.kind == Kind::Stop && !r.is_deleted())
             .with_context(|| {
                 format!(
-                    "stop: no stop with id {} (create it with `tournee-server stop add`)",
+                    "stop : aucun arrêt {} (créez-le avec `tournee-server stop add`)",
                     s.stop
                 )
             })?;
         if stop.scope != Scope::Territory(unit.territory.clone()) {
             bail!(
-                "stop: {} ({}) is in territory {}, not in unit {}'s territory {}",
+                "stop : {} ({}) est dans le territoire {}, l'unité {} dans le {}",
                 stop.text(Field::Label).unwrap_or(""),
                 s.stop,
                 match &stop.scope {
@@ -430,8 +430,8 @@ fn validate(
     }
     let window = |s: &RoundStop| {
         format!(
-            "{:?} {}-{}",
-            s.weekday,
+            "{} {}-{}",
+            weekday_fr(s.weekday),
             s.start.format("%H:%M"),
             s.end.format("%H:%M")
         )
@@ -440,7 +440,7 @@ fn validate(
         for b in &spec.stops[i + 1..] {
             if a.overlaps(b) {
                 bail!(
-                    "stop: windows {} and {} of this round overlap",
+                    "stop : les fenêtres {} et {} de cette tournée se chevauchent",
                     window(a),
                     window(b)
                 );
@@ -466,7 +466,7 @@ fn validate(
                 let theirs = (other.from, other.to, other.every_weeks);
                 if let Some(date) = first_common_visit(mine, theirs, a.weekday) {
                     bail!(
-                        "stop: window {} overlaps round '{}' ({}) of unit {} on {date}",
+                        "stop : la fenêtre {} chevauche la tournée « {} » ({}) de l'unité {} le {date}",
                         window(a),
                         other.name,
                         window(b),
@@ -477,6 +477,20 @@ fn validate(
         }
     }
     Ok(())
+}
+
+/// A weekday's French name, as the scheduler reads it.
+pub fn weekday_fr(d: chrono::Weekday) -> &'static str {
+    use chrono::Weekday as W;
+    match d {
+        W::Mon => "lundi",
+        W::Tue => "mardi",
+        W::Wed => "mercredi",
+        W::Thu => "jeudi",
+        W::Fri => "vendredi",
+        W::Sat => "samedi",
+        W::Sun => "dimanche",
+    }
 }
 
 /// What a regeneration did.

@@ -3,13 +3,15 @@
 //! accessibility; the page's own resource timing read back to prove no request left the
 //! laptop.
 //!
-//! Helpers only; the scenarios are in `tests/tests/ui_browser.rs`. Every host but loopback is
+//! Helpers only (the browser, and driving a page by element ids); the scenarios are in
+//! `tests/tests/ui_browser.rs` and `console_browser.rs`. Every host but loopback is
 //! made unresolvable in the browser, so a stray CDN link fails visibly as well.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value as Json};
@@ -179,4 +181,93 @@ impl Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Click the element `id`.
+pub async fn click(b: &Browser, id: &str) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+/// Click a submit button and wait for the page it redirects to (its `ok=` confirmation).
+pub async fn submit(b: &Browser, id: &str, ok: &str) {
+    click(b, id).await;
+    let want = format!("ok={ok}");
+    let started = Instant::now();
+    loop {
+        let url = b.client.current_url().await.expect("url");
+        if url.query_pairs().any(|(k, v)| k == "ok" && v == ok) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "#{id}: no {want} after the click, at {url}: {}",
+            body(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Type `text` into the field `id`, replacing what it held.
+pub async fn fill(b: &Browser, id: &str, text: &str) {
+    let e = b
+        .client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+/// Set a time input's value (typing into one depends on the browser's locale).
+pub async fn set_time(b: &Browser, id: &str, hhmm: &str) {
+    b.client
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![serde_json::json!(id), serde_json::json!(hhmm)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+}
+
+/// Pick the option `value` of the select `id`.
+pub async fn choose(b: &Browser, id: &str, value: &str) {
+    b.client
+        .find(Locator::Css(&format!("#{id} option[value='{value}']")))
+        .await
+        .unwrap_or_else(|e| panic!("#{id} = {value}: {e}"))
+        .click()
+        .await
+        .expect("select");
+}
+
+/// Wait (at most 10 s) for the element `id` the page is bringing in, or fail saying `what`
+/// with the page's source.
+pub async fn appears(b: &Browser, id: &str, what: &str) {
+    if let Err(e) = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+    {
+        panic!("{what} ({e}): {}", body(b).await);
+    }
+}
+
+/// The current page's source.
+pub async fn body(b: &Browser) -> String {
+    b.client.source().await.expect("source")
+}
+
+/// Screenshots land here, for people to open.
+pub fn shots_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("tournee-ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
 }

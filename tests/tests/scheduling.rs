@@ -691,12 +691,12 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
     // A stop of the Aisne in a round of a Somme unit.
     let e = err(round("bus-80-1", &[format!("{aisne}@wed@09:00-12:00")]));
     assert!(
-        e.contains("territory 02") && e.contains("territory 80"),
+        e.contains("territoire 02") && e.contains("dans le 80"),
         "{e}"
     );
     // Overlapping windows of one unit on the same day, in two rounds…
     let e = err(round("bus-80-1", &[format!("{b}@tue@11:00-13:00")]));
-    assert!(e.contains("overlaps"), "{e}");
+    assert!(e.contains("chevauche"), "{e}");
     // …and in one.
     let e = err(round(
         "bus-80-1",
@@ -705,7 +705,7 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
             format!("{a}@fri@11:59-13:00"),
         ],
     ));
-    assert!(e.contains("overlap"), "{e}");
+    assert!(e.contains("se chevauchent"), "{e}");
     // An edit that would overlap the first round is refused too.
     let second = ok(round("bus-80-1", &[format!("{b}@wed@09:00-12:00")]));
     let e = err(vec![
@@ -715,7 +715,7 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
         "--stop".into(),
         format!("{b}@tue@08:00-09:30"),
     ]);
-    assert!(e.contains("overlaps"), "{e}");
+    assert!(e.contains("chevauche"), "{e}");
     // Alternating weeks at the same hour are a normal plan ("X on even weeks, Y on odd weeks");
     // a weekly round at that hour meets one of them, and the refusal names the first date.
     let fortnight = |from: &str, stop: &str| {
@@ -741,7 +741,7 @@ fn scheduling_mistakes_exit_1_with_one_line_and_change_nothing() {
     ok(fortnight("2027-01-18", &b));
     let e = err(round("bus-80-1", &[format!("{a}@sat@10:00-11:00")]));
     assert!(
-        e.contains("overlaps") && (e.contains("2027-01-16") || e.contains("2027-01-23")),
+        e.contains("chevauche") && (e.contains("2027-01-16") || e.contains("2027-01-23")),
         "the first date it meets one of them: {e}"
     );
     // A window that ends before it starts.

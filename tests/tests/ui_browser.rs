@@ -8,13 +8,16 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use serde_json::Value as Json;
-use tournee_tests::browser::{available, free_tcp_port, Browser};
+use tournee_tests::browser::{
+    appears, available, body, choose, click, fill, free_tcp_port, set_time, shots_dir, submit,
+    Browser,
+};
 use tournee_tests::{Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -125,91 +128,6 @@ async fn look(b: &Browser, d: &Daemon, path: &str, shots: &Path, name: &str) {
         );
     }
     b.screenshot(&shots.join(format!("{name}.png"))).await;
-}
-
-async fn click(b: &Browser, id: &str) {
-    b.client
-        .find(Locator::Id(id))
-        .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
-}
-
-/// Click a submit button and wait for the page it redirects to (its `?ok=` confirmation).
-async fn submit(b: &Browser, id: &str, ok: &str) {
-    click(b, id).await;
-    let want = format!("ok={ok}");
-    let started = Instant::now();
-    loop {
-        let url = b.client.current_url().await.expect("url");
-        if url.query() == Some(want.as_str()) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "#{id}: no {want} after the click, at {url}: {}",
-            body(b).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn fill(b: &Browser, id: &str, text: &str) {
-    let e = b
-        .client
-        .find(Locator::Id(id))
-        .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"));
-    e.clear().await.expect("clear");
-    e.send_keys(text).await.expect("type");
-}
-
-/// Set a time input's value (typing into one depends on the browser's locale).
-async fn set_time(b: &Browser, id: &str, hhmm: &str) {
-    b.client
-        .execute(
-            "document.getElementById(arguments[0]).value = arguments[1];",
-            vec![serde_json::json!(id), serde_json::json!(hhmm)],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"));
-}
-
-async fn choose(b: &Browser, id: &str, value: &str) {
-    b.client
-        .find(Locator::Css(&format!("#{id} option[value='{value}']")))
-        .await
-        .unwrap_or_else(|e| panic!("#{id} = {value}: {e}"))
-        .click()
-        .await
-        .expect("select");
-}
-
-/// Wait (at most 10 s) for the element `id` the page is bringing in, or fail saying `what`
-/// with the page's source.
-async fn appears(b: &Browser, id: &str, what: &str) {
-    if let Err(e) = b
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id(id))
-        .await
-    {
-        panic!("{what} ({e}): {}", body(b).await);
-    }
-}
-
-async fn body(b: &Browser) -> String {
-    b.client.source().await.expect("source")
-}
-
-/// Screenshots land here, for people to open.
-fn shots_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join("tournee-ui-screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshots dir");
-    dir
 }
 
 /// The walk-in form filled for `person` (a radio id) at `passage`, with `requests` as

@@ -10,6 +10,7 @@
 
 mod auth;
 mod pages;
+mod planning;
 mod public;
 
 use std::net::SocketAddr;
@@ -255,13 +256,16 @@ async fn guard(State(state): State<Arc<ConsoleState>>, mut req: Request, next: N
     resp
 }
 
+/// The console's own rules, after the laptop UI's stylesheet.
+const CONSOLE_STYLE: &str = include_str!("../../assets/console.css");
+
 async fn stylesheet() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, tournee_agent::ui::pages::IMMUTABLE),
         ],
-        tournee_agent::ui::pages::STYLE,
+        format!("{}\n{CONSOLE_STYLE}", tournee_agent::ui::pages::STYLE),
     )
         .into_response()
 }
@@ -279,7 +283,24 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/deconnexion", post(auth::sign_out))
         .route("/couverture", get(pages::coverage))
         .route("/couverture.csv", get(pages::coverage_csv))
-        .route("/arrets", get(pages::stops))
+        .route("/arrets", get(planning::stops).post(planning::stop_add))
+        .route(
+            "/arrets/modifier",
+            get(planning::stop_edit).post(planning::stop_save),
+        )
+        .route("/arrets/archiver", post(planning::stop_archive))
+        .route("/tournees", get(planning::rounds))
+        .route("/tournees/nouvelle", get(planning::round_new))
+        .route("/tournees/modifier", get(planning::round_edit))
+        .route("/tournees/enregistrer", post(planning::round_save))
+        .route("/tournees/supprimer", post(planning::round_delete))
+        .route("/passages", get(planning::passages))
+        .route("/passages/changer", get(planning::passage))
+        .route("/passages/annuler", post(planning::passage_cancel))
+        .route("/passages/deplacer", post(planning::passage_move))
+        .route("/feries", get(planning::holidays))
+        .route("/feries/ajouter", post(planning::holiday_add))
+        .route("/feries/retirer", post(planning::holiday_remove))
         .route("/journal", get(pages::journal))
         .route("/horaires", get(public::page))
         .route("/horaires.csv", get(public::csv))

@@ -1,5 +1,5 @@
 //! The console's pages once signed in: home (what the role opens), coverage of a territory
-//! over a period (table and CSV, no personal data), a territory's stops, the audit journal.
+//! over a period (table and CSV, no personal data), the audit journal.
 //!
 //! Each handler checks the role and the territory itself (`Signed::may`) before reading.
 //! Not here: sign-in (`auth`), the figures (`tournee-report`).
@@ -24,18 +24,18 @@ use crate::accounts::User;
 const JOURNAL_SHOWN_MAX: usize = 500;
 
 /// What the layout shows around every page.
-struct Layout {
-    title: String,
-    nav: &'static str,
-    user: String,
-    role: &'static str,
-    planning: bool,
-    admin: bool,
-    flash: Option<&'static str>,
+pub(super) struct Layout {
+    pub(super) title: String,
+    pub(super) nav: &'static str,
+    pub(super) user: String,
+    pub(super) role: &'static str,
+    pub(super) planning: bool,
+    pub(super) admin: bool,
+    pub(super) flash: Option<&'static str>,
 }
 
 impl Layout {
-    fn new(u: &User, title: impl Into<String>, nav: &'static str) -> Self {
+    pub(super) fn new(u: &User, title: impl Into<String>, nav: &'static str) -> Self {
         Self {
             title: title.into(),
             nav,
@@ -64,14 +64,14 @@ pub struct Flash {
     ok: Option<String>,
 }
 
-fn territory_name(code: &str) -> String {
+pub(super) fn territory_name(code: &str) -> String {
     RefData::get()
         .departement(code)
         .map_or_else(|| code.to_owned(), |d| d.name.clone())
 }
 
 /// The territories an account sees, with their names (every département for "all").
-fn seen_territories(u: &User) -> Vec<(String, String)> {
+pub(super) fn seen_territories(u: &User) -> Vec<(String, String)> {
     if u.territories.is_empty() {
         return RefData::get()
             .departements()
@@ -319,68 +319,6 @@ pub async fn coverage_csv(
         bytes,
     )
         .into_response())
-}
-
-/// A stop as the list shows it.
-struct StopRow {
-    label: String,
-    commune: String,
-    address: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/stops.html")]
-struct StopsPage {
-    l: Layout,
-    territories: Vec<(String, String)>,
-    territory: String,
-    stops: Vec<StopRow>,
-}
-
-/// `GET /arrets?territoire=`.
-pub async fn stops(
-    State(state): State<Arc<ConsoleState>>,
-    signed: Signed,
-    Query(q): Query<CoverageQuery>,
-) -> Result<Html<String>, ConsoleError> {
-    let html = with_registry(&state, move |reg, state| {
-        let u = signed.0.clone();
-        let territory = q
-            .territoire
-            .clone()
-            .filter(|t| !t.is_empty())
-            .or_else(|| seen_territories(&u).first().map(|t| t.0.clone()))
-            .unwrap_or_default();
-        signed.may_or_journal(
-            reg,
-            state.now_ms(),
-            Area::Planning,
-            Some(territory.as_str()),
-            "arrets",
-        )?;
-        let store = state.data.open_store()?;
-        let stops = crate::scheduling::stops_of(&store, &territory)?
-            .into_iter()
-            .map(|s| StopRow {
-                label: s.label,
-                commune: s.commune_name,
-                address: s.address.unwrap_or_default(),
-            })
-            .collect();
-        let page = StopsPage {
-            l: Layout::new(
-                &u,
-                format!("Arrêts — {}", territory_name(&territory)),
-                "stops",
-            ),
-            territories: seen_territories(&u),
-            territory,
-            stops,
-        };
-        Ok(page.render()?)
-    })
-    .await?;
-    Ok(Html(html))
 }
 
 /// A journal line as the page shows it.

@@ -11,6 +11,7 @@ use tournee_core::actions::{add_appointment, create_record, NewAppointment};
 use tournee_core::clock::{Clock, SystemClock};
 use tournee_core::model::{Field, Kind, Location, Scope, Value};
 use tournee_core::store::Store;
+use tournee_report::queries::Queries;
 use tower::ServiceExt;
 
 use super::{router, ConsoleState, COOKIE};
@@ -332,5 +333,122 @@ async fn cross_site_posts_are_refused_and_repeated_failures_lock_the_account() {
         right.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "even the right one waits"
+    );
+}
+
+/// The scheduler's forms: every planning URL refuses a supervisor and another territory's
+/// scheduler (a POST as much as a GET), a refused form comes back with its values and the
+/// reason, and a cross-site POST of a valid form changes nothing.
+#[tokio::test]
+async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the_form() {
+    let f = Fixture::new();
+    let reg = f.registry();
+    let u = reg
+        .add_user("planif59", Role::Scheduler, &["59".to_owned()], 0)
+        .expect("user");
+    reg.set_password(u.id, PASSWORD).expect("password");
+    let store = f.data.open_store().expect("store");
+    let stop = crate::scheduling::stops_of(&store, "80").expect("stops")[0].id;
+    drop(store);
+    let sup80 = f.sign_in("sup80").await;
+    let planif59 = f.sign_in("planif59").await;
+    let planif80 = f.sign_in("planif80").await;
+    let gets = [
+        "/tournees?territoire=80".to_owned(),
+        "/tournees/nouvelle?territoire=80".to_owned(),
+        "/passages?unite=bus-80-1".to_owned(),
+        "/feries?territoire=80".to_owned(),
+        format!("/arrets/modifier?id={stop}"),
+    ];
+    let grid = format!(
+        "unite=bus-80-1&nom=T&du=2027-01-04&toutes=1&c-{stop}-mar=09%3A00-12%3A00&action=enregistrer"
+    );
+    let posts = [
+        ("/tournees/enregistrer", grid.clone()),
+        (
+            "/arrets",
+            "territoire=80&commune=80021&libelle=X".to_owned(),
+        ),
+        ("/arrets/archiver", format!("id={stop}")),
+        (
+            "/feries/ajouter",
+            "territoire=80&date=2027-06-04".to_owned(),
+        ),
+    ];
+    for who in [&sup80, &planif59] {
+        for uri in &gets {
+            let r = f.get(uri, Some(who)).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{uri}");
+        }
+        for (uri, form) in &posts {
+            let r = f.post(uri, form, Some(who), "same-origin").await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "POST {uri}");
+        }
+    }
+    for uri in &gets {
+        let r = f.get(uri, Some(&planif80)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{uri}");
+    }
+    let store = f.data.open_store().expect("store");
+    assert!(
+        store
+            .ids_of_kind(Kind::Round, None)
+            .expect("rounds")
+            .is_empty(),
+        "nothing written by the refused"
+    );
+    drop(store);
+    // A cross-site POST of a valid form is refused before anything is read.
+    let r = f
+        .post(
+            "/tournees/enregistrer",
+            &grid,
+            Some(&planif80),
+            "cross-site",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A window that ends before it starts comes back in words, with what was typed.
+    let bad = grid.replace("09%3A00-12%3A00", "12h-9h");
+    let r = f
+        .post(
+            "/tournees/enregistrer",
+            &bad,
+            Some(&planif80),
+            "same-origin",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = body(r).await;
+    assert!(
+        page.contains("la fin (09:00) doit venir après le début (12:00)")
+            && page.contains("12h-9h"),
+        "{page}"
+    );
+    let r = f
+        .post(
+            "/tournees/enregistrer",
+            &grid,
+            Some(&planif80),
+            "same-origin",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let store = f.data.open_store().expect("store");
+    assert_eq!(
+        store.ids_of_kind(Kind::Round, None).expect("rounds").len(),
+        1
+    );
+    let actions: Vec<String> = f
+        .registry()
+        .audit_since(0)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"round.add".to_owned()), "{actions:?}");
+    assert!(
+        actions.iter().filter(|a| *a == "access.refused").count() >= 2 * gets.len(),
+        "{actions:?}"
     );
 }

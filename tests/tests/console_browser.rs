@@ -1,0 +1,253 @@
+//! The scheduler's console in a real browser (Debian's Chromium through WebDriver) against a
+//! real `serve`: from a `user link`, she adds two stops with the commune picker, draws a
+//! fortnightly round in the weekly grid, sees the preview skip Whit Monday and Ascension,
+//! saves, cancels one passage; a laptop of the unit then syncs and has exactly that plan. Every
+//! page passes axe-core, loads nothing from another host and is kept as a screenshot.
+//!
+//! "Today" is Tuesday 20 April 2027 on every process (`TOURNEE_CLOCK_SKEW_MS`).
+
+use serde_json::Value as Json;
+use tournee_tests::browser::{available, body, choose, click, fill, shots_dir, submit, Browser};
+use tournee_tests::{json, Agent, Server};
+
+const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
+
+fn skew() -> String {
+    tournee_tests::skew_to_day("2027-04-20")
+}
+
+fn srv(server: &Server, args: &[&str]) -> String {
+    tournee_tests::ok(server.cmd(args).env(SKEW, skew()))
+}
+
+/// Open `path` on the console, check axe and the hosts, keep a screenshot.
+async fn look(b: &Browser, base: &str, path: &str, name: &str) {
+    b.client.goto(&format!("{base}{path}")).await.expect("page");
+    check(b, base, name).await;
+}
+
+/// The current page: axe finds nothing serious, nothing loaded from elsewhere, a screenshot.
+async fn check(b: &Browser, base: &str, name: &str) {
+    let violations = b.axe().await;
+    assert!(violations.is_empty(), "{name}: {violations:#?}");
+    for url in b.loaded_urls().await {
+        assert!(url.starts_with(&format!("{base}/")), "{name} loaded {url}");
+    }
+    b.screenshot(&shots_dir().join(format!("{name}.png"))).await;
+}
+
+/// The agent's passages on `day`, as JSON rows.
+fn laptop_day(a: &Agent, day: &str) -> Vec<Json> {
+    let out = tournee_tests::ok(
+        a.cmd(&["passage", "list", "--date", day, "--format", "json"])
+            .env(SKEW, skew()),
+    );
+    let v = json(&out);
+    v.as_array()
+        .or_else(|| v["passages"].as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receives_it() {
+    if !available() {
+        eprintln!("skipped: no /usr/bin/chromium or chromedriver (.ci/run installs them)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::init(&tmp.path().join("server"), None);
+    srv(
+        &server,
+        &[
+            "unit",
+            "add",
+            "--id",
+            "bus-80-1",
+            "--name",
+            "Bus Ouest",
+            "--territory",
+            "80",
+        ],
+    );
+    let laptop = Agent::init(
+        &tmp.path().join("laptop"),
+        &server.enroll("bus-80-1", "laptop-1"),
+    );
+    srv(
+        &server,
+        &[
+            "user",
+            "add",
+            "--name",
+            "planif",
+            "--role",
+            "scheduler",
+            "--territory",
+            "80",
+        ],
+    );
+    let link = srv(&server, &["user", "link", "planif"]).trim().to_owned();
+    server.start_with_env(&[(SKEW, &skew())]);
+    let base = format!("http://{}", server.console);
+    let b = Browser::start(true).await;
+
+    b.client.goto(&link).await.expect("link");
+    fill(&b, "mot_de_passe", "une phrase assez longue").await;
+    fill(&b, "confirmation", "une phrase assez longue").await;
+    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+
+    // Two stops: one picked from the list, one typed by its name alone.
+    look(&b, &base, "/arrets?territoire=80", "console-arrets-vide").await;
+    fill(&b, "commune", "Abbeville (80001)").await;
+    fill(&b, "libelle", "Place de l'Amiral Courbet").await;
+    submit(&b, "ajouter-arret", "arret").await;
+    fill(&b, "commune", "Lille").await;
+    fill(&b, "libelle", "Grand-Place").await;
+    click(&b, "ajouter-arret").await;
+    let page = body(&b).await;
+    assert!(
+        page.contains("n'est pas une commune du territoire 80"),
+        "a commune of another département is refused in words: {page}"
+    );
+    check(&b, &base, "console-arret-refuse").await;
+    fill(&b, "commune", "amiens").await;
+    fill(&b, "libelle", "Mairie de quartier").await;
+    submit(&b, "ajouter-arret", "arret").await;
+    check(&b, &base, "console-arrets").await;
+    let stops = json(&srv(
+        &server,
+        &["stop", "list", "--territory", "80", "--format", "json"],
+    ));
+    let stop_of = |commune: &str| -> String {
+        stops["stops"]
+            .as_array()
+            .expect("stops")
+            .iter()
+            .find(|s| s["commune"] == commune)
+            .and_then(|s| s["id"].as_str())
+            .unwrap_or_else(|| panic!("a stop in {commune}: {stops}"))
+            .to_owned()
+    };
+    let (abbeville, amiens) = (stop_of("80001"), stop_of("80021"));
+
+    // A fortnightly round: Mondays at Abbeville, Thursdays at Amiens, from Monday 19 April.
+    look(
+        &b,
+        &base,
+        "/tournees/nouvelle?territoire=80",
+        "console-tournee-vide",
+    )
+    .await;
+    fill(&b, "nom", "Tournée Ouest").await;
+    b.client
+        .execute(
+            "document.getElementById('du').value = '2027-04-19';",
+            vec![],
+        )
+        .await
+        .expect("date");
+    fill(&b, "toutes", "2").await;
+    fill(&b, &format!("c-{abbeville}-lun"), "09:00-12:00").await;
+    fill(&b, &format!("c-{amiens}-jeu"), "14h-16h30").await;
+    click(&b, "apercu").await;
+    tournee_tests::browser::appears(&b, "apercu-passages", "the preview").await;
+    let skipped = b
+        .client
+        .find(fantoccini::Locator::Id("sautes"))
+        .await
+        .expect("skipped list")
+        .text()
+        .await
+        .expect("text");
+    assert!(skipped.contains("Lundi de Pentecôte"), "{skipped}");
+    assert!(skipped.contains("Ascension"), "{skipped}");
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#passages-prevus tbody tr"))
+        .await
+        .expect("rows");
+    // Mondays 3 May, 31 May, 14 June (17 May is Whit Monday); Thursdays 22 April, 20 May,
+    // 3 June (6 May is Ascension) — over the eight weeks from 20 April.
+    assert_eq!(rows.len(), 6, "{}", body(&b).await);
+    check(&b, &base, "console-tournee-apercu").await;
+    assert!(
+        json(&srv(&server, &["round", "list", "--format", "json"]))["rounds"]
+            .as_array()
+            .expect("rounds")
+            .is_empty(),
+        "a preview saves nothing"
+    );
+    submit(&b, "enregistrer", "tournee").await;
+    check(&b, &base, "console-tournees").await;
+
+    // Cancel the passage of Monday 3 May.
+    let passages = json(&srv(
+        &server,
+        &[
+            "passages",
+            "--unit",
+            "bus-80-1",
+            "--from",
+            "2027-04-20",
+            "--to",
+            "2027-06-30",
+            "--format",
+            "json",
+        ],
+    ));
+    let list = passages["passages"].as_array().expect("passages");
+    assert_eq!(list.len(), 6, "{passages}");
+    let may3 = list
+        .iter()
+        .find(|p| p["date"] == "2027-05-03")
+        .and_then(|p| p["id"].as_str())
+        .expect("3 May")
+        .to_owned();
+    look(&b, &base, "/passages?unite=bus-80-1", "console-passages").await;
+    look(
+        &b,
+        &base,
+        &format!("/passages/changer?id={may3}"),
+        "console-passage",
+    )
+    .await;
+    choose(&b, "cause", "meteo").await;
+    submit(&b, "annuler", "annule").await;
+    assert!(body(&b).await.contains("annulé"));
+    look(
+        &b,
+        &base,
+        "/feries?territoire=80&annee=2027",
+        "console-feries",
+    )
+    .await;
+
+    // The laptop syncs and has exactly that plan.
+    tournee_tests::ok(laptop.cmd(&["sync"]).env(SKEW, skew()));
+    let may3 = laptop_day(&laptop, "2027-05-03");
+    assert_eq!(may3.len(), 1, "{may3:?}");
+    assert_eq!(may3[0]["status"], "annule");
+    assert!(laptop_day(&laptop, "2027-05-17").is_empty(), "Whit Monday");
+    assert!(laptop_day(&laptop, "2027-05-06").is_empty(), "Ascension");
+    let may20 = laptop_day(&laptop, "2027-05-20");
+    assert_eq!(may20.len(), 1);
+    assert_eq!(may20[0]["status"], "planifie");
+    assert!(
+        may20[0]["planned_start"]
+            .as_str()
+            .is_some_and(|s| s.contains("14:00")),
+        "{may20:?}"
+    );
+    assert_eq!(
+        srv(&server, &["digest", "--unit", "bus-80-1"]).trim(),
+        tournee_tests::ok(laptop.cmd(&["digest"]).env(SKEW, skew())).trim(),
+        "the laptop holds the server's plan, no more, no less"
+    );
+    let journal = srv(&server, &["audit", "--format", "json"]);
+    for action in ["stop.add", "round.add", "passage.cancel"] {
+        assert!(journal.contains(action), "{action}: {journal}");
+    }
+    b.quit().await;
+    server.stop();
+}
