@@ -13,6 +13,8 @@ pub mod console;
 pub mod db;
 pub mod demo;
 pub mod holidays;
+pub mod map;
+pub mod ods;
 pub mod registry;
 pub mod scheduling;
 pub mod serve;

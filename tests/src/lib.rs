@@ -334,6 +334,12 @@ pub fn skew_to_day(day: &str) -> String {
 /// One HTTP/1.1 GET to `addr` (`host:port`) with the session `cookie` if given, over a fresh
 /// connection read to the end: the whole response, status line first.
 pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> String {
+    let (head, body) = http_get_bytes(addr, path, cookie);
+    format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body))
+}
+
+/// One HTTP/1.1 GET read to the end: the status line and headers, and the body's bytes.
+pub fn http_get_bytes(addr: &str, path: &str, cookie: Option<&str>) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let cookie = cookie
@@ -344,10 +350,19 @@ pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> String {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
     )
     .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let body = out.get(split + 4..).unwrap_or_default().to_vec();
+    (head, body)
 }
+
+/// The console's session cookie.
+pub const CONSOLE_COOKIE: &str = tournee_server::console::COOKIE;
 
 /// One JSON document, or a panic showing what was printed instead.
 pub fn json(s: &str) -> serde_json::Value {

@@ -1,8 +1,10 @@
 //! The scheduler's console in a real browser (Debian's Chromium through WebDriver) against a
 //! real `serve`: from a `user link`, she adds two stops with the commune picker, draws a
 //! fortnightly round in the weekly grid, sees the preview skip Whit Monday and Ascension,
-//! saves, cancels one passage; a laptop of the unit then syncs and has exactly that plan. Every
-//! page passes axe-core, loads nothing from another host and is kept as a screenshot.
+//! saves, cancels one passage; a laptop of the unit then syncs and has exactly that plan, holds
+//! one passage, and a supervisor sees its commune reached on the map and downloads CSV and ODS
+//! with the report's numbers. Every page passes axe-core, loads nothing from another host and
+//! is kept as a screenshot.
 //!
 //! "Today" is Tuesday 20 April 2027 on every process (`TOURNEE_CLOCK_SKEW_MS`).
 
@@ -248,6 +250,157 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     for action in ["stop.add", "round.add", "passage.cancel"] {
         assert!(journal.contains(action), "{action}: {journal}");
     }
+
+    // The unit holds Thursday's passage at Amiens; the supervisor sees Amiens reached on the
+    // map, Abbeville planned, the rest of the Somme with nothing planned, and downloads the
+    // CSV and the ODS: the same numbers as `tournee-server coverage --format json`.
+    let apr22 = laptop_day(&laptop, "2027-04-22");
+    let held = apr22[0]["id"].as_str().expect("22 April").to_owned();
+    tournee_tests::ok(
+        laptop
+            .cmd(&["passage", "set", &held, "--status", "effectue"])
+            .env(SKEW, skew()),
+    );
+    tournee_tests::ok(laptop.cmd(&["sync"]).env(SKEW, skew()));
+    srv(
+        &server,
+        &[
+            "user",
+            "add",
+            "--name",
+            "sup80",
+            "--role",
+            "supervisor",
+            "--territory",
+            "80",
+        ],
+    );
+    let link = srv(&server, &["user", "link", "sup80"]).trim().to_owned();
+    click(&b, "deconnexion").await;
+    b.client.goto(&link).await.expect("link");
+    fill(&b, "mot_de_passe", "une autre phrase assez longue").await;
+    fill(&b, "confirmation", "une autre phrase assez longue").await;
+    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    let period = "territoire=80&du=2027-04-19&au=2027-06-30";
+    look(
+        &b,
+        &base,
+        &format!("/couverture?{period}"),
+        "console-couverture-carte",
+    )
+    .await;
+    let class_of = |insee: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .find(fantoccini::Locator::Css(&format!(
+                    "path[data-insee='{insee}']"
+                )))
+                .await
+                .unwrap_or_else(|e| panic!("{insee} on the map: {e}"))
+                .attr("class")
+                .await
+                .expect("class")
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(class_of("80021").await, "atteinte", "Amiens");
+    assert_eq!(class_of("80001").await, "prevue", "Abbeville");
+    assert_eq!(class_of("80002").await, "rien");
+    let page = body(&b).await;
+    assert_eq!(page.matches("class=\"atteinte\"").count(), 1, "only Amiens");
+    assert!(!page.contains("planif ("), "no other account shown");
+    let cookie = b
+        .client
+        .get_named_cookie(tournee_tests::CONSOLE_COOKIE)
+        .await
+        .expect("session cookie");
+    let cookie = format!("{}={}", cookie.name(), cookie.value());
+    let console = server.console.to_string();
+    let (head, csv) = tournee_tests::http_get_bytes(
+        &console,
+        &format!("/couverture.csv?{period}"),
+        Some(&cookie),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, ods) = tournee_tests::http_get_bytes(
+        &console,
+        &format!("/couverture.ods?{period}"),
+        Some(&cookie),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains("application/vnd.oasis.opendocument.spreadsheet"),
+        "{head}"
+    );
+    let report = json(&srv(
+        &server,
+        &[
+            "coverage",
+            "--territory",
+            "80",
+            "--from",
+            "2027-04-19",
+            "--to",
+            "2027-06-30",
+            "--format",
+            "json",
+        ],
+    ));
+    let columns = [
+        "passages_planned",
+        "passages_held",
+        "passages_cancelled",
+        "citizens_received",
+        "requests",
+    ];
+    let mut csv_rows = csv::Reader::from_reader(csv.as_slice());
+    let header = csv_rows.headers().expect("header").clone();
+    let at = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let csv_of = |key: &str| -> Vec<f64> {
+        csv::Reader::from_reader(csv.as_slice())
+            .records()
+            .map(|r| r.expect("row"))
+            .find(|r| &r[0] == "commune" && &r[1] == key)
+            .map(|r| {
+                columns
+                    .iter()
+                    .map(|c| r[at(c)].parse().expect("number"))
+                    .collect()
+            })
+            .unwrap_or_else(|| panic!("{key} in the CSV"))
+    };
+    use calamine::{DataType as _, Reader as _};
+    let mut book: calamine::Ods<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(ods)).expect("an ODS file");
+    let sheet = book.worksheet_range("couverture").expect("the sheet");
+    let ods_of = |key: &str| -> Vec<f64> {
+        sheet
+            .rows()
+            .find(|r| r[0].get_string() == Some("commune") && r[1].get_string() == Some(key))
+            .map(|r| {
+                columns
+                    .iter()
+                    .map(|c| r[at(c)].get_float().expect("a number"))
+                    .collect()
+            })
+            .unwrap_or_else(|| panic!("{key} in the ODS"))
+    };
+    for key in ["80021", "80001"] {
+        let row = report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in the report"));
+        let want: Vec<f64> = columns
+            .iter()
+            .map(|c| row[*c].as_f64().expect("count"))
+            .collect();
+        assert_eq!(csv_of(key), want, "CSV {key}");
+        assert_eq!(ods_of(key), want, "ODS {key}");
+    }
+    assert_eq!(csv_of("80021")[1], 1.0, "Amiens: one passage held");
     b.quit().await;
     server.stop();
 }

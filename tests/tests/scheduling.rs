@@ -116,6 +116,21 @@ fn stop_arg(w: &Window) -> String {
 
 /// The passages a round valid from Monday `from`, every `every` weeks, must have from `today`
 /// to the end of the horizon: walked week by week from its first Monday.
+/// The Somme's public holidays of 2027 as published (service-public.fr): no passage on them.
+const SOMME_HOLIDAYS_2027: [&str; 11] = [
+    "2027-01-01",
+    "2027-03-29",
+    "2027-05-01",
+    "2027-05-06",
+    "2027-05-08",
+    "2027-05-17",
+    "2027-07-14",
+    "2027-08-15",
+    "2027-11-01",
+    "2027-11-11",
+    "2027-12-25",
+];
+
 fn expected_plan(from: NaiveDate, every: i64, windows: &[Window], today: NaiveDate) -> Plan {
     assert_eq!(
         from.weekday(),
@@ -133,7 +148,7 @@ fn expected_plan(from: NaiveDate, every: i64, windows: &[Window], today: NaiveDa
             if day >= end {
                 break;
             }
-            if day >= today {
+            if day >= today && !SOMME_HOLIDAYS_2027.contains(&day.to_string().as_str()) {
                 let at = |hhmm: &str| format!("{day}T{hhmm}:00{}", paris_offset(day));
                 out.insert(
                     (day, w.0.to_owned()),

@@ -283,6 +283,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/deconnexion", post(auth::sign_out))
         .route("/couverture", get(pages::coverage))
         .route("/couverture.csv", get(pages::coverage_csv))
+        .route("/couverture.ods", get(pages::coverage_ods))
+        .route("/couverture/carte.svg", get(pages::coverage_svg))
         .route("/arrets", get(planning::stops).post(planning::stop_add))
         .route(
             "/arrets/modifier",

@@ -190,6 +190,7 @@ fn allowed_coverage(
 
 /// One row as the table shows it.
 struct Row {
+    key: String,
     label: String,
     population: String,
     planned: u64,
@@ -218,6 +219,7 @@ fn thousands(n: u64) -> String {
 impl Row {
     fn of(r: &report::CoverageRow) -> Self {
         Self {
+            key: r.key.clone(),
             label: r.label.clone(),
             population: r.population.map(thousands).unwrap_or_default(),
             planned: r.passages_planned,
@@ -235,9 +237,98 @@ impl Row {
     }
 }
 
+/// One line of the map's legend.
+struct LegendItem {
+    swatch: String,
+    label: &'static str,
+    count: usize,
+}
+
+/// The map of the coverage page, with what it could not draw.
+struct MapView {
+    svg: String,
+    legend: Vec<LegendItem>,
+    without_contour: Vec<String>,
+    unmapped: usize,
+}
+
+/// The communes of the territory on the map, filled by what happened over the period; a
+/// click goes to the commune's line of the table by commune.
+fn coverage_map(
+    store: &tournee_store::SqliteStore,
+    a: &Asked,
+    c: &Coverage,
+) -> Result<MapView, ConsoleError> {
+    use crate::map::{Place, Reach};
+    let by_commune;
+    let c = if a.by == GroupBy::Commune {
+        c
+    } else {
+        let raw = store.coverage_data(&a.territory, a.from, a.to, GroupBy::Commune)?;
+        by_commune = report::build(&a.territory, a.from, a.to, GroupBy::Commune, &raw);
+        &by_commune
+    };
+    let unreached: std::collections::HashSet<&str> =
+        c.unreached.iter().map(|u| u.code_insee.as_str()).collect();
+    let table = format!(
+        "/couverture?territoire={}&du={}&au={}&par=commune",
+        a.territory, a.from, a.to
+    );
+    let mut places = std::collections::HashMap::new();
+    for r in &c.rows {
+        let reach = if !unreached.contains(r.key.as_str()) {
+            Reach::Reached
+        } else if r.passages_planned > 0 {
+            Reach::PlannedNotHeld
+        } else {
+            Reach::NotPlanned
+        };
+        let summary = format!(
+            "{} passage(s) tenu(s) sur {} prévu(s), {} personne(s) reçue(s), {} demande(s)",
+            r.passages_held, r.passages_planned, r.citizens_received, r.requests
+        );
+        places.insert(
+            r.key.clone(),
+            Place {
+                reach,
+                summary,
+                href: format!("{table}#c-{}", r.key),
+            },
+        );
+    }
+    let map = crate::map::draw(&a.territory, &places).map_err(|e| ConsoleError::Other(e.into()))?;
+    let count = |reach: Reach| places.values().filter(|p| p.reach == reach).count();
+    let total = RefData::get().communes_of(&a.territory).len();
+    let legend = vec![
+        LegendItem {
+            swatch: crate::map::swatch(Reach::Reached),
+            label: Reach::Reached.label(),
+            count: count(Reach::Reached),
+        },
+        LegendItem {
+            swatch: crate::map::swatch(Reach::PlannedNotHeld),
+            label: Reach::PlannedNotHeld.label(),
+            count: count(Reach::PlannedNotHeld),
+        },
+        LegendItem {
+            swatch: crate::map::swatch(Reach::NotPlanned),
+            label: Reach::NotPlanned.label(),
+            count: total.saturating_sub(count(Reach::Reached) + count(Reach::PlannedNotHeld)),
+        },
+    ];
+    Ok(MapView {
+        svg: map.svg,
+        legend,
+        without_contour: map.without_contour,
+        unmapped: map.unmapped,
+    })
+}
+
 #[derive(Template)]
 #[template(path = "console/coverage.html")]
 struct CoveragePage {
+    map: MapView,
+    ods: String,
     l: Layout,
     territories: Vec<(String, String)>,
     territory: String,
@@ -247,7 +338,7 @@ struct CoveragePage {
     by: &'static str,
     rows: Vec<Row>,
     total: Row,
-    unreached: Vec<(String, String)>,
+    unreached: Vec<(String, String, String)>,
     csv: String,
 }
 
@@ -259,7 +350,13 @@ pub async fn coverage(
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
         let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture")?;
+        let map = coverage_map(&state.data.open_store()?, &a, &c)?;
         let page = CoveragePage {
+            map,
+            ods: format!(
+                "/couverture.ods?territoire={}&du={}&au={}&par={}",
+                a.territory, a.from, a.to, a.by_code
+            ),
             l: Layout::new(&u, format!("Couverture — {}", c.territory_name), "coverage"),
             territories: seen_territories(&u),
             territory: a.territory.clone(),
@@ -272,7 +369,13 @@ pub async fn coverage(
             unreached: c
                 .unreached
                 .iter()
-                .map(|u| (u.name.clone(), thousands(u.population)))
+                .map(|u| {
+                    (
+                        u.code_insee.clone(),
+                        u.name.clone(),
+                        thousands(u.population),
+                    )
+                })
                 .collect(),
             csv: format!(
                 "/couverture.csv?territoire={}&du={}&au={}&par={}",
@@ -283,6 +386,59 @@ pub async fn coverage(
     })
     .await?;
     Ok(Html(html))
+}
+
+/// `GET /couverture.ods`: the CSV's rows as an OpenDocument spreadsheet (numbers as numbers),
+/// journaled as an export.
+pub async fn coverage_ods(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Response, ConsoleError> {
+    let (name, bytes) = with_registry(&state, move |reg, state| {
+        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.ods")?;
+        let bytes = crate::ods::coverage(&c).map_err(ConsoleError::Other)?;
+        reg.audit(
+            state.now_ms(),
+            &u.name,
+            "coverage.export",
+            Some(&a.territory),
+            &format!("{}..{} par {} (ods)", a.from, a.to, a.by_code),
+        )?;
+        Ok((
+            format!("couverture-{}-{}-{}.ods", a.territory, a.from, a.to),
+            bytes,
+        ))
+    })
+    .await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.oasis.opendocument.spreadsheet".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /couverture/carte.svg`: the map alone (the page holds it inline).
+pub async fn coverage_svg(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Query(q): Query<CoverageQuery>,
+) -> Result<Response, ConsoleError> {
+    let svg = with_registry(&state, move |reg, state| {
+        let (_, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.carte")?;
+        Ok(coverage_map(&state.data.open_store()?, &a, &c)?.svg)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
 /// `GET /couverture.csv`: the same rows as the table, RFC 4180, journaled as an export.

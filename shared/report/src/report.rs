@@ -383,20 +383,44 @@ fn unreached_rows(c: &Coverage) -> Vec<CoverageRow> {
 pub fn write_csv(c: &Coverage, out: &mut dyn Write) -> std::io::Result<()> {
     let mut csv = csv_writer(out);
     csv.write_record(CSV_COLUMNS).map_err(io_error)?;
+    for row in export_rows(c) {
+        csv.write_record(row).map_err(io_error)?;
+    }
+    csv.flush()
+}
+
+/// The rows of the exports under `CSV_COLUMNS`, as text: one per group, the total, then (by
+/// commune) the communes not reached. CSV and ODS write the same rows.
+pub fn export_rows(c: &Coverage) -> Vec<Vec<String>> {
     let unreached: HashSet<&str> = c.unreached.iter().map(|u| u.code_insee.as_str()).collect();
     let reached_of =
         |r: &CoverageRow| (c.by == "commune").then(|| !unreached.contains(r.key.as_str()));
-    for r in &c.rows {
-        csv.write_record(row_cells(c.by, r, reached_of(r)))
-            .map_err(io_error)?;
-    }
-    csv.write_record(row_cells("total", &c.totals, None))
-        .map_err(io_error)?;
-    for r in unreached_rows(c) {
-        csv.write_record(row_cells("commune", &r, Some(false)))
-            .map_err(io_error)?;
-    }
-    csv.flush()
+    let mut rows: Vec<Vec<String>> = c
+        .rows
+        .iter()
+        .map(|r| row_cells(c.by, r, reached_of(r)))
+        .collect();
+    rows.push(row_cells("total", &c.totals, None));
+    rows.extend(
+        unreached_rows(c)
+            .iter()
+            .map(|r| row_cells("commune", r, Some(false))),
+    );
+    rows
+}
+
+/// The export columns that hold a number (the others are codes, names and lists).
+pub fn is_number_column(column: &str) -> bool {
+    !matches!(
+        column,
+        "group"
+            | "key"
+            | "label"
+            | "cancel_causes"
+            | "requests_by_partner"
+            | "requests_by_theme"
+            | "reached"
+    )
 }
 
 /// Write the report as one JSON document.
