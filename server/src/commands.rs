@@ -487,31 +487,20 @@ fn round_add(data: &DataDir, clock: &dyn Clock, a: crate::RoundAdd) -> Result<()
         "{} passage(s) planned over the next {} weeks",
         r.created, config.horizon_weeks
     );
-    print_days_off(
-        &spec,
-        &unit.id,
-        &days_off,
-        today(clock),
-        config.horizon_weeks,
-    );
-    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
-        eprintln!("{note}");
-    }
+    print_plan_notes(&spec, &unit.id, &window);
     Ok(())
 }
 
-/// One line on stderr per visit a day off keeps from being planned.
-fn print_days_off(
-    spec: &RoundSpec,
-    unit: &str,
-    days_off: &scheduling::DaysOff,
-    today: chrono::NaiveDate,
-    horizon_weeks: u32,
-) {
-    for o in scheduling::occurrences(spec, unit, days_off, today, horizon_weeks) {
+/// One line on stderr per visit a day off keeps from being planned, then per window that
+/// touches a daylight-saving change.
+fn print_plan_notes(spec: &RoundSpec, unit: &str, w: &scheduling::Window<'_>) {
+    for o in scheduling::occurrences(spec, unit, w.days_off, w.today, w.horizon_weeks) {
         if let Some(name) = o.day_off {
             eprintln!("note : pas de passage le {} ({name})", o.date);
         }
+    }
+    for note in scheduling::clock_change_notes(spec, w.today, w.horizon_weeks) {
+        eprintln!("{note}");
     }
 }
 
@@ -547,16 +536,7 @@ fn round_set(data: &DataDir, clock: &dyn Clock, a: crate::RoundSet) -> Result<()
     };
     let r = scheduling::edit_round(&mut store, clock.now_ms(), &window, &unit, id, &spec)?;
     print_line(format_args!("{id}"))?;
-    print_days_off(
-        &spec,
-        &unit.id,
-        &days_off,
-        today(clock),
-        config.horizon_weeks,
-    );
-    for note in scheduling::clock_change_notes(&spec, today(clock), config.horizon_weeks) {
-        eprintln!("{note}");
-    }
+    print_plan_notes(&spec, &unit.id, &window);
     eprintln!(
         "passages: {} created, {} updated, {} removed, {} kept (past or already marked by the unit)",
         r.created, r.updated, r.removed, r.kept

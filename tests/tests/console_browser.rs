@@ -107,6 +107,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     fill(&b, "commune", "Lille").await;
     fill(&b, "libelle", "Grand-Place").await;
     click(&b, "ajouter-arret").await;
+    tournee_tests::browser::appears(&b, "erreur", "the refused stop's message").await;
     let page = body(&b).await;
     assert!(
         page.contains("n'est pas une commune du territoire 80"),

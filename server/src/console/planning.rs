@@ -1068,11 +1068,6 @@ fn passage_row(
             .map_or(commune, |c| c.name.as_str());
         format!("{} ({name})", s.text(Field::Label).unwrap_or_default())
     });
-    let hm = |f| {
-        p.int(f)
-            .map(|t| show_local(t).get(11..16).unwrap_or_default().to_owned())
-            .unwrap_or_default()
-    };
     let date = p
         .text(Field::Date)
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
@@ -1080,7 +1075,11 @@ fn passage_row(
         id: p.id.to_string(),
         date: date.map_or_else(String::new, day_fr),
         stop,
-        window: format!("{}–{}", hm(Field::PlannedStart), hm(Field::PlannedEnd)),
+        window: format!(
+            "{}–{}",
+            planned_hhmm(p, Field::PlannedStart),
+            planned_hhmm(p, Field::PlannedEnd)
+        ),
         status: status_fr(p.text(Field::Status)),
         moved_from: p
             .text(Field::MovedFrom)
@@ -1189,14 +1188,14 @@ fn cause_fr(c: CancelCause) -> &'static str {
     }
 }
 
-fn passage_page(
+/// A live passage, its unit and the account, once the account may plan in its territory.
+fn passage_access(
+    store: &dyn Store,
     state: &ConsoleState,
     reg: &Registry,
     signed: &Signed,
     id: Uuid,
-    error: Option<String>,
-) -> Result<(String, Unit, User), ConsoleError> {
-    let store = state.data.open_store()?;
+) -> Result<(tournee_core::record::Record, Unit, User), ConsoleError> {
     let p = store
         .record(id)?
         .filter(|r| r.kind == Kind::Passage && !r.is_deleted())
@@ -1206,13 +1205,20 @@ fn passage_page(
         Scope::Territory(_) => return Err(ConsoleError::Form("passage sans unité".into())),
     };
     let u = planner(signed, reg, state, &unit.territory, "passages.changer")?;
+    Ok((p, unit, u))
+}
+
+fn passage_page(
+    state: &ConsoleState,
+    reg: &Registry,
+    signed: &Signed,
+    id: Uuid,
+    error: Option<String>,
+) -> Result<String, ConsoleError> {
+    let store = state.data.open_store()?;
+    let (p, unit, u) = passage_access(&store, state, reg, signed, id)?;
     let row = passage_row(&store, &p)?;
-    let hm = |f| {
-        p.int(f)
-            .map(|t| show_local(t).get(11..16).unwrap_or_default().to_owned())
-            .unwrap_or_default()
-    };
-    let html = PassagePage {
+    Ok(PassagePage {
         l: Layout::new(&u, format!("Passage du {}", row.date), "passages"),
         unit: unit.id.clone(),
         causes: CancelCause::ALL
@@ -1220,13 +1226,19 @@ fn passage_page(
             .map(|c| (c.code(), cause_fr(*c)))
             .collect(),
         date: p.text(Field::Date).unwrap_or_default().to_owned(),
-        start: hm(Field::PlannedStart),
-        end: hm(Field::PlannedEnd),
+        start: planned_hhmm(&p, Field::PlannedStart),
+        end: planned_hhmm(&p, Field::PlannedEnd),
         p: row,
         error,
     }
-    .render()?;
-    Ok((html, unit, u))
+    .render()?)
+}
+
+/// A passage's planned time `f` as « 09:30 » (Europe/Paris), empty when unset.
+fn planned_hhmm(p: &tournee_core::record::Record, f: Field) -> String {
+    p.int(f)
+        .map(|t| show_local(t).get(11..16).unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 /// `GET /passages/changer?id=`.
@@ -1236,7 +1248,7 @@ pub async fn passage(
     Query(q): Query<IdQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
-        Ok(passage_page(state, reg, &signed, parse_id(&q.id)?, None)?.0)
+        passage_page(state, reg, &signed, parse_id(&q.id)?, None)
     })
     .await?;
     Ok(Html(html))
@@ -1282,9 +1294,8 @@ async fn passage_change(
 ) -> Result<Response, ConsoleError> {
     with_registry(&state, move |reg, state| {
         let id = parse_id(&f.id)?;
-        // The access check comes with the page (the passage's unit and territory).
-        let (_, unit, u) = passage_page(state, reg, &signed, id, None)?;
         let mut store = state.data.open_store()?;
+        let (_, unit, u) = passage_access(&store, state, reg, &signed, id)?;
         let done = if moving {
             move_from_form(&mut store, state, id, &f)
         } else {
@@ -1309,7 +1320,7 @@ async fn passage_change(
                 )?;
                 Ok(Redirect::to(&format!("/passages?unite={}&ok={ok}", unit.id)).into_response())
             }
-            Err(e) => Ok(refused(passage_page(state, reg, &signed, id, Some(e))?.0)),
+            Err(e) => Ok(refused(passage_page(state, reg, &signed, id, Some(e))?)),
         }
     })
     .await
