@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unit(UnitCmd::Add(a)) => unit_add(&data, a),
         Command::Unit(UnitCmd::List(f)) => unit_list(&data, f.format),
         Command::Device(DeviceCmd::Enroll(a)) => enroll(&data, &clock, a),
-        Command::Device(DeviceCmd::List(f)) => device_list(&data, f.format),
+        Command::Device(DeviceCmd::List(f)) => device_list(&data, &clock, f.format),
         Command::Device(DeviceCmd::Revoke(a)) => device_revoke(&data, &clock, a),
         Command::Export(a) => {
             let (store, scopes) = open_scoped(&data, a.unit.as_deref())?;
@@ -293,21 +293,40 @@ fn unit_list(data: &DataDir, format: Format) -> Result<()> {
     }
 }
 
-fn device_list(data: &DataDir, format: Format) -> Result<()> {
+fn device_list(data: &DataDir, clock: &dyn Clock, format: Format) -> Result<()> {
     data.require()?;
-    let devices = Registry::open(&data.registry())?.devices()?;
+    let now = i64::try_from(clock.now_ms()).unwrap_or(i64::MAX);
+    let fleet = Registry::open(&data.registry())?.fleet(now)?;
     match format {
-        Format::Json => print_json(&json!({ "devices": devices })),
+        Format::Json => print_json(&json!({ "devices": fleet })),
         Format::Table => print_table(
-            &["device", "name", "unit", "status", "fingerprint"],
-            &devices
+            &[
+                "device",
+                "name",
+                "unit",
+                "status",
+                "last seen",
+                "waiting",
+                "version",
+                "refused",
+                "fingerprint",
+            ],
+            &fleet
                 .iter()
-                .map(|d| {
+                .map(|r| {
+                    let d = &r.device;
                     vec![
                         d.actor.to_string(),
                         d.name.clone(),
                         d.unit.clone(),
                         d.status.clone(),
+                        match r.quiet_days {
+                            None => "never".into(),
+                            Some(days) => format!("{} ({days} d)", r.seen_at()),
+                        },
+                        r.waiting.map_or_else(|| "-".into(), |w| w.to_string()),
+                        r.program.clone().unwrap_or_else(|| "-".into()),
+                        r.refused.to_string(),
                         d.fingerprint
                             .chars()
                             .take(FINGERPRINT_SHOWN_CHARS)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod demo;
+pub mod fleet;
 pub mod holidays;
 pub mod map;
 pub mod ods;

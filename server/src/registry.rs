@@ -77,6 +77,8 @@ const MIGRATIONS: &[&str] = &[
          label     TEXT NOT NULL,
          PRIMARY KEY (territory, date)
      ) STRICT;",
+    // 4: what each laptop said at its last contact, for the fleet view (`fleet`).
+    crate::fleet::MIGRATION,
 ];
 
 /// Errors of the registry boundary.

@@ -441,6 +441,10 @@ async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         }
     }
     let duration_ms = started.elapsed().as_millis();
+    match &outcome {
+        Ok(t) => note_contact(&shared, actor, t, true),
+        Err((t, _)) => note_contact(&shared, actor, t, false),
+    }
     match outcome {
         Ok(t) => info!(
             device = actor, name = %name, %remote, bytes_in = t.bytes_in, bytes_out = t.bytes_out,
@@ -497,13 +501,33 @@ fn identify(conn: &Connection, shared: &Shared) -> Option<(DeviceAuth, String)> 
     }
 }
 
-/// Byte and time counts of one session, for its log line.
-#[derive(Debug, Default, Clone, Copy)]
+/// Byte and time counts of one session, for its log line, and what the fleet view keeps.
+#[derive(Debug, Default, Clone)]
 struct Tally {
     bytes_in: u64,
     bytes_out: u64,
     busy_us: u64,
     stats: tournee_proto::session::SessionStats,
+    peer: Option<tournee_proto::session::PeerReport>,
+}
+
+/// Keep the session's news of its laptop for the fleet view (a failure is logged: the sync
+/// itself is done and stays done).
+fn note_contact(shared: &Shared, actor: u32, tally: &Tally, complete: bool) {
+    let Some(peer) = &tally.peer else {
+        return;
+    };
+    let now = i64::try_from(shared.clock.now_ms()).unwrap_or(i64::MAX);
+    let rejected = tally.stats.rejected as u64;
+    let noted = match shared.registry.lock() {
+        Ok(r) => r
+            .note_contact(actor, now, peer, rejected, complete)
+            .map_err(|e| e.to_string()),
+        Err(_) => Err("registry lock poisoned".into()),
+    };
+    if let Err(error) = noted {
+        warn!(device = actor, %error, "fleet contact not recorded");
+    }
 }
 
 /// The names of `unit`'s devices (revoked ones too: their writes stay in conflicts), for
@@ -561,6 +585,7 @@ async fn run_session(
     tally.bytes_in = served.bytes_in;
     tally.bytes_out = served.bytes_out;
     tally.stats = served.stats;
+    tally.peer = served.peer;
     tally.busy_us = host.busy_us.load(Ordering::Relaxed);
     match served.result {
         Ok(()) => {

@@ -340,6 +340,24 @@ pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> String {
 
 /// One HTTP/1.1 GET read to the end: the status line and headers, and the body's bytes.
 pub fn http_get_bytes(addr: &str, path: &str, cookie: Option<&str>) -> (String, Vec<u8>) {
+    http_exchange(addr, &format!("GET {path} HTTP/1.1\r\n"), cookie, "")
+}
+
+/// One form POST from the console's own origin, read to the end like `http_get_bytes`.
+pub fn http_post_form(
+    addr: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> (String, Vec<u8>) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+        form.len()
+    );
+    http_exchange(addr, &head, cookie, form)
+}
+
+fn http_exchange(addr: &str, head: &str, cookie: Option<&str>, body: &str) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let cookie = cookie
@@ -347,7 +365,7 @@ pub fn http_get_bytes(addr: &str, path: &str, cookie: Option<&str>) -> (String, 
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
+        "{head}Host: {addr}\r\n{cookie}Connection: close\r\n\r\n{body}"
     )
     .expect("write");
     let mut out = Vec::new();

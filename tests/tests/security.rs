@@ -558,6 +558,7 @@ async fn malformed_frames_end_only_their_connection() {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     });
     let c = send_hostile(&raw, addr, &hello, false).await;
     println!(

@@ -9,6 +9,7 @@
 //! request with its own connections (WAL).
 
 mod auth;
+mod fleet;
 mod pages;
 mod planning;
 mod public;
@@ -300,6 +301,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/passages/changer", get(planning::passage))
         .route("/passages/annuler", post(planning::passage_cancel))
         .route("/passages/deplacer", post(planning::passage_move))
+        .route("/postes", get(fleet::fleet))
+        .route("/postes/inscrire", post(fleet::enrol))
+        .route("/postes/revoquer", post(fleet::revoke))
         .route("/feries", get(planning::holidays))
         .route("/feries/ajouter", post(planning::holiday_add))
         .route("/feries/retirer", post(planning::holiday_remove))

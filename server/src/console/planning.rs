@@ -59,7 +59,7 @@ fn today(state: &ConsoleState) -> NaiveDate {
 }
 
 /// The territory asked for, or the account's first.
-fn territory_or_first(u: &User, asked: Option<&str>) -> String {
+pub(super) fn territory_or_first(u: &User, asked: Option<&str>) -> String {
     asked
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
@@ -68,7 +68,7 @@ fn territory_or_first(u: &User, asked: Option<&str>) -> String {
 }
 
 /// The account, once it may plan in `territory` (a refusal journaled as an attempt on `page`).
-fn planner(
+pub(super) fn planner(
     signed: &Signed,
     reg: &Registry,
     state: &ConsoleState,
@@ -81,7 +81,7 @@ fn planner(
 }
 
 /// A page shown again with what was typed and why it was refused.
-fn refused(html: String) -> Response {
+pub(super) fn refused(html: String) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response()
 }
 
@@ -162,8 +162,8 @@ fn commune_choices(territory: &str) -> Vec<String> {
 /// `?territoire=&ok=`.
 #[derive(Debug, Deserialize, Default)]
 pub struct TerritoryQuery {
-    territoire: Option<String>,
-    ok: Option<String>,
+    pub(super) territoire: Option<String>,
+    pub(super) ok: Option<String>,
     annee: Option<i32>,
 }
 

@@ -347,6 +347,9 @@ async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the
         .add_user("planif59", Role::Scheduler, &["59".to_owned()], 0)
         .expect("user");
     reg.set_password(u.id, PASSWORD).expect("password");
+    let laptop = reg
+        .add_device("pc-80", "bus-80-1", "fingerprint", 0)
+        .expect("device");
     let store = f.data.open_store().expect("store");
     let stop = crate::scheduling::stops_of(&store, "80").expect("stops")[0].id;
     drop(store);
@@ -358,6 +361,7 @@ async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the
         "/tournees/nouvelle?territoire=80".to_owned(),
         "/passages?unite=bus-80-1".to_owned(),
         "/feries?territoire=80".to_owned(),
+        "/postes?territoire=80".to_owned(),
         format!("/arrets/modifier?id={stop}"),
     ];
     let grid = format!(
@@ -374,6 +378,8 @@ async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the
             "/feries/ajouter",
             "territoire=80&date=2027-06-04".to_owned(),
         ),
+        ("/postes/inscrire", "unite=bus-80-1&nom=pc-vole".to_owned()),
+        ("/postes/revoquer", format!("poste={laptop}")),
     ];
     for who in [&sup80, &planif59] {
         for uri in &gets {
@@ -389,6 +395,13 @@ async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the
         let r = f.get(uri, Some(&planif80)).await;
         assert_eq!(r.status(), StatusCode::OK, "{uri}");
     }
+    let devices = f.registry().devices().expect("devices");
+    assert_eq!(
+        devices.len(),
+        1,
+        "no laptop enrolled by the refused: {devices:?}"
+    );
+    assert_eq!(devices[0].status, "active", "nor revoked");
     let store = f.data.open_store().expect("store");
     assert!(
         store

@@ -20,7 +20,7 @@ use tournee_core::clock::{Clock, WallMs};
 use tournee_core::limits::{ERROR_FLUSH_WAIT_MS, LOCAL_POLL_MS, READ_CHUNK_BYTES};
 use tournee_core::store::{ServerStore, Store};
 use tournee_proto::pump::{ClientPump, ServerPump};
-use tournee_proto::session::SessionStats;
+use tournee_proto::session::{PeerReport, SessionStats};
 use tournee_proto::ProtocolError;
 
 /// Where the server's store lives: pump calls that touch it run through `run`.
@@ -78,6 +78,8 @@ pub struct Served {
     pub bytes_out: u64,
     /// The session's counts.
     pub stats: SessionStats,
+    /// What the agent said about itself and what it still had waiting (`None` before Hello).
+    pub peer: Option<PeerReport>,
     /// How it ended: `Ok` when the agent finished its stream and everything was sent.
     pub result: Result<(), ServerEnd>,
 }
@@ -111,6 +113,7 @@ struct ServerRun<'a, H> {
     bytes_in: u64,
     bytes_out: u64,
     stats: SessionStats,
+    peer: Option<PeerReport>,
 }
 
 impl<H: StoreHost> ServerRun<'_, H> {
@@ -131,6 +134,7 @@ impl<H: StoreHost> ServerRun<'_, H> {
             .await
             .map_err(|e| ServerEnd::Store(Box::new(e)))?;
         self.stats = pump.stats();
+        self.peer = pump.session().peer_report();
         self.pump = Some(pump);
         Ok(r)
     }
@@ -173,6 +177,7 @@ pub async fn serve_stream<H: StoreHost>(
         bytes_in: 0,
         bytes_out: 0,
         stats,
+        peer: None,
     };
     let result = serve_loop(&mut run, recv, clock, signals).await;
     if let Err(ServerEnd::Protocol(e)) = &result {
@@ -195,6 +200,7 @@ pub async fn serve_stream<H: StoreHost>(
         bytes_in: run.bytes_in,
         bytes_out: run.bytes_out,
         stats: run.stats,
+        peer: run.peer,
         result,
     }
 }

@@ -21,13 +21,14 @@ use std::collections::VecDeque;
 use super::auth::{authorize, DeviceAuth};
 use super::bounded::BVec;
 use super::wire::{
-    pack, same_record, Batch, ClientMsg, DeviceName, ErrorCode, ServerMsg, PROTOCOL_VERSION,
+    pack, same_record, AgentAbout, Batch, ClientMsg, DeviceName, ErrorCode, ServerMsg,
+    PROTOCOL_VERSION,
 };
 use super::ProtocolError;
 use tournee_core::clock::WallMs;
 use tournee_core::limits::{
-    ACK_REJECTIONS_MAX, BATCH_CHANGES_MAX, DEVICE_NAME_BYTES_MAX, HELLO_TIMEOUT_MS,
-    SESSION_FLIGHT_BATCHES_MAX, SESSION_QUEUED_BATCHES_MAX, UNIT_DEVICES_MAX,
+    ACK_REJECTIONS_MAX, AGENT_PROGRAM_BYTES_MAX, BATCH_CHANGES_MAX, DEVICE_NAME_BYTES_MAX,
+    HELLO_TIMEOUT_MS, SESSION_FLIGHT_BATCHES_MAX, SESSION_QUEUED_BATCHES_MAX, UNIT_DEVICES_MAX,
 };
 use tournee_core::model::Scope;
 use tournee_core::record::Change;
@@ -125,6 +126,7 @@ impl ClientSession {
             chain,
             own,
             epoch: store.server_epoch()?,
+            about: AgentAbout::this_build(store.last_sync()?.map(|(_, offset)| offset)),
         });
         s.fill(store)?;
         Ok(s)
@@ -473,6 +475,22 @@ pub struct ServerSession {
     exclude: Actor,
     /// The unit's device names, sent in Welcome.
     device_names: Vec<DeviceName>,
+    /// What the agent said about itself in Hello.
+    about: Option<AgentAbout>,
+    /// Highest local sequence the agent has issued, as far as this session saw.
+    agent_last: u64,
+}
+
+/// What the fleet view keeps of a session: what the agent said about itself, and how many of
+/// its changes were still waiting for an acknowledgement when the session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReport {
+    /// Program version, at most `AGENT_PROGRAM_BYTES_MAX` bytes.
+    pub program: String,
+    /// The server's clock minus the laptop's, in ms, as the laptop last measured it.
+    pub clock_offset_ms: Option<i64>,
+    /// Changes the laptop had that this session did not acknowledge.
+    pub waiting: u64,
 }
 
 impl ServerSession {
@@ -494,7 +512,19 @@ impl ServerSession {
             ignoring: false,
             exclude,
             device_names: Vec::new(),
+            about: None,
+            agent_last: 0,
         }
+    }
+
+    /// What the agent said in Hello and what it still had waiting; `None` before Hello.
+    pub fn peer_report(&self) -> Option<PeerReport> {
+        let about = self.about.as_ref()?;
+        Some(PeerReport {
+            program: cut_to(about.program.clone(), AGENT_PROGRAM_BYTES_MAX),
+            clock_offset_ms: about.clock_offset_ms,
+            waiting: self.agent_last.saturating_sub(self.ack_sent),
+        })
     }
 
     /// Name the unit's devices in Welcome (at most `UNIT_DEVICES_MAX`, names cut to
@@ -534,6 +564,7 @@ impl ServerSession {
                     chain,
                     own,
                     epoch: agent_epoch,
+                    about,
                 },
             ) => {
                 if version != PROTOCOL_VERSION {
@@ -548,6 +579,8 @@ impl ServerSession {
                         theirs: version,
                     });
                 }
+                self.about = Some(about);
+                self.agent_last = last;
                 let actor = self.device.actor;
                 let acked = store.device_acked(actor)?;
                 let known = store.device_chain(actor)?;
@@ -608,6 +641,8 @@ impl ServerSession {
                 Err(ProtocolError::Unexpected("a second Hello"))
             }
             (ServerState::Active, ClientMsg::Changes { first_seq, batch }) => {
+                let batch_last = first_seq.saturating_add(batch.len().saturating_sub(1) as u64);
+                self.agent_last = self.agent_last.max(batch_last);
                 self.accept(now, vec![(first_seq, batch)], store)
             }
             (ServerState::Active, ClientMsg::Rebased) => {
@@ -931,8 +966,13 @@ impl ServerSession {
 }
 
 /// A device name cut to `DEVICE_NAME_BYTES_MAX` bytes, on a character boundary.
-fn cut_name(mut name: String) -> String {
-    let mut end = name.len().min(DEVICE_NAME_BYTES_MAX);
+fn cut_name(name: String) -> String {
+    cut_to(name, DEVICE_NAME_BYTES_MAX)
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut_to(mut name: String, max: usize) -> String {
+    let mut end = name.len().min(max);
     while !name.is_char_boundary(end) {
         end -= 1;
     }

@@ -28,7 +28,9 @@ use tournee_core::store::Chain;
 /// restored from a backup starts over.
 /// 4: records of kinds `visit` and `workshop`, fields `merged_into`, `visit` and `attendees`
 /// (an older agent could not decode them: it is told to update instead).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: Hello says which program the agent runs and the clock offset it last measured, for the
+/// fleet view.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
 pub use tournee_core::limits::BATCH_CLOCK_ENTRIES_MAX;
@@ -326,6 +328,8 @@ pub enum ClientMsg {
         own: bool,
         /// The server epoch `cursor` counts in: another one sends the changelog from its start.
         epoch: u64,
+        /// The agent's program and clock, shown in the fleet view (never trusted for sync).
+        about: AgentAbout,
     },
     /// Local changes with sequence numbers `first_seq ..= first_seq + len - 1`.
     Changes {
@@ -337,6 +341,25 @@ pub enum ClientMsg {
     /// The agent took `Rebase` and re-issued its changes: batches from here on follow the
     /// `acked` of that `Rebase`; the server ignored every batch between the two.
     Rebased,
+}
+
+/// What an agent says about itself in Hello: the fleet view shows it, the sync ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAbout {
+    /// Program version, e.g. `0.1.0` (the server keeps `AGENT_PROGRAM_BYTES_MAX` bytes).
+    pub program: String,
+    /// The server's clock minus the laptop's, in ms, as measured at the previous session.
+    pub clock_offset_ms: Option<i64>,
+}
+
+impl AgentAbout {
+    /// This build of Tournée, with the offset its store last measured.
+    pub fn this_build(clock_offset_ms: Option<i64>) -> Self {
+        Self {
+            program: env!("CARGO_PKG_VERSION").to_owned(),
+            clock_offset_ms,
+        }
+    }
 }
 
 /// A device of the unit and its name, as `device enroll` gave it.

@@ -434,6 +434,7 @@ fn seed_messages() -> (Vec<ClientMsg>, Vec<ServerMsg>) {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     });
     client.push(ClientMsg::Changes {
         first_seq: 1,
@@ -648,6 +649,7 @@ fn edge_cases() -> Vec<(String, Vec<u8>)> {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     });
     let over = u32::try_from(FRAME_BYTES_MAX + 1).expect("fits");
     let max = u32::try_from(FRAME_BYTES_MAX).expect("fits");
@@ -1373,6 +1375,7 @@ fn client_case() -> BoxedStrategy<ClientCase> {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     };
     script()
         .prop_map(move |s| {
@@ -2182,6 +2185,23 @@ fn replay(name: &str, bytes: &[u8]) {
             "a seed no longer decodes (wire format changed? regenerate the seeds): {server:?}"
         );
     }
+    // A crasher must still decode whole, or it no longer reaches the code it once crashed.
+    if name.starts_with("crash-server-") {
+        assert!(
+            client.error.is_none()
+                && client.msgs.len() >= 2
+                && matches!(client.msgs[0], ClientMsg::Hello { version, .. } if version == PROTOCOL_VERSION),
+            "a crasher no longer decodes (wire format changed? rewrite it by hand): {client:?}"
+        );
+    }
+    if name.starts_with("crash-agent-") {
+        assert!(
+            server.error.is_none()
+                && server.msgs.len() >= 2
+                && matches!(server.msgs[0], ServerMsg::Welcome { version, .. } if version == PROTOCOL_VERSION),
+            "a crasher no longer decodes (wire format changed? rewrite it by hand): {server:?}"
+        );
+    }
     if !client.msgs.is_empty() {
         run_server_case(&client.msgs);
     }
@@ -2257,6 +2277,7 @@ fn the_ack_to_a_batch_at_the_limits_stays_readable_by_the_agent() {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     };
     session
         .handle_message(NOW, hello, &mut store)

@@ -467,6 +467,7 @@ fn a_cursor_past_the_head_renews_the_epoch_once_not_at_every_session() {
         chain: tournee_core::store::CHAIN_START,
         own: false,
         epoch,
+        about: tournee_proto::wire::AgentAbout::default(),
     };
     let welcome_epoch = |srv: &mut SqliteStore, epoch: u64| {
         let mut s = ServerSession::new(auth(&a), NOW);

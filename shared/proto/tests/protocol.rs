@@ -281,6 +281,7 @@ fn replayed_batches_are_applied_once_and_gaps_are_refused() {
             chain: [0; 16],
             own: false,
             epoch: 0,
+            about: tournee_proto::wire::AgentAbout::default(),
         },
         &mut srv,
     )
@@ -337,6 +338,7 @@ fn wrong_version_and_out_of_order_messages_end_the_session_with_a_code() {
                 chain: [0; 16],
                 own: false,
                 epoch: 0,
+                about: tournee_proto::wire::AgentAbout::default(),
             },
             &mut srv,
         )
@@ -782,6 +784,7 @@ fn the_server_pump_ends_a_session_without_hello_at_the_session_s_deadline() {
         chain: [0; 16],
         own: false,
         epoch: 0,
+        about: tournee_proto::wire::AgentAbout::default(),
     });
     clock.set(deadline - 1);
     pump.handle_read(clock.now_ms(), &hello[..3], &mut srv)

@@ -1155,6 +1155,7 @@ fn warm_up(server: &mut SqliteStore, now: WallMs) -> Result<()> {
         chain: [0; 16],
         own: false,
         epoch: server.epoch()?,
+        about: tournee_proto::wire::AgentAbout::default(),
     });
     for batch in pack(&changes) {
         bytes.extend(frame::encode(&ClientMsg::Changes {
