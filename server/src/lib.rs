@@ -21,3 +21,4 @@ pub mod scheduling;
 pub mod serve;
 pub mod timetable;
 pub mod users;
+pub mod visits;

@@ -79,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;",
     // 4: what each laptop said at its last contact, for the fleet view (`fleet`).
     crate::fleet::MIGRATION,
+    // 5: the persons named by home visits planned from the console (`visits`).
+    crate::visits::MIGRATION,
 ];
 
 /// Errors of the registry boundary.

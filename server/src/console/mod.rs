@@ -13,6 +13,7 @@ mod fleet;
 mod pages;
 mod planning;
 mod public;
+mod visits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -301,6 +302,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/passages/changer", get(planning::passage))
         .route("/passages/annuler", post(planning::passage_cancel))
         .route("/passages/deplacer", post(planning::passage_move))
+        .route("/visites", get(visits::visits))
+        .route("/visites/planifier", post(visits::plan))
         .route("/postes", get(fleet::fleet))
         .route("/postes/inscrire", post(fleet::enrol))
         .route("/postes/revoquer", post(fleet::revoke))

@@ -50,11 +50,11 @@ const PREVIEW_SHOWN_MAX: usize = 80;
 const PASSAGES_SHOWN_MAX: usize = 400;
 
 /// « lundi 03/05/2027 ».
-fn day_fr(d: NaiveDate) -> String {
+pub(super) fn day_fr(d: NaiveDate) -> String {
     format!("{} {}", weekday_fr(d.weekday()), d.format("%d/%m/%Y"))
 }
 
-fn today(state: &ConsoleState) -> NaiveDate {
+pub(super) fn today(state: &ConsoleState) -> NaiveDate {
     paris_date(i64::try_from(state.now_ms() / 1000).unwrap_or(0)).unwrap_or_default()
 }
 
@@ -99,18 +99,18 @@ fn flash(ok: Option<&str>) -> Option<&'static str> {
 }
 
 /// The unit of `id`, with the territory it plans in.
-fn unit_of(reg: &Registry, id: &str) -> Result<Unit, ConsoleError> {
+pub(super) fn unit_of(reg: &Registry, id: &str) -> Result<Unit, ConsoleError> {
     reg.unit(id)?
         .ok_or_else(|| ConsoleError::Form(format!("unité : aucune unité « {id} »")))
 }
 
-fn parse_id(s: &str) -> Result<Uuid, ConsoleError> {
+pub(super) fn parse_id(s: &str) -> Result<Uuid, ConsoleError> {
     Uuid::parse_str(s.trim())
         .map_err(|_| ConsoleError::Form(format!("« {s} » n'est pas un identifiant")))
 }
 
 /// A commune typed or picked: « Amiens (80021) », « 80021 » or a name unique in the territory.
-fn commune_code(input: &str, territory: &str) -> Result<String, String> {
+pub(super) fn commune_code(input: &str, territory: &str) -> Result<String, String> {
     let s = input.trim();
     let refdata = RefData::get();
     let code = s
@@ -147,7 +147,7 @@ fn commune_code(input: &str, territory: &str) -> Result<String, String> {
 }
 
 /// The territory's communes as the picker offers them: « Amiens (80021) ».
-fn commune_choices(territory: &str) -> Vec<String> {
+pub(super) fn commune_choices(territory: &str) -> Vec<String> {
     let mut v: Vec<String> = RefData::get()
         .communes_of(territory)
         .into_iter()
@@ -1104,7 +1104,7 @@ struct PassagesPage {
 }
 
 /// The units an account plans for.
-fn planned_units(reg: &Registry, u: &User) -> Result<Vec<Unit>, ConsoleError> {
+pub(super) fn planned_units(reg: &Registry, u: &User) -> Result<Vec<Unit>, ConsoleError> {
     Ok(reg
         .units()?
         .into_iter()
