@@ -627,6 +627,7 @@ fn passage(dir: &Path, clock: &dyn Clock, cmd: PassageCmd) -> Result<()> {
                     "commune_name": commune.as_deref().and_then(|c| RefData::get().commune(c)).map(|c| c.name.clone()),
                     "status": r.text(Field::Status),
                     "cause": r.text(Field::Cause),
+                    "partners": tournee_core::views::passage_partners(r),
                     "actual_start": r.int(Field::ActualStart).map(show_rfc3339),
                     "actual_end": r.int(Field::ActualEnd).map(show_rfc3339),
                     "conflicts": r.conflicts().iter().map(|f| f.code()).collect::<Vec<_>>(),

@@ -608,6 +608,39 @@ pub fn cancel_passage(
     write_plan(store, now, action.edits)
 }
 
+/// Name the partners present at one passage (a permanence: the CAF adviser on board on the
+/// first Tuesday), each valid on its day; none clears it. The laptops show it on the day.
+pub fn set_passage_partners(
+    store: &mut SqliteStore,
+    now: WallMs,
+    passage: Uuid,
+    partners: &[String],
+) -> Result<()> {
+    let record = live(store, passage, Kind::Passage, Some("passages"))?;
+    let day = record
+        .text(Field::Date)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .context("passage without date")?;
+    if partners.len() > tournee_core::limits::PASSAGE_PARTNERS_MAX {
+        bail!(
+            "partenaires : au plus {} par passage",
+            tournee_core::limits::PASSAGE_PARTNERS_MAX
+        );
+    }
+    for code in partners {
+        tournee_core::model::check_partner(code, day).map_err(|_| {
+            anyhow::anyhow!("partenaires : « {code} » ne fait pas partie du programme le {day}")
+        })?;
+    }
+    let value = if partners.is_empty() {
+        Value::Null
+    } else {
+        Value::Text(partners.join(","))
+    };
+    let action = tournee_core::actions::set_fields(&record, vec![(Field::Partners, value)]);
+    write_plan(store, now, action.edits)
+}
+
 /// A passage the scheduler moved to another day or time: regenerating its round leaves it
 /// there (deleting the round takes it away, like any unmarked passage).
 fn is_moved(p: &tournee_core::record::Record) -> bool {

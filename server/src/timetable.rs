@@ -55,6 +55,8 @@ pub struct Slot {
     pub address: Option<String>,
     /// Cancelled by the unit (the citizen must know before coming).
     pub cancelled: bool,
+    /// The partners present (a permanence), by name.
+    pub partners: Vec<String>,
 }
 
 /// The slots of `whose` from `from` to `to` (inclusive), by start.
@@ -121,6 +123,7 @@ pub fn slots(
             place: stop.text(Field::Label).unwrap_or_default().to_owned(),
             address: stop.text(Field::Address).map(str::to_owned),
             cancelled: p.text(Field::Status) == Some(PassageStatus::Cancelled.code()),
+            partners: tournee_core::views::passage_partners(&p),
         });
     }
     out.sort_by_key(|s| (s.start, s.passage));
@@ -128,7 +131,7 @@ pub fn slots(
 }
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 10] = [
+pub const CSV_COLUMNS: [&str; 11] = [
     "date",
     "start",
     "end",
@@ -139,6 +142,7 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "unit",
     "unit_name",
     "cancelled",
+    "partners",
 ];
 
 fn hhmm(secs: i64) -> String {
@@ -161,6 +165,7 @@ pub fn write_csv(slots: &[Slot], out: &mut dyn Write) -> Result<()> {
             s.unit.clone(),
             s.unit_name.clone(),
             s.cancelled.to_string(),
+            s.partners.join(", "),
         ])?;
     }
     w.flush()?;
@@ -182,7 +187,15 @@ pub fn to_ics(slots: &[Slot], name: &str) -> String {
         e.uid(&format!("{}@tournee", s.passage))
             .summary(&format!("France services itinérant — {}", s.commune_name))
             .location(&location)
-            .description(&s.unit_name)
+            .description(&if s.partners.is_empty() {
+                s.unit_name.clone()
+            } else {
+                format!(
+                    "{} — partenaires présents : {}",
+                    s.unit_name,
+                    s.partners.join(", ")
+                )
+            })
             .starts(at(s.start))
             .ends(at(s.end));
         if s.cancelled {
@@ -313,6 +326,7 @@ mod tests {
             place: "Place de l'Amiral, côté \"halle\"".into(),
             address: None,
             cancelled,
+            partners: vec!["Caf".into()],
         }
     }
 
@@ -329,5 +343,7 @@ mod tests {
         let row = r.records().next().expect("a row").expect("parses");
         assert_eq!(&row[5], "Place de l'Amiral, côté \"halle\"");
         assert_eq!(&row[9], "false");
+        assert_eq!(&row[10], "Caf");
+        assert!(ics.contains("partenaires présents : Caf"), "{ics}");
     }
 }

@@ -218,6 +218,26 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     choose(&b, "cause", "meteo").await;
     submit(&b, "annuler", "annule").await;
     assert!(body(&b).await.contains("annulé"));
+    // The CAF and France Travail hold a permanence on board on Thursday 20 May.
+    let may20 = list
+        .iter()
+        .find(|p| p["date"] == "2027-05-20")
+        .and_then(|p| p["id"].as_str())
+        .expect("20 May")
+        .to_owned();
+    look(
+        &b,
+        &base,
+        &format!("/passages/changer?id={may20}"),
+        "console-passage-partenaires",
+    )
+    .await;
+    click(&b, "p-caf").await;
+    click(&b, "p-france_travail").await;
+    submit(&b, "enregistrer-partenaires", "partenaires").await;
+    assert!(body(&b)
+        .await
+        .contains("Caisse d'allocations familiales, France Travail"));
     look(
         &b,
         &base,
@@ -236,6 +256,19 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     let may20 = laptop_day(&laptop, "2027-05-20");
     assert_eq!(may20.len(), 1);
     assert_eq!(may20[0]["status"], "planifie");
+    assert_eq!(
+        may20[0]["partners"],
+        serde_json::json!(["Caisse d'allocations familiales", "France Travail"]),
+        "the laptop's day names the permanence"
+    );
+    let timetable = srv(
+        &server,
+        &["timetable", "--unit", "bus-80-1", "--format", "csv"],
+    );
+    assert!(
+        timetable.contains("\"Caisse d'allocations familiales, France Travail\""),
+        "{timetable}"
+    );
     assert!(
         may20[0]["planned_start"]
             .as_str()
@@ -248,7 +281,12 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
         "the laptop holds the server's plan, no more, no less"
     );
     let journal = srv(&server, &["audit", "--format", "json"]);
-    for action in ["stop.add", "round.add", "passage.cancel"] {
+    for action in [
+        "stop.add",
+        "round.add",
+        "passage.cancel",
+        "passage.partners",
+    ] {
         assert!(journal.contains(action), "{action}: {journal}");
     }
 

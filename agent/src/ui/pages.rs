@@ -160,6 +160,8 @@ pub struct PassageRow {
     pub status: &'static str,
     pub cause: String,
     pub actual: String,
+    /// Partners present (a permanence), by name, comma-separated.
+    pub partners: String,
 }
 
 pub fn passage_row(store: &dyn Store, p: &Record) -> Result<PassageRow, UiError> {
@@ -191,6 +193,7 @@ pub fn passage_row(store: &dyn Store, p: &Record) -> Result<PassageRow, UiError>
             .unwrap_or_default()
             .to_owned(),
         actual,
+        partners: tournee_core::views::passage_partners(p).join(", "),
     })
 }
 

@@ -302,6 +302,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/passages/changer", get(planning::passage))
         .route("/passages/annuler", post(planning::passage_cancel))
         .route("/passages/deplacer", post(planning::passage_move))
+        .route("/passages/partenaires", post(planning::passage_partners))
         .route("/visites", get(visits::visits))
         .route("/visites/planifier", post(visits::plan))
         .route("/postes", get(fleet::fleet))

@@ -93,6 +93,7 @@ fn flash(ok: Option<&str>) -> Option<&'static str> {
         "supprimee" => Some("la tournée est supprimée ; ses passages déjà marqués restent."),
         "annule" => Some("le passage est annulé."),
         "deplace" => Some("le passage est déplacé."),
+        "partenaires" => Some("les partenaires présents sont enregistrés ; les postes de l'unité les verront à leur prochaine synchronisation."),
         "ferie" => Some("le calendrier est enregistré et les tournées du territoire replanifiées."),
         _ => None,
     }
@@ -1043,6 +1044,8 @@ struct PassageRow {
     status: &'static str,
     moved_from: String,
     open: bool,
+    /// The partners present, by name, comma-separated.
+    partners: String,
 }
 
 fn status_fr(code: Option<&str>) -> &'static str {
@@ -1087,6 +1090,7 @@ fn passage_row(
             .map(|d| d.format("%d/%m/%Y").to_string())
             .unwrap_or_default(),
         open: !p.is_marked_passage(),
+        partners: tournee_core::views::passage_partners(p).join(", "),
     })
 }
 
@@ -1177,6 +1181,8 @@ struct PassagePage {
     start: String,
     end: String,
     error: Option<String>,
+    /// Partners of the programme on the passage's day: code, name, named present.
+    partner_choices: Vec<(String, String, bool)>,
 }
 
 fn cause_fr(c: CancelCause) -> &'static str {
@@ -1218,7 +1224,30 @@ fn passage_page(
     let store = state.data.open_store()?;
     let (p, unit, u) = passage_access(&store, state, reg, signed, id)?;
     let row = passage_row(&store, &p)?;
+    let day = p
+        .text(Field::Date)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_default();
+    let named: Vec<&str> = p
+        .text(Field::Partners)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let partner_choices = RefData::get()
+        .partners()
+        .iter()
+        .filter(|x| x.valid_from <= day && x.valid_to.is_none_or(|end| day <= end))
+        .map(|x| {
+            (
+                x.code.clone(),
+                x.label.clone(),
+                named.contains(&x.code.as_str()),
+            )
+        })
+        .collect();
     Ok(PassagePage {
+        partner_choices,
         l: Layout::new(&u, format!("Passage du {}", row.date), "passages"),
         unit: unit.id.clone(),
         causes: CancelCause::ALL
@@ -1321,6 +1350,48 @@ async fn passage_change(
                 Ok(Redirect::to(&format!("/passages?unite={}&ok={ok}", unit.id)).into_response())
             }
             Err(e) => Ok(refused(passage_page(state, reg, &signed, id, Some(e))?)),
+        }
+    })
+    .await
+}
+
+/// `POST /passages/partenaires`: the partners present at one passage (`p-CODE=on` each).
+pub async fn passage_partners(
+    State(state): State<Arc<ConsoleState>>,
+    signed: Signed,
+    Form(f): Form<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    with_registry(&state, move |reg, state| {
+        let id = parse_id(f.get("id").map_or("", String::as_str))?;
+        let mut store = state.data.open_store()?;
+        let (_, unit, u) = passage_access(&store, state, reg, &signed, id)?;
+        let mut codes: Vec<String> = f
+            .keys()
+            .filter_map(|k| k.strip_prefix("p-"))
+            .map(str::to_owned)
+            .collect();
+        codes.sort();
+        match scheduling::set_passage_partners(&mut store, state.now_ms(), id, &codes) {
+            Ok(()) => {
+                reg.audit(
+                    state.now_ms(),
+                    &u.name,
+                    "passage.partners",
+                    Some(&unit.territory),
+                    &format!("{id} {}", codes.join(",")),
+                )?;
+                Ok(
+                    Redirect::to(&format!("/passages?unite={}&ok=partenaires", unit.id))
+                        .into_response(),
+                )
+            }
+            Err(e) => Ok(refused(passage_page(
+                state,
+                reg,
+                &signed,
+                id,
+                Some(format!("{e:#}")),
+            )?)),
         }
     })
     .await

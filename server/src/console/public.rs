@@ -72,6 +72,7 @@ struct Row {
     address: String,
     unit: String,
     cancelled: bool,
+    partners: String,
 }
 
 #[derive(Template)]
@@ -106,6 +107,7 @@ pub async fn page(
                 address: s.address.clone().unwrap_or_default(),
                 unit: s.unit_name.clone(),
                 cancelled: s.cancelled,
+                partners: s.partners.join(", "),
             })
             .collect();
         Ok(TimetablePage {

@@ -16,6 +16,8 @@ pub const UNIT_NAME_BYTES_MAX: usize = LABEL_BYTES_MAX;
 /// Longest device name (`device enroll --name`), in bytes: it is a column of `device list`,
 /// a field of every server log line and the subject of the laptop's certificate.
 pub const DEVICE_NAME_BYTES_MAX: usize = 64;
+/// Most partners a passage names as present (the programme has about ten).
+pub const PASSAGE_PARTNERS_MAX: usize = 8;
 /// Longest agent program version a server keeps from Hello (`0.1.0`, `1.12.3-rc.1`).
 pub const AGENT_PROGRAM_BYTES_MAX: usize = 32;
 /// Most device names a Welcome carries (the unit's laptops, to name who wrote a conflicting

@@ -423,6 +423,9 @@ code_enum!(
         /// The date a passage was planned on before the scheduler moved it (a moved passage
         /// is the scheduler's choice: regenerating the round leaves it where it is).
         MovedFrom => "moved_from",
+        /// The partners present at a passage (a permanence: CAF or France Travail advisers on
+        /// board that day), their codes separated by commas; null or empty: none named.
+        Partners => "partners",
     }
 );
 
@@ -507,6 +510,7 @@ impl Kind {
                 F::Status,
                 F::Cause,
                 F::MovedFrom,
+                F::Partners,
             ],
             Kind::Citizen => &[
                 F::Deleted,
@@ -853,6 +857,27 @@ pub fn check_partner(code: &str, day: NaiveDate) -> Result<(), ModelError> {
     }
 }
 
+/// The partner codes of a passage's `partners` field, each known, at most
+/// `PASSAGE_PARTNERS_MAX`, in the order written.
+pub fn partner_codes(s: &str) -> Result<Vec<&str>, ModelError> {
+    let codes: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if codes.len() > crate::limits::PASSAGE_PARTNERS_MAX {
+        return Err(ModelError::BadFormat {
+            field: "partners",
+            value: s.to_owned(),
+            expected: "at most 8 partner codes",
+        });
+    }
+    for c in &codes {
+        check_partner_known(c)?;
+    }
+    Ok(codes)
+}
+
 /// Check a partner code exists, whatever its validity dates (for changes made elsewhere).
 pub fn check_partner_known(code: &str) -> Result<(), ModelError> {
     check_partner(code, NaiveDate::MAX).or_else(|e| match RefData::get().partner(code) {
@@ -949,6 +974,10 @@ pub fn check_value(
             _ => check_len(field, text()?, ADDRESS_BYTES_MAX),
         },
         (_, F::Note) => check_len(field, text()?, NOTE_BYTES_MAX),
+        (_, F::Partners) => match value {
+            Value::Null => Ok(()),
+            _ => partner_codes(text()?).map(|_| ()),
+        },
         (_, F::Stops) => crate::schedule::check_stops_field(text()?),
         (_, F::EveryWeeks) => check_count(field, int()?, EVERY_WEEKS_MAX, EVERY_WEEKS_EXPECTED),
         (_, F::ValidFrom) | (_, F::Date) => parse_day(field, text()?).map(|_| ()),
@@ -1025,6 +1054,24 @@ pub fn check_status_forward(current: &[Sibling<Value>], new: &Value) -> Result<(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_passage_names_known_partners_only_and_not_too_many() {
+        assert_eq!(
+            partner_codes(" caf, france_travail ,").expect("known"),
+            vec!["caf", "france_travail"]
+        );
+        assert!(
+            partner_codes("caf,pole_emploi_1999").is_err(),
+            "unknown code"
+        );
+        let many = ["caf"; crate::limits::PASSAGE_PARTNERS_MAX + 1].join(",");
+        assert!(partner_codes(&many).is_err(), "too many");
+        let check = |v: Value| check_value(Kind::Passage, Field::Partners, &v, None);
+        assert!(check(Value::Null).is_ok(), "none named");
+        assert!(check(Value::Text("caf,msa".into())).is_ok());
+        assert!(check(Value::Text("inconnu".into())).is_err());
+    }
     use super::*;
 
     #[test]

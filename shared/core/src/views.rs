@@ -198,6 +198,23 @@ pub struct RequestFilter {
     pub day: Option<NaiveDate>,
 }
 
+/// The names of the partners a passage says are present, in the order written (an unknown
+/// code is shown as it is).
+pub fn passage_partners(p: &Record) -> Vec<String> {
+    let refdata = crate::refdata::RefData::get();
+    p.text(Field::Partners)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            refdata
+                .partner(c)
+                .map_or_else(|| c.to_owned(), |x| x.label.clone())
+        })
+        .collect()
+}
+
 /// The day of an appointment, a walk-in or a passage.
 pub fn record_day(r: &Record) -> Option<NaiveDate> {
     match r.kind {

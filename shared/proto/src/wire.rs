@@ -29,7 +29,7 @@ use tournee_core::store::Chain;
 /// 4: records of kinds `visit` and `workshop`, fields `merged_into`, `visit` and `attendees`
 /// (an older agent could not decode them: it is told to update instead).
 /// 5: Hello says which program the agent runs and the clock offset it last measured, for the
-/// fleet view.
+/// fleet view; field `partners` of passages (an older agent could not decode it).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Most causal-context entries in one batch (re-exported from `limits`, where it is defined).
