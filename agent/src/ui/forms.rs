@@ -855,6 +855,8 @@ fn field_fr(field: Field) -> &'static str {
         Field::ActualEnd => "départ réel",
         Field::Cause => "cause d'annulation",
         Field::Attendees => "participants",
+        Field::Partners => "partenaires présents",
+        Field::Label => "nom de l'arrêt",
         other => other.code(),
     }
 }
@@ -897,8 +899,26 @@ fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow
     let names = crate::devices::DeviceNames::of(store, &state.dir)?;
     let mut rows = Vec::new();
     for r in store.conflicted()? {
-        for f in r.conflicts() {
-            let values = r
+        rows.extend(record_conflict_rows(store, &r, &names));
+    }
+    Ok(rows)
+}
+
+/// The conflicting fields of `r`, each with its competing values, who wrote them and when, as
+/// people read them (the laptop's page and the console's share it).
+pub fn record_conflict_rows(
+    store: &SqliteStore,
+    r: &Record,
+    names: &crate::devices::DeviceNames,
+) -> Vec<ConflictRow> {
+    r.conflicts()
+        .into_iter()
+        .map(|f| ConflictRow {
+            record: r.id.to_string(),
+            what: record_fr(store, r),
+            field: f.code(),
+            field_fr: field_fr(f),
+            values: r
                 .shown_siblings(f)
                 .into_iter()
                 .map(|s| {
@@ -910,17 +930,9 @@ fn conflict_rows(store: &SqliteStore, state: &UiState) -> Result<Vec<ConflictRow
                         written: show_fr(i64::try_from(s.hlc.wall_ms() / 1000).unwrap_or(0)),
                     }
                 })
-                .collect();
-            rows.push(ConflictRow {
-                record: r.id.to_string(),
-                what: record_fr(store, &r),
-                field: f.code(),
-                field_fr: field_fr(f),
-                values,
-            });
-        }
-    }
-    Ok(rows)
+                .collect(),
+        })
+        .collect()
 }
 
 /// `GET /conflits`.

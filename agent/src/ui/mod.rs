@@ -8,6 +8,7 @@
 pub mod auth;
 mod error;
 mod forms;
+pub use forms::{record_conflict_rows, ConflictRow, ValueRow};
 pub mod guard;
 pub mod pages;
 #[cfg(test)]

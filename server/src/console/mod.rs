@@ -9,6 +9,7 @@
 //! request with its own connections (WAL).
 
 mod auth;
+mod conflicts;
 mod fleet;
 mod pages;
 mod planning;
@@ -305,6 +306,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/passages/partenaires", post(planning::passage_partners))
         .route("/visites", get(visits::visits))
         .route("/visites/planifier", post(visits::plan))
+        .route("/conflits", get(conflicts::conflicts))
+        .route("/conflits/regler", post(conflicts::resolve))
         .route("/postes", get(fleet::fleet))
         .route("/postes/inscrire", post(fleet::enrol))
         .route("/postes/revoquer", post(fleet::revoke))

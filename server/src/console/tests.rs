@@ -362,6 +362,8 @@ async fn planning_is_for_the_territory_s_schedulers_and_refusals_are_told_in_the
         "/passages?unite=bus-80-1".to_owned(),
         "/feries?territoire=80".to_owned(),
         "/postes?territoire=80".to_owned(),
+        "/conflits?territoire=80".to_owned(),
+        "/visites?unite=bus-80-1".to_owned(),
         format!("/arrets/modifier?id={stop}"),
     ];
     let grid = format!(
