@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod backup;
 pub mod ca;
+pub mod charts;
 pub mod config;
 pub mod console;
 pub mod db;

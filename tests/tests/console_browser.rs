@@ -348,6 +348,28 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     assert_eq!(class_of("80002").await, "rien");
     let page = body(&b).await;
     assert_eq!(page.matches("class=\"atteinte\"").count(), 1, "only Amiens");
+    // The time series: the week of 19 April planned one passage and held it.
+    assert!(
+        page.contains("<th scope=\"row\">19/04</th><td>1</td><td>1</td>"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("<svg role=\"img\" class=\"graphique\"")
+            .count(),
+        4
+    );
+    look(
+        &b,
+        &base,
+        &format!("/couverture?{period}&par=epci"),
+        "console-couverture-epci",
+    )
+    .await;
+    let by_epci = body(&b).await;
+    assert!(
+        by_epci.contains("<th scope=\"row\">CA Amiens Métropole</th><td></td><td>3</td><td>1</td>"),
+        "Amiens' three Thursdays, one held: {by_epci}"
+    );
     assert!(!page.contains("planif ("), "no other account shown");
     let cookie = b
         .client

@@ -149,9 +149,11 @@ fn asked(state: &ConsoleState, u: &User, q: &CoverageQuery) -> Result<Asked, Con
         "unite" => (GroupBy::Unit, "unite"),
         "partenaire" => (GroupBy::Partner, "partenaire"),
         "theme" => (GroupBy::Theme, "theme"),
+        "epci" => (GroupBy::Epci, "epci"),
+        "semaine" => (GroupBy::Week, "semaine"),
         other => {
             return Err(ConsoleError::Form(format!(
-                "par : « {other} » n'est pas un regroupement (commune, unite, partenaire ou theme)"
+                "par : « {other} » n'est pas un regroupement (commune, epci, unite, semaine, partenaire ou theme)"
             )))
         }
     };
@@ -324,9 +326,168 @@ fn coverage_map(
     })
 }
 
+/// One chart of the coverage page and the table of its figures.
+struct ChartView {
+    id: &'static str,
+    title: &'static str,
+    svg: String,
+    /// Column heads after the category's.
+    heads: Vec<&'static str>,
+    category: &'static str,
+    rows: Vec<(String, Vec<String>)>,
+}
+
+/// The time series and the requests' breakdowns of a territory over the period.
+fn coverage_charts(
+    store: &tournee_store::SqliteStore,
+    a: &Asked,
+) -> Result<Vec<ChartView>, ConsoleError> {
+    use crate::charts::{bars, Bar, Spec};
+    let refdata = RefData::get();
+    let build = |by| -> Result<Coverage, ConsoleError> {
+        let raw = store.coverage_data(&a.territory, a.from, a.to, by)?;
+        Ok(report::build(&a.territory, a.from, a.to, by, &raw))
+    };
+    let draw = |spec, b: &[Bar]| bars(spec, b).map_err(|e| ConsoleError::Other(e.into()));
+    let weeks = build(GroupBy::Week)?;
+    let week_label = |key: &str| {
+        NaiveDate::parse_from_str(key, "%Y-%m-%d")
+            .map_or_else(|_| key.to_owned(), |d| d.format("%d/%m").to_string())
+    };
+    let passages: Vec<Bar> = weeks
+        .rows
+        .iter()
+        .map(|r| Bar {
+            label: week_label(&r.key),
+            first: r.passages_planned,
+            second: Some(r.passages_held),
+        })
+        .collect();
+    let people: Vec<Bar> = weeks
+        .rows
+        .iter()
+        .map(|r| Bar {
+            label: week_label(&r.key),
+            first: r.citizens_received,
+            second: None,
+        })
+        .collect();
+    let mut charts = vec![
+        ChartView {
+            id: "graphique-passages",
+            title: "Passages prévus et tenus, par semaine",
+            svg: draw(
+                Spec {
+                    title: "Passages prévus et tenus, par semaine",
+                    first: "prévus",
+                    second: Some("tenus"),
+                    horizontal: true,
+                },
+                &passages,
+            )?,
+            heads: vec!["Passages prévus", "Passages tenus"],
+            category: "Semaine du",
+            rows: passages
+                .iter()
+                .map(|b| {
+                    (
+                        b.label.clone(),
+                        vec![b.first.to_string(), b.second.unwrap_or(0).to_string()],
+                    )
+                })
+                .collect(),
+        },
+        ChartView {
+            id: "graphique-personnes",
+            title: "Personnes reçues, par semaine",
+            svg: draw(
+                Spec {
+                    title: "Personnes reçues, par semaine",
+                    first: "personnes reçues",
+                    second: None,
+                    horizontal: true,
+                },
+                &people,
+            )?,
+            heads: vec!["Personnes reçues"],
+            category: "Semaine du",
+            rows: people
+                .iter()
+                .map(|b| (b.label.clone(), vec![b.first.to_string()]))
+                .collect(),
+        },
+    ];
+    for (by, id, title, category) in [
+        (
+            GroupBy::Partner,
+            "graphique-partenaires",
+            "Demandes par partenaire, et résolues sur place",
+            "Partenaire",
+        ),
+        (
+            GroupBy::Theme,
+            "graphique-themes",
+            "Demandes par thème, et résolues sur place",
+            "Thème",
+        ),
+    ] {
+        let c = build(by)?;
+        let mut rows: Vec<&report::CoverageRow> = c.rows.iter().collect();
+        rows.sort_by(|x, y| y.requests.cmp(&x.requests).then(x.key.cmp(&y.key)));
+        let name = |key: &str| {
+            match by {
+                GroupBy::Partner => refdata.partner(key).map(|p| p.label.clone()),
+                _ => refdata.theme(key).map(|t| t.label.clone()),
+            }
+            .unwrap_or_else(|| key.to_owned())
+        };
+        let b: Vec<Bar> = rows
+            .iter()
+            .map(|r| Bar {
+                label: name(&r.key),
+                first: r.requests,
+                second: Some(r.resolved_on_spot),
+            })
+            .collect();
+        charts.push(ChartView {
+            id,
+            title,
+            svg: draw(
+                Spec {
+                    title,
+                    first: "demandes",
+                    second: Some("résolues sur place"),
+                    horizontal: false,
+                },
+                &b,
+            )?,
+            heads: vec!["Demandes", "Résolues sur place", "Part résolue sur place"],
+            category,
+            rows: rows
+                .iter()
+                .zip(&b)
+                .map(|(r, b)| {
+                    (
+                        b.label.clone(),
+                        vec![
+                            r.requests.to_string(),
+                            r.resolved_on_spot.to_string(),
+                            r.resolved_on_spot_pct
+                                .map(|p| format!("{p:.1} %"))
+                                .unwrap_or_else(|| "—".into()),
+                        ],
+                    )
+                })
+                .collect(),
+        });
+    }
+    Ok(charts)
+}
+
 #[derive(Template)]
 #[template(path = "console/coverage.html")]
 struct CoveragePage {
+    charts: Vec<ChartView>,
     map: MapView,
     ods: String,
     l: Layout,
@@ -350,8 +511,11 @@ pub async fn coverage(
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
         let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture")?;
-        let map = coverage_map(&state.data.open_store()?, &a, &c)?;
+        let store = state.data.open_store()?;
+        let map = coverage_map(&store, &a, &c)?;
+        let charts = coverage_charts(&store, &a)?;
         let page = CoveragePage {
+            charts,
             map,
             ods: format!(
                 "/couverture.ods?territoire={}&du={}&au={}&par={}",

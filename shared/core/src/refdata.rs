@@ -75,12 +75,15 @@ pub struct RefData {
     departements: Vec<Departement>,
     partners: Vec<Partner>,
     themes: Vec<Theme>,
+    /// EPCI names by SIREN (communautés de communes, d'agglomération, métropoles).
+    epcis: HashMap<String, String>,
 }
 
 const COMMUNES_CSV: &str = include_str!("../../data/communes.csv");
 const DEPARTEMENTS_CSV: &str = include_str!("../../data/departements.csv");
 const PARTNERS_CSV: &str = include_str!("../../data/partners.csv");
 const THEMES_CSV: &str = include_str!("../../data/themes.csv");
+const EPCI_CSV: &str = include_str!("../../data/epci.csv");
 
 /// Why a compiled-in reference file does not parse: a defect of the release, never of user
 /// input (the tests load every shipped file).
@@ -160,11 +163,16 @@ impl RefData {
                 label: cell(r, 1),
             })
             .collect();
+        let epcis = rows("epci.csv", EPCI_CSV)?
+            .iter()
+            .map(|r| (cell(r, 0), cell(r, 1)))
+            .collect();
         Ok(Self {
             communes,
             departements,
             partners,
             themes,
+            epcis,
         })
     }
 
@@ -174,6 +182,11 @@ impl RefData {
         DATA.get_or_init(|| {
             RefData::load().expect("the compiled-in reference data parses (its tests load it)")
         })
+    }
+
+    /// An EPCI's name by SIREN.
+    pub fn epci_name(&self, siren: &str) -> Option<&str> {
+        self.epcis.get(siren).map(String::as_str)
     }
 
     /// A commune by INSEE code.

@@ -33,6 +33,28 @@ pub enum GroupBy {
     Partner,
     /// Theme code (requests only).
     Theme,
+    /// The Monday of the week (`2027-01-11`): the time series.
+    Week,
+    /// SIREN of the commune's EPCI (`sans EPCI` for a commune outside any).
+    Epci,
+}
+
+/// The key of a commune's EPCI group.
+pub fn epci_of(commune: &str) -> String {
+    tournee_core::refdata::RefData::get()
+        .commune(commune)
+        .and_then(|c| c.epci_siren.clone())
+        .unwrap_or_else(|| NO_EPCI.to_owned())
+}
+
+/// The EPCI key of a commune that belongs to none (or is unknown).
+pub const NO_EPCI: &str = "sans EPCI";
+
+/// The SQL of the Monday of the week of a `day` column (a `YYYYMMDD` integer).
+fn week_of(day: &str) -> String {
+    format!(
+        "date(substr({day}, 1, 4) || '-' || substr({day}, 5, 2) || '-' || substr({day}, 7, 2), '-6 days', 'weekday 1')"
+    )
 }
 
 /// Passages counted per (group, status, cause).
@@ -229,6 +251,9 @@ impl Queries for SqliteStore {
         to: NaiveDate,
         by: GroupBy,
     ) -> Result<CoverageData, StoreError> {
+        if by == GroupBy::Epci {
+            return epci_data(self, territory, from, to);
+        }
         let conn = self.conn();
         let w = Window {
             territory,
@@ -241,10 +266,10 @@ impl Queries for SqliteStore {
             ..CoverageData::default()
         };
         // Passages and appointments have no partner or theme: those groupings count requests.
-        if matches!(by, GroupBy::Commune | GroupBy::Unit) {
+        if matches!(by, GroupBy::Commune | GroupBy::Unit | GroupBy::Week) {
             data.passages = passage_counts(conn, w, by)?;
             data.appointments = appointment_counts(conn, w, by)?;
-            let people = citizens_received(conn, w, by)?;
+            let people = citizens_received(conn, w, by, &|k| k.to_owned())?;
             data.citizens = people.per_group;
             data.citizens_total = people.total;
             data.walk_ins = walk_in_counts(conn, w, by)?;
@@ -263,13 +288,55 @@ struct Window<'a> {
     to: i64,
 }
 
-/// The projection column a request or appointment is grouped by.
-fn group_column(by: GroupBy) -> &'static str {
+/// The coverage of a territory grouped by EPCI: the commune aggregates with each commune's key
+/// replaced by its EPCI's, people counted once per EPCI (not the sum of its communes').
+fn epci_data(
+    store: &SqliteStore,
+    territory: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<CoverageData, StoreError> {
+    let mut data = store.coverage_data(territory, from, to, GroupBy::Commune)?;
+    for p in &mut data.passages {
+        p.key = epci_of(&p.key);
+    }
+    for a in &mut data.appointments {
+        a.key = epci_of(&a.key);
+    }
+    for r in &mut data.requests {
+        r.key = epci_of(&r.key);
+    }
+    let mut walk_ins: HashMap<String, u64> = HashMap::new();
+    for (k, v) in std::mem::take(&mut data.walk_ins) {
+        *walk_ins.entry(epci_of(&k)).or_default() += v;
+    }
+    data.walk_ins = walk_ins;
+    let mut workshops: HashMap<String, (u64, u64)> = HashMap::new();
+    for (k, (n, a)) in std::mem::take(&mut data.workshops) {
+        let e = workshops.entry(epci_of(&k)).or_default();
+        e.0 += n;
+        e.1 += a;
+    }
+    data.workshops = workshops;
+    let w = Window {
+        territory,
+        from: day_key(from),
+        to: day_key(to),
+    };
+    let people = citizens_received(store.conn(), w, GroupBy::Commune, &|k| epci_of(k))?;
+    data.citizens = people.per_group;
+    data.citizens_total = people.total;
+    Ok(data)
+}
+
+/// The projection column (or expression) a request or appointment is grouped by.
+fn group_column(by: GroupBy) -> String {
     match by {
-        GroupBy::Commune => "commune",
-        GroupBy::Unit => "unit",
-        GroupBy::Partner => "partner",
-        GroupBy::Theme => "theme",
+        GroupBy::Commune | GroupBy::Epci => "commune".into(),
+        GroupBy::Unit => "unit".into(),
+        GroupBy::Partner => "partner".into(),
+        GroupBy::Theme => "theme".into(),
+        GroupBy::Week => week_of("day"),
     }
 }
 
@@ -306,8 +373,9 @@ fn passage_counts(
     by: GroupBy,
 ) -> Result<Vec<PassageCount>, StoreError> {
     let key = match by {
-        GroupBy::Unit => "p.unit",
-        _ => "s.commune",
+        GroupBy::Unit => "p.unit".to_owned(),
+        GroupBy::Week => week_of("p.day"),
+        _ => "s.commune".to_owned(),
     };
     let sql = format!(
         "SELECT {key}, p.status, p.cause, count(*) FROM facts p
@@ -356,7 +424,12 @@ struct People {
 /// Distinct people received: appointments seen and walk-ins, a person once however many
 /// records name them and whichever duplicate of a merge they name; an appointment or walk-in
 /// without a person counts as one person.
-fn citizens_received(conn: &Connection, w: Window<'_>, by: GroupBy) -> Result<People, StoreError> {
+fn citizens_received(
+    conn: &Connection,
+    w: Window<'_>,
+    by: GroupBy,
+    regroup: &dyn Fn(&str) -> String,
+) -> Result<People, StoreError> {
     let merges = Merges::new(merged_persons(conn)?);
     let key = group_column(by);
     let sql = format!(
@@ -376,7 +449,7 @@ fn citizens_received(conn: &Connection, w: Window<'_>, by: GroupBy) -> Result<Pe
             Some(c) => merges.survivor(uuid_of(&c)?),
             None => uuid_of(&id)?,
         };
-        groups.entry(group).or_default().insert(person);
+        groups.entry(regroup(&group)).or_default().insert(person);
         all.insert(person);
     }
     Ok(People {
@@ -851,5 +924,74 @@ mod tests {
         assert_eq!(format!("{walk_ins:?}"), r#"{"80001": 1, "80021": 1}"#);
         let sessions: BTreeMap<_, _> = d.workshops.iter().collect();
         assert_eq!(format!("{sessions:?}"), r#"{"80021": (1, 12)}"#);
+    }
+
+    /// The time series puts every record in the week of its day (Monday first), and the EPCI
+    /// grouping sums its communes' counts but counts a person seen in two of them once.
+    #[test]
+    fn weeks_start_on_monday_and_an_epci_counts_a_person_once() {
+        let s = server_store_in_memory().expect("a store");
+        stop(&s, 1, "80021"); // Amiens, CA Amiens Métropole
+        stop(&s, 2, "80164"); // Camon, the same EPCI
+        stop(&s, 3, "80001"); // Abbeville, CA de la Baie de Somme
+                              // Sunday 10 January 2027 closes the week of Monday 4; Monday 11 opens the next.
+        passage(&s, 10, ("bus", 20270110, 1, "effectue", None, false));
+        passage(&s, 11, ("bus", 20270111, 2, "effectue", None, false));
+        passage(&s, 12, ("bus", 20270113, 3, "planifie", None, false));
+        appointment(
+            &s,
+            20,
+            ("bus", 20270111, "80021", "arret", "seen", Some(7), false),
+        );
+        appointment(
+            &s,
+            21,
+            ("bus", 20270112, "80164", "arret", "seen", Some(7), false),
+        );
+        appointment(
+            &s,
+            22,
+            ("bus", 20270112, "80001", "arret", "seen", Some(8), false),
+        );
+        let (from, to) = (
+            NaiveDate::from_ymd_opt(2027, 1, 1).expect("day"),
+            NaiveDate::from_ymd_opt(2027, 1, 31).expect("day"),
+        );
+        let weeks = s
+            .coverage_data("80", from, to, GroupBy::Week)
+            .expect("weeks");
+        let mut planned: Vec<(String, u64)> = weeks
+            .passages
+            .iter()
+            .map(|p| (p.key.clone(), p.count))
+            .collect();
+        planned.sort();
+        assert_eq!(
+            planned,
+            [
+                ("2027-01-04".to_owned(), 1),
+                ("2027-01-11".to_owned(), 1),
+                ("2027-01-11".to_owned(), 1)
+            ]
+        );
+        assert_eq!(weeks.citizens.get("2027-01-11"), Some(&2));
+        let epci = s
+            .coverage_data("80", from, to, GroupBy::Epci)
+            .expect("epci");
+        assert_eq!(
+            epci.citizens.get("248000531"),
+            Some(&1),
+            "one person in two communes"
+        );
+        assert_eq!(epci.citizens.get("200070993"), Some(&1));
+        let held: u64 = epci
+            .passages
+            .iter()
+            .filter(|p| p.key == "248000531" && p.status == "effectue")
+            .map(|p| p.count)
+            .sum();
+        assert_eq!(held, 2, "Amiens and Camon together");
+        let report = crate::report::build("80", from, to, GroupBy::Epci, &epci);
+        assert!(report.rows.iter().any(|r| r.label == "CA Amiens Métropole"));
     }
 }

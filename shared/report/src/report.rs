@@ -98,6 +98,8 @@ fn by_name(by: GroupBy) -> &'static str {
         GroupBy::Unit => "unit",
         GroupBy::Partner => "partner",
         GroupBy::Theme => "theme",
+        GroupBy::Week => "week",
+        GroupBy::Epci => "epci",
     }
 }
 
@@ -232,11 +234,24 @@ fn group_rows(data: &CoverageData) -> BTreeMap<String, CoverageRow> {
 /// A row's label for people: the commune's name and its population when grouped by commune,
 /// else the key itself.
 fn name_row(r: &mut CoverageRow, by: GroupBy, refdata: &RefData) {
-    if by == GroupBy::Commune {
-        if let Some(c) = refdata.commune(&r.key) {
-            r.label = c.name.clone();
-            r.population = Some(c.population);
+    match by {
+        GroupBy::Commune => {
+            if let Some(c) = refdata.commune(&r.key) {
+                r.label = c.name.clone();
+                r.population = Some(c.population);
+            }
         }
+        GroupBy::Epci => {
+            if let Some(name) = refdata.epci_name(&r.key) {
+                r.label = name.to_owned();
+            }
+        }
+        GroupBy::Week => {
+            if let Ok(d) = NaiveDate::parse_from_str(&r.key, "%Y-%m-%d") {
+                r.label = format!("semaine du {}", d.format("%d/%m/%Y"));
+            }
+        }
+        GroupBy::Unit | GroupBy::Partner | GroupBy::Theme => {}
     }
     if r.label.is_empty() {
         r.label = r.key.clone();

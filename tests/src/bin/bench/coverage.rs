@@ -236,6 +236,8 @@ pub(crate) fn run(report: &mut Report, seed: u64, appointments: usize, keep: boo
         GroupBy::Unit,
         GroupBy::Partner,
         GroupBy::Theme,
+        GroupBy::Week,
+        GroupBy::Epci,
     ] {
         time_report(report, &store, by, from, to, &loaded)?;
     }
@@ -251,6 +253,8 @@ fn by_name(by: GroupBy) -> &'static str {
         GroupBy::Unit => "unit",
         GroupBy::Partner => "partner",
         GroupBy::Theme => "theme",
+        GroupBy::Week => "week",
+        GroupBy::Epci => "epci",
     }
 }
 
