@@ -76,6 +76,8 @@ pub fn init_server(
         horizon_weeks: HORIZON_WEEKS_DEFAULT,
         console_listen,
         console_url: None,
+        console_tls_cert: None,
+        console_tls_key: None,
     };
     Registry::open(&data.registry())?;
     let mut store = data.open_store()?;

@@ -40,6 +40,13 @@ pub struct ServerConfig {
     /// links; default `http://` + `console_listen`.
     #[serde(default)]
     pub console_url: Option<String>,
+    /// The console serves HTTPS itself with this certificate chain (PEM) and
+    /// `console_tls_key`, instead of HTTP behind a reverse proxy.
+    #[serde(default)]
+    pub console_tls_cert: Option<PathBuf>,
+    /// The private key (PEM, PKCS#8, SEC1 or PKCS#1) of `console_tls_cert`.
+    #[serde(default)]
+    pub console_tls_key: Option<PathBuf>,
 }
 
 /// Where the console listens unless `server.toml` says otherwise.
@@ -69,7 +76,14 @@ impl ServerConfig {
         self.console_url
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("http://{}", self.console_listen))
+            .unwrap_or_else(|| {
+                let scheme = if self.console_tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.console_listen)
+            })
     }
 
     /// The addresses to put in a bundle.

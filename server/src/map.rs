@@ -240,9 +240,38 @@ pub struct Map {
     pub unmapped: usize,
 }
 
-/// The map of `territory`: every commune with a contour, filled by `places` (a commune
-/// missing from it is « rien de prévu »).
-pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, MapError> {
+/// Most territories whose projected outlines are kept in memory (≈ 0.5 MB each).
+pub const MAP_OUTLINES_CACHED_MAX: usize = 16;
+
+/// A territory's communes projected once: each one's SVG path data, and the drawing's height.
+#[derive(Debug)]
+struct Outlines {
+    height: f64,
+    paths: Vec<(String, String)>,
+    without_contour: Vec<String>,
+    unmapped: usize,
+}
+
+/// The outlines of `territory`, projected on first use and kept (contours do not change
+/// while the program runs; only the fills and figures do).
+fn outlines(territory: &str) -> Result<std::sync::Arc<Outlines>, MapError> {
+    use std::sync::{Arc, Mutex};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Outlines>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(o) = cache.lock().ok().and_then(|c| c.get(territory).cloned()) {
+        return Ok(o);
+    }
+    let o = Arc::new(project_outlines(territory)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAP_OUTLINES_CACHED_MAX {
+            c.clear();
+        }
+        c.insert(territory.to_owned(), o.clone());
+    }
+    Ok(o)
+}
+
+fn project_outlines(territory: &str) -> Result<Outlines, MapError> {
     let contours = Contours::get()?;
     let refdata = RefData::get();
     let (codes, unmapped) = contours.of_territory(territory);
@@ -265,8 +294,9 @@ pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, Map
         .map(|c| c.name.clone())
         .collect();
     if shapes.is_empty() {
-        return Ok(Map {
-            svg: String::new(),
+        return Ok(Outlines {
+            height: 0.0,
+            paths: Vec::new(),
             without_contour,
             unmapped,
         });
@@ -281,22 +311,8 @@ pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, Map
             ((max_y - y) as f64 * scale).round() as i64,
         )
     };
-    let mut svg = String::with_capacity(256 * 1024);
-    let _ = write!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {MAP_WIDTH} {height}\" role=\"group\" \
-         aria-labelledby=\"titre-carte\" class=\"carte-communes\">\
-         <title id=\"titre-carte\">Carte des communes : atteintes, prévues, sans rien de prévu</title>{DEFS}"
-    );
-    let nothing = Place {
-        reach: Reach::NotPlanned,
-        summary: "aucun passage prévu".into(),
-        href: String::new(),
-    };
+    let mut paths = Vec::with_capacity(shapes.len());
     for (code, polys) in &shapes {
-        let place = places.get(*code).unwrap_or(&nothing);
-        let name = refdata.commune(code).map_or(*code, |c| c.name.as_str());
-        let words = escape(&format!("{name} : {}", place.summary));
         let mut d = String::new();
         for ring in polys.iter().flatten() {
             let mut prev: Option<(i64, i64)> = None;
@@ -314,6 +330,47 @@ pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, Map
             }
             d.push('z');
         }
+        paths.push(((*code).to_owned(), d));
+    }
+    Ok(Outlines {
+        height,
+        paths,
+        without_contour,
+        unmapped,
+    })
+}
+
+/// The map of `territory`: every commune with a contour, filled by `places` (a commune
+/// missing from it is « rien de prévu »).
+pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, MapError> {
+    let o = outlines(territory)?;
+    let refdata = RefData::get();
+    if o.paths.is_empty() {
+        return Ok(Map {
+            svg: String::new(),
+            without_contour: o.without_contour.clone(),
+            unmapped: o.unmapped,
+        });
+    }
+    let height = o.height;
+    let mut svg = String::with_capacity(256 * 1024);
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {MAP_WIDTH} {height}\" role=\"group\" \
+         aria-labelledby=\"titre-carte\" class=\"carte-communes\">\
+         <title id=\"titre-carte\">Carte des communes : atteintes, prévues, sans rien de prévu</title>{DEFS}"
+    );
+    let nothing = Place {
+        reach: Reach::NotPlanned,
+        summary: "aucun passage prévu".into(),
+        href: String::new(),
+    };
+    for (code, d) in &o.paths {
+        let place = places.get(code).unwrap_or(&nothing);
+        let name = refdata
+            .commune(code)
+            .map_or(code.as_str(), |c| c.name.as_str());
+        let words = escape(&format!("{name} : {}", place.summary));
         let path = format!(
             "<path d=\"{d}\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"6\" data-insee=\"{code}\" class=\"{}\"><title>{words}</title></path>",
             place.reach.fill(),
@@ -332,8 +389,8 @@ pub fn draw(territory: &str, places: &HashMap<String, Place>) -> Result<Map, Map
     svg.push_str("</svg>");
     Ok(Map {
         svg,
-        without_contour,
-        unmapped,
+        without_contour: o.without_contour.clone(),
+        unmapped: o.unmapped,
     })
 }
 

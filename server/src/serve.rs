@@ -212,6 +212,14 @@ pub async fn start(
     tasks.spawn(accept_loop(endpoint.clone(), shared.clone()));
     tasks.spawn(poll_loop(shared.clone()));
     tasks.spawn(horizon_loop(shared.clone(), config.horizon_weeks));
+    // HTTPS asked for but impossible is refused before anything listens (never HTTP instead).
+    let tls = match (&config.console_tls_cert, &config.console_tls_key) {
+        (Some(cert), Some(key)) => Some(crate::console::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "server.toml : console_tls_cert et console_tls_key vont ensemble ; donnez les deux, ou aucun (console en HTTP derrière un proxy)"
+        ),
+    };
     // The console is a convenience beside sync: an address in use is said once, sync goes on.
     let mut console_addr = None;
     match tokio::net::TcpListener::bind(config.console_listen).await {
@@ -220,7 +228,14 @@ pub async fn start(
             let console = crate::console::ConsoleState::new(data.clone(), shared.clock.clone());
             let stop = shared.shutdown.subscribe();
             tasks.spawn(async move {
-                if let Err(e) = crate::console::serve(listener, console, stop).await {
+                let served = match tls {
+                    Some(tls) => {
+                        let listener = crate::console::tls::TlsListener { tcp: listener, tls };
+                        crate::console::serve_tls(listener, console, stop).await
+                    }
+                    None => crate::console::serve(listener, console, stop).await,
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the console stopped");
                 }
             });

@@ -44,7 +44,10 @@ pub fn same_site(headers: &HeaderMap) -> bool {
     match get("sec-fetch-site") {
         Some(site) => matches!(site, "same-origin" | "none"),
         None => match (get("origin"), host(headers)) {
-            (Some(origin), Some(host)) => origin == format!("http://{host}"),
+            // The console may serve HTTPS itself (`console_tls_cert`); the laptop UI never does.
+            (Some(origin), Some(host)) => {
+                origin == format!("http://{host}") || origin == format!("https://{host}")
+            }
             (None, _) => true,
             _ => false,
         },

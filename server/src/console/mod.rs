@@ -14,6 +14,7 @@ mod fleet;
 mod pages;
 mod planning;
 mod public;
+pub mod tls;
 mod visits;
 
 use std::net::SocketAddr;
@@ -333,7 +334,23 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, "console listening");
+    tracing::info!(%addr, "console listening (http)");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Serve the console over HTTPS on `listener` until `stop` turns true.
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: Arc<ConsoleState>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.tcp.local_addr()?;
+    tracing::info!(%addr, "console listening (https)");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use tournee_core::refdata::RefData;
 use tournee_core::time::{paris_date, parse_date, show_local};
-use tournee_report::queries::{GroupBy, Queries};
+use tournee_report::queries::{CoverageData, GroupBy, Queries};
 use tournee_report::report::{self, Coverage};
 
 use super::{with_registry, Area, ConsoleError, ConsoleState, Signed};
@@ -174,7 +174,7 @@ fn allowed_coverage(
     signed: &Signed,
     q: &CoverageQuery,
     page: &str,
-) -> Result<(User, Asked, Coverage), ConsoleError> {
+) -> Result<(User, Asked, Coverage, CoverageData), ConsoleError> {
     let u = signed.0.clone();
     let a = asked(state, &u, q)?;
     signed.may_or_journal(
@@ -187,7 +187,7 @@ fn allowed_coverage(
     let store = state.data.open_store()?;
     let raw = store.coverage_data(&a.territory, a.from, a.to, a.by)?;
     let c = report::build(&a.territory, a.from, a.to, a.by, &raw);
-    Ok((u, a, c))
+    Ok((u, a, c, raw))
 }
 
 /// One row as the table shows it.
@@ -341,15 +341,15 @@ struct ChartView {
 fn coverage_charts(
     store: &tournee_store::SqliteStore,
     a: &Asked,
+    raw: &CoverageData,
 ) -> Result<Vec<ChartView>, ConsoleError> {
     use crate::charts::{bars, Bar, Spec};
     let refdata = RefData::get();
-    let build = |by| -> Result<Coverage, ConsoleError> {
-        let raw = store.coverage_data(&a.territory, a.from, a.to, by)?;
-        Ok(report::build(&a.territory, a.from, a.to, by, &raw))
-    };
     let draw = |spec, b: &[Bar]| bars(spec, b).map_err(|e| ConsoleError::Other(e.into()));
-    let weeks = build(GroupBy::Week)?;
+    let weeks = {
+        let raw = store.weekly_data(&a.territory, a.from, a.to)?;
+        report::build(&a.territory, a.from, a.to, GroupBy::Week, &raw)
+    };
     let week_label = |key: &str| {
         NaiveDate::parse_from_str(key, "%Y-%m-%d")
             .map_or_else(|_| key.to_owned(), |d| d.format("%d/%m").to_string())
@@ -431,7 +431,24 @@ fn coverage_charts(
             "Thème",
         ),
     ] {
-        let c = build(by)?;
+        // The page's own aggregates, re-keyed: the same requests, no second scan.
+        let rekeyed = CoverageData {
+            requests: raw
+                .requests
+                .iter()
+                .map(|r| tournee_report::queries::RequestCount {
+                    key: if by == GroupBy::Partner {
+                        r.partner.clone()
+                    } else {
+                        r.theme.clone()
+                    },
+                    ..r.clone()
+                })
+                .collect(),
+            reached: raw.reached.clone(),
+            ..CoverageData::default()
+        };
+        let c = report::build(&a.territory, a.from, a.to, by, &rekeyed);
         let mut rows: Vec<&report::CoverageRow> = c.rows.iter().collect();
         rows.sort_by(|x, y| y.requests.cmp(&x.requests).then(x.key.cmp(&y.key)));
         let name = |key: &str| {
@@ -510,10 +527,10 @@ pub async fn coverage(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let html = with_registry(&state, move |reg, state| {
-        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture")?;
+        let (u, a, c, raw) = allowed_coverage(reg, state, &signed, &q, "couverture")?;
         let store = state.data.open_store()?;
         let map = coverage_map(&store, &a, &c)?;
-        let charts = coverage_charts(&store, &a)?;
+        let charts = coverage_charts(&store, &a, &raw)?;
         let page = CoveragePage {
             charts,
             map,
@@ -560,7 +577,7 @@ pub async fn coverage_ods(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ConsoleError> {
     let (name, bytes) = with_registry(&state, move |reg, state| {
-        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.ods")?;
+        let (u, a, c, _) = allowed_coverage(reg, state, &signed, &q, "couverture.ods")?;
         let bytes = crate::ods::coverage(&c).map_err(ConsoleError::Other)?;
         reg.audit(
             state.now_ms(),
@@ -598,7 +615,7 @@ pub async fn coverage_svg(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ConsoleError> {
     let svg = with_registry(&state, move |reg, state| {
-        let (_, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.carte")?;
+        let (_, a, c, _) = allowed_coverage(reg, state, &signed, &q, "couverture.carte")?;
         Ok(coverage_map(&state.data.open_store()?, &a, &c)?.svg)
     })
     .await?;
@@ -612,7 +629,7 @@ pub async fn coverage_csv(
     Query(q): Query<CoverageQuery>,
 ) -> Result<Response, ConsoleError> {
     let (name, bytes) = with_registry(&state, move |reg, state| {
-        let (u, a, c) = allowed_coverage(reg, state, &signed, &q, "couverture.csv")?;
+        let (u, a, c, _) = allowed_coverage(reg, state, &signed, &q, "couverture.csv")?;
         let mut out = Vec::new();
         report::write_csv(&c, &mut out).map_err(|e| ConsoleError::Other(e.into()))?;
         reg.audit(

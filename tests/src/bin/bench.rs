@@ -42,6 +42,8 @@
 
 #[path = "bench/compare.rs"]
 mod compare;
+#[path = "bench/console.rs"]
+mod console;
 #[path = "bench/coverage.rs"]
 mod coverage;
 #[path = "bench/field.rs"]

@@ -241,6 +241,8 @@ pub(crate) fn run(report: &mut Report, seed: u64, appointments: usize, keep: boo
     ] {
         time_report(report, &store, by, from, to, &loaded)?;
     }
+    drop(store);
+    super::console::run(report, dir.path(), from, to)?;
     if keep {
         eprintln!("coverage: files kept in {}", dir.keep().display());
     }
