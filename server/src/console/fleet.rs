@@ -16,7 +16,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::pages::{seen_territories, territory_name, Layout};
-use super::planning::{planner, refused, territory_or_first, TerritoryQuery};
+use super::planning::{planner, refused, territory_or_first, unit_of, TerritoryQuery};
 use super::{with_registry, Area, ConsoleError, ConsoleState, Signed};
 use crate::accounts::User;
 use crate::fleet::{FleetRow, Quiet};
@@ -158,9 +158,7 @@ pub async fn enrol(
 ) -> Result<Response, ConsoleError> {
     with_registry(&state, move |reg, state| {
         signed.may_or_journal(reg, state.now_ms(), Area::Planning, None, "postes.inscrire")?;
-        let unit = reg
-            .unit(f.unite.trim())?
-            .ok_or_else(|| ConsoleError::Form(format!("unité : aucune unité « {} »", f.unite)))?;
+        let unit = unit_of(reg, f.unite.trim())?;
         let u = planner(&signed, reg, state, &unit.territory, "postes.inscrire")?;
         let name = f.nom.trim().to_owned();
         match crate::admin::enroll_device(&state.data, &*state.clock, &unit.id, &name) {
@@ -219,9 +217,7 @@ pub async fn revoke(
             .into_iter()
             .find(|d| d.actor == f.poste)
             .ok_or_else(|| ConsoleError::Form(format!("poste : aucun poste n°{}", f.poste)))?;
-        let unit = reg.unit(&device.unit)?.ok_or_else(|| {
-            ConsoleError::Form(format!("unité : aucune unité « {} »", device.unit))
-        })?;
+        let unit = unit_of(reg, &device.unit)?;
         let u = planner(&signed, reg, state, &unit.territory, "postes.revoquer")?;
         let now = i64::try_from(state.now_ms()).unwrap_or(i64::MAX);
         let d = reg.revoke(&device.actor.to_string(), now)?;
