@@ -271,3 +271,22 @@ pub fn shots_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("screenshots dir");
     dir
 }
+
+/// The current page: axe finds nothing serious, nothing was loaded from another host than
+/// `base`, and a screenshot `name.png` is kept in `shots_dir()`.
+pub async fn check_page(b: &Browser, base: &str, name: &str) {
+    let violations = b.axe().await;
+    assert!(violations.is_empty(), "{name}: {violations:#?}");
+    for url in b.loaded_urls().await {
+        assert!(url.starts_with(&format!("{base}/")), "{name} loaded {url}");
+    }
+    b.screenshot(&shots_dir().join(format!("{name}.png"))).await;
+}
+
+/// Sign in to the console from a one-time link (`user link`), setting `password`.
+pub async fn sign_in_from_link(b: &Browser, link: &str, password: &str) {
+    b.client.goto(link).await.expect("link");
+    fill(b, "mot_de_passe", password).await;
+    fill(b, "confirmation", password).await;
+    submit(b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+}

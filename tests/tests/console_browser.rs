@@ -9,7 +9,9 @@
 //! "Today" is Tuesday 20 April 2027 on every process (`TOURNEE_CLOCK_SKEW_MS`).
 
 use serde_json::Value as Json;
-use tournee_tests::browser::{available, body, choose, click, fill, shots_dir, submit, Browser};
+use tournee_tests::browser::{
+    available, body, check_page, choose, click, fill, sign_in_from_link, submit, Browser,
+};
 use tournee_tests::{json, Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -25,17 +27,7 @@ fn srv(server: &Server, args: &[&str]) -> String {
 /// Open `path` on the console, check axe and the hosts, keep a screenshot.
 async fn look(b: &Browser, base: &str, path: &str, name: &str) {
     b.client.goto(&format!("{base}{path}")).await.expect("page");
-    check(b, base, name).await;
-}
-
-/// The current page: axe finds nothing serious, nothing loaded from elsewhere, a screenshot.
-async fn check(b: &Browser, base: &str, name: &str) {
-    let violations = b.axe().await;
-    assert!(violations.is_empty(), "{name}: {violations:#?}");
-    for url in b.loaded_urls().await {
-        assert!(url.starts_with(&format!("{base}/")), "{name} loaded {url}");
-    }
-    b.screenshot(&shots_dir().join(format!("{name}.png"))).await;
+    check_page(b, base, name).await;
 }
 
 /// The agent's passages on `day`, as JSON rows.
@@ -94,10 +86,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     let base = format!("http://{}", server.console);
     let b = Browser::start(true).await;
 
-    b.client.goto(&link).await.expect("link");
-    fill(&b, "mot_de_passe", "une phrase assez longue").await;
-    fill(&b, "confirmation", "une phrase assez longue").await;
-    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    sign_in_from_link(&b, &link, "une phrase assez longue").await;
 
     // Two stops: one picked from the list, one typed by its name alone.
     look(&b, &base, "/arrets?territoire=80", "console-arrets-vide").await;
@@ -113,11 +102,11 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
         page.contains("n'est pas une commune du territoire 80"),
         "a commune of another département is refused in words: {page}"
     );
-    check(&b, &base, "console-arret-refuse").await;
+    check_page(&b, &base, "console-arret-refuse").await;
     fill(&b, "commune", "amiens").await;
     fill(&b, "libelle", "Mairie de quartier").await;
     submit(&b, "ajouter-arret", "arret").await;
-    check(&b, &base, "console-arrets").await;
+    check_page(&b, &base, "console-arrets").await;
     let stops = json(&srv(
         &server,
         &["stop", "list", "--territory", "80", "--format", "json"],
@@ -173,7 +162,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     // Mondays 3 May, 31 May, 14 June (17 May is Whit Monday); Thursdays 22 April, 20 May,
     // 3 June (6 May is Ascension) — over the eight weeks from 20 April.
     assert_eq!(rows.len(), 6, "{}", body(&b).await);
-    check(&b, &base, "console-tournee-apercu").await;
+    check_page(&b, &base, "console-tournee-apercu").await;
     assert!(
         json(&srv(&server, &["round", "list", "--format", "json"]))["rounds"]
             .as_array()
@@ -182,7 +171,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
         "a preview saves nothing"
     );
     submit(&b, "enregistrer", "tournee").await;
-    check(&b, &base, "console-tournees").await;
+    check_page(&b, &base, "console-tournees").await;
 
     // Cancel the passage of Monday 3 May.
     let passages = json(&srv(
@@ -316,10 +305,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
     );
     let link = srv(&server, &["user", "link", "sup80"]).trim().to_owned();
     click(&b, "deconnexion").await;
-    b.client.goto(&link).await.expect("link");
-    fill(&b, "mot_de_passe", "une autre phrase assez longue").await;
-    fill(&b, "confirmation", "une autre phrase assez longue").await;
-    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    sign_in_from_link(&b, &link, "une autre phrase assez longue").await;
     let period = "territoire=80&du=2027-04-19&au=2027-06-30";
     look(
         &b,

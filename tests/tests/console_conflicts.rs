@@ -7,7 +7,7 @@
 //! "Today" is Tuesday 12 January 2027 on every process (`TOURNEE_CLOCK_SKEW_MS`).
 
 use serde_json::Value as Json;
-use tournee_tests::browser::{available, body, fill, shots_dir, submit, Browser};
+use tournee_tests::browser::{available, body, check_page, sign_in_from_link, Browser};
 use tournee_tests::{json, Agent};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -122,10 +122,7 @@ async fn a_scheduler_resolves_a_passage_conflict_and_only_counts_the_laptops_per
     run(&one, &["sync"]);
 
     let b = Browser::start(true).await;
-    b.client.goto(&link).await.expect("link");
-    fill(&b, "mot_de_passe", "une phrase assez longue").await;
-    fill(&b, "confirmation", "une phrase assez longue").await;
-    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    sign_in_from_link(&b, &link, "une phrase assez longue").await;
     let base = format!("http://{}", server.console);
     b.client
         .goto(&format!("{base}/conflits?territoire=80"))
@@ -145,10 +142,7 @@ async fn a_scheduler_resolves_a_passage_conflict_and_only_counts_the_laptops_per
     for secret in ["Secretine", "digicode"] {
         assert!(!page.contains(secret), "the scheduler sees {secret}");
     }
-    let violations = b.axe().await;
-    assert!(violations.is_empty(), "{violations:#?}");
-    b.screenshot(&shots_dir().join("console-conflits.png"))
-        .await;
+    check_page(&b, &base, "console-conflits").await;
 
     // Keep the first laptop's time.
     let keep = b

@@ -5,7 +5,7 @@
 //! flags it after 3 and 7 days of silence (an injected clock). Revoking it from the page stops
 //! its next sync, in words. Every page passes axe-core and is kept as a screenshot.
 
-use tournee_tests::browser::{available, body, fill, shots_dir, submit, Browser};
+use tournee_tests::browser::{available, body, check_page, sign_in_from_link, submit, Browser};
 use tournee_tests::{json, Agent, Server};
 
 const SKEW: &str = "TOURNEE_CLOCK_SKEW_MS";
@@ -23,15 +23,6 @@ fn srv(server: &Server, args: &[&str]) -> String {
 fn days_later(days: i64) -> String {
     let base: i64 = skew().parse().expect("skew");
     (base + days * 24 * 3600 * 1000).to_string()
-}
-
-async fn check(b: &Browser, base: &str, name: &str) {
-    let violations = b.axe().await;
-    assert!(violations.is_empty(), "{name}: {violations:#?}");
-    for url in b.loaded_urls().await {
-        assert!(url.starts_with(&format!("{base}/")), "{name} loaded {url}");
-    }
-    b.screenshot(&shots_dir().join(format!("{name}.png"))).await;
 }
 
 fn fleet_row(server: &Server, skew: &str, name: &str) -> serde_json::Value {
@@ -87,16 +78,13 @@ async fn a_laptop_enrolled_from_the_console_shows_its_last_contact_and_is_revoke
     server.start_with_env(&[(SKEW, &skew())]);
     let base = format!("http://{}", server.console);
     let b = Browser::start(true).await;
-    b.client.goto(&link).await.expect("link");
-    fill(&b, "mot_de_passe", "une phrase assez longue").await;
-    fill(&b, "confirmation", "une phrase assez longue").await;
-    submit(&b, "enregistrer-mot-de-passe", "mot-de-passe").await;
+    sign_in_from_link(&b, &link, "une phrase assez longue").await;
     b.client
         .goto(&format!("{base}/postes?territoire=80"))
         .await
         .expect("page");
     assert!(body(&b).await.contains("Aucun poste inscrit"));
-    check(&b, &base, "console-postes-vide").await;
+    check_page(&b, &base, "console-postes-vide").await;
 
     // The enrolment form answers with the bundle itself.
     let cookie = b
@@ -147,7 +135,7 @@ async fn a_laptop_enrolled_from_the_console_shows_its_last_contact_and_is_revoke
     assert!(page.contains("pc-ouest-1"), "{page}");
     assert!(page.contains("aujourd'hui"), "{page}");
     assert!(page.contains("1 poste actif : 1 à jour"), "{page}");
-    check(&b, &base, "console-postes").await;
+    check_page(&b, &base, "console-postes").await;
 
     // Silence: flagged after 3 days, then 7 (the registry judges with the clock it is given).
     assert_eq!(

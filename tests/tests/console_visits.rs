@@ -5,17 +5,10 @@
 //! page and no coverage page of hers names the person. Every page passes axe-core.
 
 use chrono::Duration;
-use tournee_tests::browser::{appears, available, body, click, fill, shots_dir, submit, Browser};
+use tournee_tests::browser::{
+    appears, available, body, check_page, click, fill, sign_in_from_link, submit, Browser,
+};
 use tournee_tests::{json, Agent, Server};
-
-async fn check(b: &Browser, base: &str, name: &str) {
-    let violations = b.axe().await;
-    assert!(violations.is_empty(), "{name}: {violations:#?}");
-    for url in b.loaded_urls().await {
-        assert!(url.starts_with(&format!("{base}/")), "{name} loaded {url}");
-    }
-    b.screenshot(&shots_dir().join(format!("{name}.png"))).await;
-}
 
 async fn set_date(b: &Browser, id: &str, value: &str) {
     b.client
@@ -25,13 +18,6 @@ async fn set_date(b: &Browser, id: &str, value: &str) {
         )
         .await
         .expect("date");
-}
-
-async fn sign_in(b: &Browser, link: &str) {
-    b.client.goto(link).await.expect("link");
-    fill(b, "mot_de_passe", "une phrase assez longue").await;
-    fill(b, "confirmation", "une phrase assez longue").await;
-    submit(b, "enregistrer-mot-de-passe", "mot-de-passe").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +71,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
     tournee_tests::ok(&mut laptop.cmd(&["sync"]));
     let base = format!("http://{}", server.console);
     let b = Browser::start(true).await;
-    sign_in(&b, &link).await;
+    sign_in_from_link(&b, &link, "une phrase assez longue").await;
     let day1 = (chrono::Local::now().date_naive() + Duration::days(7)).to_string();
     let day2 = (chrono::Local::now().date_naive() + Duration::days(21)).to_string();
 
@@ -94,7 +80,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
         .await
         .expect("page");
     assert!(body(&b).await.contains("Aucune visite à domicile prévue"));
-    check(&b, &base, "console-visites-vide").await;
+    check_page(&b, &base, "console-visites-vide").await;
     // A person recorded on the laptop is not the scheduler's to find.
     fill(&b, "q", "dulaptop").await;
     click(&b, "chercher").await;
@@ -106,7 +92,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
     click(&b, "planifier-visite").await;
     appears(&b, "erreur", "the refusal").await;
     assert!(body(&b).await.contains("nom : indiquez le nom"));
-    check(&b, &base, "console-visite-refusee").await;
+    check_page(&b, &base, "console-visite-refusee").await;
     fill(&b, "nom", "Mme Quarvel").await;
     fill(&b, "telephone", "06 01 02 03 04").await;
     fill(&b, "adresse", "3 rue des Lilas").await;
@@ -122,7 +108,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
     click(&b, "chercher").await;
     appears(&b, "personne-1", "the person found").await;
     assert!(!body(&b).await.contains("Dulaptop"));
-    check(&b, &base, "console-visite-recherche").await;
+    check_page(&b, &base, "console-visite-recherche").await;
     set_date(&b, "date", &day2).await;
     tournee_tests::browser::set_time(&b, "heure", "14:00").await;
     fill(&b, "duree", "60").await;
@@ -131,7 +117,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
     submit(&b, "planifier-visite", "visite").await;
     let page = body(&b).await;
     assert_eq!(page.matches("<td>Mme Quarvel<").count(), 2, "{page}");
-    check(&b, &base, "console-visites").await;
+    check_page(&b, &base, "console-visites").await;
     let journal = server.ok(&["audit", "--format", "json"]);
     assert_eq!(journal.matches("visit.plan").count(), 2, "{journal}");
     assert!(
@@ -163,7 +149,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
     // The supervisor: no access to the page, and her coverage never names the person.
     let link = server.ok(&["user", "link", "sup80"]).trim().to_owned();
     click(&b, "deconnexion").await;
-    sign_in(&b, &link).await;
+    sign_in_from_link(&b, &link, "une phrase assez longue").await;
     let cookie = b
         .client
         .get_named_cookie(tournee_tests::CONSOLE_COOKIE)
