@@ -290,3 +290,10 @@ pub async fn sign_in_from_link(b: &Browser, link: &str, password: &str) {
     fill(b, "confirmation", password).await;
     submit(b, "enregistrer-mot-de-passe", "mot-de-passe").await;
 }
+
+/// Sign out of the console and wait for its sign-in page (so that the next navigation does
+/// not race the sign-out's answer).
+pub async fn sign_out(b: &Browser) {
+    click(b, "deconnexion").await;
+    appears(b, "form-connexion", "the sign-in page after signing out").await;
+}

@@ -304,7 +304,7 @@ async fn a_scheduler_plans_a_fortnightly_round_in_the_grid_and_the_laptop_receiv
         ],
     );
     let link = srv(&server, &["user", "link", "sup80"]).trim().to_owned();
-    click(&b, "deconnexion").await;
+    tournee_tests::browser::sign_out(&b).await;
     sign_in_from_link(&b, &link, "une autre phrase assez longue").await;
     let period = "territoire=80&du=2027-04-19&au=2027-06-30";
     look(

@@ -148,7 +148,7 @@ async fn a_scheduler_plans_home_visits_for_persons_she_finds_and_the_laptop_rece
 
     // The supervisor: no access to the page, and her coverage never names the person.
     let link = server.ok(&["user", "link", "sup80"]).trim().to_owned();
-    click(&b, "deconnexion").await;
+    tournee_tests::browser::sign_out(&b).await;
     sign_in_from_link(&b, &link, "une phrase assez longue").await;
     let cookie = b
         .client
